@@ -1,0 +1,300 @@
+"""Elementwise ops: forward and vjp side by side.  Binary ops broadcast; their vjps
+sum the gradient back to each input's shape with ``unbroadcast``.
+
+Branch decisions (relu's sign, maximum's winner) read the real part only, so every op here
+stays usable under the complex-step method.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Param, Primitive, real_part, unbroadcast
+from .registry import builtin
+
+
+def softplus_stable(x):
+    """log(1 + exp(x)) without overflow; also valid for complex x (complex-step)."""
+    if np.iscomplexobj(x):
+        positive = np.real(x) > 0
+        return np.where(positive, x + np.log1p(np.exp(-np.where(positive, x, 0))),
+                        np.log1p(np.exp(np.where(positive, 0, x))))
+    return np.logaddexp(0.0, x).astype(np.result_type(x, np.float32), copy=False)
+
+
+def sigmoid_stable(x):
+    """1 / (1 + exp(-x)) evaluated without overflow for |x| up to the float range."""
+    if np.iscomplexobj(x):
+        positive = np.real(x) >= 0
+        exp_neg = np.exp(-np.where(positive, x, 0))
+        exp_pos = np.exp(np.where(positive, 0, x))
+        return np.where(positive, 1 / (1 + exp_neg), exp_pos / (1 + exp_pos))
+    x = np.asarray(x)
+    dtype = np.result_type(x, np.float32)
+    exp_minus_abs = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + exp_minus_abs), exp_minus_abs / (1 + exp_minus_abs)).astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------- arithmetic
+
+@builtin
+class Add(Primitive):
+    """a + b, broadcasting."""
+    name, args = "add", ("a", "b")
+
+    def forward(self, a, b):
+        return np.add(a, b)
+
+    def vjp(self, g, out, a, b):
+        return unbroadcast(g, np.shape(a)), unbroadcast(g, np.shape(b))
+
+
+@builtin
+class Sub(Primitive):
+    """a - b, broadcasting."""
+    name, args = "sub", ("a", "b")
+
+    def forward(self, a, b):
+        return np.subtract(a, b)
+
+    def vjp(self, g, out, a, b):
+        return unbroadcast(g, np.shape(a)), unbroadcast(-g, np.shape(b))
+
+
+@builtin
+class Mul(Primitive):
+    """a * b, elementwise, broadcasting."""
+    name, args = "mul", ("a", "b")
+
+    def forward(self, a, b):
+        return np.multiply(a, b)
+
+    def vjp(self, g, out, a, b):
+        return unbroadcast(g * b, np.shape(a)), unbroadcast(g * a, np.shape(b))
+
+
+@builtin
+class Div(Primitive):
+    """a / b, elementwise, broadcasting."""
+    name, args, domains = "div", ("a", "b"), ("real", "nonzero")
+
+    def forward(self, a, b):
+        return np.divide(a, b)
+
+    def vjp(self, g, out, a, b):
+        # d(a/b)/db = -a/b^2 = -out/b
+        return unbroadcast(g / b, np.shape(a)), unbroadcast(-g * out / b, np.shape(b))
+
+
+@builtin
+class Neg(Primitive):
+    """-x."""
+    name, args = "neg", ("x",)
+
+    def forward(self, x):
+        return np.negative(x)
+
+    def vjp(self, g, out, x):
+        return (-g,)
+
+
+@builtin
+class Pow(Primitive):
+    """a ** b, elementwise, broadcasting (a > 0 where b is not an integer)."""
+    name, args, domains = "pow", ("a", "b"), ("positive", "real")
+
+    def forward(self, a, b):
+        return np.power(a, b)
+
+    def vjp(self, g, out, a, b):
+        grad_a = g * b * np.power(a, b - 1)
+        # d(a^b)/db = a^b log a, defined for a > 0; where a <= 0 the exponent has no real derivative
+        safe_a = np.where(real_part(a) > 0, a, 1)
+        grad_b = g * out * np.log(safe_a)
+        return unbroadcast(grad_a, np.shape(a)), unbroadcast(grad_b, np.shape(b))
+
+
+@builtin
+class Square(Primitive):
+    """x ** 2."""
+    name, args = "square", ("x",)
+
+    def forward(self, x):
+        return np.multiply(x, x)
+
+    def vjp(self, g, out, x):
+        return (2 * g * x,)
+
+
+@builtin
+class Reciprocal(Primitive):
+    """1 / x."""
+    name, args, domains = "reciprocal", ("x",), ("nonzero",)
+
+    def forward(self, x):
+        return np.reciprocal(np.asarray(x, dtype=np.result_type(x, np.float32)))
+
+    def vjp(self, g, out, x):
+        return (-g * out * out,)
+
+
+# ---------------------------------------------------------------- transcendental
+
+@builtin
+class Exp(Primitive):
+    """e ** x."""
+    name, args = "exp", ("x",)
+
+    def forward(self, x):
+        return np.exp(x)
+
+    def vjp(self, g, out, x):
+        return (g * out,)
+
+
+@builtin
+class Log(Primitive):
+    """Natural logarithm (x > 0)."""
+    name, args, domains = "log", ("x",), ("positive",)
+
+    def forward(self, x):
+        return np.log(x)
+
+    def vjp(self, g, out, x):
+        return (g / x,)
+
+
+@builtin
+class Sqrt(Primitive):
+    """Square root (x > 0)."""
+    name, args, domains = "sqrt", ("x",), ("positive",)
+
+    def forward(self, x):
+        return np.sqrt(x)
+
+    def vjp(self, g, out, x):
+        return (g / (2 * out),)
+
+
+@builtin
+class Sin(Primitive):
+    """Sine."""
+    name, args = "sin", ("x",)
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def vjp(self, g, out, x):
+        return (g * np.cos(x),)
+
+
+@builtin
+class Cos(Primitive):
+    """Cosine."""
+    name, args = "cos", ("x",)
+
+    def forward(self, x):
+        return np.cos(x)
+
+    def vjp(self, g, out, x):
+        return (-g * np.sin(x),)
+
+
+@builtin
+class Tanh(Primitive):
+    """Hyperbolic tangent."""
+    name, args = "tanh", ("x",)
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def vjp(self, g, out, x):
+        return (g * (1 - out * out),)
+
+
+@builtin
+class Sigmoid(Primitive):
+    """Logistic sigmoid 1 / (1 + exp(-x)), overflow-free."""
+    name, args = "sigmoid", ("x",)
+
+    def forward(self, x):
+        return sigmoid_stable(x)
+
+    def vjp(self, g, out, x):
+        return (g * out * (1 - out),)
+
+
+@builtin
+class Softplus(Primitive):
+    """log(1 + exp(x)), overflow-free."""
+    name, args = "softplus", ("x",)
+
+    def forward(self, x):
+        return softplus_stable(x)
+
+    def vjp(self, g, out, x):
+        return (g * sigmoid_stable(x),)
+
+
+# ---------------------------------------------------------------- piecewise (kinks)
+
+@builtin
+class Abs(Primitive):
+    """|x| (kink at 0; the gradient there is taken as 0)."""
+    name, args, domains, has_kinks = "abs", ("x",), ("nonzero",), True
+
+    def forward(self, x):
+        return x * np.sign(real_part(x))
+
+    def vjp(self, g, out, x):
+        return (g * np.sign(real_part(x)),)
+
+
+@builtin
+class Relu(Primitive):
+    """max(x, 0) (kink at 0; the gradient there is taken as 0)."""
+    name, args, domains, has_kinks = "relu", ("x",), ("nonzero",), True
+
+    def forward(self, x):
+        return x * (real_part(x) > 0)
+
+    def vjp(self, g, out, x):
+        return (g * (real_part(x) > 0),)
+
+
+@builtin
+class LeakyRelu(Primitive):
+    """x where x > 0, slope * x elsewhere (kink at 0)."""
+    name, args, domains, has_kinks = "leaky_relu", ("x",), ("nonzero",), True
+    params = {"slope": Param("float", default=0.01, doc="slope for x < 0")}
+
+    def forward(self, x, slope):
+        return np.where(real_part(x) > 0, x, slope * x)
+
+    def vjp(self, g, out, x, slope):
+        return (np.where(real_part(x) > 0, g, slope * g),)
+
+
+@builtin
+class Maximum(Primitive):
+    """Elementwise max(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
+    name, args, has_kinks = "maximum", ("a", "b"), True
+
+    def forward(self, a, b):
+        return np.where(real_part(a) >= real_part(b), a, b)
+
+    def vjp(self, g, out, a, b):
+        a_wins = real_part(a) >= real_part(b)
+        return unbroadcast(g * a_wins, np.shape(a)), unbroadcast(g * ~a_wins, np.shape(b))
+
+
+@builtin
+class Minimum(Primitive):
+    """Elementwise min(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
+    name, args, has_kinks = "minimum", ("a", "b"), True
+
+    def forward(self, a, b):
+        return np.where(real_part(a) <= real_part(b), a, b)
+
+    def vjp(self, g, out, a, b):
+        a_wins = real_part(a) <= real_part(b)
+        return unbroadcast(g * a_wins, np.shape(a)), unbroadcast(g * ~a_wins, np.shape(b))

@@ -1,0 +1,86 @@
+"""Reductions over axes: forward and vjp side by side."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Param, Primitive, expand_reduced, normalize_axes, real_part
+from .registry import builtin
+
+AXIS = Param("axes", default=None, doc="axis or tuple of axes; None reduces everything")
+KEEPDIMS = Param("bool", default=False, doc="keep reduced axes with length 1")
+
+
+def reduced_count(shape, axes) -> int:
+    if axes is None:
+        return int(np.prod(shape, dtype=np.int64))
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+@builtin
+class Sum(Primitive):
+    """Sum over axis (all axes by default)."""
+    name, args = "sum", ("x",)
+    params = {"axis": AXIS, "keepdims": KEEPDIMS}
+
+    def forward(self, x, axis=None, keepdims=False):
+        return np.sum(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
+
+    def vjp(self, g, out, x, axis=None, keepdims=False):
+        axes = normalize_axes(axis, np.ndim(x))
+        return (np.broadcast_to(expand_reduced(g, np.shape(x), axes, keepdims), np.shape(x)).copy(),)
+
+
+@builtin
+class Mean(Primitive):
+    """Arithmetic mean over axis (all axes by default)."""
+    name, args = "mean", ("x",)
+    params = {"axis": AXIS, "keepdims": KEEPDIMS}
+
+    def forward(self, x, axis=None, keepdims=False):
+        return np.mean(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
+
+    def vjp(self, g, out, x, axis=None, keepdims=False):
+        axes = normalize_axes(axis, np.ndim(x))
+        count = reduced_count(np.shape(x), axes)
+        return (np.broadcast_to(expand_reduced(g, np.shape(x), axes, keepdims), np.shape(x)) / count,)
+
+
+class _Extremum(Primitive):
+    """Shared rule of max and min: the gradient goes to the winning element; ties share it equally."""
+    args, has_kinks = ("x",), True
+    params = {"axis": AXIS, "keepdims": KEEPDIMS}
+    reducer = staticmethod(np.max)
+
+    def forward(self, x, axis=None, keepdims=False):
+        axes = normalize_axes(axis, np.ndim(x))
+        if np.size(x) == 0:
+            from .base import OpArgumentError
+            raise OpArgumentError(f"{self.name}() of an empty array")
+        if np.iscomplexobj(x):
+            winners = self._winners(x, axes)
+            return np.sum(np.where(winners, x, 0), axis=axes, keepdims=keepdims) / np.sum(winners, axis=axes, keepdims=keepdims)
+        return self.reducer(x, axis=axes, keepdims=keepdims)
+
+    def _winners(self, x, axes):
+        best = self.reducer(real_part(x), axis=axes, keepdims=True)
+        return real_part(x) == best
+
+    def vjp(self, g, out, x, axis=None, keepdims=False):
+        axes = normalize_axes(axis, np.ndim(x))
+        winners = self._winners(x, axes)
+        share = (winners / np.sum(winners, axis=axes, keepdims=True)).astype(np.result_type(x, np.float32))
+        return (expand_reduced(g, np.shape(x), axes, keepdims) * share,)
+
+
+@builtin
+class Max(_Extremum):
+    """Maximum over axis (kink at ties: tied elements share the gradient equally)."""
+    name = "max"
+    reducer = staticmethod(np.max)
+
+
+@builtin
+class Min(_Extremum):
+    """Minimum over axis (kink at ties: tied elements share the gradient equally)."""
+    name = "min"
+    reducer = staticmethod(np.min)

@@ -1,0 +1,127 @@
+"""Linear algebra and shape ops: matmul, transpose, reshape, subscripting."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import OpArgumentError, Param, Primitive, normalize_axis, unbroadcast
+from .registry import builtin
+
+
+@builtin
+class Matmul(Primitive):
+    """a @ b with numpy's matmul rules (vectors, matrices, batched stacks)."""
+    name, args = "matmul", ("a", "b")
+
+    def forward(self, a, b):
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise OpArgumentError(f"matmul needs arrays with at least one dimension, got shapes {np.shape(a)} and {np.shape(b)}")
+        inner_a = np.shape(a)[-1]
+        inner_b = np.shape(b)[-2] if np.ndim(b) > 1 else np.shape(b)[0]
+        if inner_a != inner_b:
+            raise OpArgumentError(
+                f"matmul: shapes {np.shape(a)} and {np.shape(b)} do not align ({inner_a} != {inner_b})")
+        return np.matmul(a, b)
+
+    def vjp(self, g, out, a, b):
+        a2 = a[None, :] if np.ndim(a) == 1 else a          # promote vectors to matrices as matmul does
+        b2 = b[:, None] if np.ndim(b) == 1 else b
+        g2 = np.asarray(g)
+        if np.ndim(b) == 1:
+            g2 = g2[..., None]
+        if np.ndim(a) == 1:
+            g2 = g2[..., None, :]
+        # C = A B  =>  dA = G B^T,  dB = A^T G   (then summed over broadcast batch dimensions)
+        grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
+        grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
+        if np.ndim(a) == 1:
+            grad_a = grad_a[..., 0, :]
+        if np.ndim(b) == 1:
+            grad_b = grad_b[..., :, 0]
+        return unbroadcast(grad_a, np.shape(a)), unbroadcast(grad_b, np.shape(b))
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((n((3,)), n((3,))), {}), ((n((2, 3)), n((3,))), {}), ((n((3,)), n((3, 4))), {}),
+                ((n((2, 3)), n((3, 4))), {}), ((n((2, 2, 3)), n((3, 4))), {}), ((n((1, 2, 3)), n((4, 3, 2))), {})]
+
+
+@builtin
+class Transpose(Primitive):
+    """Permute axes (reverse them by default)."""
+    name, args = "transpose", ("x",)
+    params = {"axes": Param("ints", default=None, doc="a permutation of the axes")}
+
+    def _axes(self, x, axes):
+        if axes is None:
+            return None
+        axes = (axes,) if isinstance(axes, int) else tuple(axes)
+        normalized = tuple(normalize_axis(a, np.ndim(x), "axes") for a in axes)
+        if sorted(normalized) != list(range(np.ndim(x))):
+            raise OpArgumentError(f"axes={axes} is not a permutation of the {np.ndim(x)} axes of an input of shape {np.shape(x)}")
+        return normalized
+
+    def forward(self, x, axes=None):
+        return np.transpose(x, self._axes(x, axes))
+
+    def vjp(self, g, out, x, axes=None):
+        axes = self._axes(x, axes)
+        return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+
+
+@builtin
+class Reshape(Primitive):
+    """Reshape to shape (one entry may be -1)."""
+    name, args = "reshape", ("x",)
+    params = {"shape": Param("ints", doc="the new shape")}
+
+    def forward(self, x, shape):
+        try:
+            return np.reshape(x, shape)
+        except ValueError:
+            raise OpArgumentError(f"cannot reshape an array of shape {np.shape(x)} ({np.size(x)} elements) into shape {shape}") from None
+
+    def vjp(self, g, out, x, shape):
+        return (np.reshape(g, np.shape(x)),)
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((n((2, 3)),), {"shape": (3, 2)}), ((n((6,)),), {"shape": (2, -1)}), ((n(()),), {"shape": (1, 1)})]
+
+
+@builtin
+class Getitem(Primitive):
+    """x[index]: subscripting with integers and slices (written x[...] in expressions)."""
+    name, args = "getitem", ("x",)
+    params = {"index": Param("any", doc="a tuple of integers, slices and None")}
+
+    def forward(self, x, index):
+        try:
+            return np.asarray(x)[index]
+        except IndexError as error:
+            raise OpArgumentError(f"index {format_index(index)} does not fit an array of shape {np.shape(x)}: {error}") from None
+
+    def vjp(self, g, out, x, index):
+        grad = np.zeros(np.shape(x), dtype=np.result_type(g, np.float32))
+        np.add.at(grad, index, g)  # add.at accumulates where an index repeats
+        return (grad,)
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((n((4,)),), {"index": (1,)}), ((n((3, 4)),), {"index": (slice(None), 0)}),
+                ((n((3, 4)),), {"index": (slice(1, None), slice(None, None, 2))}),
+                ((n((2, 3, 4)),), {"index": (-1, Ellipsis)}), ((n((3,)),), {"index": (None, slice(None))})]
+
+
+def format_index(index) -> str:
+    def one(item):
+        if isinstance(item, slice):
+            parts = ["" if v is None else str(v) for v in (item.start, item.stop, item.step)]
+            return ":".join(parts[:2]) + (f":{parts[2]}" if item.step is not None else "")
+        if item is Ellipsis:
+            return "..."
+        return "None" if item is None else str(item)
+    items = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(one(i) for i in items) + "]"

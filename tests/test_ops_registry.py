@@ -1,0 +1,82 @@
+"""Every registered op's vjp against finite differences, over scalar, vector, matrix and
+broadcast shapes inside its declared domain.  A new op is tested by being registered."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcheck.ops import BUILTIN_OPS
+from gradcheck.ops.domains import sample
+
+from .reference import assert_close, numeric_gradient
+
+STANDARD_SHAPES = {
+    1: [((),), ((4,),), ((2, 3),)],
+    2: [((), ()), ((4,), (4,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3))],
+}
+
+
+def cases_for(info, rng):
+    explicit = info.impl.test_cases(rng) if hasattr(info.impl, "test_cases") else None
+    if explicit is not None:
+        return explicit
+    arity = len(info.args)
+    assert arity in STANDARD_SHAPES, f"op {info.name} takes {arity} arguments: give it test_cases()"
+    return [(tuple(sample(domain, rng, shape) for domain, shape in zip(info.domains, shapes)), {})
+            for shapes in STANDARD_SHAPES[arity]]
+
+
+def op_case_ids():
+    ids = []
+    for name, info in sorted(BUILTIN_OPS.items()):
+        count = len(cases_for(info, np.random.default_rng(0)))
+        ids.extend((name, k) for k in range(count))
+    return ids
+
+
+@pytest.mark.parametrize("name,case", op_case_ids(), ids=lambda v: str(v))
+def test_vjp_matches_finite_differences(name, case):
+    info = BUILTIN_OPS[name]
+    rng = np.random.default_rng(1000 + case)
+    inputs, params = cases_for(info, np.random.default_rng(0))[case]
+    params = info.check_params(params)
+    out = np.asarray(info.impl.forward(*inputs, **params))
+    g = rng.standard_normal(out.shape)
+    grads = info.impl.vjp(g, out, *inputs, **params)
+    assert len(grads) == len(inputs), f"{name}: vjp returned {len(grads)} gradients for {len(inputs)} inputs"
+    for position, x in enumerate(inputs):
+        if position in info.integer_args or not np.issubdtype(np.asarray(x).dtype, np.floating):
+            continue
+        assert grads[position] is not None, f"{name}: no gradient for argument {position}"
+        assert np.shape(grads[position]) == np.shape(x), (
+            f"{name}: gradient of argument {position} has shape {np.shape(grads[position])}, input {np.shape(x)}")
+
+        def projected(value, position=position):
+            args = list(inputs)
+            args[position] = value
+            return np.sum(g * info.impl.forward(*args, **params))
+
+        expected = numeric_gradient(projected, x)
+        assert_close(grads[position], expected, atol=1e-7, rtol=1e-6, what=f"{name} argument {position}")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_OPS))
+def test_forward_keeps_float32(name):
+    """A float32 analytic pass must stay float32 through every op."""
+    info = BUILTIN_OPS[name]
+    inputs, params = cases_for(info, np.random.default_rng(0))[-1]
+    params = info.check_params(params)
+    inputs32 = tuple(np.asarray(x, dtype=np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating) and i not in info.integer_args
+                     else x for i, x in enumerate(inputs))
+    out = np.asarray(info.impl.forward(*inputs32, **params))
+    assert out.dtype == np.float32, f"{name}: float32 inputs gave {out.dtype}"
+    g = np.ones(out.shape, dtype=np.float32)
+    for position, grad in enumerate(info.impl.vjp(g, out, *inputs32, **params)):
+        if grad is not None and position not in info.integer_args:
+            assert np.asarray(grad).dtype == np.float32, f"{name}: gradient {position} is {np.asarray(grad).dtype}"
+
+
+def test_every_op_has_a_doc_and_domains():
+    for name, info in BUILTIN_OPS.items():
+        assert info.doc, f"{name} has no doc line"
+        assert len(info.domains) == len(info.args) or info.variadic, f"{name}: domains do not match args"
