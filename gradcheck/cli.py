@@ -1,0 +1,129 @@
+"""The command line: parse options, call the library, pick a renderer, return the exit code."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import __version__
+from .compare import CheckOptions
+from .errors import SpecError
+from .report import FORMATS, RenderOptions, renderer
+from .spec import FLOAT_DTYPES, METHODS, Overrides
+
+EXIT_USAGE = 2
+
+
+def _console(stream, color: str):
+    from rich.console import Console
+
+    force = {"always": True, "never": False}.get(color)
+    no_color = color == "never" or (color == "auto" and "NO_COLOR" in os.environ)
+    return Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
+
+
+def _error_line(path: str, error) -> str:
+    where = path
+    if error.line:
+        where += f":{error.line}" + (f":{error.column}" if error.column else "")
+    return f"{where}: error: {error.message}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gradcheck")
+def main():
+    """gradcheck: is this backward pass right? Analytic vs numeric gradients, node by node."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Report format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the specs').")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the specs').")
+@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), help="Relative step (default: per scheme, scaled per element).")
+@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
+@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
+              help="full: every element; fast: random directional probes; auto: full for small nodes.")
+@click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
+@click.option("--strict", is_flag=True, help="Kinks count as failures.")
+@click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
+@click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in the table (auto honours NO_COLOR and the terminal).")
+def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, values, strict, quiet, verbose,
+        color):
+    """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
+    from .check import check_paths, collect_spec_paths
+
+    try:
+        if not collect_spec_paths(paths):
+            raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
+        overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
+        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict))
+    except SpecError as error:
+        click.echo(f"gradcheck: error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    to_terminal = output is None
+    options = RenderOptions(values=values, verbose=verbose, quiet=quiet,
+                            errors_inline=not (output_format == "table" and to_terminal))
+    for spec in result.specs:
+        if spec.error is not None:
+            click.echo(_error_line(spec.path, spec.error), err=True)
+    if output_format == "table" and to_terminal:
+        from .report import table
+
+        table.render(result, options, console=_console(sys.stdout, color))
+    else:
+        text = renderer(output_format)(result, RenderOptions(values=values, verbose=verbose, quiet=quiet, color=False))
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            sys.stdout.write(text)
+        if not quiet and output_format != "table":
+            from .report.common import summary_line
+
+            click.echo(summary_line(result), err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def ops(as_json):
+    """List every registered op with its signature and a one-line doc."""
+    from .ops.registry import all_builtin_ops
+
+    registry = all_builtin_ops()
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": info.name, "signature": info.signature(), "doc": info.doc,
+                                "kinks": info.has_kinks} for info in registry.values()], indent=2))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", show_edge=False)
+    table.add_column("op")
+    table.add_column("signature")
+    table.add_column("doc")
+    for info in registry.values():
+        table.add_row(Text(info.name, style="bold"), Text(info.signature()),
+                      Text(info.doc + (" [kinks]" if info.has_kinks else "")))
+    _console(sys.stdout, "auto").print(table)
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of the spec format."""
+    import json
+
+    from .schema import spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2))

@@ -1,0 +1,173 @@
+"""The reverse-mode engine: one forward pass, one backward pass, an adjoint for every node.
+
+Adjoints ACCUMULATE over fan-out (a node used twice, diamonds): each consumer adds the
+gradient its vjp passes back.  A vjp that raises or returns a wrong shape does not stop the
+pass: the fault is recorded against that node and NaN flows to its arguments, so the
+comparison names the op and everything upstream of it shows as affected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SpecError
+from .graph import Graph, Node
+from .spec import stable_seed
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+class ForwardError(SpecError):
+    """The forward pass cannot be evaluated (an op raised, or produced NaN/Inf)."""
+
+
+@dataclass
+class ForwardPass:
+    values: list[np.ndarray]
+    output_value: np.ndarray
+    projection: np.ndarray | None       # v in sum(v * out) for a non-scalar output; None for a scalar
+    objective: float                    # the scalar that is differentiated
+
+
+@dataclass
+class BackwardPass:
+    adjoints: list[np.ndarray | None]   # d objective / d node, node-shaped; None where nothing flows
+    edge_grads: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (node, arg position) -> passed grad
+    faults: dict[int, str] = field(default_factory=dict)  # node index -> what its vjp did wrong
+
+
+def cast_value(value: np.ndarray, dtype) -> np.ndarray:
+    value = np.asarray(value)
+    return value.astype(dtype) if value.dtype.kind in "fc" or value.dtype == bool else value
+
+
+def evaluate_node(node: Node, args: list, dtype) -> np.ndarray:
+    """One op application, with the result cast to the pass dtype (float data stays in the pass's precision)."""
+    result = np.asarray(node.op.impl.forward(*args, **node.params))
+    if result.dtype.kind == "c":
+        return result
+    if result.dtype.kind == "f" and result.dtype != dtype:
+        result = result.astype(dtype)
+    return result
+
+
+def output_projection(graph: Graph, output_value: np.ndarray) -> np.ndarray | None:
+    """A fixed random v (drawn from the seed) that reduces a non-scalar output to sum(v * out)."""
+    if output_value.ndim == 0:
+        return None
+    if output_value.size == 1:
+        return np.ones(output_value.shape)
+    rng = np.random.default_rng(stable_seed(graph.spec.seed, "output", graph.spec.output))
+    return rng.standard_normal(output_value.shape)
+
+
+def forward(graph: Graph, dtype_name: str) -> ForwardPass:
+    dtype = DTYPES[dtype_name]
+    values: list[np.ndarray] = []
+    for node in graph.nodes:
+        if node.kind != "op":
+            values.append(cast_value(node.value, dtype))
+            continue
+        args = [values[a] for a in node.args]
+        try:
+            value = evaluate_node(node, args, dtype)
+        except SpecError:
+            raise
+        except Exception as error:  # an op's own message, located at its call
+            raise ForwardError(_forward_failure(node, args, error), node.location) from None
+        if value.dtype.kind not in "biufc":
+            raise ForwardError(f"node '{node.name}' ({node.op_name}) returned {value.dtype} data, not numbers",
+                               node.location)
+        if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0]) if value.ndim else ()
+            shown = value[bad] if value.ndim else value
+            raise ForwardError(
+                f"node '{node.name}' ({node.op_name}: {node.text}) produced {shown} at index {list(bad)} "
+                f"in the {dtype_name} forward pass", node.location)
+        values.append(value)
+    output_value = values[graph.output]
+    projection = output_projection(graph, output_value)
+    objective = float(np.sum(output_value)) if projection is None else float(np.sum(projection * output_value))
+    return ForwardPass(values, output_value, projection, objective)
+
+
+def _forward_failure(node: Node, args: list, error: Exception) -> str:
+    from .ops import OpArgumentError
+
+    shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
+    if isinstance(error, OpArgumentError):
+        return f"node '{node.name}' ({node.text}): {error}"
+    origin = "custom op" if node.op.source != "builtin" else "op"
+    message = str(error) or type(error).__name__
+    if isinstance(error, ValueError) and "broadcast" in message:
+        return f"node '{node.name}' ({node.text}): shapes {shapes} do not broadcast together"
+    return (f"node '{node.name}' ({node.text}): {origin} {node.op.name}({shapes}) raised "
+            f"{type(error).__name__}: {message}")
+
+
+def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
+    dtype = DTYPES[dtype_name]
+    values = fwd.values
+    adjoints: list[np.ndarray | None] = [None] * len(graph.nodes)
+    seed = np.ones((), dtype=dtype) if fwd.projection is None else fwd.projection.astype(dtype)
+    adjoints[graph.output] = seed
+    result = BackwardPass(adjoints)
+    for node in reversed(graph.nodes[: graph.output + 1]):
+        g = adjoints[node.index]
+        if node.kind != "op" or g is None:
+            continue
+        grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults)
+        for position, (arg, grad) in enumerate(zip(node.args, grads)):
+            if grad is None:
+                continue
+            result.edge_grads[(node.index, position)] = grad
+            adjoints[arg] = grad if adjoints[arg] is None else adjoints[arg] + grad
+    return result
+
+
+def call_vjp(node: Node, g, out, args: list, faults: dict[int, str]) -> list:
+    """The gradients node passes to its arguments; faults are recorded and replaced by NaN."""
+    def poisoned():
+        return [np.full(np.shape(a), np.nan) if differentiable(a) else None for a in args]
+
+    try:
+        grads = node.op.impl.vjp(g, out, *args, **node.params)
+    except Exception as error:
+        faults[node.index] = f"vjp raised {type(error).__name__}: {error}"
+        return poisoned()
+    if not isinstance(grads, (tuple, list)):
+        if len(args) == 1 and grads is not None:
+            grads = (grads,)
+        else:
+            faults[node.index] = f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
+            return poisoned()
+    if len(grads) != len(args):
+        faults[node.index] = f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
+        return poisoned()
+    checked = []
+    for position, (grad, arg) in enumerate(zip(grads, args)):
+        if not differentiable(arg):
+            checked.append(None)
+            continue
+        if grad is None:
+            checked.append(np.zeros(np.shape(arg)))
+            continue
+        grad = np.asarray(grad)
+        if grad.shape != np.shape(arg):
+            faults[node.index] = (f"vjp returned a gradient of shape {grad.shape} for argument {position} "
+                                  f"({_arg_name(node, position)}), expected {np.shape(arg)}")
+            grad = np.full(np.shape(arg), np.nan)
+        checked.append(grad)
+    return checked
+
+
+def differentiable(value) -> bool:
+    return np.asarray(value).dtype.kind in "fc"
+
+
+def _arg_name(node: Node, position: int) -> str:
+    names = node.op.args
+    if position < len(names) and not names[position].startswith("*"):
+        return names[position]
+    return f"#{position}"

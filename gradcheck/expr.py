@@ -1,0 +1,190 @@
+"""Expression text -> a small expression tree, with Python's ``ast`` parser; never evaluated.
+
+Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional
+array arguments and constant keyword arguments, and subscripts with constant integers, slices,
+``None`` and ``...``.  Everything else is refused with the offending text and its place.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from .errors import Location, SpecError, did_you_mean
+
+MAX_EXPRESSION_CHARS = 20_000
+INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
+REFUSED = {
+    ast.Attribute: "attribute access", ast.Compare: "a comparison", ast.Lambda: "a lambda",
+    ast.BoolOp: "a boolean operator", ast.IfExp: "a conditional expression", ast.ListComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension", ast.DictComp: "a comprehension", ast.SetComp: "a comprehension",
+    ast.Dict: "a dict", ast.Set: "a set", ast.List: "a list literal", ast.Tuple: "a tuple",
+    ast.JoinedStr: "an f-string", ast.Await: "await", ast.Yield: "yield", ast.NamedExpr: "an assignment (:=)",
+    ast.Starred: "unpacking (*)",
+}
+
+
+@dataclass
+class Name:
+    name: str
+    location: Location
+    text: str
+
+
+@dataclass
+class Constant:
+    value: float
+    location: Location
+    text: str
+
+
+@dataclass
+class Call:
+    op: str
+    args: list
+    params: dict = field(default_factory=dict)
+    location: Location | None = None
+    text: str = ""
+
+
+Expr = Name | Constant | Call
+
+
+class ExpressionParser:
+    """Parses one node's expression; ``known_ops`` decides which calls exist."""
+
+    def __init__(self, node_name: str, text: str, location: Location, known_ops):
+        self.node_name = node_name
+        self.text = text
+        self.location = location
+        self.known_ops = known_ops
+        self.lines = text.splitlines() or [text]
+
+    def fail(self, message: str, ast_node=None) -> SpecError:
+        return SpecError(f"node '{self.node_name}': {message}", self.where(ast_node))
+
+    def where(self, ast_node) -> Location:
+        if ast_node is None or not hasattr(ast_node, "col_offset") or self.location.line is None:
+            return self.location
+        line = ast_node.lineno - 1
+        if line == 0 and self.location.column is not None:
+            return Location(self.location.path, self.location.line, self.location.column + ast_node.col_offset)
+        return Location(self.location.path, self.location.line + line, ast_node.col_offset + 1)
+
+    def segment(self, ast_node) -> str:
+        return ast.get_source_segment(self.text, ast_node) or ast.unparse(ast_node)
+
+    def parse(self) -> Expr:
+        if len(self.text) > MAX_EXPRESSION_CHARS:
+            raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
+        try:
+            tree = ast.parse(self.text.strip() if "\n" not in self.text else self.text.strip(), mode="eval")
+        except SyntaxError as error:
+            offset = (error.offset or 1) - 1
+            location = self.location.shifted(offset) if (error.lineno or 1) == 1 else self.location
+            raise SpecError(f"node '{self.node_name}': invalid expression {self.text.strip()!r}: {error.msg}", location) from None
+        except (RecursionError, MemoryError, ValueError):
+            raise self.fail("the expression is nested too deeply") from None
+        leading = len(self.text) - len(self.text.lstrip())
+        if leading and "\n" not in self.text:
+            self.location = self.location.shifted(leading)
+            self.text = self.text.strip()
+        try:
+            return self.convert(tree.body)
+        except RecursionError:
+            raise self.fail("the expression is nested too deeply") from None
+
+    def convert(self, node) -> Expr:
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.fail(f"{self.segment(node)!r} is not a number; only numbers, names and ops can appear", node)
+            return Constant(float(value), self.where(node), self.segment(node))
+        if isinstance(node, ast.Name):
+            return Name(node.id, self.where(node), node.id)
+        if isinstance(node, ast.BinOp):
+            op = INFIX.get(type(node.op))
+            if op is None:
+                raise self.fail(f"the operator in {self.segment(node)!r} is not supported (use + - * / ** @)", node)
+            return Call(op, [self.convert(node.left), self.convert(node.right)], {}, self.where(node), self.segment(node))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.UAdd):
+                return self.convert(node.operand)
+            if isinstance(node.op, ast.USub):
+                operand = self.convert(node.operand)
+                if isinstance(operand, Constant):
+                    return Constant(-operand.value, self.where(node), self.segment(node))
+                return Call("neg", [operand], {}, self.where(node), self.segment(node))
+            raise self.fail(f"the operator in {self.segment(node)!r} is not supported", node)
+        if isinstance(node, ast.Call):
+            return self.convert_call(node)
+        if isinstance(node, ast.Subscript):
+            index = self.constant_index(node.slice)
+            return Call("getitem", [self.convert(node.value)], {"index": index}, self.where(node), self.segment(node))
+        what = REFUSED.get(type(node), type(node).__name__)
+        raise self.fail(f"{what} is not allowed in an expression: {self.segment(node)!r}", node)
+
+    def convert_call(self, node: ast.Call) -> Call:
+        if not isinstance(node.func, ast.Name):
+            what = "attribute access" if isinstance(node.func, ast.Attribute) else "calling an expression"
+            raise self.fail(f"{what} is not allowed: {self.segment(node.func)!r}; call an op by its name", node.func)
+        op_name = node.func.id
+        info = self.known_ops.get(op_name)
+        if info is None:
+            raise self.fail(f"unknown op '{op_name}'{did_you_mean(op_name, self.known_ops)}; "
+                            "`gradcheck ops` lists them", node.func)
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise self.fail(f"unpacking (*) is not allowed in {self.segment(node)!r}", arg)
+        args = [self.convert(arg) for arg in node.args]
+        problem = info.check_arity(len(args))
+        if problem:
+            raise self.fail(f"{problem}: {self.segment(node)!r}", node)
+        params = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise self.fail(f"**keyword unpacking is not allowed in {self.segment(node)!r}", kw.value)
+            params[kw.arg] = self.constant_keyword(kw.value, op_name, kw.arg)
+        return Call(op_name, args, params, self.where(node), self.segment(node))
+
+    def constant_keyword(self, node, op_name: str, key: str):
+        """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""
+        if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+                and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
+            return -node.operand.value
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = tuple(self.constant_keyword(item, op_name, key) for item in node.elts)
+            if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
+                return items
+        raise self.fail(f"keyword '{key}' of {op_name}() must be a constant (number, string, true/false, None or "
+                        f"a tuple of numbers), got {self.segment(node)!r}", node)
+
+    def constant_index(self, node):
+        """A subscript as a tuple of ints, slices, None and Ellipsis."""
+        items = node.elts if isinstance(node, ast.Tuple) else [node]
+        index = []
+        for item in items:
+            if isinstance(item, ast.Slice):
+                index.append(slice(*(self.constant_int(part, allow_none=True) for part in (item.lower, item.upper, item.step))))
+            elif isinstance(item, ast.Constant) and item.value is Ellipsis:
+                index.append(Ellipsis)
+            elif isinstance(item, ast.Constant) and item.value is None:
+                index.append(None)
+            else:
+                index.append(self.constant_int(item))
+        if sum(1 for i in index if i is Ellipsis) > 1:
+            raise self.fail(f"an index can have only one '...': {self.segment(node)!r}", node)
+        return tuple(index)
+
+    def constant_int(self, node, allow_none=False):
+        if node is None and allow_none:
+            return None
+        if isinstance(node, ast.Constant) and node.value is None and allow_none:
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+                and isinstance(node.operand.value, int) and not isinstance(node.operand.value, bool):
+            return -node.operand.value
+        raise self.fail(f"an index must be a constant integer or slice, got {self.segment(node)!r}", node)

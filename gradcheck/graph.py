@@ -1,0 +1,180 @@
+"""Spec -> Graph: one node per input, constant, operator and call, in topological order.
+
+Every operator and call inside an expression is a node of its own, named automatically
+``<parent>/<op>#<k>`` and reported with its parent (the named node it sits in).
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .errors import Location, SpecError, did_you_mean
+from .expr import Call, Constant, ExpressionParser, Name
+from .ops import BUILTIN_OPS, OpArgumentError, OpInfo
+from .ops.custom import load_custom_op
+from .spec import Spec, Tolerance
+
+
+@dataclass
+class Node:
+    index: int
+    name: str
+    kind: str                      # "input", "constant" or "op"
+    op: OpInfo | None = None
+    args: tuple[int, ...] = ()
+    params: dict = field(default_factory=dict)
+    parent: str | None = None      # the named node an automatic node sits in
+    location: Location | None = None
+    text: str = ""                 # the source text of the (sub)expression
+    value: np.ndarray | None = None  # inputs and constants
+    requires_grad: bool = True     # inputs: false for data; op nodes: computed from their ancestors
+    check: bool = True
+    tolerance: Tolerance | None = None  # per-node override
+
+    @property
+    def op_name(self) -> str:
+        return self.op.name if self.op is not None else self.kind
+
+    @property
+    def is_named(self) -> bool:
+        return self.parent is None and self.kind != "constant"
+
+
+@dataclass
+class Graph:
+    spec: Spec
+    nodes: list[Node]
+    output: int
+    ops: dict[str, OpInfo]
+
+    @cached_property
+    def by_name(self) -> dict[str, int]:
+        return {node.name: node.index for node in self.nodes}
+
+    @cached_property
+    def consumers(self) -> list[list[tuple[int, int]]]:
+        """For each node, the (consumer index, argument position) pairs that use it."""
+        result = [[] for _ in self.nodes]
+        for node in self.nodes:
+            for position, arg in enumerate(node.args):
+                result[arg].append((node.index, position))
+        return result
+
+    @cached_property
+    def reaches_output(self) -> list[bool]:
+        reaches = [False] * len(self.nodes)
+        reaches[self.output] = True
+        for node in reversed(self.nodes[: self.output + 1]):
+            if reaches[node.index]:
+                for arg in node.args:
+                    reaches[arg] = True
+        return reaches
+
+    def downstream(self, index: int) -> list[int]:
+        """The nodes whose value depends on node ``index`` and that lie on a path to the output, in order."""
+        cache = self.__dict__.setdefault("_downstream", {})
+        if index not in cache:
+            affected = {index}
+            ordered = []
+            for node in self.nodes[index + 1: self.output + 1]:
+                if self.reaches_output[node.index] and any(arg in affected for arg in node.args):
+                    affected.add(node.index)
+                    ordered.append(node.index)
+            cache[index] = ordered
+        return cache[index]
+
+
+def build_graph(spec: Spec) -> Graph:
+    ops = dict(BUILTIN_OPS)
+    for op_name, (reference, location) in spec.ops.items():
+        ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
+    builder = _Builder(spec, ops)
+    for name, entry in spec.inputs.items():
+        builder.add(Node(index=0, name=name, kind="input", location=entry.location, value=entry.value,
+                         requires_grad=entry.requires_grad and entry.value.dtype.kind == "f", text=name))
+    for name, node_spec in spec.nodes.items():
+        tree = ExpressionParser(name, node_spec.expr, node_spec.expr_location, ops).parse()
+        tolerance = None
+        if node_spec.atol is not None or node_spec.rtol is not None:
+            tolerance = Tolerance(node_spec.atol if node_spec.atol is not None else spec.tolerance.atol,
+                                  node_spec.rtol if node_spec.rtol is not None else spec.tolerance.rtol)
+        builder.add_named(name, tree, node_spec.location, tolerance, node_spec.check)
+    graph = Graph(spec=spec, nodes=builder.nodes, output=builder.names[spec.output], ops=ops)
+    _require_paths_to_output(graph)
+    return graph
+
+
+def _require_paths_to_output(graph: Graph) -> None:
+    reaches = graph.reaches_output
+    for node in graph.nodes:
+        if node.kind == "input" and node.requires_grad and not reaches[node.index]:
+            raise SpecError(f"input '{node.name}' has no path to the output '{graph.spec.output}': "
+                            "no gradient can flow to it (use it, or remove it)", node.location)
+
+
+class _Builder:
+    def __init__(self, spec: Spec, ops: dict[str, OpInfo]):
+        self.spec = spec
+        self.ops = ops
+        self.nodes: list[Node] = []
+        self.names: dict[str, int] = {}
+        self.auto_counts: dict[tuple[str, str], int] = {}
+
+    def add(self, node: Node) -> int:
+        node.index = len(self.nodes)
+        self.nodes.append(node)
+        if node.kind != "constant":
+            self.names[node.name] = node.index
+        return node.index
+
+    def add_named(self, name: str, tree, location: Location, tolerance, check: bool) -> None:
+        if isinstance(tree, Name):
+            # `y: x` names an existing value: an identity node keeps y a node of its own.
+            tree = Call("identity", [tree], {}, tree.location, tree.text)
+        if isinstance(tree, Constant):
+            self.add(Node(0, name, "constant", location=location, value=np.asarray(tree.value), text=tree.text,
+                          requires_grad=False, check=False))
+            self.names[name] = len(self.nodes) - 1
+            self.nodes[-1].parent = None
+            return
+        self.lower(tree, name, location, tolerance, check, top=True)
+
+    def lower(self, tree, parent: str, named_location: Location, tolerance, check: bool, top: bool = False) -> int:
+        if isinstance(tree, Name):
+            if tree.name not in self.names:
+                raise SpecError(self._undefined(tree.name, parent), tree.location)
+            return self.names[tree.name]
+        if isinstance(tree, Constant):
+            return self.add(Node(0, f"{parent}/const", "constant", value=np.asarray(tree.value), parent=parent,
+                                 location=tree.location, text=tree.text, requires_grad=False, check=False))
+        args = tuple(self.lower(arg, parent, named_location, tolerance, check) for arg in tree.args)
+        info = self.ops[tree.op]
+        try:
+            params = info.check_params(tree.params)
+        except OpArgumentError as error:
+            raise SpecError(f"node '{parent}': {error}", tree.location) from None
+        if getattr(info.impl, "seeded", False) and params.get("seed") is None:
+            params["seed"] = zlib.crc32(f"{self.spec.seed}:{parent}:{len(self.nodes)}".encode())
+        if top:
+            name, owner = parent, None
+        else:
+            key = (parent, tree.op)
+            self.auto_counts[key] = self.auto_counts.get(key, 0) + 1
+            name, owner = f"{parent}/{tree.op}#{self.auto_counts[key]}", parent
+        requires_grad = any(self.nodes[a].requires_grad for a in args)
+        return self.add(Node(0, name, "op", op=info, args=args, params=params, parent=owner,
+                             location=named_location if top else tree.location, text=tree.text,
+                             requires_grad=requires_grad, check=check, tolerance=tolerance))
+
+    def _undefined(self, name: str, parent: str) -> str:
+        if name == parent:
+            return f"node '{parent}' refers to itself"
+        if name in self.spec.nodes:
+            return f"node '{parent}' uses '{name}', which is defined later (nodes are evaluated in the order written)"
+        if name in self.ops:
+            return f"node '{parent}': '{name}' is an op; call it as {name}(...)"
+        known = list(self.names)
+        return f"node '{parent}' uses '{name}', which is neither an input nor an earlier node{did_you_mean(name, known)}"

@@ -1,0 +1,86 @@
+"""Helpers shared by the renderers: ordering nodes for display, formatting numbers and indices."""
+from __future__ import annotations
+
+import math
+
+from ..results import NodeResult, SpecResult
+
+
+def display_order(spec: SpecResult) -> list[tuple[NodeResult, int]]:
+    """Named nodes (inputs, then nodes as written) each followed by its automatic nodes: (node, depth)."""
+    children: dict[str, list[NodeResult]] = {}
+    for node in spec.nodes:
+        if node.parent is not None:
+            children.setdefault(node.parent, []).append(node)
+    ordered = []
+    for node in spec.nodes:
+        if node.parent is None:
+            ordered.append((node, 0))
+            ordered.extend((child, 1) for child in children.get(node.name, []))
+    return ordered
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}"
+
+
+def index_text(index) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def worst_text(node: NodeResult) -> str:
+    if node.worst_analytic is None:
+        return ""
+    return f"{index_text(node.worst_index)} a={number(node.worst_analytic, 6)} n={number(node.worst_numeric, 6)}"
+
+
+def shape_text(shape) -> str:
+    return "scalar" if not shape else "×".join(str(n) for n in shape)
+
+
+def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
+    """One line saying which element of which node is wrong and by how much."""
+    where = f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})"
+    if node.status == "kink":
+        return f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} is a one-sided derivative"
+    text = (f"{where}: gradient wrong at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
+            f"numeric {number(node.worst_numeric, 6)} (abs error {number(node.max_abs_error)}, rel {number(node.max_rel_error)}"
+            f"; {node.failing} of {max(1, _size(node.shape))} elements fail)")
+    if node.message:
+        text += f"; {node.message}"
+    return text
+
+
+def suspect_sentence(suspect) -> str:
+    text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
+            f"({suspect.argument_node})")
+    return text + (f": {suspect.message}" if suspect.message else "")
+
+
+def _size(shape) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return size
+
+
+def summary_line(run) -> str:
+    counts = {"pass": 0, "fail": 0, "error": 0}
+    for spec in run.specs:
+        counts[spec.status] += 1
+    nodes = sum(len(s.nodes) for s in run.specs)
+    kinks = sum(s.counts["kink"] for s in run.specs)
+    parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts['pass']} passed",
+             f"{counts['fail']} failed", f"{counts['error']} error{'s' if counts['error'] != 1 else ''}"]
+    text = ", ".join(parts) + f" · {nodes} nodes"
+    if kinks:
+        text += f" ({kinks} at kinks)"
+    return text + f" · {run.seconds:.2f}s"

@@ -1,0 +1,49 @@
+"""--format github: workflow commands that annotate the spec file in a pull request."""
+from __future__ import annotations
+
+from ..results import RunResult
+from . import RenderOptions
+from .common import failure_sentence, summary_line, suspect_sentence
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(level: str, path: str, line, column, title: str, message: str) -> str:
+    props = [f"file={escape_property(path)}"]
+    if line:
+        props.append(f"line={line}")
+        if column:
+            props.append(f"col={column}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(props)}::{escape_data(message)}"
+
+
+def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+    lines = []
+    for spec in run.specs:
+        if spec.error is not None:
+            lines.append(annotation("error", spec.path, spec.error.line, spec.error.column,
+                                    f"gradcheck: {spec.name}", spec.error.message))
+            continue
+        for node in spec.nodes:
+            if node.status == "fail" or (node.status == "kink" and not options.quiet):
+                level = "error" if node.status == "fail" else "warning"
+                lines.append(annotation(level, spec.path, node.line, node.column,
+                                        f"gradcheck {node.status}: {spec.name} / {node.name}", failure_sentence(spec, node)))
+        for suspect in spec.suspects:
+            lines.append(annotation("error", spec.path, None, None, f"gradcheck suspect: {suspect.op}",
+                                    suspect_sentence(suspect)))
+        for expectation in spec.expectations:
+            if not expectation.ok:
+                lines.append(annotation("error", spec.path, expectation.line, expectation.column,
+                                        f"gradcheck expect: {spec.name}",
+                                        f"expect {expectation.what}: expected {expectation.expected.tolist()}, got "
+                                        f"{None if expectation.actual is None else expectation.actual.tolist()}"))
+    lines.append(summary_line(run))
+    return "\n".join(lines) + "\n"

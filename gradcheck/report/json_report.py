@@ -1,0 +1,73 @@
+"""--format json: the contract's report (section 3), plus extra fields a CI script can use."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from ..results import RunResult, SpecResult
+from . import RenderOptions
+
+
+def finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def array_to_json(value):
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return finite_or_none(array)
+    return _clean(array.tolist())
+
+
+def _clean(value):
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
+    nodes = []
+    for node in spec.nodes:
+        entry = {"name": node.name, "op": node.op, "parent": node.parent, "shape": list(node.shape),
+                 "status": node.status, "max_abs_error": finite_or_none(node.max_abs_error),
+                 "max_rel_error": finite_or_none(node.max_rel_error), "worst_index": list(node.worst_index),
+                 "worst_analytic": finite_or_none(node.worst_analytic),
+                 "worst_numeric": finite_or_none(node.worst_numeric),
+                 "failing_elements": node.failing, "kink_elements": node.kinks, "checked": node.checked,
+                 "atol": node.atol, "rtol": node.rtol, "message": node.message, "expr": node.text,
+                 "line": node.line}
+        if options.values:
+            entry["analytic"] = (array_to_json(node.analytic))
+            entry["numeric"] = (array_to_json(node.numeric))
+        nodes.append(entry)
+    error = None
+    if spec.error is not None:
+        error = {"message": spec.error.message, "line": spec.error.line, "column": spec.error.column}
+    output = None
+    if spec.output_name is not None:
+        output = {"name": spec.output_name, "value": (array_to_json(spec.output_value))}
+    return {
+        "path": spec.path, "name": spec.name, "status": spec.status, "error": error, "output": output,
+        "nodes": nodes,
+        "suspects": [{"node": s.node, "op": s.op, "argument": s.argument, "argument_node": s.argument_node,
+                      "message": s.message} for s in spec.suspects],
+        "expect": [{"what": e.what, "ok": e.ok, "expected": (array_to_json(e.expected)),
+                    "actual": (array_to_json(e.actual)), "max_abs_error": finite_or_none(e.max_abs_error),
+                    "line": e.line} for e in spec.expectations],
+        "description": spec.description, "notes": spec.notes, "dtype": spec.dtype, "method": spec.method,
+        "mode": spec.mode, "seed": spec.seed, "seconds": round(spec.seconds, 6),
+    }
+
+
+def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+    document = {"version": 1, "ok": run.ok, "specs": [spec_to_dict(spec, options) for spec in run.specs]}
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,52 @@
+"""--format junit: one testsuite per spec, one testcase per node (and per expectation)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ..results import RunResult
+from . import RenderOptions
+from .common import failure_sentence, suspect_sentence
+
+
+def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+    root = ET.Element("testsuites", name="gradcheck", time=f"{run.seconds:.3f}")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for spec in run.specs:
+        suite = ET.SubElement(root, "testsuite", name=spec.name, file=spec.path, time=f"{spec.seconds:.3f}")
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        if spec.error is not None:
+            case = ET.SubElement(suite, "testcase", classname=spec.name, name="spec", file=spec.path)
+            location = f"{spec.path}:{spec.error.line}:{spec.error.column}" if spec.error.line else spec.path
+            ET.SubElement(case, "error", message=spec.error.message, type="SpecError").text = f"{location}: {spec.error.message}"
+            counts["tests"] += 1
+            counts["errors"] += 1
+        suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
+        for node in spec.nodes:
+            case = ET.SubElement(suite, "testcase", classname=spec.name, name=node.name, file=spec.path)
+            if node.line:
+                case.set("line", str(node.line))
+            counts["tests"] += 1
+            if node.status == "fail":
+                counts["failures"] += 1
+                text = failure_sentence(spec, node) + ("\n" + suspects if suspects else "")
+                ET.SubElement(case, "failure", message=failure_sentence(spec, node), type="GradientMismatch").text = text
+            elif node.status == "skip":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=node.message or "skipped")
+            elif node.status == "kink":
+                ET.SubElement(case, "system-out").text = failure_sentence(spec, node)
+        for expectation in spec.expectations:
+            case = ET.SubElement(suite, "testcase", classname=spec.name, name=f"expect {expectation.what}", file=spec.path)
+            counts["tests"] += 1
+            if not expectation.ok:
+                counts["failures"] += 1
+                ET.SubElement(case, "failure", type="ExpectMismatch",
+                              message=f"expected {expectation.expected.tolist()}, got "
+                                      f"{None if expectation.actual is None else expectation.actual.tolist()}")
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

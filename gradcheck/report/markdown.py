@@ -1,0 +1,47 @@
+"""--format markdown: a table per spec, for a pull-request comment or a job summary."""
+from __future__ import annotations
+
+from ..results import RunResult
+from . import RenderOptions
+from .common import display_order, failure_sentence, number, shape_text, summary_line, suspect_sentence, worst_text
+
+ICON = {"pass": "✅ pass", "fail": "❌ fail", "kink": "⚠️ kink", "skip": "➖ skip"}
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+    lines = ["# gradcheck report", "", f"**{summary_line(run)}**", ""]
+    for spec in run.specs:
+        if options.quiet and spec.status == "pass":
+            continue
+        lines.append(f"## {cell(spec.name)} — {spec.status}")
+        lines.append(f"`{spec.path}`")
+        lines.append("")
+        if spec.error is not None:
+            where = f"{spec.path}:{spec.error.line}:{spec.error.column}" if spec.error.line else spec.path
+            lines += [f"> **error** `{cell(where)}`: {cell(spec.error.message)}", ""]
+            continue
+        lines += ["| node | op | shape | max abs err | max rel err | worst element | status |",
+                  "|---|---|---:|---:|---:|---|---|"]
+        for node, depth in display_order(spec):
+            if options.quiet and node.status in ("pass", "skip"):
+                continue
+            name = ("↳ " if depth else "") + f"`{cell(node.name)}`"
+            errors = ("", "") if node.status == "skip" else (number(node.max_abs_error), number(node.max_rel_error))
+            lines.append(f"| {name} | {cell(node.op)} | {shape_text(node.shape)} | {errors[0]} | {errors[1]} | "
+                         f"{cell(worst_text(node) if node.status in ('fail', 'kink') else '')} | {ICON[node.status]} |")
+        lines.append("")
+        for node, _ in display_order(spec):
+            if node.status == "fail":
+                lines.append(f"- {cell(failure_sentence(spec, node))}")
+        for suspect in spec.suspects:
+            lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
+        for expectation in spec.expectations:
+            if not expectation.ok:
+                lines.append(f"- **expect {cell(expectation.what)}** failed: expected {expectation.expected.tolist()}, "
+                             f"got {None if expectation.actual is None else expectation.actual.tolist()}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,565 @@
+"""spec file -> Spec: typed, validated, every field with the file:line:column it came from.
+
+Nothing downstream of this module reads YAML.  Inputs are materialised here (literal values,
+data files, seeded initialisers) so a Spec holds arrays, not recipes.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import Location, SpecError, did_you_mean
+from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml
+
+FORMAT_VERSION = 1
+TOP_LEVEL_KEYS = ("name", "description", "dtype", "seed", "inputs", "nodes", "output", "tolerance",
+                  "numeric", "ops", "expect")
+FLOAT_DTYPES = ("float64", "float32")
+INPUT_DTYPES = ("float64", "float32", "int64")
+METHODS = ("central", "forward", "backward", "five-point", "richardson", "complex-step")
+MAX_INPUT_ELEMENTS = 20_000_000  # 160 MB in float64, per input
+MAX_TOTAL_ELEMENTS = 50_000_000
+
+DEFAULT_TOLERANCE = {"float64": (1e-6, 1e-4), "float32": (1e-4, 1e-2)}
+
+INITIALISERS = {
+    "normal": {"mean": 0.0, "std": 1.0},
+    "uniform": {"low": -1.0, "high": 1.0},
+    "zeros": {},
+    "ones": {},
+    "constant": {"value": None},
+    "randint": {"low": 0, "high": None},
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+@dataclass
+class InputSpec:
+    name: str
+    value: np.ndarray
+    requires_grad: bool
+    location: Location
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    expr: str
+    location: Location          # where the expression text starts
+    expr_location: Location     # column of the expression's first character (after a quote)
+    atol: float | None = None
+    rtol: float | None = None
+    check: bool = True
+
+
+@dataclass
+class Expectation:
+    """Known values pinned besides the check (a textbook example's published numbers)."""
+
+    output: Any = None
+    output_location: Location | None = None
+    grads: dict[str, tuple[np.ndarray, Location]] = field(default_factory=dict)
+    values: dict[str, tuple[np.ndarray, Location]] = field(default_factory=dict)
+    atol: float = 1e-4
+    rtol: float = 0.0
+
+
+@dataclass
+class Spec:
+    path: str
+    name: str
+    description: str
+    dtype: str
+    seed: int
+    inputs: dict[str, InputSpec]
+    nodes: dict[str, NodeSpec]
+    output: str
+    output_location: Location
+    tolerance: Tolerance
+    method: str
+    eps: float | None             # None: chosen per element from its magnitude
+    ops: dict[str, tuple[str, Location]]
+    expect: Expectation | None
+    base_dir: Path
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line settings that take precedence over the spec's own."""
+
+    dtype: str | None = None
+    seed: int | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    method: str | None = None
+    eps: float | None = None
+
+
+def stable_seed(seed: int, *labels: str) -> list[int]:
+    """Entropy for a named random stream: the same spec seed and label always give the same draws."""
+    return [seed] + [zlib.crc32(label.encode()) for label in labels]
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+def load_spec(path: str | Path, overrides: Overrides = Overrides()) -> Spec:
+    path = Path(path)
+    display = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise SpecError(f"cannot read the spec: {error.strerror or error}", Location(display)) from None
+    if size > MAX_FILE_BYTES:
+        raise SpecError(f"the spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Location(display))
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SpecError(f"cannot read the spec: {error.strerror or error}", Location(display)) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SpecError("the spec is not UTF-8 text (binary data?)", Location(display, line, 1)) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise SpecError("the spec contains a NUL byte (binary data?)", Location(display, line, 1))
+    document = load_yaml(text, display)
+    return parse_spec(document, display, path.parent, path.stem, overrides)
+
+
+def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Overrides = Overrides()) -> Spec:
+    if document is None:
+        raise SpecError("the spec is empty: it needs at least 'inputs' and 'nodes'", Location(display, 1, 1))
+    if not isinstance(document, LocatedMap):
+        where = getattr(document, "location", Location(display, 1, 1))
+        raise SpecError(f"a spec must be a mapping with keys such as 'inputs' and 'nodes', not {_kind(document)}", where)
+    reader = _Reader(document, display)
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            raise SpecError(f"unknown key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}; "
+                            f"a spec's keys are {', '.join(TOP_LEVEL_KEYS)}", document.key_locations[key])
+    for key in ("inputs", "nodes"):
+        if key not in document:
+            raise SpecError(f"the spec has no '{key}'", document.location)
+
+    name = reader.string(document, "name", default=stem)
+    description = reader.string(document, "description", default="")
+    dtype = overrides.dtype or reader.choice(document, "dtype", FLOAT_DTYPES, default="float64")
+    seed = overrides.seed if overrides.seed is not None else reader.integer(document, "seed", default=0, minimum=0)
+
+    atol, rtol = DEFAULT_TOLERANCE[dtype]
+    if "tolerance" in document:
+        tol = reader.mapping(document, "tolerance", keys=("atol", "rtol"))
+        atol = reader.number(tol, "atol", default=atol, minimum=0.0)
+        rtol = reader.number(tol, "rtol", default=rtol, minimum=0.0)
+    atol = overrides.atol if overrides.atol is not None else atol
+    rtol = overrides.rtol if overrides.rtol is not None else rtol
+
+    method, eps = "central", None
+    if "numeric" in document:
+        numeric = reader.mapping(document, "numeric", keys=("method", "eps"))
+        method = reader.choice(numeric, "method", METHODS, default="central")
+        if "eps" in numeric and numeric["eps"] != "auto":
+            eps = reader.number(numeric, "eps", minimum=0.0, exclusive=True)
+    method = overrides.method or method
+    eps = overrides.eps if overrides.eps is not None else eps
+
+    ops = {}
+    if "ops" in document:
+        ops_map = reader.mapping(document, "ops")
+        for op_name, reference in ops_map.items():
+            reader.identifier(op_name, ops_map.key_locations[op_name], "a custom op")
+            where = ops_map.value_locations[op_name]
+            if not isinstance(reference, str) or reference.count(":") != 1 or not all(reference.split(":")):
+                raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\", got {reference!r}", where)
+            ops[op_name] = (reference, where)
+
+    inputs_map = reader.mapping(document, "inputs")
+    if not inputs_map:
+        raise SpecError("'inputs' is empty: a spec needs at least one input", inputs_map.location)
+    inputs = {}
+    total = 0
+    for input_name, entry in inputs_map.items():
+        location = inputs_map.key_locations[input_name]
+        reader.identifier(input_name, location, "an input")
+        inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed)
+        total += inputs[input_name].value.size
+        if total > MAX_TOTAL_ELEMENTS:
+            raise SpecError(f"the inputs hold more than {MAX_TOTAL_ELEMENTS:,} elements in all "
+                            f"(~{total * 8 / 2**20:,.0f} MiB); the limit is {MAX_TOTAL_ELEMENTS:,}", location)
+
+    nodes_map = reader.mapping(document, "nodes")
+    if not nodes_map:
+        raise SpecError("'nodes' is empty: a spec needs at least one node", nodes_map.location)
+    nodes = {}
+    for node_name, entry in nodes_map.items():
+        location = nodes_map.key_locations[node_name]
+        reader.identifier(node_name, location, "a node")
+        if node_name in inputs:
+            raise SpecError(f"'{node_name}' is both an input (line {inputs_map.key_locations[node_name].line}) and a node",
+                            location)
+        nodes[node_name] = _read_node(reader, node_name, entry, nodes_map)
+
+    if "output" in document:
+        output = document["output"]
+        output_location = document.value_locations["output"]
+        if not isinstance(output, str):
+            raise SpecError(f"'output' must name a node, got {output!r}", output_location)
+        if output not in nodes:
+            hint = " (it is an input; the output must be a node)" if output in inputs else did_you_mean(output, nodes)
+            raise SpecError(f"'output' names '{output}', which is not a node{hint}", output_location)
+    else:
+        output = list(nodes)[-1]
+        output_location = nodes[output].location
+
+    expect = _read_expect(reader, document, inputs, nodes) if "expect" in document else None
+
+    return Spec(path=display, name=name, description=description, dtype=dtype, seed=seed, inputs=inputs,
+                nodes=nodes, output=output, output_location=output_location, tolerance=Tolerance(atol, rtol),
+                method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir)
+
+
+def _read_node(reader: "_Reader", name: str, entry, nodes_map: LocatedMap) -> NodeSpec:
+    location = nodes_map.value_locations[name]
+    style = nodes_map.value_styles[name]
+    atol = rtol = None
+    check = True
+    if isinstance(entry, LocatedMap):
+        reader.check_keys(entry, ("expr", "atol", "rtol", "check"), f"node '{name}'")
+        if "expr" not in entry:
+            raise SpecError(f"node '{name}' has no 'expr'", entry.location)
+        atol = reader.number(entry, "atol", default=None, minimum=0.0)
+        rtol = reader.number(entry, "rtol", default=None, minimum=0.0)
+        check = reader.boolean(entry, "check", default=True)
+        location = entry.value_locations["expr"]
+        style = entry.value_styles["expr"]
+        entry = entry["expr"]
+    if isinstance(entry, bool) or entry is None or not isinstance(entry, (str, int, float)):
+        raise SpecError(f"node '{name}' must be an expression string, got {_kind(entry)}", location)
+    text = entry if isinstance(entry, str) else repr(entry)
+    if not text.strip():
+        raise SpecError(f"node '{name}' has an empty expression", location)
+    expr_location = location.shifted(1) if style in ("'", '"') else location
+    if style in ("|", ">"):
+        expr_location = Location(location.path, (location.line or 0) + 1, None)
+    return NodeSpec(name, text, location, expr_location, atol, rtol, check)
+
+
+def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, base_dir: Path, spec_dtype: str,
+                seed: int) -> InputSpec:
+    location = inputs_map.value_locations[name]
+    requires_grad = True
+    dtype = None
+    if isinstance(entry, LocatedMap):
+        reader.check_keys(entry, ("value", "file", "shape", "init", "dtype", "requires_grad",
+                                  "mean", "std", "low", "high"), f"input '{name}'")
+        constant_init = "shape" in entry and entry.get("init") == "constant"
+        sources = [key for key in ("value", "file", "shape") if key in entry and not (key == "value" and constant_init)]
+        if len(sources) != 1:
+            raise SpecError(
+                f"input '{name}' needs exactly one of value:, file: or shape: (with init:), got "
+                f"{' and '.join(sources) if sources else 'none'}", entry.location)
+        dtype = reader.choice(entry, "dtype", INPUT_DTYPES, default=None)
+        requires_grad = reader.boolean(entry, "requires_grad", default=True)
+        source = sources[0]
+        if source != "shape":
+            for key in ("init", "mean", "std", "low", "high"):
+                if key in entry:
+                    raise SpecError(f"input '{name}': '{key}' goes with shape:, not with {source}:", entry.key_locations[key])
+        if source == "value":
+            value = reader.array(entry["value"], entry.value_locations["value"], f"input '{name}'")
+        elif source == "file":
+            value = _read_data_file(reader, entry, name, base_dir)
+        else:
+            value = _initialise(reader, entry, name, seed)
+            if "dtype" not in entry and entry.get("init") == "randint":
+                dtype = "int64"
+    else:
+        value = reader.array(entry, location, f"input '{name}'")
+    if dtype is None:
+        dtype = spec_dtype
+    if dtype == "int64":
+        if not np.all(np.isfinite(value)) or not np.all(value == np.round(value)):
+            raise SpecError(f"input '{name}' is int64 but holds non-integer values", location)
+        value = value.astype(np.int64)
+        requires_grad = False
+    else:
+        value = value.astype(np.float64)
+        bad = ~np.isfinite(value)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SpecError(f"input '{name}' holds {value[index]} at index {list(index)}: inputs must be finite", location)
+        if dtype == "float32":
+            value = value.astype(np.float32)
+    return InputSpec(name, value, requires_grad, inputs_map.key_locations[name])
+
+
+def _read_data_file(reader: "_Reader", entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
+    where = entry.value_locations["file"]
+    file_name = entry["file"]
+    if not isinstance(file_name, str) or not file_name:
+        raise SpecError(f"input '{name}': file: must be a path, got {file_name!r}", where)
+    file_path = (base_dir / file_name)
+    suffix = file_path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise SpecError(f"input '{name}': data files must be .npy or .csv, got '{file_name}'", where)
+    if not file_path.is_file():
+        raise SpecError(f"input '{name}': data file '{file_name}' not found (looked at {file_path})", where)
+    if file_path.stat().st_size > MAX_INPUT_ELEMENTS * 8 + 4096:
+        raise SpecError(f"input '{name}': data file '{file_name}' is larger than the limit of "
+                        f"{MAX_INPUT_ELEMENTS:,} elements", where)
+    try:
+        if suffix == ".npy":
+            value = np.load(file_path, allow_pickle=False)
+        else:
+            value = np.loadtxt(file_path, delimiter=",", dtype=np.float64, ndmin=1, comments="#")
+    except Exception as error:  # numpy raises many kinds for a malformed file
+        raise SpecError(f"input '{name}': cannot read '{file_name}': {error}", where) from None
+    if value.dtype.kind not in "biuf":
+        raise SpecError(f"input '{name}': '{file_name}' holds {value.dtype} data, not numbers", where)
+    if value.size > MAX_INPUT_ELEMENTS:
+        raise SpecError(f"input '{name}': '{file_name}' holds {value.size:,} elements; the limit is {MAX_INPUT_ELEMENTS:,}", where)
+    return value.astype(np.float64)
+
+
+def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> np.ndarray:
+    where = entry.value_locations["shape"]
+    raw_shape = entry["shape"]
+    if isinstance(raw_shape, int) and not isinstance(raw_shape, bool):
+        raw_shape = [raw_shape]
+    if not isinstance(raw_shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in raw_shape):
+        raise SpecError(f"input '{name}': shape: must be a list of integers, got {_plain(raw_shape)!r}", where)
+    shape = tuple(raw_shape)
+    if len(shape) > 32:
+        raise SpecError(f"input '{name}': shape {list(shape)} has {len(shape)} dimensions; the limit is 32", where)
+    if any(n < 0 for n in shape):
+        raise SpecError(f"input '{name}': shape {list(shape)} has a negative dimension", where)
+    count = math.prod(shape)
+    if count > MAX_INPUT_ELEMENTS:
+        raise SpecError(f"input '{name}': shape {list(shape)} has {count:,} elements (~{count * 8 / 2**30:,.1f} GiB "
+                        f"in float64); the limit is {MAX_INPUT_ELEMENTS:,} elements", where)
+    if "init" not in entry:
+        raise SpecError(f"input '{name}': shape: needs init: ({', '.join(INITIALISERS)})", entry.location)
+    init = reader.choice(entry, "init", tuple(INITIALISERS))
+    allowed = INITIALISERS[init]
+    for key in ("mean", "std", "low", "high", "value"):
+        if key in entry and key not in allowed:
+            raise SpecError(f"input '{name}': init {init} takes {', '.join(allowed) or 'no parameters'}, not '{key}'",
+                            entry.key_locations[key])
+    rng = np.random.default_rng(stable_seed(seed, "input", name))
+    if init == "normal":
+        std = reader.number(entry, "std", default=1.0, minimum=0.0)
+        return rng.normal(reader.number(entry, "mean", default=0.0), std, size=shape)
+    if init == "uniform":
+        low, high = reader.number(entry, "low", default=-1.0), reader.number(entry, "high", default=1.0)
+        if not low < high:
+            raise SpecError(f"input '{name}': uniform needs low < high, got low={low}, high={high}", entry.location)
+        return rng.uniform(low, high, size=shape)
+    if init == "zeros":
+        return np.zeros(shape)
+    if init == "ones":
+        return np.ones(shape)
+    if init == "constant":
+        if "value" not in entry:
+            raise SpecError(f"input '{name}': init constant needs value: (a number)", entry.location)
+        return np.full(shape, reader.number(entry, "value"))
+    low = reader.integer(entry, "low", default=0)
+    if "high" not in entry:
+        raise SpecError(f"input '{name}': init randint needs high: (exclusive)", entry.location)
+    high = reader.integer(entry, "high")
+    if not low < high:
+        raise SpecError(f"input '{name}': randint needs low < high, got low={low}, high={high}", entry.location)
+    return rng.integers(low, high, size=shape).astype(np.float64)
+
+
+def _read_expect(reader: "_Reader", document: LocatedMap, inputs, nodes) -> Expectation:
+    expect_map = reader.mapping(document, "expect", keys=("output", "grad", "values", "atol", "rtol"))
+    result = Expectation()
+    result.atol = reader.number(expect_map, "atol", default=1e-4, minimum=0.0)
+    result.rtol = reader.number(expect_map, "rtol", default=0.0, minimum=0.0)
+    if "output" in expect_map:
+        result.output_location = expect_map.value_locations["output"]
+        result.output = reader.array(expect_map["output"], result.output_location, "expect output")
+    for key, target in (("grad", result.grads), ("values", result.values)):
+        if key not in expect_map:
+            continue
+        entries = reader.mapping(expect_map, key)
+        for entry_name, value in entries.items():
+            where = entries.key_locations[entry_name]
+            if entry_name not in inputs and entry_name not in nodes:
+                raise SpecError(f"expect {key}: '{entry_name}' is neither an input nor a node"
+                                f"{did_you_mean(entry_name, list(inputs) + list(nodes))}", where)
+            target[entry_name] = (reader.array(value, entries.value_locations[entry_name], f"expect {key} '{entry_name}'"),
+                                  entries.value_locations[entry_name])
+    return result
+
+
+# ------------------------------------------------------------------------------------------ typed field reading
+
+def _kind(value) -> str:
+    if isinstance(value, LocatedMap):
+        return "a mapping"
+    if isinstance(value, LocatedList):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _plain(value):
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Reader:
+    """Typed access to LocatedMap fields, raising SpecError located at the offending value."""
+
+    def __init__(self, document: LocatedMap, path: str):
+        self.document = document
+        self.path = path
+
+    @staticmethod
+    def _where(mapping: LocatedMap, key: str) -> Location:
+        return mapping.value_locations.get(key, mapping.location)
+
+    def check_keys(self, mapping: LocatedMap, allowed, what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                raise SpecError(f"{what}: unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+                                mapping.key_locations[key])
+
+    def mapping(self, parent: LocatedMap, key: str, keys=None) -> LocatedMap:
+        value = parent[key]
+        if value is None:
+            value = LocatedMap()
+            value.location = self._where(parent, key)
+            value.key_locations, value.value_locations, value.value_styles = {}, {}, {}
+        if not isinstance(value, LocatedMap):
+            raise SpecError(f"'{key}' must be a mapping, got {_kind(value)}", self._where(parent, key))
+        if keys is not None:
+            self.check_keys(value, keys, f"'{key}'")
+        return value
+
+    def string(self, parent: LocatedMap, key: str, default=None) -> str:
+        if key not in parent:
+            return default
+        value = parent[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise SpecError(f"'{key}' must be text, got {_kind(value)}", self._where(parent, key))
+        return value
+
+    def choice(self, parent: LocatedMap, key: str, choices, default=...):
+        if key not in parent:
+            if default is ...:
+                raise SpecError(f"'{key}' is required", parent.location)
+            return default
+        value = parent[key]
+        if value not in choices or not isinstance(value, str):
+            raise SpecError(f"'{key}' must be one of {', '.join(choices)}, got {_plain(value)!r}"
+                            f"{did_you_mean(value, choices) if isinstance(value, str) else ''}", self._where(parent, key))
+        return value
+
+    def boolean(self, parent: LocatedMap, key: str, default=None) -> bool:
+        if key not in parent:
+            return default
+        value = parent[key]
+        if not isinstance(value, bool):
+            raise SpecError(f"'{key}' must be true or false, got {_kind(value)}", self._where(parent, key))
+        return value
+
+    def integer(self, parent: LocatedMap, key: str, default=None, minimum=None) -> int:
+        if key not in parent:
+            if default is None:
+                raise SpecError(f"'{key}' is required", parent.location)
+            return default
+        value = parent[key]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"'{key}' must be an integer, got {_kind(value)}", self._where(parent, key))
+        if minimum is not None and value < minimum:
+            raise SpecError(f"'{key}' must be >= {minimum}, got {value}", self._where(parent, key))
+        if abs(value) >= 2**63:
+            raise SpecError(f"'{key}' is too large: {value}", self._where(parent, key))
+        return value
+
+    def number(self, parent: LocatedMap, key: str, default=..., minimum=None, exclusive=False):
+        if key not in parent:
+            if default is ...:
+                raise SpecError(f"'{key}' is required", parent.location)
+            return default
+        value = parent[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"'{key}' must be a number, got {_kind(value)}", self._where(parent, key))
+        value = float(value)
+        if not math.isfinite(value):
+            raise SpecError(f"'{key}' must be finite, got {value}", self._where(parent, key))
+        if minimum is not None and (value < minimum or (exclusive and value == minimum)):
+            relation = ">" if exclusive else ">="
+            raise SpecError(f"'{key}' must be {relation} {minimum:g}, got {value:g}", self._where(parent, key))
+        return value
+
+    def identifier(self, name, location: Location, what: str) -> None:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise SpecError(f"{what} name must be an identifier (letters, digits, _; not a Python keyword), got {name!r}",
+                            location)
+
+    def array(self, value, location: Location, what: str) -> np.ndarray:
+        """A number or a nested list of numbers, rectangular, as float64."""
+        if isinstance(value, bool) or value is None or isinstance(value, (str, LocatedMap)):
+            raise SpecError(f"{what} must be a number or a nested list of numbers, got {_kind(value)}", location)
+        if isinstance(value, (int, float)):
+            return np.asarray(float(value) if abs(value) < 1e308 or isinstance(value, float) else math.inf)
+        if not isinstance(value, list):
+            raise SpecError(f"{what} must be a number or a nested list of numbers, got {_kind(value)}", location)
+        shape = self._shape_of(value, location, what)
+        flat = []
+        self._flatten(value, flat)
+        return np.asarray(flat, dtype=np.float64).reshape(shape)
+
+    def _shape_of(self, value, location: Location, what: str) -> tuple[int, ...]:
+        if not isinstance(value, list):
+            return ()
+        if not value:
+            return (0,)
+        shapes = []
+        for index, item in enumerate(value):
+            item_location = value.item_locations[index] if isinstance(value, LocatedList) else location
+            if isinstance(item, bool) or item is None or isinstance(item, (str, LocatedMap)) or not isinstance(item, (int, float, list)):
+                raise SpecError(f"{what}: element {index} is {_kind(item)}, not a number", item_location)
+            shapes.append(self._shape_of(item, item_location, what))
+        for index, shape in enumerate(shapes):
+            if shape != shapes[0]:
+                item_location = value.item_locations[index] if isinstance(value, LocatedList) else location
+                raise SpecError(f"{what} is ragged: element {index} has shape {list(shape)} but element 0 has "
+                                f"shape {list(shapes[0])}", item_location)
+        return (len(value),) + shapes[0]
+
+    def _flatten(self, value, out: list) -> None:
+        for item in value:
+            if isinstance(item, list):
+                self._flatten(item, out)
+            else:
+                out.append(float(item) if not isinstance(item, int) or abs(item) < 2**1000 else math.inf)
