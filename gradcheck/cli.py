@@ -20,7 +20,10 @@ def _console(stream, color: str):
 
     force = {"always": True, "never": False}.get(color)
     no_color = color == "never" or (color == "auto" and "NO_COLOR" in os.environ)
-    return Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
+    console = Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # CI logs: wide enough for a node table without wrapping names
+    return console
 
 
 def _error_line(path: str, error) -> str:

@@ -29,8 +29,9 @@ class CheckOptions:
     keep_values: bool = True
 
 
-def within(analytic, numeric, tol: Tolerance):
-    return np.abs(analytic - numeric) <= tol.atol + tol.rtol * np.abs(numeric)
+def within(analytic, numeric, tol: Tolerance, noise=0.0):
+    """|a - n| <= atol + rtol |n|, widened by the numeric estimate's own round-off bound where it has one."""
+    return np.abs(analytic - numeric) <= tol.atol + tol.rtol * np.abs(numeric) + noise
 
 
 def relative_error(analytic, numeric):
@@ -121,13 +122,13 @@ class Comparator:
                 note = f"complex-step cannot pass through op '{blocker}' (not analytic): central differences used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
-        return NodeDifferentiator(self.evaluator, node.index, method, self.eps)
+        return NodeDifferentiator(self.evaluator, node.index, method, self.eps, self.tolerance(node).atol)
 
     # ---------------------------------------------------------------------------------- full check
     def full(self, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance, result: NodeResult) -> None:
         numeric = differ.gradient()
         flat_a, flat_n = analytic.reshape(-1), numeric.reshape(-1)
-        failing = ~within(flat_a, flat_n, tol)
+        failing = ~within(flat_a, flat_n, tol, differ.noise)
         kinks = np.zeros_like(failing)
         for flat in np.flatnonzero(failing)[:MAX_REFINED_ELEMENTS]:
             verdict, better = self.recheck(differ, flat, flat_a[flat], tol)
@@ -144,7 +145,7 @@ class Comparator:
         if not np.isfinite(analytic):
             return "fail", float("nan")
         refined = differ.refined(flat)
-        if np.isfinite(refined) and within(analytic, refined, tol):
+        if np.isfinite(refined) and within(analytic, refined, tol, differ.refined_noise):
             return "pass", refined
         right, left = differ.one_sided(flat)
         low, high = min(right, left), max(right, left)

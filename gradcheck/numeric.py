@@ -29,10 +29,14 @@ BASE_STEP = {
 REFINE_STEP = 1e-3  # relative step of the Richardson refinement used to re-check a failing element
 
 
+MAX_RELATIVE_STEP = 0.1   # the largest step a too-flat element may grow to, relative to max(|x|, 1)
+
+
 @dataclass
 class ElementEstimate:
     value: float
     step: float
+    noise: float = 0.0    # round-off bound of the estimate
 
 
 class Evaluator:
@@ -87,7 +91,7 @@ def element_scale(x: np.ndarray) -> np.ndarray:
 class NodeDifferentiator:
     """Finite differences of the objective w.r.t. the elements of one node."""
 
-    def __init__(self, evaluator: Evaluator, index: int, method: str, eps: float | None):
+    def __init__(self, evaluator: Evaluator, index: int, method: str, eps: float | None, atol: float = 1e-6):
         self.evaluator = evaluator
         self.index = index
         self.x = np.asarray(evaluator.values[index], dtype=np.float64)
@@ -95,6 +99,10 @@ class NodeDifferentiator:
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
         self._f0 = None
+        self.steps = None
+        self.noise = None
+        self.noise_target = 0.1 * atol if atol > 0 else 1e-12  # round-off must stay well inside the tolerance
+        self.refined_noise = 0.0
 
     @property
     def f0(self) -> float:
@@ -112,23 +120,46 @@ class NodeDifferentiator:
 
     def gradient(self) -> np.ndarray:
         grad = np.empty(self.x.size)
+        self.steps = np.empty(self.x.size)
+        self.noise = np.zeros(self.x.size)
         for flat_index in range(self.x.size):
-            grad[flat_index] = self.element(flat_index).value
+            estimate = self.element(flat_index)
+            grad[flat_index], self.steps[flat_index], self.noise[flat_index] = estimate.value, estimate.step, estimate.noise
         return grad.reshape(self.x.shape)
 
     def element(self, flat_index: int, method: str | None = None) -> ElementEstimate:
         method = method or self.method
-        h = self.step(flat_index) if method == self.method else BASE_STEP[method] * self.scale.reshape(-1)[flat_index]
-        for _ in range(6):
+        h = float(BASE_STEP[method] if method != self.method else self.base) * self.scale.reshape(-1)[flat_index]
+        for _ in range(8):
             value = self._scheme(method, flat_index, h)
-            if np.isfinite(value):
-                return ElementEstimate(float(value), h)
-            h /= 10  # the step left the domain of some op downstream: come closer
+            if not np.isfinite(value):
+                h = self.closer(flat_index, h)  # the step left the domain of some op downstream
+                continue
+            h_before_growth = h
+            noise = self.roundoff(h, method)
+            if noise > self.noise_target and h < self.max_step(flat_index):
+                # round-off in the objective swamps this element's difference: a longer step is needed
+                h = min(h * noise / (0.5 * self.noise_target), self.max_step(flat_index))
+                longer = self._scheme(method, flat_index, h)
+                if np.isfinite(longer):
+                    value = longer
+                else:
+                    h = h_before_growth
+            return ElementEstimate(float(value), h, self.roundoff(h, method))
         for side in (+1, -1):  # last resort: the one side that stays inside the domain
-            value = self._scheme("forward" if side > 0 else "backward", flat_index, self.step(flat_index))
+            value = self._scheme("forward" if side > 0 else "backward", flat_index, h)
             if np.isfinite(value):
-                return ElementEstimate(float(value), h)
-        return ElementEstimate(float("nan"), h)
+                return ElementEstimate(float(value), h, self.roundoff(h, "forward"))
+        return ElementEstimate(float("nan"), h, 0.0)
+
+    def roundoff(self, h: float, method: str) -> float:
+        """Bound on the round-off in a difference quotient: a few ulps of the objective over the step."""
+        if method == "complex-step":
+            return 0.0
+        return 4 * MACHINE_EPS * (abs(self.f0) + 1e-300) / h
+
+    def max_step(self, flat_index: int) -> float:
+        return MAX_RELATIVE_STEP * max(float(self.scale.reshape(-1)[flat_index]), 1.0)
 
     def _scheme(self, method: str, i: int, h: float) -> float:
         if method == "central":
@@ -153,13 +184,24 @@ class NodeDifferentiator:
 
     def refined(self, flat_index: int) -> float:
         """A second, more accurate estimate for an element that failed the first comparison."""
-        h = REFINE_STEP * self.scale.reshape(-1)[flat_index]
-        for _ in range(6):
+        first_step = self.steps[flat_index] if getattr(self, "steps", None) is not None else 0.0
+        h = max(REFINE_STEP * self.scale.reshape(-1)[flat_index], 10 * first_step)
+        for _ in range(8):
             value = self.richardson(flat_index, h)
             if np.isfinite(value):
+                self.refined_noise = 3 * self.roundoff(h / 4, "central")
                 return float(value)
-            h /= 10
+            h = self.closer(flat_index, h)
         return float("nan")
+
+    def closer(self, flat_index: int, h: float) -> float:
+        """A smaller step after one that left some op's domain (log, sqrt near 0).
+
+        Domain boundaries are usually at 0, so the element's own magnitude bounds the step:
+        a step of 1e-3 |x_i| keeps the truncation error near 1e-6 relative.
+        """
+        magnitude = abs(float(self.x.reshape(-1)[flat_index]))
+        return min(h / 10, 1e-3 * magnitude) if magnitude > 0 else h / 10
 
     def one_sided(self, flat_index: int) -> tuple[float, float]:
         """(right slope, left slope) at the element, to tell a kink from a wrong gradient."""

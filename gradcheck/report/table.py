@@ -54,9 +54,10 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         console.print(Text(f"  note: {note}", style="dim"))
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column, justify in (("node", "left"), ("op", "left"), ("shape", "right"), ("max abs err", "right"),
-                            ("max rel err", "right"), ("worst element", "left"), ("status", "left")):
-        table.add_column(column, justify=justify)
+    for column, justify, wrap in (("node", "left", False), ("op", "left", False), ("shape", "right", False),
+                                  ("max abs err", "right", False), ("max rel err", "right", False),
+                                  ("worst element", "left", True), ("status", "left", False)):
+        table.add_column(column, justify=justify, no_wrap=not wrap)
     for node, depth in display_order(spec):
         if options.quiet and node.status in ("pass", "skip"):
             continue
