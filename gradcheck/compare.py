@@ -25,7 +25,8 @@ class CheckOptions:
     mode: str = "auto"          # full | fast | auto
     strict: bool = False
     probes: int = 3
-    full_limit: int = 512       # auto: nodes with at most this many elements are checked element by element
+    full_limit: int = 512       # auto: nodes with at most this many elements are checked element by element,
+    full_budget: int = 60_000   # ... when elements x downstream ops stays within this many op evaluations
     keep_values: bool = True
 
 
@@ -95,12 +96,17 @@ class Comparator:
         if np.size(value) == 0:
             return result
         differ = self.differentiator(node)
-        use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and np.size(value) > self.options.full_limit)
+        use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
         if use_probes:
             self.probe(node, differ, analytic, tol, result)
         else:
             self.full(differ, analytic, tol, result)
         return result
+
+    def small(self, node: Node) -> bool:
+        size = int(np.size(self.reference.values[node.index]))
+        cost = size * (len(self.graph.downstream(node.index)) + 1)
+        return size <= self.options.full_limit and cost <= self.options.full_budget
 
     def skip_reason(self, node: Node, value) -> str | None:
         if not node.check:
