@@ -11,7 +11,7 @@ import numpy as np
 
 from .compare import CheckOptions, Comparator, within
 from .engine import backward, forward
-from .errors import Location, SpecError
+from .errors import Location, SpecError, clip, one_line
 from .graph import Graph, build_graph
 from .results import ErrorInfo, ExpectResult, RunResult, SpecResult
 from .spec import Overrides, Spec, Tolerance, load_spec
@@ -56,6 +56,14 @@ def check_spec(path, overrides: Overrides = Overrides(), options: CheckOptions =
     except MemoryError:
         result = SpecResult(path=str(path), name=Path(path).stem, status="error",
                             error=ErrorInfo("out of memory while checking this spec"))
+    except SystemExit as error:  # a custom op's code called exit(): that must not end (or pass) the run
+        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
+                            error=ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec "
+                                                     "(by a custom op?)")))
+    except Exception as error:  # a bug: still one clean line for this spec, and the others keep running
+        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
+                            error=ErrorInfo(one_line(f"internal error: {type(error).__name__}: {clip(error, 300)} "
+                                                     "(please report)")))
     result.seconds = time.perf_counter() - started
     return result
 

@@ -78,6 +78,21 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
     for spec in result.specs:
         if spec.error is not None:
             click.echo(_error_line(spec.path, spec.error), err=True)
+    try:
+        _render(result, output_format, output, to_terminal, options, values, verbose, quiet, color)
+    except OSError as error:
+        click.echo(f"gradcheck: error: cannot write the report to {output}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as error:  # a bug in a renderer: one line, never a traceback
+        from .errors import clip
+
+        click.echo(f"gradcheck: error: internal error while writing the report: {type(error).__name__}: "
+                   f"{clip(error, 300)} (please report)", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(result.exit_code)
+
+
+def _render(result, output_format, output, to_terminal, options, values, verbose, quiet, color) -> None:
     if output_format == "table" and to_terminal:
         from .report import table
 
@@ -93,7 +108,6 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
             from .report.common import summary_line
 
             click.echo(summary_line(result), err=True)
-    sys.exit(result.exit_code)
 
 
 @main.command()
@@ -130,3 +144,103 @@ def schema():
     from .schema import spec_schema
 
     click.echo(json.dumps(spec_schema(), indent=2))
+
+
+# ------------------------------------------------------------------------------------------ explain, graph
+
+def _spec_error_exit(path: str, error: Exception) -> None:
+    """A spec error on stderr as `path:line:col: error: message`, exit 2 (never a traceback)."""
+    if isinstance(error, SpecError):
+        where = str(error.location) if error.location is not None else path
+        message = error.message
+    elif isinstance(error, RecursionError):
+        where, message = path, "the spec is nested too deeply to evaluate"
+    else:
+        where, message = path, "out of memory while evaluating this spec"
+    click.echo(f"{where}: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _write(text: str, output) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="text: the textbook walk-through; json: the steps as data; markdown: a table.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the pass (overrides the spec's).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in the text format (auto honours NO_COLOR and the terminal).")
+def explain(spec, output_format, output, dtype, seed, color):
+    """Walk the backward pass of SPEC step by step, like a textbook.
+
+    Node by node from the output back to the inputs: each node's forward value, the upstream
+    gradient it receives, the gradient it passes to each argument and the local derivative
+    (passed = upstream × local); then the gradients of the inputs. Arrays with more than 6
+    elements are shown by shape and norm.
+
+    Exit status: 0 (this command explains, it does not judge: use `gradcheck run` for
+    pass/fail); 2 for a spec or usage error.
+    """
+    from .explain import explain_spec
+    from .report import explain_text
+
+    try:
+        walk = explain_spec(spec, Overrides(dtype=dtype, seed=seed))
+    except (SpecError, RecursionError, MemoryError) as error:
+        _spec_error_exit(spec, error)
+    if output_format == "text" and not output:
+        explain_text.render_text(walk, console=_console(sys.stdout, color))
+    elif output_format == "text":
+        _write(explain_text.render_text(walk, color=False), output)
+    else:
+        _write(explain_text.renderer(output_format)(walk), output)
+    sys.exit(0)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--format", "output_format", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
+              show_default=True, help="tree: in the terminal; dot: Graphviz (`| dot -Tsvg`); mermaid: flowchart.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the spec's).")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the spec's).")
+@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), help="Relative step.")
+@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
+@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
+              help="full: every element; fast: random directional probes; auto: full for small nodes.")
+@click.option("--strict", is_flag=True, help="Kinks count as failures.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour in the tree (auto honours NO_COLOR and the terminal).")
+def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, color):
+    """Draw the graph of SPEC with values, gradients and statuses.
+
+    Every node is annotated with its forward value, its gradient and its status. The check runs in full to find the statuses; edges carry the gradient passed back along
+    them (dot, mermaid). Node ids in dot and mermaid are n<index> (names contain / and #).
+
+    Exit status: 0 whatever the statuses (a failing node is drawn red; use `gradcheck run`
+    to gate on them); 2 for a spec or usage error.
+    """
+    from .report import graph_view
+
+    overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
+    try:
+        view = graph_view.view_spec(spec, overrides, CheckOptions(mode=mode, strict=strict))
+    except (SpecError, RecursionError, MemoryError) as error:
+        _spec_error_exit(spec, error)
+    if output_format == "tree" and not output:
+        graph_view.render_tree(view, console=_console(sys.stdout, color))
+    elif output_format == "tree":
+        _write(graph_view.render_tree(view, color=False), output)
+    else:
+        _write(graph_view.renderer(output_format)(view), output)
+    sys.exit(0)

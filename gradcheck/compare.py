@@ -26,7 +26,7 @@ class CheckOptions:
     strict: bool = False
     probes: int = 3
     full_limit: int = 512       # auto: nodes with at most this many elements are checked element by element,
-    full_budget: int = 60_000   # ... when elements x downstream ops stays within this many op evaluations
+    full_budget: int = 2_048    # ... when elements x downstream ops stays within this many op evaluations
     keep_values: bool = True
 
 

@@ -7,13 +7,14 @@ comparison names the op and everything upstream of it shows as affected.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, clip
 from .graph import Graph, Node
-from .spec import stable_seed
+from .spec import MAX_TOTAL_ELEMENTS, stable_seed
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -70,21 +71,22 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
             values.append(cast_value(node.value, dtype))
             continue
         args = [values[a] for a in node.args]
+        _refuse_oversized(node, args)
         try:
             value = evaluate_node(node, args, dtype)
         except SpecError:
             raise
-        except Exception as error:  # an op's own message, located at its call
+        except (Exception, SystemExit) as error:  # an op's own message, located at its call
             raise ForwardError(_forward_failure(node, args, error), node.location) from None
         if value.dtype.kind not in "biufc":
-            raise ForwardError(f"node '{node.name}' ({node.op_name}) returned {value.dtype} data, not numbers",
+            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {clip(value.dtype)} "
+                               "data, not numbers", node.location)
+        if value.size > MAX_TOTAL_ELEMENTS:
+            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {value.size:,} elements "
+                               f"(shape {_shape(value.shape)}); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
                                node.location)
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0]) if value.ndim else ()
-            shown = value[bad] if value.ndim else value
-            raise ForwardError(
-                f"node '{node.name}' ({node.op_name}: {node.text}) produced {shown} at index {list(bad)} "
-                f"in the {dtype_name} forward pass", node.location)
+            raise ForwardError(_not_finite(node, args, value, dtype_name), node.location)
         values.append(value)
     output_value = values[graph.output]
     projection = output_projection(graph, output_value)
@@ -92,18 +94,70 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
     return ForwardPass(values, output_value, projection, objective)
 
 
-def _forward_failure(node: Node, args: list, error: Exception) -> str:
+def _shape(shape) -> str:
+    return str(tuple(int(n) for n in shape))
+
+
+def _refuse_oversized(node: Node, args: list) -> None:
+    """Refuse, before computing it, a built-in op result (broadcast, matmul) with more than MAX_TOTAL_ELEMENTS."""
+    if node.op.source != "builtin" or len(args) < 2:
+        return
+    shapes = [np.shape(a) for a in args]
+    try:
+        if node.op.name == "matmul" and len(shapes) == 2 and all(len(s) >= 1 for s in shapes):
+            (a, b) = shapes
+            batch = np.broadcast_shapes(a[:-2], b[:-2])
+            shape = tuple(batch) + (a[-2:-1] if len(a) >= 2 else ()) + (b[-1:] if len(b) >= 2 else ())
+        else:
+            shape = np.broadcast_shapes(*shapes)
+    except ValueError:  # shapes that do not combine: the op itself says how
+        return
+    count = math.prod(shape)
+    if count > MAX_TOTAL_ELEMENTS:
+        raise ForwardError(f"node '{node.name}' ({clip(node.text)}): the result of {node.op.name} on shapes "
+                           f"{', '.join(_shape(s) for s in shapes)} would have shape {_shape(shape)}, {count:,} elements "
+                           f"(~{count * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
+                           node.location)
+
+
+def _not_finite(node: Node, args: list, value: np.ndarray, dtype_name: str) -> str:
+    """Which node produced NaN/Inf, at which element, from which argument values."""
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0]) if value.ndim else ()
+    at = f" at index {list(bad)}" if bad else ""
+    operands = []
+    for arg in args[:4]:
+        arg = np.asarray(arg)
+        if arg.ndim == 0:
+            operands.append(f"{arg.item():.6g}" if arg.dtype.kind in "biuf" else str(arg.item()))
+        elif np.ndim(value) >= arg.ndim and arg.shape == value.shape[value.ndim - arg.ndim:] and arg.ndim:
+            element = arg[bad[len(bad) - arg.ndim:]]
+            operands.append(f"{element:.6g}" if arg.dtype.kind in "biuf" else str(element))
+        else:
+            operands = []
+            break
+    there = f" from {node.op_name}({', '.join(operands)})" if operands else ""
+    hint = " (float32 overflows above ~3.4e38; try dtype: float64)" if dtype_name == "float32" else ""
+    return (f"node '{node.name}' ({node.op_name}: {clip(node.text)}) produced {value[bad]}{at}{there} "
+            f"in the {dtype_name} forward pass{hint}")
+
+
+def _forward_failure(node: Node, args: list, error: BaseException) -> str:
     from .ops import OpArgumentError
 
-    shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
+    shapes = ", ".join(_shape(np.shape(a)) for a in args)
+    text = clip(node.text)
     if isinstance(error, OpArgumentError):
-        return f"node '{node.name}' ({node.text}): {error}"
+        return f"node '{node.name}' ({text}): {clip(error, 300)}"
     origin = "custom op" if node.op.source != "builtin" else "op"
+    if isinstance(error, SystemExit):
+        return f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) called exit({clip(error.code)})"
     message = str(error) or type(error).__name__
     if isinstance(error, ValueError) and "broadcast" in message:
-        return f"node '{node.name}' ({node.text}): shapes {shapes} do not broadcast together"
-    return (f"node '{node.name}' ({node.text}): {origin} {node.op.name}({shapes}) raised "
-            f"{type(error).__name__}: {message}")
+        return f"node '{node.name}' ({text}): shapes {shapes} do not broadcast together"
+    if isinstance(error, MemoryError):
+        return f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) ran out of memory"
+    return (f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) raised "
+            f"{type(error).__name__}: {clip(message, 200)}")
 
 
 def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
@@ -133,8 +187,11 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str]) -> list:
 
     try:
         grads = node.op.impl.vjp(g, out, *args, **node.params)
+    except SystemExit as error:
+        faults[node.index] = f"vjp called exit({clip(error.code)})"
+        return poisoned()
     except Exception as error:
-        faults[node.index] = f"vjp raised {type(error).__name__}: {error}"
+        faults[node.index] = f"vjp raised {type(error).__name__}: {clip(error, 200)}"
         return poisoned()
     if not isinstance(grads, (tuple, list)):
         if len(args) == 1 and grads is not None:

@@ -7,11 +7,13 @@ array arguments and constant keyword arguments, and subscripts with constant int
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
 
-from .errors import Location, SpecError, did_you_mean
+from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 
 MAX_EXPRESSION_CHARS = 20_000
+MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
 REFUSED = {
     ast.Attribute: "attribute access", ast.Compare: "a comparison", ast.Lambda: "a lambda",
@@ -73,6 +75,10 @@ class ExpressionParser:
     def segment(self, ast_node) -> str:
         return ast.get_source_segment(self.text, ast_node) or ast.unparse(ast_node)
 
+    def show(self, ast_node) -> str:
+        """The source text of ``ast_node``, quoted and cut short for a message."""
+        return clipped_repr(self.segment(ast_node))
+
     def parse(self) -> Expr:
         if len(self.text) > MAX_EXPRESSION_CHARS:
             raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
@@ -81,30 +87,45 @@ class ExpressionParser:
         except SyntaxError as error:
             offset = (error.offset or 1) - 1
             location = self.location.shifted(offset) if (error.lineno or 1) == 1 else self.location
-            raise SpecError(f"node '{self.node_name}': invalid expression {self.text.strip()!r}: {error.msg}", location) from None
+            raise SpecError(f"node '{self.node_name}': invalid expression {clipped_repr(self.text.strip())}: "
+                            f"{clipped_repr(error.msg, 120)[1:-1]}", location) from None
         except (RecursionError, MemoryError, ValueError):
             raise self.fail("the expression is nested too deeply") from None
         leading = len(self.text) - len(self.text.lstrip())
         if leading and "\n" not in self.text:
             self.location = self.location.shifted(leading)
             self.text = self.text.strip()
+        self.depth = 0
         try:
             return self.convert(tree.body)
         except RecursionError:
             raise self.fail("the expression is nested too deeply") from None
 
     def convert(self, node) -> Expr:
+        self.depth += 1
+        try:
+            if self.depth > MAX_EXPRESSION_DEPTH:
+                raise self.fail(f"the expression nests operators and calls more than {MAX_EXPRESSION_DEPTH} deep; "
+                                "split it into several nodes", node)
+            return self._convert(node)
+        finally:
+            self.depth -= 1
+
+    def _convert(self, node) -> Expr:
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self.fail(f"{self.segment(node)!r} is not a number; only numbers, names and ops can appear", node)
-            return Constant(float(value), self.where(node), self.segment(node))
+                raise self.fail(f"{self.show(node)} is not a number; only numbers, names and ops can appear", node)
+            number = float(value) if isinstance(value, float) or abs(value) < 2 ** 1023 else float("inf")
+            if not math.isfinite(number):
+                raise self.fail(f"the number {self.show(node)} is out of the float64 range", node)
+            return Constant(number, self.where(node), self.segment(node))
         if isinstance(node, ast.Name):
             return Name(node.id, self.where(node), node.id)
         if isinstance(node, ast.BinOp):
             op = INFIX.get(type(node.op))
             if op is None:
-                raise self.fail(f"the operator in {self.segment(node)!r} is not supported (use + - * / ** @)", node)
+                raise self.fail(f"the operator in {self.show(node)} is not supported (use + - * / ** @)", node)
             return Call(op, [self.convert(node.left), self.convert(node.right)], {}, self.where(node), self.segment(node))
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.UAdd):
@@ -114,35 +135,35 @@ class ExpressionParser:
                 if isinstance(operand, Constant):
                     return Constant(-operand.value, self.where(node), self.segment(node))
                 return Call("neg", [operand], {}, self.where(node), self.segment(node))
-            raise self.fail(f"the operator in {self.segment(node)!r} is not supported", node)
+            raise self.fail(f"the operator in {self.show(node)} is not supported", node)
         if isinstance(node, ast.Call):
             return self.convert_call(node)
         if isinstance(node, ast.Subscript):
             index = self.constant_index(node.slice)
             return Call("getitem", [self.convert(node.value)], {"index": index}, self.where(node), self.segment(node))
         what = REFUSED.get(type(node), type(node).__name__)
-        raise self.fail(f"{what} is not allowed in an expression: {self.segment(node)!r}", node)
+        raise self.fail(f"{what} is not allowed in an expression: {self.show(node)}", node)
 
     def convert_call(self, node: ast.Call) -> Call:
         if not isinstance(node.func, ast.Name):
             what = "attribute access" if isinstance(node.func, ast.Attribute) else "calling an expression"
-            raise self.fail(f"{what} is not allowed: {self.segment(node.func)!r}; call an op by its name", node.func)
+            raise self.fail(f"{what} is not allowed: {self.show(node.func)}; call an op by its name", node.func)
         op_name = node.func.id
         info = self.known_ops.get(op_name)
         if info is None:
-            raise self.fail(f"unknown op '{op_name}'{did_you_mean(op_name, self.known_ops)}; "
+            raise self.fail(f"unknown op '{clip(op_name)}'{did_you_mean(op_name, self.known_ops)}; "
                             "`gradcheck ops` lists them", node.func)
         for arg in node.args:
             if isinstance(arg, ast.Starred):
-                raise self.fail(f"unpacking (*) is not allowed in {self.segment(node)!r}", arg)
+                raise self.fail(f"unpacking (*) is not allowed in {self.show(node)}", arg)
         args = [self.convert(arg) for arg in node.args]
         problem = info.check_arity(len(args))
         if problem:
-            raise self.fail(f"{problem}: {self.segment(node)!r}", node)
+            raise self.fail(f"{problem}: {self.show(node)}", node)
         params = {}
         for kw in node.keywords:
             if kw.arg is None:
-                raise self.fail(f"**keyword unpacking is not allowed in {self.segment(node)!r}", kw.value)
+                raise self.fail(f"**keyword unpacking is not allowed in {self.show(node)}", kw.value)
             params[kw.arg] = self.constant_keyword(kw.value, op_name, kw.arg)
         return Call(op_name, args, params, self.where(node), self.segment(node))
 
@@ -157,8 +178,8 @@ class ExpressionParser:
             items = tuple(self.constant_keyword(item, op_name, key) for item in node.elts)
             if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
                 return items
-        raise self.fail(f"keyword '{key}' of {op_name}() must be a constant (number, string, true/false, None or "
-                        f"a tuple of numbers), got {self.segment(node)!r}", node)
+        raise self.fail(f"keyword '{clip(key)}' of {op_name}() must be a constant (number, string, true/false, None or "
+                        f"a tuple of numbers), got {self.show(node)}", node)
 
     def constant_index(self, node):
         """A subscript as a tuple of ints, slices, None and Ellipsis."""
@@ -174,7 +195,7 @@ class ExpressionParser:
             else:
                 index.append(self.constant_int(item))
         if sum(1 for i in index if i is Ellipsis) > 1:
-            raise self.fail(f"an index can have only one '...': {self.segment(node)!r}", node)
+            raise self.fail(f"an index can have only one '...': {self.show(node)}", node)
         return tuple(index)
 
     def constant_int(self, node, allow_none=False):
@@ -187,4 +208,4 @@ class ExpressionParser:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
                 and isinstance(node.operand.value, int) and not isinstance(node.operand.value, bool):
             return -node.operand.value
-        raise self.fail(f"an index must be a constant integer or slice, got {self.segment(node)!r}", node)
+        raise self.fail(f"an index must be a constant integer or slice, got {self.show(node)}", node)

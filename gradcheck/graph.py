@@ -11,11 +11,13 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import Location, SpecError, did_you_mean
+from .errors import Location, SpecError, clip, did_you_mean
 from .expr import Call, Constant, ExpressionParser, Name
 from .ops import BUILTIN_OPS, OpArgumentError, OpInfo
 from .ops.custom import load_custom_op
 from .spec import Spec, Tolerance
+
+MAX_GRAPH_NODES = 10_000  # checking costs grow with the square of the node count
 
 
 @dataclass
@@ -90,7 +92,14 @@ class Graph:
 def build_graph(spec: Spec) -> Graph:
     ops = dict(BUILTIN_OPS)
     for op_name, (reference, location) in spec.ops.items():
-        ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
+        try:
+            ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
+        except SpecError:
+            raise
+        except (Exception, SystemExit) as error:  # the module's own code (constructor, attribute lookup) misbehaved
+            what = f"called exit({error.code})" if isinstance(error, SystemExit) else \
+                f"raised {type(error).__name__}: {clip(error, 200)}"
+            raise SpecError(f"custom op '{op_name}': loading {reference} {what}", location) from None
     builder = _Builder(spec, ops)
     for name, entry in spec.inputs.items():
         builder.add(Node(index=0, name=name, kind="input", location=entry.location, value=entry.value,
@@ -105,6 +114,11 @@ def build_graph(spec: Spec) -> Graph:
     graph = Graph(spec=spec, nodes=builder.nodes, output=builder.names[spec.output], ops=ops)
     _require_paths_to_output(graph)
     return graph
+
+
+def _wants_int(info: OpInfo, key: str) -> bool:
+    param = info.params.get(key) if info.params else None
+    return param is not None and param.kind in ("int", "axis", "axes", "ints")
 
 
 def _require_paths_to_output(graph: Graph) -> None:
@@ -124,6 +138,10 @@ class _Builder:
         self.auto_counts: dict[tuple[str, str], int] = {}
 
     def add(self, node: Node) -> int:
+        if len(self.nodes) >= MAX_GRAPH_NODES:
+            where = node.location or self.spec.nodes[node.parent or node.name].location
+            raise SpecError(f"the graph has more than {MAX_GRAPH_NODES:,} nodes (every operator and call is a node); "
+                            f"the limit is {MAX_GRAPH_NODES:,}", where)
         node.index = len(self.nodes)
         self.nodes.append(node)
         if node.kind != "constant":
@@ -150,10 +168,22 @@ class _Builder:
         if isinstance(tree, Constant):
             return self.add(Node(0, f"{parent}/const", "constant", value=np.asarray(tree.value), parent=parent,
                                  location=tree.location, text=tree.text, requires_grad=False, check=False))
-        args = tuple(self.lower(arg, parent, named_location, tolerance, check) for arg in tree.args)
         info = self.ops[tree.op]
+        given = dict(tree.params)
+        array_args = tree.args
+        if not info.variadic and len(tree.args) > len(info.args):
+            array_args = tree.args[: len(info.args)]
+            for key, extra in zip(info.positional_params(), tree.args[len(info.args):]):
+                if not isinstance(extra, Constant):
+                    raise SpecError(f"node '{parent}': {info.name}() takes {len(info.args)} array argument(s); "
+                                    f"'{extra.text}' would set its constant '{key}'", extra.location)
+                if key in given:
+                    raise SpecError(f"node '{parent}': {info.name}() got '{key}' both by position and by keyword",
+                                    extra.location)
+                given[key] = int(extra.value) if float(extra.value).is_integer() and _wants_int(info, key) else extra.value
+        args = tuple(self.lower(arg, parent, named_location, tolerance, check) for arg in array_args)
         try:
-            params = info.check_params(tree.params)
+            params = info.check_params(given)
         except OpArgumentError as error:
             raise SpecError(f"node '{parent}': {error}", tree.location) from None
         if getattr(info.impl, "seeded", False) and params.get("seed") is None:
@@ -170,11 +200,12 @@ class _Builder:
                              requires_grad=requires_grad, check=check, tolerance=tolerance))
 
     def _undefined(self, name: str, parent: str) -> str:
+        shown = clip(name)
         if name == parent:
             return f"node '{parent}' refers to itself"
         if name in self.spec.nodes:
-            return f"node '{parent}' uses '{name}', which is defined later (nodes are evaluated in the order written)"
+            return f"node '{parent}' uses '{shown}', which is defined later (nodes are evaluated in the order written)"
         if name in self.ops:
-            return f"node '{parent}': '{name}' is an op; call it as {name}(...)"
+            return f"node '{parent}': '{shown}' is an op; call it as {shown}(...)"
         known = list(self.names)
-        return f"node '{parent}' uses '{name}', which is neither an input nor an earlier node{did_you_mean(name, known)}"
+        return f"node '{parent}' uses '{shown}', which is neither an input nor an earlier node{did_you_mean(name, known)}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Location, SpecError, did_you_mean
+from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml
 
 FORMAT_VERSION = 1
@@ -25,6 +25,7 @@ INPUT_DTYPES = ("float64", "float32", "int64")
 METHODS = ("central", "forward", "backward", "five-point", "richardson", "complex-step")
 MAX_INPUT_ELEMENTS = 20_000_000  # 160 MB in float64, per input
 MAX_TOTAL_ELEMENTS = 50_000_000
+MAX_NAME_CHARS = 100
 
 DEFAULT_TOLERANCE = {"float64": (1e-6, 1e-4), "float32": (1e-4, 1e-2)}
 
@@ -121,7 +122,8 @@ def load_spec(path: str | Path, overrides: Overrides = Overrides()) -> Spec:
     except OSError as error:
         raise SpecError(f"cannot read the spec: {error.strerror or error}", Location(display)) from None
     if size > MAX_FILE_BYTES:
-        raise SpecError(f"the spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Location(display))
+        raise SpecError(f"the spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (large arrays belong "
+                        "in a .npy or .csv file: use file:)", Location(display, 1, 1))
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -147,7 +149,7 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
     reader = _Reader(document, display)
     for key in document:
         if key not in TOP_LEVEL_KEYS:
-            raise SpecError(f"unknown key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}; "
+            raise SpecError(f"unknown key {clipped_repr(key)}{did_you_mean(key, TOP_LEVEL_KEYS)}; "
                             f"a spec's keys are {', '.join(TOP_LEVEL_KEYS)}", document.key_locations[key])
     for key in ("inputs", "nodes"):
         if key not in document:
@@ -181,8 +183,11 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         for op_name, reference in ops_map.items():
             reader.identifier(op_name, ops_map.key_locations[op_name], "a custom op")
             where = ops_map.value_locations[op_name]
-            if not isinstance(reference, str) or reference.count(":") != 1 or not all(reference.split(":")):
-                raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\", got {reference!r}", where)
+            if not isinstance(reference, str) or reference.count(":") != 1 or not all(
+                    part.isidentifier() and not part.startswith("__")
+                    for side in reference.split(":") for part in side.split(".")):
+                raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\" (dotted Python names, "
+                                f"e.g. \"mylayers:Swish\"), got {clipped_repr(reference)}", where)
             ops[op_name] = (reference, where)
 
     inputs_map = reader.mapping(document, "inputs")
@@ -215,10 +220,10 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         output = document["output"]
         output_location = document.value_locations["output"]
         if not isinstance(output, str):
-            raise SpecError(f"'output' must name a node, got {output!r}", output_location)
+            raise SpecError(f"'output' must name a node, got {_kind(output)}", output_location)
         if output not in nodes:
             hint = " (it is an input; the output must be a node)" if output in inputs else did_you_mean(output, nodes)
-            raise SpecError(f"'output' names '{output}', which is not a node{hint}", output_location)
+            raise SpecError(f"'output' names '{clip(output)}', which is not a node{hint}", output_location)
     else:
         output = list(nodes)[-1]
         output_location = nodes[output].location
@@ -299,7 +304,9 @@ def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, bas
         bad = ~np.isfinite(value)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise SpecError(f"input '{name}' holds {value[index]} at index {list(index)}: inputs must be finite", location)
+            at = f" at index {list(index)}" if index else ""
+            hint = " (a number too large for float64 becomes inf)" if np.isinf(value[index]) else ""
+            raise SpecError(f"input '{name}' holds {value[index]}{at}: inputs must be finite{hint}", location)
         if dtype == "float32":
             value = value.astype(np.float32)
     return InputSpec(name, value, requires_grad, inputs_map.key_locations[name])
@@ -309,25 +316,34 @@ def _read_data_file(reader: "_Reader", entry: LocatedMap, name: str, base_dir: P
     where = entry.value_locations["file"]
     file_name = entry["file"]
     if not isinstance(file_name, str) or not file_name:
-        raise SpecError(f"input '{name}': file: must be a path, got {file_name!r}", where)
+        raise SpecError(f"input '{name}': file: must be a path, got {_kind(file_name)}", where)
     file_path = (base_dir / file_name)
     suffix = file_path.suffix.lower()
+    shown = clip(file_name)
     if suffix not in (".npy", ".csv"):
-        raise SpecError(f"input '{name}': data files must be .npy or .csv, got '{file_name}'", where)
-    if not file_path.is_file():
-        raise SpecError(f"input '{name}': data file '{file_name}' not found (looked at {file_path})", where)
-    if file_path.stat().st_size > MAX_INPUT_ELEMENTS * 8 + 4096:
-        raise SpecError(f"input '{name}': data file '{file_name}' is larger than the limit of "
-                        f"{MAX_INPUT_ELEMENTS:,} elements", where)
+        raise SpecError(f"input '{name}': data files must be .npy or .csv, got '{shown}'", where)
+    try:
+        found = file_path.is_file()
+        size = file_path.stat().st_size if found else 0
+    except (OSError, ValueError) as error:  # a name too long for the file system, ...
+        raise SpecError(f"input '{name}': cannot open data file '{shown}': {getattr(error, 'strerror', None) or error}",
+                        where) from None
+    if not found:
+        raise SpecError(f"input '{name}': data file '{shown}' not found (looked at {clip(file_path, 200)})", where)
+    if size > MAX_INPUT_ELEMENTS * 8 + 4096:
+        raise SpecError(f"input '{name}': data file '{shown}' has {size:,} bytes, more than the limit of "
+                        f"{MAX_INPUT_ELEMENTS:,} elements ({MAX_INPUT_ELEMENTS * 8:,} bytes in float64)", where)
     try:
         if suffix == ".npy":
             value = np.load(file_path, allow_pickle=False)
         else:
             value = np.loadtxt(file_path, delimiter=",", dtype=np.float64, ndmin=1, comments="#")
     except Exception as error:  # numpy raises many kinds for a malformed file
-        raise SpecError(f"input '{name}': cannot read '{file_name}': {error}", where) from None
+        raise SpecError(f"input '{name}': cannot read '{shown}': {clip(error, 200)}", where) from None
+    if not isinstance(value, np.ndarray):  # an .npz archive behind a .npy name
+        raise SpecError(f"input '{name}': '{shown}' is not a single .npy array", where)
     if value.dtype.kind not in "biuf":
-        raise SpecError(f"input '{name}': '{file_name}' holds {value.dtype} data, not numbers", where)
+        raise SpecError(f"input '{name}': '{file_name}' holds {value.dtype} data, not real numbers", where)
     if value.size > MAX_INPUT_ELEMENTS:
         raise SpecError(f"input '{name}': '{file_name}' holds {value.size:,} elements; the limit is {MAX_INPUT_ELEMENTS:,}", where)
     return value.astype(np.float64)
@@ -336,19 +352,25 @@ def _read_data_file(reader: "_Reader", entry: LocatedMap, name: str, base_dir: P
 def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> np.ndarray:
     where = entry.value_locations["shape"]
     raw_shape = entry["shape"]
-    if isinstance(raw_shape, int) and not isinstance(raw_shape, bool):
+    if not isinstance(raw_shape, list):
         raw_shape = [raw_shape]
-    if not isinstance(raw_shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in raw_shape):
-        raise SpecError(f"input '{name}': shape: must be a list of integers, got {_plain(raw_shape)!r}", where)
-    shape = tuple(raw_shape)
+    dims = []
+    for n in raw_shape:
+        if isinstance(n, float) and math.isfinite(n) and n.is_integer():
+            n = int(n)  # 1e6 reads as a float
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise SpecError(f"input '{name}': shape: must be a list of integers, got {clipped_repr(raw_shape)}", where)
+        dims.append(n)
+    shape = tuple(dims)
     if len(shape) > 32:
-        raise SpecError(f"input '{name}': shape {list(shape)} has {len(shape)} dimensions; the limit is 32", where)
+        raise SpecError(f"input '{name}': shape: has {len(shape)} dimensions; the limit is 32", where)
     if any(n < 0 for n in shape):
-        raise SpecError(f"input '{name}': shape {list(shape)} has a negative dimension", where)
+        raise SpecError(f"input '{name}': shape {list(shape)} has a negative dimension; sizes are >= 0", where)
     count = math.prod(shape)
-    if count > MAX_INPUT_ELEMENTS:
-        raise SpecError(f"input '{name}': shape {list(shape)} has {count:,} elements (~{count * 8 / 2**30:,.1f} GiB "
-                        f"in float64); the limit is {MAX_INPUT_ELEMENTS:,} elements", where)
+    if count > MAX_INPUT_ELEMENTS or max(shape, default=0) > MAX_INPUT_ELEMENTS:
+        shown = clipped_repr(list(shape), 80)
+        raise SpecError(f"input '{name}': shape {shown} has {count:,} elements (~{_memory(count)} in float64); "
+                        f"the limit is {MAX_INPUT_ELEMENTS:,} elements (~{_memory(MAX_INPUT_ELEMENTS)}) per input", where)
     if "init" not in entry:
         raise SpecError(f"input '{name}': shape: needs init: ({', '.join(INITIALISERS)})", entry.location)
     init = reader.choice(entry, "init", tuple(INITIALISERS))
@@ -398,7 +420,7 @@ def _read_expect(reader: "_Reader", document: LocatedMap, inputs, nodes) -> Expe
         for entry_name, value in entries.items():
             where = entries.key_locations[entry_name]
             if entry_name not in inputs and entry_name not in nodes:
-                raise SpecError(f"expect {key}: '{entry_name}' is neither an input nor a node"
+                raise SpecError(f"expect {key}: {clipped_repr(entry_name)} is neither an input nor a node"
                                 f"{did_you_mean(entry_name, list(inputs) + list(nodes))}", where)
             target[entry_name] = (reader.array(value, entries.value_locations[entry_name], f"expect {key} '{entry_name}'"),
                                   entries.value_locations[entry_name])
@@ -417,18 +439,19 @@ def _kind(value) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {clipped_repr(value)}"
     if isinstance(value, (int, float)):
-        return f"the number {value!r}"
+        return f"the number {clipped_repr(value)}"
     return f"a {type(value).__name__}"
 
 
-def _plain(value):
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+def _memory(count: int) -> str:
+    """The memory ``count`` float64 values take, in a readable unit."""
+    size = count * 8
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:,.1f} {unit}"
+    return f"{size} bytes"
 
 
 class _Reader:
@@ -445,7 +468,8 @@ class _Reader:
     def check_keys(self, mapping: LocatedMap, allowed, what: str) -> None:
         for key in mapping:
             if key not in allowed:
-                raise SpecError(f"{what}: unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}",
+                raise SpecError(f"{what}: unknown key {clipped_repr(key)}{did_you_mean(key, allowed)}; "
+                                f"allowed: {', '.join(allowed)}",
                                 mapping.key_locations[key])
 
     def mapping(self, parent: LocatedMap, key: str, keys=None) -> LocatedMap:
@@ -477,7 +501,7 @@ class _Reader:
             return default
         value = parent[key]
         if value not in choices or not isinstance(value, str):
-            raise SpecError(f"'{key}' must be one of {', '.join(choices)}, got {_plain(value)!r}"
+            raise SpecError(f"'{key}' must be one of {', '.join(choices)}, got {clipped_repr(value)}"
                             f"{did_you_mean(value, choices) if isinstance(value, str) else ''}", self._where(parent, key))
         return value
 
@@ -523,8 +547,15 @@ class _Reader:
 
     def identifier(self, name, location: Location, what: str) -> None:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise SpecError(f"{what} name must be an identifier (letters, digits, _; not a Python keyword), got {name!r}",
-                            location)
+            hint = ""
+            if isinstance(name, bool):
+                hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the name)"
+            elif isinstance(name, str) and keyword.iskeyword(name):
+                hint = " (it is a Python keyword)"
+            raise SpecError(f"{what} name must be an identifier (letters, digits, _; not a Python keyword), got "
+                            f"{clipped_repr(name)}{hint}", location)
+        if len(name) > MAX_NAME_CHARS:
+            raise SpecError(f"{what} name has {len(name):,} characters; the limit is {MAX_NAME_CHARS}", location)
 
     def array(self, value, location: Location, what: str) -> np.ndarray:
         """A number or a nested list of numbers, rectangular, as float64."""

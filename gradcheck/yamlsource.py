@@ -11,10 +11,13 @@ import sys
 
 import yaml
 
-from .errors import Location, SpecError
+from .errors import Location, SpecError, clip, clipped_repr, one_line
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-MAX_EXPANDED_SCALARS = 5_000_000
+MAX_FILE_BYTES = 16 * 1024 * 1024    # a spec is written by hand; large data belongs in a file: input
+MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias bombs)
+MAX_YAML_NODES = 100_000             # values and collections written in the file (parsing time)
+MAX_YAML_DEPTH = 100                 # nesting of mappings and lists
+MAX_NUMBER_DIGITS = 400              # an integer literal longer than this cannot be a float either
 
 
 class LocatedMap(dict):
@@ -33,41 +36,82 @@ class LocatedList(list):
     item_locations: list
 
 
-class _Loader(yaml.SafeLoader):
+class _Bounded:
+    """Composer hooks that refuse, at the place they occur, nesting deeper than MAX_YAML_DEPTH and more
+    than MAX_YAML_NODES nodes, before the parser has read any further."""
+
     path = "<spec>"
+    _depth = 0
+    _count = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        self._count += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise SpecError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels; the limit is {MAX_YAML_DEPTH}",
+                                _location(self, self.peek_event().start_mark))
+            if self._count > MAX_YAML_NODES:
+                raise SpecError(f"the spec holds more than {MAX_YAML_NODES:,} YAML values; the limit is "
+                                f"{MAX_YAML_NODES:,} (large arrays belong in a .npy or .csv file: use file:)",
+                                _location(self, self.peek_event().start_mark))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
-# YAML 1.1 reads 1e-6 (no dot) as a string; accept every float spelling a user would write.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+)$"""),
-    list("-+0123456789"),
-)
+class _Loader(_Bounded, yaml.SafeLoader):
+    """The pure-Python safe loader, bounded."""
 
 
-def _location(loader: _Loader, mark) -> Location:
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml._yaml import CParser
+    from yaml.composer import Composer
+
+    class _FastLoader(_Bounded, Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
+        """libyaml scans and parses (fast on long lines and big lists); the Python composer builds the nodes,
+        so nesting is bounded by _Bounded (libyaml's own composer recurses in C without a limit)."""
+
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    _FastLoader = _Loader
+
+
+def _location(loader, mark) -> Location:
     return Location(loader.path, mark.line + 1, mark.column + 1)
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedMap:
+def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
     seen = {}
+    explicit = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue
+        explicit.add(id(key_node))
         if isinstance(key_node, yaml.ScalarNode):
             if key_node.value in seen:
                 first = seen[key_node.value]
-                raise SpecError(f"duplicate key '{key_node.value}' (first given at line {first.line + 1})",
+                raise SpecError(f"duplicate key {clipped_repr(key_node.value)} (first given at line {first.line + 1})",
                                 _location(loader, key_node.start_mark))
             seen[key_node.value] = key_node.start_mark
     loader.flatten_mapping(node)
     mapping = LocatedMap()
     mapping.location = _location(loader, node.start_mark)
     mapping.key_locations, mapping.value_locations, mapping.value_styles = {}, {}, {}
+    key_nodes = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
             raise SpecError("a mapping key must be a plain name", _location(loader, key_node.start_mark))
+        if key in key_nodes and id(key_nodes[key]) in explicit and id(key_node) in explicit:
+            # two spellings of one key, e.g. yes and true, or 1 and 1.0
+            raise SpecError(f"duplicate key {clipped_repr(key)} (first given at line {key_nodes[key].start_mark.line + 1})",
+                            _location(loader, key_node.start_mark))
+        key_nodes[key] = key_node
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_locations[key] = _location(loader, key_node.start_mark)
         mapping.value_locations[key] = _location(loader, value_node.start_mark)
@@ -75,22 +119,50 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedMap:
     return mapping
 
 
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocatedList:
+def _construct_sequence(loader, node: yaml.SequenceNode) -> LocatedList:
     items = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
     items.location = _location(loader, node.start_mark)
     items.item_locations = [_location(loader, child.start_mark) for child in node.value]
     return items
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+def _construct_int(loader, node: yaml.ScalarNode):
+    digits = sum(c.isdigit() for c in node.value)
+    if digits > MAX_NUMBER_DIGITS:
+        raise SpecError(f"a number with {digits:,} digits is out of range (the limit is {MAX_NUMBER_DIGITS} digits)",
+                        _location(loader, node.start_mark))
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
 
 
-def _expanded_size(root) -> int:
+def _construct_float(loader, node: yaml.ScalarNode):
+    if len(node.value) > MAX_NUMBER_DIGITS:
+        raise SpecError(f"a number with {len(node.value):,} characters is out of range (the limit is "
+                        f"{MAX_NUMBER_DIGITS} characters)", _location(loader, node.start_mark))
+    return yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
+
+
+for _cls in {_Loader, _FastLoader}:
+    # YAML 1.1 reads 1e-6 (no dot) as a string; accept every float spelling a user would write.
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+)$"""),
+        list("-+0123456789"),
+    )
+    _cls.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+    _cls.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+    _cls.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    _cls.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def _expanded_size(root, path: str) -> int:
     """Scalars the document holds once aliases are expanded, memoised per node (linear time).
 
     Raises SpecError on a recursive alias.
     """
+    def recursive(node) -> SpecError:
+        return SpecError("a recursive alias (a structure that contains itself) is not allowed",
+                         Location(path, node.start_mark.line + 1, node.start_mark.column + 1))
+
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
     stack = [(root, False)]
@@ -110,41 +182,76 @@ def _expanded_size(root) -> int:
                 return sizes[key]
             continue
         if key in on_path:
-            raise SpecError("a recursive alias (a structure that contains itself) is not allowed",
-                            Location(_Loader.path, node.start_mark.line + 1, node.start_mark.column + 1))
+            raise recursive(node)
         on_path.add(key)
         stack.append((node, True))
         for child in children:
             if id(child) not in sizes:
                 if id(child) in on_path:
-                    raise SpecError("a recursive alias (a structure that contains itself) is not allowed",
-                                    Location(_Loader.path, child.start_mark.line + 1, child.start_mark.column + 1))
+                    raise recursive(child)
                 stack.append((child, False))
     return sizes[id(root)]
 
 
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _text_location(text: str, index: int, path: str) -> Location:
+    """1-based line and column of character ``index``, counting line breaks as YAML does."""
+    breaks = [m.end() for m in _LINE_BREAK.finditer(text, 0, index)]
+    line_start = breaks[-1] if breaks else 0
+    return Location(path, len(breaks) + 1, index - line_start + 1)
+
+
+def _char_at(text: str, mark) -> str:
+    """The character a parser mark points at ('' when out of range)."""
+    lines = _LINE_BREAK.split(text)
+    if mark is None or mark.line >= len(lines):
+        return ""
+    line = lines[mark.line]
+    return line[mark.column] if mark.column < len(line) else ""
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecError:
+    mark = error.problem_mark or error.context_mark
+    problem = (error.problem or error.context or "invalid YAML").strip()
+    location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+    if isinstance(error, yaml.composer.ComposerError) and "another document" in problem:
+        return SpecError("a spec is one YAML document, but a second document starts here "
+                         "(remove the '---' line, or split the file)", location)
+    if _char_at(text, error.problem_mark) == "\t" or "'\\t'" in problem or "tab" in problem:
+        return SpecError("a tab character cannot indent YAML; use spaces", location)
+    context = ""
+    if error.context and error.problem and error.context_mark and error.context_mark is not error.problem_mark:
+        context = f" ({error.context.strip()} that starts at line {error.context_mark.line + 1})"
+    return SpecError(f"YAML syntax error: {problem}{context}", location)
+
+
 def load_yaml(text: str, path: str):
     """Parse one YAML document into LocatedMap / LocatedList / scalars, or raise SpecError."""
-    loader = _Loader(text)
-    loader.path = path
-    _Loader.path = path
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if bad:
+        character = bad.group()
+        return_location = _text_location(text, bad.start(), path)
+        raise SpecError(f"the spec contains the control character U+{ord(character):04X}, which YAML does not allow "
+                        "(binary data?)", return_location)
+    loader = None
     try:
         try:
+            loader = _FastLoader(text)
+            loader.path = path
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            problem = error.problem or error.context or "invalid YAML"
-            if "found character '\\t'" in problem or "\\t" in problem:
-                problem = "a tab character cannot indent YAML; use spaces"
-            location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
-            raise SpecError(f"YAML syntax error: {problem}", location) from None
+            raise _syntax_error(error, text, path) from None
         except yaml.YAMLError as error:
-            raise SpecError(f"YAML error: {error}", Location(path, 1, 1)) from None
-        except RecursionError:
+            raise SpecError(f"YAML error: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
+        except (RecursionError, MemoryError):
             raise SpecError("the YAML nesting is too deep", Location(path, 1, 1)) from None
+        except (ValueError, UnicodeError) as error:  # e.g. lone surrogates the C parser cannot encode
+            raise SpecError(f"cannot read this YAML: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         if root is None:
             return None
-        size = _expanded_size(root)
+        size = _expanded_size(root, path)
         if size > MAX_EXPANDED_SCALARS:
             raise SpecError(f"the document expands to more than {MAX_EXPANDED_SCALARS:,} values once its aliases "
                             f"are expanded (an alias bomb?); the limit is {MAX_EXPANDED_SCALARS:,}",
@@ -156,14 +263,16 @@ def load_yaml(text: str, path: str):
         except yaml.constructor.ConstructorError as error:
             mark = error.problem_mark or error.context_mark
             tag = re.search(r"tag '([^']*)'", error.problem or "")
-            what = (f"the tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')} is not allowed (gradcheck reads plain YAML only; nothing in a spec runs code)"
+            what = (f"the tag {clip(tag.group(1).replace('tag:yaml.org,2002:', '!!'))} is not allowed "
+                    "(gradcheck reads plain YAML only; nothing in a spec runs code)"
                     if tag else (error.problem or "cannot read this value"))
             raise SpecError(what, Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)) from None
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
-            raise SpecError(f"cannot read this YAML: {error}", Location(path, 1, 1)) from None
+            raise SpecError(f"cannot read this YAML: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         except RecursionError:
             raise SpecError("the YAML nesting is too deep", Location(path, 1, 1)) from None
         finally:
             sys.setrecursionlimit(old_limit)
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -5,7 +5,7 @@ built-in op.  ``OpTable`` layers a spec's custom ops over the built-ins.
 """
 from __future__ import annotations
 
-from . import elementwise, losses, reductions, shape  # noqa: F401  (registration side effects)
+from . import elementwise, losses, nn, nn_conv, nn_layers, nn_losses, reductions, shape  # noqa: F401  (registration side effects)
 from .base import OpArgumentError, OpInfo, Param, Primitive, unbroadcast
 from .registry import BUILTIN_OPS, builtin, custom_op_info
 

@@ -219,13 +219,23 @@ class OpInfo:
                 parts.append(key if p.required else f"{key}={p.default!r}")
         return f"{self.name}({', '.join(parts)})"
 
+    def positional_params(self) -> list[str]:
+        """Keywords that may also be given positionally after the arrays: clip(x, -1, 1), softmax(z, -1)."""
+        if self.variadic or self.params is None:
+            return []
+        return [key for key in self.params if key != "seed"]
+
     def check_arity(self, count: int) -> str | None:
         if self.variadic:
             if count < self.min_args:
                 return f"{self.name}() takes at least {self.min_args} array argument(s), got {count}"
             return None
-        if count != len(self.args):
-            return f"{self.name}() takes {len(self.args)} array argument(s) ({', '.join(self.args)}), got {count}"
+        most = len(self.args) + len(self.positional_params())
+        if count < len(self.args) or count > most:
+            expected = f"{len(self.args)} array argument(s) ({', '.join(self.args)})"
+            if most > len(self.args):
+                expected += f" and up to {most - len(self.args)} constant(s) ({', '.join(self.positional_params())})"
+            return f"{self.name}() takes {expected}, got {count}"
         return None
 
     def check_params(self, given: dict[str, Any]) -> dict[str, Any]:

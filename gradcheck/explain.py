@@ -1,0 +1,370 @@
+"""The backward pass as a textbook walk-through, built as plain data (renderers live in report/).
+
+Node by node in reverse order: the node's forward value, the upstream gradient it receives
+(its adjoint: the sum over its consumers), and for each argument the gradient it passes on
+and, where that is meaningful, the local derivative (passed = upstream x local).
+
+    graph = build_graph(load_spec("specs/neuron_gates.yaml"))
+    fwd = forward(graph, "float64"); bwd = backward(graph, fwd, "float64")
+    steps = explain(graph, fwd, bwd)
+
+Scalars and small arrays (at most ``SMALL`` elements) are shown in full; larger arrays by their
+shape and norm.  Local-derivative formulas come from :data:`LOCAL_DERIVATIVES` (elementwise
+ops), :data:`VJP_RULES` (ops whose Jacobian is not diagonal: the rule for the gradient passed
+on) or an op object's own optional ``explain`` attribute (a string for a one-argument op, or a
+tuple with one string per argument), which is how a custom op can describe itself.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import BackwardPass, ForwardPass
+from .graph import Graph, Node
+
+SMALL = 6  # arrays with at most this many elements are shown in full
+
+CHAIN_RULE = ("chain rule: gradient passed to an argument = upstream gradient × local derivative "
+              "(∂L/∂x = ∂L/∂z · ∂z/∂x); where a value feeds several nodes, the gradients they pass back add up")
+
+# d out / d argument for elementwise ops, one entry per positional argument.  Placeholders:
+# {x} the argument of a one-argument op, {a} {b} the op's arguments (filled with a constant's
+# value, "x" where only one argument is not a constant, else the argument's name).
+LOCAL_DERIVATIVES: dict[str, tuple[str | None, ...]] = {
+    "identity": ("1",),
+    "add": ("1", "1"),
+    "sub": ("1", "-1"),
+    "mul": ("{b}", "{a}"),
+    "div": ("1/{b}", "-{a}/{b}²"),
+    "neg": ("-1",),
+    "pow": ("{b}·{a}^({b}-1)", "{a}^{b}·ln {a}"),
+    "square": ("2{x}",),
+    "reciprocal": ("-1/{x}²",),
+    "exp": ("exp({x})",),
+    "log": ("1/{x}",),
+    "sqrt": ("1/(2√{x})",),
+    "sin": ("cos {x}",),
+    "cos": ("-sin {x}",),
+    "tanh": ("1 - tanh²({x})",),
+    "sigmoid": ("σ({x})·(1 - σ({x}))",),
+    "softplus": ("σ({x})",),
+    "abs": ("sign({x})",),
+    "relu": ("1 if {x} > 0 else 0",),
+    "leaky_relu": ("1 if {x} > 0 else slope",),
+    "maximum": ("1 if {a} ≥ {b} else 0", "1 if {a} < {b} else 0"),
+    "minimum": ("1 if {a} ≤ {b} else 0", "1 if {a} > {b} else 0"),
+}
+
+# The gradient passed on by ops whose Jacobian is not diagonal, in terms of the upstream g.
+VJP_RULES: dict[str, tuple[str | None, ...]] = {
+    "matmul": ("g @ {b}ᵀ", "{a}ᵀ @ g"),
+    "sum": ("g copied to every summed element",),
+    "mean": ("g / n copied to every averaged element",),
+    "max": ("g to the maximal element(s), shared at ties",),
+    "min": ("g to the minimal element(s), shared at ties",),
+    "transpose": ("g with the axes permuted back",),
+    "reshape": ("g reshaped to the input's shape",),
+    "getitem": ("g placed at the indexed elements, 0 elsewhere",),
+    "mse": ("g · 2(pred - target)/n", "g · -2(pred - target)/n"),
+    "logistic_loss": ("g · -y·σ(-y·z)/n", None),
+    "hinge": ("g · -y/n where y·z < 1, else 0", None),
+}
+
+
+@dataclass
+class Quantity:
+    """An array as the walk-through shows it: full values when small, else shape and norm."""
+
+    shape: list[int]
+    values: float | list | None      # the full value (a number, or nested lists) when size <= SMALL
+    norm: float                      # Frobenius norm (|value| for a scalar)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def scalar(self) -> float | None:
+        """The single number, for a scalar or a one-element array."""
+        if self.size != 1 or self.values is None:
+            return None
+        value = self.values
+        while isinstance(value, list):
+            value = value[0]
+        return value
+
+    def text(self, digits: int = 4) -> str:
+        if self.values is not None:
+            return _values_text(self.values, digits)
+        return f"{'×'.join(str(n) for n in self.shape)} array, norm {_number(self.norm, digits)}"
+
+
+def quantity(value) -> Quantity:
+    array = np.asarray(value)
+    if array.dtype.kind == "c":
+        array = array.real
+    array = array.astype(np.float64) if array.dtype.kind in "biuf" else array
+    with np.errstate(all="ignore"):
+        norm = float(np.sqrt(np.sum(np.square(array)))) if array.size else 0.0
+    values = None
+    if array.size <= SMALL:
+        values = float(array) if array.ndim == 0 else array.tolist()
+    return Quantity(list(array.shape), values, norm)
+
+
+@dataclass
+class Contribution:
+    """One consumer's share of a node's upstream gradient (shown when several add up)."""
+
+    consumer: str
+    argument: int
+    passed: Quantity
+
+
+@dataclass
+class ArgumentStep:
+    position: int
+    name: str                        # the argument node's name
+    kind: str                        # input | op | constant
+    differentiable: bool             # false for constants and data: nothing is passed to them
+    passed: Quantity | None          # the gradient this node passes to the argument (edge gradient)
+    local: float | list | None       # passed / upstream for elementwise cases (None where not meaningful)
+    formula: str | None              # "-1/x²" (a local derivative) or "g @ bᵀ" (a rule for the passed gradient)
+    formula_kind: str | None         # "local" | "rule" | None
+
+
+@dataclass
+class Step:
+    index: int
+    name: str
+    op: str                          # the op's name, or "input"
+    kind: str                        # op | input
+    parent: str | None
+    text: str                        # the expression text
+    value: Quantity                  # forward value
+    upstream: Quantity | None        # the node's adjoint (d output / d node); None: nothing flows here
+    contributions: list[Contribution] = field(default_factory=list)
+    arguments: list[ArgumentStep] = field(default_factory=list)
+    note: str | None = None
+
+
+def explain(graph: Graph, fwd: ForwardPass, bwd: BackwardPass) -> list[Step]:
+    """The walk-through: op nodes from the output back, then the inputs (last input first).
+
+    Op nodes that no gradient reaches (they do not lead to the output, or they only combine
+    constants and data) are left out; constants appear only as arguments.
+    """
+    steps = []
+    for node in reversed(graph.nodes[: graph.output + 1]):
+        if node.kind == "constant":
+            continue
+        if node.kind == "op" and (not node.requires_grad or bwd.adjoints[node.index] is None):
+            continue
+        steps.append(_step(graph, fwd, bwd, node))
+    return steps
+
+
+def _step(graph: Graph, fwd: ForwardPass, bwd: BackwardPass, node: Node) -> Step:
+    adjoint = bwd.adjoints[node.index]
+    step = Step(index=node.index, name=node.name, op=node.op_name, kind=node.kind, parent=node.parent,
+                text=node.text, value=quantity(fwd.values[node.index]),
+                upstream=None if adjoint is None or not node.requires_grad else quantity(adjoint))
+    incoming = [(consumer, position) for consumer, position in graph.consumers[node.index]
+                if (consumer, position) in bwd.edge_grads]
+    if len(incoming) > 1:
+        step.contributions = [Contribution(graph.nodes[c].name, p, quantity(bwd.edge_grads[(c, p)]))
+                              for c, p in incoming]
+    notes = []
+    if node.index == graph.output:
+        if fwd.projection is None:
+            notes.append("the output: the backward pass starts here with upstream gradient 1")
+        else:
+            notes.append(f"the output has shape {tuple(np.shape(fwd.output_value))}: it is reduced to "
+                         f"sum(v * {node.name}) with a fixed random v, so the upstream gradient here is v")
+    if node.kind == "input" and not node.requires_grad:
+        notes.append("data (no gradient)")
+    if node.index in bwd.faults:
+        notes.append(f"the op's vjp failed: {bwd.faults[node.index]}")
+    step.note = "; ".join(notes) or None
+    if node.kind == "op":
+        formulas = _formulas(graph, node)
+        for position, arg in enumerate(node.args):
+            arg_node = graph.nodes[arg]
+            differentiable = arg_node.requires_grad and arg_node.kind != "constant"
+            passed = bwd.edge_grads.get((node.index, position)) if differentiable else None
+            formula, kind = formulas[position] if position < len(formulas) else (None, None)
+            step.arguments.append(ArgumentStep(
+                position=position, name=arg_node.name, kind=arg_node.kind, differentiable=differentiable,
+                passed=None if passed is None else quantity(passed),
+                local=_local(node, adjoint, passed) if differentiable else None,
+                formula=formula if differentiable else None, formula_kind=kind if differentiable else None))
+    return step
+
+
+def _local(node: Node, upstream, passed) -> float | list | None:
+    """passed / upstream where that is the local derivative: scalars, and small elementwise cases."""
+    if upstream is None or passed is None:
+        return None
+    upstream = np.asarray(upstream, dtype=np.float64) if np.asarray(upstream).dtype.kind != "c" else np.real(upstream)
+    passed = np.asarray(passed)
+    passed = np.real(passed).astype(np.float64) if passed.dtype.kind in "fc" else passed.astype(np.float64)
+    if upstream.size == 1 and passed.size == 1:
+        u, p = float(upstream.reshape(-1)[0]), float(passed.reshape(-1)[0])
+        return p / u if u != 0 and math.isfinite(u) else None
+    elementwise = node.op_name in LOCAL_DERIVATIVES or isinstance(_own_formulas(node), str)
+    if elementwise and upstream.shape == passed.shape and upstream.size <= SMALL and np.all(upstream != 0):
+        with np.errstate(all="ignore"):
+            return (passed / upstream).tolist()
+    return None
+
+
+# ------------------------------------------------------------------------------------------ formulas
+
+def _own_formulas(node: Node):
+    return getattr(node.op.impl, "explain", None) if node.op is not None else None
+
+
+def _formulas(graph: Graph, node: Node) -> list[tuple[str | None, str | None]]:
+    """Per argument: (formula text, "local" | "rule"), placeholders filled in."""
+    own = _own_formulas(node)
+    if isinstance(own, str):
+        templates, kind = (own,) * len(node.args), "local"
+    elif isinstance(own, (tuple, list)):
+        templates, kind = tuple(own), "local"
+    elif node.op_name in LOCAL_DERIVATIVES and node.op.source == "builtin":
+        templates, kind = LOCAL_DERIVATIVES[node.op_name], "local"
+    elif node.op_name in VJP_RULES and node.op.source == "builtin":
+        templates, kind = VJP_RULES[node.op_name], "rule"
+    else:
+        return []
+    symbols = _symbols(graph, node)
+    result = []
+    for template in templates:
+        if not isinstance(template, str):
+            result.append((None, None))
+            continue
+        result.append((_fill(template, symbols), kind))
+    return result
+
+
+def _symbols(graph: Graph, node: Node) -> dict[str, str]:
+    """What {x}, {a}, {b} (and the op's own argument names) stand for at this node."""
+    args = [graph.nodes[a] for a in node.args]
+    variable = [a for a in args if a.kind != "constant"]
+    symbols: dict[str, str] = {}
+    letters = ["a", "b", "c", "d"]
+    names = [n.lstrip("*") for n in (node.op.args if node.op is not None else ())]
+    for position, arg in enumerate(args):
+        if arg.kind == "constant":
+            text = _constant_text(arg)
+        elif len(variable) == 1:
+            text = "x"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", arg.name) and len(arg.name) <= 16:
+            text = arg.name
+        else:
+            text = names[position] if position < len(names) and names[position] else letters[position % 4]
+        if position < len(letters):
+            symbols[letters[position]] = text
+        if position < len(names) and names[position]:
+            symbols[names[position]] = text
+    if len(args) == 1:
+        symbols["x"] = symbols.get("x", symbols.get("a", "x"))
+    return symbols
+
+
+def _constant_text(node: Node) -> str:
+    value = np.asarray(node.value)
+    if value.size == 1:
+        number = float(value.reshape(-1)[0])
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else f"{number:g}"
+    return node.text or "c"
+
+
+def _fill(template: str, symbols: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        key = match.group(1)
+        text = symbols.get(key, key)
+        whole = match.group(0) == template
+        if not whole and (text.startswith("-") or " " in text):
+            return f"({text})"
+        return text
+
+    return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", replace, template)
+
+
+# ------------------------------------------------------------------------------------------ numbers
+
+def _number(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}"
+
+
+def _values_text(values, digits: int = 4) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_values_text(v, digits) for v in values) + "]"
+    return _number(values, digits)
+
+
+def number_text(value, digits: int = 4) -> str:
+    """A number, or nested lists of numbers, with ``digits`` significant digits."""
+    return _values_text(value, digits)
+
+
+# ------------------------------------------------------------------------------------------ the whole walk-through
+
+@dataclass
+class Walkthrough:
+    """The steps with their context: which spec, which output, in which precision."""
+
+    name: str
+    path: str
+    description: str
+    output: str
+    output_value: Quantity
+    objective: str                   # what is differentiated: the output's name, or "sum(v * out)"
+    dtype: str
+    chain_rule: str
+    steps: list[Step]
+
+    @property
+    def input_steps(self) -> list[Step]:
+        """The inputs in the order the spec declares them."""
+        return sorted((s for s in self.steps if s.kind == "input"), key=lambda s: s.index)
+
+    @property
+    def op_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.kind != "input"]
+
+
+def walkthrough(graph: Graph, fwd: ForwardPass, bwd: BackwardPass, dtype: str | None = None) -> Walkthrough:
+    spec = graph.spec
+    output = graph.nodes[graph.output].name
+    objective = output if fwd.projection is None else f"sum(v * {output})"
+    return Walkthrough(name=spec.name, path=spec.path, description=spec.description or "", output=output,
+                       output_value=quantity(fwd.output_value), objective=objective, dtype=dtype or spec.dtype,
+                       chain_rule=CHAIN_RULE, steps=explain(graph, fwd, bwd))
+
+
+def explain_spec(path, overrides=None) -> Walkthrough:
+    """Load a spec and walk its backward pass (in the spec's dtype); raises SpecError for a bad spec."""
+    from .engine import backward, forward
+    from .graph import build_graph
+    from .spec import Overrides, load_spec
+
+    graph = build_graph(load_spec(path, overrides or Overrides()))
+    dtype = graph.spec.dtype
+    with np.errstate(all="ignore"):
+        fwd = forward(graph, dtype)
+        bwd = backward(graph, fwd, dtype)
+    return walkthrough(graph, fwd, bwd, dtype)

@@ -1,0 +1,257 @@
+"""Neural-network ops, part 4: normalisation layers, embedding lookup and scaled dot-product attention."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import OpArgumentError, Param, Primitive, unbroadcast
+from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
+from .registry import builtin
+
+EPS = Param("float", default=1e-5, minimum=0.0, doc="added to the variance before the square root")
+
+
+# ---------------------------------------------------------------- normalisation
+
+def standardize(x, axes: tuple[int, ...], eps: float):
+    """(x_hat, inv_std): x_hat = (x - mean) * inv_std over axes, inv_std = (var + eps)^(-1/2), biased variance."""
+    centered = x - np.mean(x, axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axes, keepdims=True) + eps)
+    return centered * inv_std, inv_std
+
+
+def standardize_vjp(grad_x_hat, x_hat, inv_std, axes: tuple[int, ...]):
+    """Adjoint of standardize through the mean and the variance:
+    dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)), means over axes."""
+    return inv_std * (grad_x_hat - np.mean(grad_x_hat, axis=axes, keepdims=True)
+                      - x_hat * np.mean(grad_x_hat * x_hat, axis=axes, keepdims=True))
+
+
+def check_affine(op: str, gamma, beta, expected: tuple[int, ...], x) -> None:
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        if np.shape(value) != expected:
+            raise OpArgumentError(f"{op}(): {name} must have shape {expected} for x of shape {np.shape(x)}, "
+                                  f"got {np.shape(value)}")
+
+
+@builtin
+class LayerNorm(Primitive):
+    """Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
+    name, args = "layer_norm", ("x", "gamma", "beta")
+    params = {"eps": EPS}
+
+    def _axes(self, x, gamma, beta):
+        if np.ndim(x) == 0:
+            raise OpArgumentError("layer_norm() needs x with at least one dimension, got a scalar")
+        check_affine(self.name, gamma, beta, np.shape(x)[-1:], x)
+        return (np.ndim(x) - 1,)
+
+    def forward(self, x, gamma, beta, eps=1e-5):
+        x_hat, _ = standardize(x, self._axes(x, gamma, beta), eps)
+        return x_hat * gamma + beta
+
+    def vjp(self, g, out, x, gamma, beta, eps=1e-5):
+        axes = self._axes(x, gamma, beta)
+        x_hat, inv_std = standardize(x, axes, eps)
+        leading = tuple(range(np.ndim(x) - 1))
+        return (standardize_vjp(g * gamma, x_hat, inv_std, axes),
+                np.sum(g * x_hat, axis=leading), np.sum(g, axis=leading))
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((n((4,)), n((4,)), n((4,))), {}), ((n((3, 5)), n((5,)), n((5,))), {}),
+                ((n((2, 3, 4)), n((4,)), n((4,))), {"eps": 0.1}), ((2 * n((4, 6)), n((6,)), n((6,))), {})]
+
+
+@builtin
+class BatchNorm(Primitive):
+    """Batch normalisation with batch statistics over every axis but 1 (NC or NCHW); gamma, beta of shape (C,)."""
+    name, args = "batch_norm", ("x", "gamma", "beta")
+    params = {"eps": EPS}
+
+    def _axes(self, x, gamma, beta):
+        if np.ndim(x) < 2:
+            raise OpArgumentError(f"batch_norm() needs x of shape (N, C) or (N, C, ...), got {np.shape(x)}")
+        check_affine(self.name, gamma, beta, np.shape(x)[1:2], x)
+        return (0,) + tuple(range(2, np.ndim(x)))
+
+    @staticmethod
+    def _per_channel(value, x):
+        return np.reshape(value, (1, -1) + (1,) * (np.ndim(x) - 2))
+
+    def forward(self, x, gamma, beta, eps=1e-5):
+        x_hat, _ = standardize(x, self._axes(x, gamma, beta), eps)
+        return x_hat * self._per_channel(gamma, x) + self._per_channel(beta, x)
+
+    def vjp(self, g, out, x, gamma, beta, eps=1e-5):
+        axes = self._axes(x, gamma, beta)
+        x_hat, inv_std = standardize(x, axes, eps)
+        return (standardize_vjp(g * self._per_channel(gamma, x), x_hat, inv_std, axes),
+                np.sum(g * x_hat, axis=axes), np.sum(g, axis=axes))
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((n((4, 3)), n((3,)), n((3,))), {}), ((n((5, 2)), n((2,)), n((2,))), {"eps": 0.01}),
+                ((n((2, 3, 2, 2)), n((3,)), n((3,))), {}), ((n((3, 2, 4)), n((2,)), n((2,))), {})]
+
+
+# ---------------------------------------------------------------- embedding
+
+@builtin
+class Embedding(Primitive):
+    """Rows of table (V, D) picked by integer ids of any shape: table[ids], shape ids.shape + (D,)."""
+    name, args, domains, integer_args = "embedding", ("ids", "table"), ("labels", "real"), (0,)
+
+    def _ids(self, ids, table):
+        ids = require_integer(ids, self.name, "ids")
+        if np.ndim(table) != 2:
+            raise OpArgumentError(f"embedding(): table must be (V, D) (2-D), got shape {np.shape(table)}")
+        check_indices(ids, np.shape(table)[0], self.name, "id", "rows of the table")
+        return ids
+
+    def forward(self, ids, table):
+        return np.asarray(table)[self._ids(ids, table)]
+
+    def vjp(self, g, out, ids, table):
+        grad = np.zeros(np.shape(table), dtype=np.result_type(g, table))
+        np.add.at(grad, self._ids(ids, table), g)  # add.at accumulates the rows of repeated ids
+        return None, grad
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        return [((np.array(2), n((4, 3))), {}), ((np.array([0, 3, 3, 1]), n((4, 2))), {}),
+                ((rng.integers(0, 5, size=(2, 3)), n((5, 4))), {}), ((np.array([[1, 1], [0, 2]]), n((3, 3))), {})]
+
+
+# ---------------------------------------------------------------- attention
+
+def check_attention_shapes(op: str, q, k, v) -> tuple[int, ...]:
+    """The shape of the scores q k^T, after checking that q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) fit."""
+    shapes = {"q": np.shape(q), "k": np.shape(k), "v": np.shape(v)}
+    for name, shape in shapes.items():
+        if len(shape) < 2:
+            raise OpArgumentError(
+                f"{op}(): {name} must have at least 2 dimensions (..., length, features), got {shape}")
+    if shapes["q"][-1] != shapes["k"][-1]:
+        raise OpArgumentError(
+            f"{op}(): q {shapes['q']} and k {shapes['k']} must have the same feature size (last axis)")
+    if shapes["k"][-2] != shapes["v"][-2]:
+        raise OpArgumentError(f"{op}(): k {shapes['k']} and v {shapes['v']} must have the same length (axis -2)")
+    batch = broadcast_shapes(op, q=shapes["q"][:-2], k=shapes["k"][:-2], v=shapes["v"][:-2])
+    return batch + (shapes["q"][-2], shapes["k"][-2])
+
+
+def attention_probs(q, k, keep):
+    """softmax(q k^T / sqrt(d)) over the keys, with probability 0 where keep is False."""
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * (1 / math.sqrt(np.shape(q)[-1]))
+    return stable_softmax(scores, -1, keep)
+
+
+def attention_vjp(g, q, k, v, keep):
+    """Adjoints of out = P v with P = softmax(S), S = q k^T / sqrt(d)."""
+    scale = 1 / math.sqrt(np.shape(q)[-1])
+    probs = attention_probs(q, k, keep)
+    grad_v = np.matmul(np.swapaxes(probs, -1, -2), g)
+    grad_scores = softmax_vjp(np.matmul(g, np.swapaxes(v, -1, -2)), probs, -1) * scale
+    grad_q = np.matmul(grad_scores, k)
+    grad_k = np.matmul(np.swapaxes(grad_scores, -1, -2), q)
+    return unbroadcast(grad_q, np.shape(q)), unbroadcast(grad_k, np.shape(k)), unbroadcast(grad_v, np.shape(v))
+
+
+@builtin
+class Attention(Primitive):
+    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
+    name, args, integer_args = "attention", ("q", "k", "v", "*mask"), (3,)
+    domains = ("real", "real", "real", "mask")
+    params = {"causal": Param("bool", default=False, doc="query i attends only to keys j <= i"),
+              "mask": Param("str", default=None, choices=("causal",), doc="mask='causal' is causal=True")}
+
+    def _keep(self, q, k, v, mask, causal, mask_kind):
+        if len(mask) > 1:
+            raise OpArgumentError(f"attention() takes q, k, v and at most one mask array, got {3 + len(mask)} arrays")
+        causal = causal or mask_kind == "causal"
+        keep = MaskedAttention.keep_from_mask(self.name, q, k, v, mask[0]) if mask else None
+        scores_shape = check_attention_shapes(self.name, q, k, v)
+        if causal:
+            # top-left aligned, as PyTorch's is_causal: row i keeps keys 0..i, so no row is empty
+            lower = np.tri(*scores_shape[-2:], dtype=bool)
+            keep = lower if keep is None else keep & lower
+            if np.any(~np.any(keep, axis=-1)):
+                position = first_position(~np.any(keep, axis=-1))
+                raise OpArgumentError(f"attention(): the mask and causal=True together hide every key from query {list(position)}")
+        return keep
+
+    # the optional mask array arrives in *masks; the keyword mask='causal' arrives in **keywords
+    def forward(self, q, k, v, *masks, causal=False, **keywords):
+        keep = self._keep(q, k, v, masks, causal, keywords.get("mask"))
+        return np.matmul(attention_probs(q, k, keep), v)
+
+    def vjp(self, g, out, q, k, v, *masks, causal=False, **keywords):
+        keep = self._keep(q, k, v, masks, causal, keywords.get("mask"))
+        return attention_vjp(g, q, k, v, keep) + (None,) * len(masks)
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+        causal_mask = np.tri(3, 3)
+        return [((n((3, 4)), n((3, 4)), n((3, 2))), {}), ((n((2, 4)), n((5, 4)), n((5, 3))), {}),
+                ((n((4, 3)), n((4, 3)), n((4, 3))), {"causal": True}),
+                ((n((3, 4)), n((3, 4)), n((3, 2)), causal_mask), {}),
+                ((n((3, 4)), n((3, 4)), n((3, 2))), {"mask": "causal"}),
+                ((n((2, 3, 4)), n((3, 4)), n((2, 3, 2))), {}),
+                ((n((2, 2, 3, 4)), n((2, 2, 3, 4)), n((2, 2, 3, 2))), {"causal": True})]
+
+
+@builtin
+class MaskedAttention(Primitive):
+    """Scaled dot-product attention with an explicit mask (1/true = attend, 0/false = masked; no gradient)."""
+    name, args, integer_args = "masked_attention", ("q", "k", "v", "mask"), (3,)
+    domains = ("real", "real", "real", "mask")
+
+    def _keep(self, q, k, v, mask):
+        return self.keep_from_mask(self.name, q, k, v, mask)
+
+    @staticmethod
+    def keep_from_mask(op_name, q, k, v, mask):
+        scores_shape = check_attention_shapes(op_name, q, k, v)
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            values = np.real(mask) if np.iscomplexobj(mask) else mask
+            not_binary = (values != 0) & (values != 1)
+            if np.any(not_binary):
+                position = first_position(not_binary)
+                raise OpArgumentError(f"{op_name}(): mask must hold 0/1 or true/false, got {values[position]} "
+                                      f"at index {list(position)}")
+            mask = values != 0
+        if broadcast_shapes(op_name, mask=mask.shape, scores=scores_shape) != scores_shape:
+            raise OpArgumentError(f"{op_name}(): mask of shape {mask.shape} does not broadcast to the "
+                                  f"attention scores' shape {scores_shape} (..., queries, keys)")
+        keep = np.broadcast_to(mask, scores_shape)
+        empty = ~np.any(keep, axis=-1)
+        if np.any(empty):
+            position = first_position(empty)
+            raise OpArgumentError(f"{op_name}(): the mask hides every key from query {list(position)}")
+        return keep
+
+    def forward(self, q, k, v, mask):
+        return np.matmul(attention_probs(q, k, self._keep(q, k, v, mask)), v)
+
+    def vjp(self, g, out, q, k, v, mask):
+        return attention_vjp(g, q, k, v, self._keep(q, k, v, mask)) + (None,)
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+
+        def mask(shape):
+            keep = rng.random(shape) < 0.6
+            keep[..., 0] = True  # every query keeps at least one key
+            return keep
+        return [((n((3, 4)), n((3, 4)), n((3, 2)), mask((3, 3))), {}),
+                ((n((2, 4)), n((5, 4)), n((5, 3)), mask((5,))), {}),
+                ((n((2, 3, 4)), n((2, 4, 4)), n((2, 4, 2)), mask((2, 3, 4))), {}),
+                ((n((2, 3, 2)), n((2, 3, 2)), n((2, 3, 3)), np.tri(3)), {})]

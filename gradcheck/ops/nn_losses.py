@@ -1,0 +1,219 @@
+"""Neural-network ops, part 2: classification and regression losses, averaged over samples.
+
+Scores and logits carry the classes on their last axis; every leading element is a sample.
+Integer labels are class indices of shape scores.shape[:-1].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
+from .elementwise import sigmoid_stable, softplus_stable
+from .nn import broadcast_shapes, check_indices, first_position, float_dtype, log_softmax, require_integer
+from .registry import builtin
+
+
+def sample_count(scores, op: str) -> int:
+    """The number of samples of (..., C) scores: the product of the leading dimensions."""
+    if np.ndim(scores) == 0:
+        raise OpArgumentError(f"{op}() needs scores with a class axis (last), got a scalar")
+    count = int(np.prod(np.shape(scores)[:-1], dtype=np.int64))
+    if count == 0 or np.shape(scores)[-1] == 0:
+        raise OpArgumentError(f"{op}(): scores of shape {np.shape(scores)} hold no samples or no classes")
+    return count
+
+
+def class_indices(labels, scores, op: str) -> np.ndarray:
+    """Validate integer labels against (..., C) scores: shape scores.shape[:-1], values in [0, C)."""
+    labels = require_integer(labels, op, "labels")
+    expected = np.shape(scores)[:-1]
+    if labels.shape != expected:
+        raise OpArgumentError(f"{op}(): labels of shape {labels.shape} do not match scores of shape "
+                              f"{np.shape(scores)}: expected one class index per sample, shape {expected}")
+    check_indices(labels, np.shape(scores)[-1], op, "label", "classes")
+    return labels
+
+
+def one_hot_mask(labels: np.ndarray, classes: int) -> np.ndarray:
+    return np.arange(classes) == labels[..., None]
+
+
+@builtin
+class CrossEntropy(Primitive):
+    """Softmax cross-entropy over the last axis, mean over samples; labels: int class indices or float targets."""
+    name, args, domains = "cross_entropy", ("logits", "labels"), ("real", "labels")
+
+    def _targets(self, logits, labels):
+        """(targets with the logits' shape, whether labels were class indices)."""
+        sample_count(logits, self.name)
+        labels = np.asarray(labels)
+        if np.issubdtype(labels.dtype, np.integer):
+            indices = class_indices(labels, logits, self.name)
+            return one_hot_mask(indices, np.shape(logits)[-1]).astype(float_dtype(logits)), True
+        if labels.shape != np.shape(logits):
+            hint = (" (for class indices give the labels an integer dtype: dtype: int64)"
+                    if labels.shape == np.shape(logits)[:-1] else "")
+            raise OpArgumentError(f"{self.name}(): float targets of shape {labels.shape} must have the logits' shape "
+                                  f"{np.shape(logits)}{hint}")
+        return labels, False
+
+    def forward(self, logits, labels):
+        targets, _ = self._targets(logits, labels)
+        return -np.sum(targets * log_softmax(logits, -1)) / sample_count(logits, self.name)
+
+    def vjp(self, g, out, logits, labels):
+        targets, are_indices = self._targets(logits, labels)
+        log_probs = log_softmax(logits, -1)
+        scale = g / sample_count(logits, self.name)
+        # d/dz of -sum_j t_j log softmax(z)_j = softmax(z) * sum_j t_j - t   (softmax - onehot for one-hot t)
+        grad_logits = scale * (np.exp(log_probs) * np.sum(targets, axis=-1, keepdims=True) - targets)
+        return grad_logits, None if are_indices else -scale * log_probs
+
+    @staticmethod
+    def test_cases(rng):
+        n = rng.standard_normal
+
+        def soft_targets(shape):
+            weights = rng.uniform(0.1, 1.0, size=shape)
+            return weights / weights.sum(axis=-1, keepdims=True)
+        return [((n((3,)), np.array(2)), {}), ((n((4, 3)), soft_targets((4, 3))), {}),
+                ((n((2, 3, 5)), rng.integers(0, 5, size=(2, 3))), {}),
+                ((3 * n((4, 3)), np.array([0, 2, 1, 2])), {})]
+
+
+class _BinaryLoss(Primitive):
+    """Shared shape rules of the elementwise binary losses: the inputs broadcast, the mean runs over the broadcast."""
+
+    def _count(self, a, b) -> int:
+        return int(np.prod(self._shape(a, b), dtype=np.int64))
+
+    def _shape(self, a, b) -> tuple[int, ...]:
+        return broadcast_shapes(self.name, **{self.args[0]: np.shape(a), self.args[1]: np.shape(b)})
+
+    def _adjoints(self, a, b, grad_a, grad_b):
+        """Each gradient broadcast to the loss's elements, then summed back to its argument's shape."""
+        shape = self._shape(a, b)
+        return (unbroadcast(np.broadcast_to(grad_a, shape), np.shape(a)),
+                unbroadcast(np.broadcast_to(grad_b, shape), np.shape(b)))
+
+
+@builtin
+class BinaryCrossEntropy(_BinaryLoss):
+    """Binary cross-entropy -mean(y log p + (1 - y) log(1 - p)) of probabilities 0 < p < 1."""
+    name, args, domains = "binary_cross_entropy", ("p", "y"), ("probability", "probability")
+
+    def _check(self, p):
+        values = real_part(np.asarray(p))
+        outside = (values <= 0) | (values >= 1)
+        if np.any(outside):
+            position = first_position(outside)
+            raise OpArgumentError(
+                f"{self.name}(): p must lie strictly between 0 and 1, got p={values[position]} "
+                f"at index {list(position)} (use binary_cross_entropy_with_logits for saturated predictions)")
+
+    def forward(self, p, y):
+        count = self._count(p, y)
+        self._check(p)
+        return -np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)) / count
+
+    def vjp(self, g, out, p, y):
+        scale = g / self._count(p, y)
+        grad_p = scale * (p - y) / (p * (1 - p))
+        grad_y = scale * (np.log1p(-p) - np.log(p))
+        return self._adjoints(p, y, grad_p, grad_y)
+
+
+@builtin
+class BinaryCrossEntropyWithLogits(_BinaryLoss):
+    """Binary cross-entropy of sigmoid(z) from logits, mean(softplus(z) - y z); finite for any z."""
+    name, args, domains = "binary_cross_entropy_with_logits", ("z", "y"), ("real", "probability")
+
+    def forward(self, z, y):
+        # -(y log s(z) + (1 - y) log(1 - s(z))) = softplus(z) - y z, since log s(z) = z - softplus(z)
+        count = self._count(z, y)
+        return np.sum(softplus_stable(z) - y * z) / count
+
+    def vjp(self, g, out, z, y):
+        scale = g / self._count(z, y)
+        return self._adjoints(z, y, scale * (sigmoid_stable(z) - y), -scale * z)
+
+
+@builtin
+class MulticlassHinge(Primitive):
+    """Multiclass SVM loss: mean over samples of sum_{j != y} max(0, s_j - s_y + margin) (kinks)."""
+    name, args, domains = "multiclass_hinge", ("scores", "labels"), ("real", "labels")
+    integer_args, has_kinks = (1,), True
+    params = {"margin": Param("float", default=1.0, doc="the required gap between the true and the other scores")}
+
+    def _active(self, scores, labels, margin):
+        """(the margins s_j - s_y + margin, the mask of wrong classes whose margin is positive)."""
+        sample_count(scores, self.name)
+        labels = class_indices(labels, scores, self.name)
+        true_scores = np.take_along_axis(scores, labels[..., None], axis=-1)
+        margins = scores - true_scores + margin
+        return margins, (real_part(margins) > 0) & ~one_hot_mask(labels, np.shape(scores)[-1])
+
+    def forward(self, scores, labels, margin=1.0):
+        margins, active = self._active(scores, labels, margin)
+        return np.sum(np.where(active, margins, 0)) / sample_count(scores, self.name)
+
+    def vjp(self, g, out, scores, labels, margin=1.0):
+        margins, active = self._active(scores, labels, margin)
+        # each active j adds +1 to ds_j and -1 to ds_y
+        pattern = active.astype(float_dtype(scores))
+        pattern -= one_hot_mask(labels, np.shape(scores)[-1]) * np.sum(pattern, axis=-1, keepdims=True)
+        return g * pattern / sample_count(scores, self.name), None
+
+    @staticmethod
+    def test_cases(rng):
+        def away_from_kinks(shape, margin):
+            """Scores and labels with every margin s_j - s_y + margin at least 0.1 away from 0."""
+            while True:
+                scores = rng.uniform(-3, 3, size=shape)
+                labels = rng.integers(0, shape[-1], size=shape[:-1])
+                gaps = scores - np.take_along_axis(scores, labels[..., None], axis=-1) + margin
+                wrong = np.arange(shape[-1]) != labels[..., None]
+                if np.all(np.abs(gaps[wrong]) > 0.1):
+                    return scores, labels
+        cases = []
+        for shape, margin in (((4,), 1.0), ((3, 4), 1.0), ((5, 3), 0.5), ((2, 3, 4), 2.0), ((6, 5), 1.0)):
+            cases.append((away_from_kinks(shape, margin), {"margin": margin}))
+        return cases
+
+
+@builtin
+class Huber(_BinaryLoss):
+    """Huber loss, mean of d^2/2 where |d| <= delta else delta (|d| - delta/2), d = pred - target."""
+    name, args = "huber", ("pred", "target")
+    params = {"delta": Param("float", default=1.0, doc="where the loss turns from quadratic to linear (> 0)")}
+
+    def _difference(self, pred, target, delta):
+        if delta <= 0:
+            raise OpArgumentError(f"{self.name}(): delta must be > 0, got {delta}")
+        self._count(pred, target)
+        difference = np.subtract(pred, target)
+        sign = np.sign(real_part(difference))
+        return difference, sign, real_part(difference) * sign <= delta
+
+    def forward(self, pred, target, delta=1.0):
+        difference, sign, quadratic = self._difference(pred, target, delta)
+        # |d| is written d * sign(Re d) so the linear branch stays analytic for complex-step
+        losses = np.where(quadratic, 0.5 * difference * difference, delta * (difference * sign - 0.5 * delta))
+        return np.sum(losses) / np.size(losses)
+
+    def vjp(self, g, out, pred, target, delta=1.0):
+        difference, sign, quadratic = self._difference(pred, target, delta)
+        grad = g * np.where(quadratic, difference, delta * sign) / np.size(difference)
+        return self._adjoints(pred, target, grad, -grad)
+
+    @staticmethod
+    def test_cases(rng):
+        def pair(shape_pred, shape_target, delta):
+            """pred, target with |pred - target| on both branches, at least 0.2 delta away from delta."""
+            target = rng.standard_normal(shape_target)
+            shape = np.broadcast_shapes(shape_pred, shape_target)
+            magnitude = np.where(rng.random(shape) < 0.5, rng.uniform(0, 0.8 * delta, size=shape),
+                                 rng.uniform(1.2 * delta, 3 * delta, size=shape))
+            return target + rng.choice([-1.0, 1.0], size=shape) * magnitude, target
+        return [(pair((), (), 1.0), {}), (pair((6,), (6,), 1.0), {}), (pair((2, 3), (2, 3), 0.5), {"delta": 0.5}),
+                (pair((4, 3), (3,), 1.0), {}), (pair((3, 4), (3, 4), 2.0), {"delta": 2.0})]

@@ -1,0 +1,200 @@
+"""Renderers for ``gradcheck explain``: the walk-through as text (the textbook style), JSON or Markdown.
+
+    1. div  f = 1 / (1 + exp(-dot)) = 0.7311 · upstream 1 → passes -0.5344 to f/add#1 (local derivative -1/x² = -0.5344)
+
+Each takes a :class:`gradcheck.explain.Walkthrough` and returns a string; ``render_text`` can
+also print straight to a Rich console (colour where the console has it).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.text import Text
+
+from ..explain import ArgumentStep, Step, Walkthrough, number_text
+
+FORMATS = ("text", "json", "markdown")
+
+
+# ------------------------------------------------------------------------------------------ sentences
+
+def local_text(argument: ArgumentStep) -> str:
+    """'local derivative -1/x² = -0.5344', 'rule: g @ bᵀ', or '' when nothing useful is known."""
+    value = None if argument.local is None else number_text(argument.local)
+    if argument.formula_kind == "rule" and argument.formula:
+        return f"rule: {argument.formula}"
+    if argument.formula and value is not None:
+        if argument.formula == value:
+            return f"local derivative {value}"
+        return f"local derivative {argument.formula} = {value}"
+    if argument.formula:
+        return f"local derivative {argument.formula}"
+    if value is not None:
+        return f"local derivative {value}"
+    return ""
+
+
+def passes_text(argument: ArgumentStep) -> str:
+    passed = "nothing" if argument.passed is None else argument.passed.text()
+    text = f"passes {passed} to {argument.name}"
+    local = local_text(argument)
+    return text + (f" ({local})" if local else "")
+
+
+def contributions_text(step: Step) -> str:
+    """'= 0.1 from a + 0.1 from b' where several consumers' gradients add up, else ''."""
+    if not step.contributions:
+        return ""
+    if all(c.passed.values is not None for c in step.contributions):
+        return "= " + " + ".join(f"{c.passed.text()} from {c.consumer}" for c in step.contributions)
+    return (f"the sum of {len(step.contributions)} contributions, from "
+            f"{', '.join(c.consumer for c in step.contributions)}")
+
+
+def upstream_text(step: Step, prefix: str = "upstream ") -> str:
+    if step.upstream is None:
+        return "no upstream gradient"
+    text = prefix + step.upstream.text()
+    added = contributions_text(step)
+    return text + (f" ({added})" if added else "")
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def node_text(step: Step) -> str:
+    """'f = 1 / (1 + exp(-dot)) = 0.7311' (the expression is left out where it is just the name)."""
+    expression = shorten(step.text)
+    if not expression or expression == step.name:
+        return f"{step.name} = {step.value.text()}"
+    return f"{step.name} = {expression} = {step.value.text()}"
+
+
+def gradient_name(walk: Walkthrough, step: Step) -> str:
+    top = walk.output if walk.objective == walk.output else "L"
+    return f"∂{top}/∂{step.name}"
+
+
+# ------------------------------------------------------------------------------------------ text
+
+def text_lines(walk: Walkthrough) -> list[Text]:
+    lines: list[Text] = []
+    header = Text()
+    header.append(f"backward pass of {walk.name}", style="bold")
+    header.append(f"  {walk.path}", style="dim")
+    lines.append(header)
+    if walk.description.strip():
+        lines.append(Text(" ".join(walk.description.split()), style="italic"))
+    summary = f"output {walk.output} = {walk.output_value.text()} ({walk.dtype})"
+    if walk.objective != walk.output:
+        summary += f"; differentiated: L = {walk.objective} with a fixed random v"
+    lines.append(Text(summary))
+    lines.append(Text(walk.chain_rule, style="dim"))
+    lines.append(Text())
+    op_steps = walk.op_steps
+    width = len(str(len(op_steps)))
+    op_width = max((len(s.op) for s in op_steps), default=0)
+    for number, step in enumerate(op_steps, 1):
+        line = Text(f"{number:>{width}}. ")
+        line.append(f"{step.op:<{op_width}}", style="cyan")
+        line.append("  ")
+        line.append(node_text(step), style="bold")
+        line.append(" · ")
+        line.append(upstream_text(step))
+        passing = [a for a in step.arguments if a.differentiable]
+        indent = " " * (width + 2 + op_width + 2)
+        if len(passing) == 1:
+            line.append(" → " + passes_text(passing[0]))
+            lines.append(line)
+        else:
+            lines.append(line)
+            for argument in passing:
+                lines.append(Text(f"{indent}→ {passes_text(argument)}"))
+        if step.note:
+            style = "red" if "failed" in step.note else "dim"
+            lines.append(Text(f"{indent}{step.note}", style=style))
+    lines.append(Text())
+    lines.append(Text("gradients of the inputs:", style="bold"))
+    for step in walk.input_steps:
+        if step.upstream is None:
+            lines.append(Text(f"  {step.name} = {step.value.text()}: data, no gradient", style="dim"))
+            continue
+        line = Text(f"  {gradient_name(walk, step)} = ")
+        line.append(step.upstream.text(), style="bold green")
+        if step.contributions:
+            line.append(f"  ({contributions_text(step)})", style="dim")
+        lines.append(line)
+    return lines
+
+
+def render_text(walk: Walkthrough, color: bool = False, console: Console | None = None) -> str:
+    buffer = None
+    if console is None:
+        buffer = io.StringIO()
+        console = Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=200)
+    for line in text_lines(walk):
+        console.print(line, soft_wrap=True, highlight=False)
+    return buffer.getvalue() if buffer is not None else ""
+
+
+# ------------------------------------------------------------------------------------------ json
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def to_dict(walk: Walkthrough) -> dict:
+    data = asdict(walk)
+    data["input_gradients"] = {s.name: None if s.upstream is None else s.upstream.values
+                               for s in walk.input_steps}
+    return {"version": 1, **data}
+
+
+def render_json(walk: Walkthrough) -> str:
+    return json.dumps(_clean(to_dict(walk)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ markdown
+
+def cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: str) -> str:
+    return f"`{cell(text)}`" if text else ""
+
+
+def render_markdown(walk: Walkthrough) -> str:
+    lines = [f"# Backward pass of {cell(walk.name)}", "", f"`{walk.path}` · output `{walk.output}` = "
+             f"{walk.output_value.text()} ({walk.dtype})", ""]
+    if walk.objective != walk.output:
+        lines += [f"Differentiated: L = `{walk.objective}` with a fixed random v.", ""]
+    lines += [f"> {cell(walk.chain_rule)}", "",
+              "| # | op | node | expression | value | upstream | passes on |", "|---:|---|---|---|---:|---|---|"]
+    for number, step in enumerate(walk.op_steps, 1):
+        passes = "<br>".join(cell(passes_text(a)) for a in step.arguments if a.differentiable)
+        if step.note:
+            passes += f"<br>*{cell(step.note)}*"
+        lines.append(f"| {number} | {cell(step.op)} | {code(step.name)} | {code(shorten(step.text))} | "
+                     f"{step.value.text()} | {cell(upstream_text(step, prefix=''))} | {passes} |")
+    lines += ["", "## Gradients of the inputs", "", "| input | value | gradient |", "|---|---:|---:|"]
+    for step in walk.input_steps:
+        gradient = "data, no gradient" if step.upstream is None else step.upstream.text()
+        lines.append(f"| {code(step.name)} | {step.value.text()} | {gradient} |")
+    return "\n".join(lines) + "\n"
+
+
+def renderer(name: str):
+    return {"text": render_text, "json": render_json, "markdown": render_markdown}[name]

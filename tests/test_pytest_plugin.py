@@ -1,0 +1,154 @@
+"""The pytest plugin: spec files as test items, opt-in (`--gradcheck PATH` or `gradcheck_specs`)."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LAYERS = '''
+class BadOp:
+    """x ** 2 with the factor 2 forgotten in its backward rule."""
+    def forward(self, x):
+        return x * x
+    def vjp(self, g, out, x):
+        return (g * x,)
+'''
+
+GOOD = """
+name: good neuron
+inputs: {w: 2.0, x: -1.0}
+nodes:
+  f: sigmoid(w * x)
+"""
+
+BAD = """
+name: bad square
+inputs: {x: [1.0, 2.0, 3.0]}
+ops: {bad: "layers:BadOp"}
+nodes:
+  y: bad(x)
+  loss: sum(y)
+"""
+
+BROKEN = """
+inputs: {x: 2.0}
+nodes:
+  f: x * q
+"""
+
+KINK = """
+inputs: {x: [-1.0, 0.0, 2.0]}
+nodes:
+  loss: sum(relu(x))
+"""
+
+
+def plugin_args() -> list[str]:
+    """The plugin loads itself through its entry point once installed; otherwise load it by hand.
+
+    Looked up the way pluggy does (every distribution, not one per name: a stale *.egg-info in
+    the working directory must not hide the installed metadata).
+    """
+    autoload = not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    installed = any(ep.group == "pytest11" and ep.value == "gradcheck.pytest_plugin"
+                    for dist in importlib.metadata.distributions() for ep in dist.entry_points)
+    return [] if installed and autoload else ["-p", "gradcheck.pytest_plugin"]
+
+
+def run(pytester, *args):
+    # other plugins of this environment (hypothesis, benchmark) only slow the inner runs down
+    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                              "-p", "no:benchmark", *args)
+
+
+def make_specs(pytester, folder="specs", **files):
+    base = pytester.path / folder
+    base.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (base / name.replace("__", ".")).write_text(textwrap.dedent(text))
+    return base
+
+
+@pytest.fixture
+def specs(pytester):
+    return make_specs(pytester, layers__py=LAYERS, good__yaml=GOOD, bad__yaml=BAD)
+
+
+def test_the_entry_point_is_declared():
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+        assert project["project"]["entry-points"]["pytest11"] == {"gradcheck": "gradcheck.pytest_plugin"}
+
+
+def test_a_passing_and_a_failing_spec(pytester, specs):
+    result = run(pytester, "--gradcheck", "specs", "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    assert "PASSED specs/good.yaml::good" in output
+    assert "FAILED specs/bad.yaml::bad" in output
+    # the failure names the failing node, its worst element, analytic vs numeric, and the op to blame
+    failure = output[output.index("gradcheck spec bad"):]
+    assert "gradcheck: spec 'bad square' failed (specs/bad.yaml)" in failure
+    assert "x (input): gradient wrong at [2]: analytic 3, numeric 6" in failure
+    assert "suspect: op 'bad' at node y passes a wrong gradient to its argument 0 (x)" in failure
+    assert "Traceback" not in output and "def runtest" not in output  # concise: no Python frames
+
+
+def test_a_spec_error_shows_its_location(pytester):
+    make_specs(pytester, broken__yaml=BROKEN)
+    result = run(pytester, "--gradcheck", "specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["specs/broken.yaml:4:10: node 'f' uses 'q', which is neither an input*"])
+
+
+def test_nothing_is_collected_without_opting_in(pytester, specs):
+    # YAML under tests/ and specs/, a real test beside it: a plain run sees only the Python test
+    make_specs(pytester, "tests", bad__yaml=BAD, config__yml="key: value\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = run(pytester, "-v")
+    result.assert_outcomes(passed=1)
+    assert ".yaml" not in result.stdout.str() and ".yml" not in result.stdout.str()
+    # naming the spec folder as a path is not opting in either
+    assert run(pytester, "specs").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_only_yaml_under_the_given_paths_is_collected(pytester, specs):
+    make_specs(pytester, "tests", bad__yaml=BAD)
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = run(pytester, "--gradcheck", "specs", "--collect-only", "-q")
+    collected = [line for line in result.stdout.lines if "::" in line]
+    assert sorted(collected) == ["specs/bad.yaml::bad", "specs/good.yaml::good", "test_plain.py::test_ok"]
+
+
+def test_the_ini_option_collects_specs(pytester, specs):
+    pytester.makeini("[pytest]\ngradcheck_specs = specs\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    run(pytester).assert_outcomes(passed=2, failed=1)
+    # explicit paths still select what runs
+    run(pytester, "test_plain.py").assert_outcomes(passed=1)
+    run(pytester, "specs/good.yaml").assert_outcomes(passed=1)
+
+
+def test_a_bare_flag_means_the_paths_given_to_pytest(pytester, specs):
+    run(pytester, "specs/good.yaml", "--gradcheck").assert_outcomes(passed=1)
+
+
+def test_kinks_warn_and_fail_only_when_strict(pytester):
+    make_specs(pytester, kink__yaml=KINK)
+    result = run(pytester, "--gradcheck", "specs")
+    result.assert_outcomes(passed=1, warnings=1)
+    assert "specs/kink.yaml:2: GradcheckKinkWarning: x (input): kink at [1]" in result.stdout.str()
+    strict = run(pytester, "--gradcheck", "specs", "--gradcheck-strict")
+    strict.assert_outcomes(failed=1)
+    assert "x (input): kink at [1]" in strict.stdout.str()
+    assert "--strict: kinks count as failures" in strict.stdout.str()
