@@ -33,6 +33,18 @@ def _error_line(path: str, error) -> str:
     return f"{where}: error: {error.message}"
 
 
+class _FiniteFloat(click.FloatRange):
+    """A float range that also refuses nan and inf (a NaN tolerance would make every comparison fail)."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
@@ -44,10 +56,10 @@ def main():
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the specs').")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the specs').")
+@click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs').")
+@click.option("--rtol", type=_FiniteFloat(min=0), help="Relative tolerance (overrides the specs').")
 @click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), help="Relative step (default: per scheme, scaled per element).")
+@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step (default: per scheme, scaled per element).")
 @click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
 @click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
@@ -213,7 +225,7 @@ def explain(spec, output_format, output, dtype, seed, color):
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the spec's).")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the spec's).")
 @click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), help="Relative step.")
+@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step.")
 @click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
 @click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,

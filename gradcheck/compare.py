@@ -103,6 +103,20 @@ class Comparator:
             self.full(differ, analytic, tol, result)
         return result
 
+    @property
+    def differentiable_reach(self) -> list[bool]:
+        """Nodes with a path to the output that crosses no non-differentiable argument (labels, ids, conditions)."""
+        if not hasattr(self, "_differentiable_reach"):
+            reach = [False] * len(self.graph.nodes)
+            reach[self.graph.output] = True
+            for node in reversed(self.graph.nodes[: self.graph.output + 1]):
+                if reach[node.index] and node.kind == "op":
+                    for position, arg in enumerate(node.args):
+                        if position not in node.op.integer_args:
+                            reach[arg] = True
+            self._differentiable_reach = reach
+        return self._differentiable_reach
+
     def small(self, node: Node) -> bool:
         size = int(np.size(self.reference.values[node.index]))
         cost = size * (len(self.graph.downstream(node.index)) + 1)
@@ -117,6 +131,8 @@ class Comparator:
             return "data (requires_grad: false)"
         if not self.graph.reaches_output[node.index]:
             return f"does not reach the output '{self.spec.output}'"
+        if not self.differentiable_reach[node.index]:
+            return "reaches the output only as non-differentiable data (labels, ids, a condition or a mask)"
         return None
 
     def differentiator(self, node: Node) -> NodeDifferentiator:

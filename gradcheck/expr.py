@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass, field
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 
 MAX_EXPRESSION_CHARS = 20_000
 MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
+MAX_NUMBER_DIGITS = 400      # beyond float64's range, and Python refuses to convert very long ones
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
 REFUSED = {
     ast.Attribute: "attribute access", ast.Compare: "a comparison", ast.Lambda: "a lambda",
@@ -82,6 +84,13 @@ class ExpressionParser:
     def parse(self) -> Expr:
         if len(self.text) > MAX_EXPRESSION_CHARS:
             raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
+        long_number = re.search(r"\d{%d,}" % (MAX_NUMBER_DIGITS + 1), self.text)
+        if long_number and "\n" not in self.text[: long_number.start()]:
+            raise SpecError(f"node '{self.node_name}': a number with {len(long_number.group()):,} digits is out of range "
+                            f"(the limit is {MAX_NUMBER_DIGITS} digits)", self.location.shifted(long_number.start()))
+        if long_number:
+            raise self.fail(f"a number with {len(long_number.group()):,} digits is out of range (the limit is "
+                            f"{MAX_NUMBER_DIGITS} digits)")
         try:
             tree = ast.parse(self.text.strip() if "\n" not in self.text else self.text.strip(), mode="eval")
         except SyntaxError as error:

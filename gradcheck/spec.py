@@ -366,8 +366,11 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
         raise SpecError(f"input '{name}': shape: has {len(shape)} dimensions; the limit is 32", where)
     if any(n < 0 for n in shape):
         raise SpecError(f"input '{name}': shape {list(shape)} has a negative dimension; sizes are >= 0", where)
+    if max(shape, default=0) > MAX_INPUT_ELEMENTS:
+        raise SpecError(f"input '{name}': shape {clipped_repr(list(shape), 80)} has a dimension of "
+                        f"{max(shape):,}; the limit is {MAX_INPUT_ELEMENTS:,} elements per input", where)
     count = math.prod(shape)
-    if count > MAX_INPUT_ELEMENTS or max(shape, default=0) > MAX_INPUT_ELEMENTS:
+    if count > MAX_INPUT_ELEMENTS:
         shown = clipped_repr(list(shape), 80)
         raise SpecError(f"input '{name}': shape {shown} has {count:,} elements (~{_memory(count)} in float64); "
                         f"the limit is {MAX_INPUT_ELEMENTS:,} elements (~{_memory(MAX_INPUT_ELEMENTS)}) per input", where)
