@@ -84,3 +84,24 @@ def summary_line(run) -> str:
     if kinks:
         text += f" ({kinks} at kinks)"
     return text + f" · {run.seconds:.2f}s"
+
+
+def failure_lines(spec: SpecResult) -> list[tuple[str, str]]:
+    """(status, sentence) lines for the failing and kinked nodes, concise.
+
+    Where suspects explain the failures, only the nodes the suspects feed wrong gradients are
+    described; the nodes further up the backward pass (which inherit the error) are named in one line.
+    """
+    origins = {suspect.argument_node for suspect in spec.suspects}
+    lines, inherited = [], []
+    for node, _ in display_order(spec):
+        if node.status == "kink":
+            lines.append(("kink", failure_sentence(spec, node)))
+        elif node.status == "fail":
+            if origins and node.name not in origins and not node.message:
+                inherited.append(node.name)
+            else:
+                lines.append(("fail", failure_sentence(spec, node)))
+    if inherited:
+        lines.append(("fail", f"also wrong, as they lie further back along the same gradient path: {', '.join(inherited)}"))
+    return lines

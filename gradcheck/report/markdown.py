@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import display_order, failure_sentence, number, shape_text, summary_line, suspect_sentence, worst_text
+from .common import display_order, failure_lines, number, shape_text, summary_line, suspect_sentence, worst_text
 
 ICON = {"pass": "✅ pass", "fail": "❌ fail", "kink": "⚠️ kink", "skip": "➖ skip"}
 
@@ -34,9 +34,8 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             lines.append(f"| {name} | {cell(node.op)} | {shape_text(node.shape)} | {errors[0]} | {errors[1]} | "
                          f"{cell(worst_text(node) if node.status in ('fail', 'kink') else '')} | {ICON[node.status]} |")
         lines.append("")
-        for node, _ in display_order(spec):
-            if node.status == "fail":
-                lines.append(f"- {cell(failure_sentence(spec, node))}")
+        for status, sentence in failure_lines(spec):
+            lines.append(f"- {'⚠️' if status == 'kink' else '❌'} {cell(sentence)}")
         for suspect in spec.suspects:
             lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
         for expectation in spec.expectations:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from ..results import RunResult, SpecResult
 from . import RenderOptions
-from .common import (display_order, failure_sentence, index_text, number, shape_text, summary_line,
+from .common import (display_order, failure_lines, index_text, number, shape_text, summary_line,
                      suspect_sentence, worst_text)
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "error": "bold red"}
@@ -72,9 +72,8 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         if options.verbose and node.status == "fail" and node.analytic is not None and node.numeric is not None:
             add_element_rows(table, node)
     console.print(table)
-    for node, _ in display_order(spec):
-        if node.status in ("fail", "kink"):
-            console.print(Text("  " + failure_sentence(spec, node), style=STATUS_STYLE[node.status]))
+    for status, sentence in failure_lines(spec):
+        console.print(Text("  " + sentence, style=STATUS_STYLE[status]))
     for suspect in spec.suspects:
         console.print(Text("  suspect: " + suspect_sentence(suspect), style="bold red"))
     for expectation in spec.expectations:
