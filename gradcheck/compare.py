@@ -112,7 +112,8 @@ class Comparator:
             for node in reversed(self.graph.nodes[: self.graph.output + 1]):
                 if reach[node.index] and node.kind == "op":
                     for position, arg in enumerate(node.args):
-                        if position not in node.op.integer_args:
+                        declared = (node.index, position) in self.backward.declared_none
+                        if position not in node.op.integer_args and not declared:
                             reach[arg] = True
             self._differentiable_reach = reach
         return self._differentiable_reach

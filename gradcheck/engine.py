@@ -36,6 +36,7 @@ class BackwardPass:
     adjoints: list[np.ndarray | None]   # d objective / d node, node-shaped; None where nothing flows
     edge_grads: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (node, arg position) -> passed grad
     faults: dict[int, str] = field(default_factory=dict)  # node index -> what its vjp did wrong
+    declared_none: set[tuple[int, int]] = field(default_factory=set)  # (node, arg position): vjp gave None
 
 
 def cast_value(value: np.ndarray, dtype) -> np.ndarray:
@@ -171,7 +172,8 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
         g = adjoints[node.index]
         if node.kind != "op" or g is None:
             continue
-        grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults)
+        grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
+                         result.declared_none)
         for position, (arg, grad) in enumerate(zip(node.args, grads)):
             if grad is None:
                 continue
@@ -180,7 +182,7 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
     return result
 
 
-def call_vjp(node: Node, g, out, args: list, faults: dict[int, str]) -> list:
+def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_none: set | None = None) -> list:
     """The gradients node passes to its arguments; faults are recorded and replaced by NaN."""
     def poisoned():
         return [np.full(np.shape(a), np.nan) if differentiable(a) else None for a in args]
@@ -207,7 +209,9 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str]) -> list:
         if not differentiable(arg):
             checked.append(None)
             continue
-        if grad is None:
+        if grad is None:  # the op declares this argument non-differentiable (labels given as floats, say)
+            if declared_none is not None:
+                declared_none.add((node.index, position))
             checked.append(np.zeros(np.shape(arg)))
             continue
         grad = np.asarray(grad)

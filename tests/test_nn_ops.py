@@ -473,7 +473,8 @@ ERRORS = [
     ("cross_entropy", (np.zeros((2, 3)), np.array([0, 3])), {}, ["label 3", "index [1]", "3 classes"]),
     ("cross_entropy", (np.zeros((2, 3)), np.array([0, -1])), {}, ["label -1", "index [1]"]),
     ("cross_entropy", (np.zeros((2, 3)), np.array([0, 1, 2])), {}, ["(3,)", "(2, 3)", "(2,)"]),
-    ("cross_entropy", (np.zeros((2, 3)), np.array([0.0, 1.0])), {}, ["(2,)", "(2, 3)", "int64"]),
+    ("cross_entropy", (np.zeros((2, 3)), np.array([0.0, 1.5])), {}, ["whole numbers", "1.5", "int64"]),
+    ("cross_entropy", (np.zeros((2, 3)), np.zeros((3,))), {}, ["(3,)", "(2, 3)", "(2,)"]),
     ("cross_entropy", (np.array(1.0), np.array(0)), {}, ["scalar"]),
     ("multiclass_hinge", (np.zeros((2, 3)), np.array([[0, 1]])), {}, ["(1, 2)", "(2, 3)"]),
     ("multiclass_hinge", (np.zeros((2, 3)), np.array([5, 0])), {}, ["label 5", "index [0]", "3 classes"]),
@@ -493,7 +494,7 @@ ERRORS = [
     ("max_pool2d", (np.zeros((1, 1, 2, 3)),), {"kernel": 3}, ["3x3", "2x3"]),
     ("avg_pool2d", (np.zeros(3),), {"kernel": 2}, ["(3,)"]),
     ("embedding", (np.array([0, 7]), np.zeros((5, 2))), {}, ["id 7", "index [1]", "5 rows"]),
-    ("embedding", (np.array([0.0, 1.0]), np.zeros((5, 2))), {}, ["integer", "float64"]),
+    ("embedding", (np.array([0.0, 1.25]), np.zeros((5, 2))), {}, ["whole numbers", "1.25", "index [1]"]),
     ("attention", (np.zeros((3, 4)), np.zeros((3, 5)), np.zeros((3, 2))), {}, ["(3, 4)", "(3, 5)"]),
     ("attention", (np.zeros((3, 4)), np.zeros((3, 4)), np.zeros((2, 2))), {}, ["(3, 4)", "(2, 2)"]),
     ("attention", (np.zeros((2, 3, 4)), np.zeros((3, 3, 4)), np.zeros((3, 2))), {}, ["(2,)", "(3,)"]),
@@ -529,3 +530,17 @@ def test_bad_arguments_raise_op_argument_errors_naming_the_fault(name, inputs, p
 def test_bad_keywords_are_refused_by_validation(name, params):
     with pytest.raises(OpArgumentError):
         BUILTIN_OPS[name].check_params(params)
+
+
+def test_cross_entropy_accepts_whole_float_labels_as_class_indices():
+    from gradcheck.ops import BUILTIN_OPS
+
+    op = BUILTIN_OPS["cross_entropy"].impl
+    logits = np.array([[0.2, -1.0, 3.0], [1.0, 0.5, -0.5]])
+    as_int = op.forward(logits, np.array([2, 0]))
+    as_float = op.forward(logits, np.array([2.0, 0.0]))
+    assert as_float == as_int
+    expected = -np.mean([logits[0, 2] - np.log(np.exp(logits[0]).sum()), logits[1, 0] - np.log(np.exp(logits[1]).sum())])
+    assert as_int == pytest.approx(expected, rel=1e-14)
+    grads = op.vjp(1.0, as_float, logits, np.array([2.0, 0.0]))
+    assert grads[1] is None

@@ -80,11 +80,17 @@ def check_indices(indices: np.ndarray, count: int, op: str, what: str, of: str) 
 
 
 def require_integer(indices, op: str, what: str) -> np.ndarray:
+    """Integer data as int64; float data is accepted when every value is a whole number."""
     indices = np.asarray(indices)
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise OpArgumentError(
-            f"{op}(): {what} must be integer data, got {indices.dtype} (declare the input with dtype: int64)")
-    return indices
+    if np.issubdtype(indices.dtype, np.integer):
+        return indices
+    values = np.real(indices) if np.iscomplexobj(indices) else indices
+    whole = np.isfinite(values) & (values == np.round(values)) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    if values.dtype.kind != "f" or not np.all(whole) or (np.iscomplexobj(indices) and np.any(np.imag(indices))):
+        bad = first_position(~whole) if values.dtype.kind == "f" and not np.all(whole) else None
+        detail = f", e.g. {values[bad]} at index {list(bad)}" if bad is not None else ""
+        raise OpArgumentError(f"{op}(): {what} must be whole numbers{detail} (declare the input with dtype: int64)")
+    return values.astype(np.int64)
 
 
 def broadcast_shapes(op: str, **shapes: tuple[int, ...]) -> tuple[int, ...]:

@@ -47,14 +47,13 @@ class CrossEntropy(Primitive):
         """(targets with the logits' shape, whether labels were class indices)."""
         sample_count(logits, self.name)
         labels = np.asarray(labels)
-        if np.issubdtype(labels.dtype, np.integer):
+        # class indices: integer data, or whole numbers with one label per sample (shape logits.shape[:-1])
+        if np.issubdtype(labels.dtype, np.integer) or labels.shape == np.shape(logits)[:-1]:
             indices = class_indices(labels, logits, self.name)
             return one_hot_mask(indices, np.shape(logits)[-1]).astype(float_dtype(logits)), True
         if labels.shape != np.shape(logits):
-            hint = (" (for class indices give the labels an integer dtype: dtype: int64)"
-                    if labels.shape == np.shape(logits)[:-1] else "")
-            raise OpArgumentError(f"{self.name}(): float targets of shape {labels.shape} must have the logits' shape "
-                                  f"{np.shape(logits)}{hint}")
+            raise OpArgumentError(f"{self.name}(): labels of shape {labels.shape} fit neither logits of shape "
+                                  f"{np.shape(logits)} (targets) nor {np.shape(logits)[:-1]} (class indices)")
         return labels, False
 
     def forward(self, logits, labels):
