@@ -44,9 +44,9 @@ def cast_value(value: np.ndarray, dtype) -> np.ndarray:
     return value.astype(dtype) if value.dtype.kind in "fc" or value.dtype == bool else value
 
 
-def evaluate_node(node: Node, args: list, dtype) -> np.ndarray:
+def evaluate_node(node: Node, args: list, dtype, params: dict | None = None) -> np.ndarray:
     """One op application, with the result cast to the pass dtype (float data stays in the pass's precision)."""
-    result = np.asarray(node.op.impl.forward(*args, **node.params))
+    result = np.asarray(node.op.impl.forward(*args, **(node.params if params is None else params)))
     if result.dtype.kind == "c":
         return result
     if result.dtype.kind == "f" and result.dtype != dtype:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batching import batched_apply
 from .engine import evaluate_node
 from .graph import Graph
 
@@ -27,6 +28,14 @@ BASE_STEP = {
     "complex-step": 1e-20,                   # no cancellation: any tiny step is exact to rounding
 }
 REFINE_STEP = 1e-3  # relative step of the Richardson refinement used to re-check a failing element
+# difference quotients as sum_k weight_k * f(x + offset_k * h) / h; offset 0 is the unperturbed objective
+STENCILS = {
+    "central": ((1, 0.5), (-1, -0.5)),
+    "forward": ((1, 1.0), (0, -1.0)),
+    "backward": ((0, 1.0), (-1, -1.0)),
+    "five-point": ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12)),
+}
+MAX_BATCH_FLOATS = 4_000_000  # perturbed copies evaluated at once are capped at ~32 MB of downstream values
 
 
 MAX_RELATIVE_STEP = 0.1   # the largest step a too-flat element may grow to, relative to max(|x|, 1)
@@ -67,6 +76,29 @@ class Evaluator:
         except Exception:
             return np.nan
         return result
+
+    def objectives_batch(self, index: int, stacked: np.ndarray) -> np.ndarray | None:
+        """The objective for each copy stacked on axis 0 (None if the batched pass raised)."""
+        count = stacked.shape[0]
+        self.evaluations += count
+        overlay = {index: stacked}
+        evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
+        try:
+            with np.errstate(all="ignore"):
+                for j in self.graph.downstream(index):
+                    node = self.graph.nodes[j]
+                    args = [overlay.get(a, self.values[a]) for a in node.args]
+                    batched = [a in overlay for a in node.args]
+                    overlay[j] = batched_apply(node, args, batched, count, np.shape(self.values[j]), evaluate)
+                out = overlay[self.graph.output]
+                weighted = out if self.projection is None else self.projection * out
+                return weighted.reshape(count, -1).sum(axis=1)
+        except Exception:
+            return None
+
+    def copy_floats(self, index: int) -> int:
+        """Floats one perturbed copy of node index occupies along its downstream."""
+        return sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
 
     def complex_safe(self, index: int) -> str | None:
         """None if complex-step can run through node index's downstream, else the op that forbids it."""
@@ -119,13 +151,37 @@ class NodeDifferentiator:
         return float(self.base * self.scale.reshape(-1)[flat_index])
 
     def gradient(self) -> np.ndarray:
-        grad = np.empty(self.x.size)
         self.steps = np.empty(self.x.size)
         self.noise = np.zeros(self.x.size)
-        for flat_index in range(self.x.size):
-            estimate = self.element(flat_index)
+        grad = np.full(self.x.size, np.nan)
+        if self.method in STENCILS:
+            self.batched_gradient(grad)
+        for flat_index in np.flatnonzero(~np.isfinite(grad) | (self.noise > self.noise_target)):
+            # one at a time: steps that left a domain, steps too short for the round-off, failed batches
+            estimate = self.element(int(flat_index))
             grad[flat_index], self.steps[flat_index], self.noise[flat_index] = estimate.value, estimate.step, estimate.noise
         return grad.reshape(self.x.shape)
+
+    def batched_gradient(self, grad: np.ndarray) -> None:
+        """Every element's stencil in vectorised passes: copies of x, each with one element moved, on a batch axis."""
+        stencil = STENCILS[self.method]
+        offsets = [offset for offset, _ in stencil if offset != 0]
+        steps = self.base * self.scale.reshape(-1)
+        self.steps[:] = steps
+        self.noise[:] = self.roundoff(steps, self.method)
+        chunk = max(1, MAX_BATCH_FLOATS // (len(offsets) * max(1, self.evaluator.copy_floats(self.index))))
+        flat_x = self.x.reshape(-1)
+        for start in range(0, self.x.size, chunk):
+            elements = np.arange(start, min(self.x.size, start + chunk))
+            copies = np.tile(flat_x, (len(offsets) * len(elements), 1))
+            rows = np.arange(copies.shape[0])
+            copies[rows, np.tile(elements, len(offsets))] += np.repeat(offsets, len(elements)) * np.tile(steps[elements], len(offsets))
+            objectives = self.evaluator.objectives_batch(self.index, copies.reshape((-1,) + self.x.shape))
+            if objectives is None:
+                continue  # left NaN: these elements are redone one at a time
+            by_offset = dict(zip(offsets, objectives.reshape(len(offsets), len(elements))))
+            total = sum(weight * (self.f0 if offset == 0 else by_offset[offset]) for offset, weight in stencil)
+            grad[elements] = total / steps[elements]
 
     def element(self, flat_index: int, method: str | None = None) -> ElementEstimate:
         method = method or self.method
@@ -162,14 +218,8 @@ class NodeDifferentiator:
         return MAX_RELATIVE_STEP * max(float(self.scale.reshape(-1)[flat_index]), 1.0)
 
     def _scheme(self, method: str, i: int, h: float) -> float:
-        if method == "central":
-            return (self.at(i, h) - self.at(i, -h)) / (2 * h)
-        if method == "forward":
-            return (self.at(i, h) - self.f0) / h
-        if method == "backward":
-            return (self.f0 - self.at(i, -h)) / h
-        if method == "five-point":
-            return (-self.at(i, 2 * h) + 8 * self.at(i, h) - 8 * self.at(i, -h) + self.at(i, -2 * h)) / (12 * h)
+        if method in STENCILS:
+            return sum(weight * (self.f0 if offset == 0 else self.at(i, offset * h)) for offset, weight in STENCILS[method]) / h
         if method == "richardson":
             return self.richardson(i, h)
         if method == "complex-step":

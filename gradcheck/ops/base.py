@@ -118,6 +118,8 @@ class Primitive:
       has_kinks True when the op is not differentiable everywhere (relu at 0, max ties)
       complex_safe  True when forward is analytic in its arguments under complex inputs
                     (so the complex-step method may be used through it)
+      batching  "broadcast", "axis" (with a batch_params method) or None: how forward takes
+                many perturbed copies at once (gradcheck/batching.py)
       doc       the op's one-line description (defaults to the docstring's first line)
     """
 
@@ -128,6 +130,7 @@ class Primitive:
     integer_args: tuple[int, ...] = ()
     has_kinks: bool = False
     complex_safe: bool = True
+    batching: str | None = None  # how forward takes a leading batch axis; see gradcheck/batching.py
 
     def forward(self, *inputs, **params):  # pragma: no cover - abstract
         raise NotImplementedError

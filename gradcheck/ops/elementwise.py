@@ -34,10 +34,15 @@ def sigmoid_stable(x):
     return np.where(x >= 0, 1 / (1 + exp_minus_abs), exp_minus_abs / (1 + exp_minus_abs)).astype(dtype, copy=False)
 
 
+class Elementwise(Primitive):
+    """An op applied element by element (with broadcasting): extra leading axes are batch axes."""
+    batching = "broadcast"
+
+
 # ---------------------------------------------------------------- arithmetic
 
 @builtin
-class Add(Primitive):
+class Add(Elementwise):
     """a + b, broadcasting."""
     name, args = "add", ("a", "b")
 
@@ -49,7 +54,7 @@ class Add(Primitive):
 
 
 @builtin
-class Sub(Primitive):
+class Sub(Elementwise):
     """a - b, broadcasting."""
     name, args = "sub", ("a", "b")
 
@@ -61,7 +66,7 @@ class Sub(Primitive):
 
 
 @builtin
-class Mul(Primitive):
+class Mul(Elementwise):
     """a * b, elementwise, broadcasting."""
     name, args = "mul", ("a", "b")
 
@@ -73,7 +78,7 @@ class Mul(Primitive):
 
 
 @builtin
-class Div(Primitive):
+class Div(Elementwise):
     """a / b, elementwise, broadcasting."""
     name, args, domains = "div", ("a", "b"), ("real", "nonzero")
 
@@ -86,7 +91,7 @@ class Div(Primitive):
 
 
 @builtin
-class Neg(Primitive):
+class Neg(Elementwise):
     """-x."""
     name, args = "neg", ("x",)
 
@@ -98,7 +103,7 @@ class Neg(Primitive):
 
 
 @builtin
-class Pow(Primitive):
+class Pow(Elementwise):
     """a ** b, elementwise, broadcasting (a > 0 where b is not an integer)."""
     name, args, domains = "pow", ("a", "b"), ("positive", "real")
 
@@ -114,7 +119,7 @@ class Pow(Primitive):
 
 
 @builtin
-class Square(Primitive):
+class Square(Elementwise):
     """x ** 2."""
     name, args = "square", ("x",)
 
@@ -126,7 +131,7 @@ class Square(Primitive):
 
 
 @builtin
-class Reciprocal(Primitive):
+class Reciprocal(Elementwise):
     """1 / x."""
     name, args, domains = "reciprocal", ("x",), ("nonzero",)
 
@@ -140,7 +145,7 @@ class Reciprocal(Primitive):
 # ---------------------------------------------------------------- transcendental
 
 @builtin
-class Exp(Primitive):
+class Exp(Elementwise):
     """e ** x."""
     name, args = "exp", ("x",)
 
@@ -152,7 +157,7 @@ class Exp(Primitive):
 
 
 @builtin
-class Log(Primitive):
+class Log(Elementwise):
     """Natural logarithm (x > 0)."""
     name, args, domains = "log", ("x",), ("positive",)
 
@@ -164,7 +169,7 @@ class Log(Primitive):
 
 
 @builtin
-class Sqrt(Primitive):
+class Sqrt(Elementwise):
     """Square root (x > 0)."""
     name, args, domains = "sqrt", ("x",), ("positive",)
 
@@ -176,7 +181,7 @@ class Sqrt(Primitive):
 
 
 @builtin
-class Sin(Primitive):
+class Sin(Elementwise):
     """Sine."""
     name, args = "sin", ("x",)
 
@@ -188,7 +193,7 @@ class Sin(Primitive):
 
 
 @builtin
-class Cos(Primitive):
+class Cos(Elementwise):
     """Cosine."""
     name, args = "cos", ("x",)
 
@@ -200,7 +205,7 @@ class Cos(Primitive):
 
 
 @builtin
-class Tanh(Primitive):
+class Tanh(Elementwise):
     """Hyperbolic tangent."""
     name, args = "tanh", ("x",)
 
@@ -212,7 +217,7 @@ class Tanh(Primitive):
 
 
 @builtin
-class Sigmoid(Primitive):
+class Sigmoid(Elementwise):
     """Logistic sigmoid 1 / (1 + exp(-x)), overflow-free."""
     name, args = "sigmoid", ("x",)
 
@@ -224,7 +229,7 @@ class Sigmoid(Primitive):
 
 
 @builtin
-class Softplus(Primitive):
+class Softplus(Elementwise):
     """log(1 + exp(x)), overflow-free."""
     name, args = "softplus", ("x",)
 
@@ -238,7 +243,7 @@ class Softplus(Primitive):
 # ---------------------------------------------------------------- piecewise (kinks)
 
 @builtin
-class Abs(Primitive):
+class Abs(Elementwise):
     """|x| (kink at 0; the gradient there is taken as 0)."""
     name, args, domains, has_kinks = "abs", ("x",), ("nonzero",), True
 
@@ -250,7 +255,7 @@ class Abs(Primitive):
 
 
 @builtin
-class Relu(Primitive):
+class Relu(Elementwise):
     """max(x, 0) (kink at 0; the gradient there is taken as 0)."""
     name, args, domains, has_kinks = "relu", ("x",), ("nonzero",), True
 
@@ -262,7 +267,7 @@ class Relu(Primitive):
 
 
 @builtin
-class LeakyRelu(Primitive):
+class LeakyRelu(Elementwise):
     """x where x > 0, slope * x elsewhere (kink at 0)."""
     name, args, domains, has_kinks = "leaky_relu", ("x",), ("nonzero",), True
     params = {"slope": Param("float", default=0.01, doc="slope for x < 0")}
@@ -275,7 +280,7 @@ class LeakyRelu(Primitive):
 
 
 @builtin
-class Maximum(Primitive):
+class Maximum(Elementwise):
     """Elementwise max(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
     name, args, has_kinks = "maximum", ("a", "b"), True
 
@@ -288,7 +293,7 @@ class Maximum(Primitive):
 
 
 @builtin
-class Minimum(Primitive):
+class Minimum(Elementwise):
     """Elementwise min(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
     name, args, has_kinks = "minimum", ("a", "b"), True
 

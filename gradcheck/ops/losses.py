@@ -5,13 +5,18 @@ import numpy as np
 
 from .base import Primitive, real_part, unbroadcast
 from .elementwise import sigmoid_stable, softplus_stable
+from ..batching import per_copy_mean
 from .registry import builtin
 
 
 @builtin
 class Mse(Primitive):
     """Mean squared error: mean((pred - target) ** 2), broadcasting."""
-    name, args = "mse", ("pred", "target")
+    name, args, batching = "mse", ("pred", "target"), "custom"
+
+    def forward_batched(self, args, batched):
+        pred, target = args
+        return per_copy_mean(np.square(np.subtract(pred, target)), len(pred if batched[0] else target))
 
     def forward(self, pred, target):
         return np.mean(np.square(np.subtract(pred, target)))
@@ -25,7 +30,11 @@ class Mse(Primitive):
 @builtin
 class LogisticLoss(Primitive):
     """Logistic-regression cost: mean(log(1 + exp(-y * z))) with labels y in {-1, +1}."""
-    name, args, domains = "logistic_loss", ("z", "y"), ("real", "sign")
+    name, args, domains, batching = "logistic_loss", ("z", "y"), ("real", "sign"), "custom"
+
+    def forward_batched(self, args, batched):
+        z, y = args
+        return per_copy_mean(softplus_stable(-np.multiply(y, z)), len(z if batched[0] else y))
 
     def forward(self, z, y):
         return np.mean(softplus_stable(-np.multiply(y, z)))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .base import (OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part,
                    unbroadcast)
+from ..batching import shift_axis_param
 from .reductions import AXIS, KEEPDIMS
 from .registry import builtin
 
@@ -108,6 +109,7 @@ def broadcast_shapes(op: str, **shapes: tuple[int, ...]) -> tuple[int, ...]:
 class Softmax(Primitive):
     """Softmax along axis (default last): exp(x) / sum(exp(x)), max-shifted so it never overflows."""
     name, args = "softmax", ("x",)
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": LAST_AXIS}
 
     def forward(self, x, axis=-1):
@@ -127,6 +129,7 @@ class Softmax(Primitive):
 class LogSoftmax(Primitive):
     """log(softmax(x)) along axis (default last), computed as x - logsumexp(x)."""
     name, args = "log_softmax", ("x",)
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": LAST_AXIS}
 
     def forward(self, x, axis=-1):
@@ -144,6 +147,7 @@ class LogSoftmax(Primitive):
 class LogSumExp(Primitive):
     """log(sum(exp(x))) over axis (all axes by default), max-shifted so it never overflows."""
     name, args = "logsumexp", ("x",)
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
 
     def forward(self, x, axis=None, keepdims=False):
@@ -181,6 +185,7 @@ _TANH_CUBIC = 0.044715
 class Gelu(Primitive):
     """GELU x * Phi(x) (erf form), or its tanh approximation with approximate='tanh'."""
     name, args = "gelu", ("x",)
+    batching = "broadcast"
     params = {"approximate": Param("str", default="none", choices=("none", "tanh"),
                                    doc="'none': exact erf form; 'tanh': the tanh approximation")}
     complex_safe = False  # the erf form evaluates math.erfc, which is real-only
@@ -216,6 +221,7 @@ class Gelu(Primitive):
 class Clip(Primitive):
     """Clip x to [lo, hi] (either bound may be left out; kinks at the bounds)."""
     name, args, has_kinks = "clip", ("x",), True
+    batching = "broadcast"
     params = {"lo": Param("float", default=None, doc="lower bound"),
               "hi": Param("float", default=None, doc="upper bound")}
 
@@ -285,6 +291,7 @@ class Dropout(Primitive):
 class Log1p(Primitive):
     """log(1 + x), accurate for small x (x > -1)."""
     name, args, domains = "log1p", ("x",), ("positive",)
+    batching = "broadcast"
 
     def forward(self, x):
         return np.log1p(x)
@@ -297,6 +304,7 @@ class Log1p(Primitive):
 class Expm1(Primitive):
     """exp(x) - 1, accurate for small x."""
     name, args = "expm1", ("x",)
+    batching = "broadcast"
 
     def forward(self, x):
         return np.expm1(x)
@@ -316,6 +324,7 @@ def _truth(cond):
 class Where(Primitive):
     """cond ? a : b elementwise, broadcasting (cond is data: nonzero/true selects a; no gradient)."""
     name, args, domains, integer_args = "where", ("cond", "a", "b"), ("mask", "real", "real"), (0,)
+    batching = "broadcast"
 
     def forward(self, cond, a, b):
         broadcast_shapes(self.name, cond=np.shape(cond), a=np.shape(a), b=np.shape(b))
@@ -350,6 +359,7 @@ def _check_same_rank(arrays, op: str) -> int:
 class Concat(Primitive):
     """Join arrays end to end along an existing axis (default 0)."""
     name, args = "concat", ("*arrays",)
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": Param("axis", default=0, doc="the axis to join along")}
 
     def _axis(self, arrays, axis):
@@ -381,10 +391,17 @@ class Concat(Primitive):
                 ((n((3,)),), {})]
 
 
+def shift_new_axis(params: dict, shape: tuple) -> dict:
+    """stack's new axis may stand at any of ndim + 1 places; move it past the batch axis."""
+    return {**params, "axis": params["axis"] % (len(shape) + 1) + 1}
+
+
 @builtin
 class Stack(Primitive):
     """Stack equally shaped arrays along a new axis (default 0)."""
     name, args = "stack", ("*arrays",)
+    # the new axis may be ndim (after the last): positions run over ndim + 1 places
+    batching, batch_params = "axis", staticmethod(shift_new_axis)
     params = {"axis": Param("axis", default=0, doc="the position of the new axis")}
 
     def _axis(self, arrays, axis):

@@ -107,6 +107,7 @@ class Conv2d(Primitive):
 class _Pool2d(Primitive):
     """Shared geometry of the pooling ops: windows over the last two axes, stride defaulting to the kernel."""
     args = ("x",)
+    batching = "broadcast"  # windows run over the last two axes; leading axes are batch axes
     params = {"kernel": Param("ints", minimum=1, doc="int or (height, width) window size"),
               "stride": Param("ints", default=None, minimum=1, doc="int or (height, width) step; default: the kernel")}
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, unbroadcast
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
+from ..batching import first_argument_only
 from .registry import builtin
 
 EPS = Param("float", default=1e-5, minimum=0.0, doc="added to the variance before the square root")
@@ -39,6 +40,7 @@ def check_affine(op: str, gamma, beta, expected: tuple[int, ...], x) -> None:
 class LayerNorm(Primitive):
     """Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
     name, args = "layer_norm", ("x", "gamma", "beta")
+    batching = staticmethod(first_argument_only)
     params = {"eps": EPS}
 
     def _axes(self, x, gamma, beta):
@@ -166,6 +168,7 @@ def attention_vjp(g, q, k, v, keep):
 class Attention(Primitive):
     """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
     name, args, integer_args = "attention", ("q", "k", "v", "*mask"), (3,)
+    batching = "broadcast"
     domains = ("real", "real", "real", "mask")
     params = {"causal": Param("bool", default=False, doc="query i attends only to keys j <= i"),
               "mask": Param("str", default=None, choices=("causal",), doc="mask='causal' is causal=True")}
@@ -210,6 +213,7 @@ class Attention(Primitive):
 class MaskedAttention(Primitive):
     """Scaled dot-product attention with an explicit mask (1/true = attend, 0/false = masked; no gradient)."""
     name, args, integer_args = "masked_attention", ("q", "k", "v", "mask"), (3,)
+    batching = "broadcast"
     domains = ("real", "real", "real", "mask")
 
     def _keep(self, q, k, v, mask):

@@ -43,6 +43,16 @@ class CrossEntropy(Primitive):
     """Softmax cross-entropy over the last axis, mean over samples; labels: int class indices or float targets."""
     name, args, domains = "cross_entropy", ("logits", "labels"), ("real", "labels")
 
+    @staticmethod
+    def batching(shapes, batched):
+        return "custom" if batched[0] and not batched[1] else None
+
+    def forward_batched(self, args, batched):
+        logits, labels = args  # logits batched, labels shared by every copy
+        count = logits.shape[0]
+        targets, _ = self._targets(logits[0], labels)
+        return -np.sum((targets * log_softmax(logits, -1)).reshape(count, -1), axis=1) / sample_count(logits[0], self.name)
+
     def _targets(self, logits, labels):
         """(targets with the logits' shape, whether labels were class indices)."""
         sample_count(logits, self.name)

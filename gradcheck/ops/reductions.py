@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Param, Primitive, expand_reduced, normalize_axes, real_part
+from ..batching import shift_axis_param
 from .registry import builtin
 
 AXIS = Param("axes", default=None, doc="axis or tuple of axes; None reduces everything")
@@ -21,6 +22,7 @@ class Sum(Primitive):
     """Sum over axis (all axes by default)."""
     name, args = "sum", ("x",)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
 
     def forward(self, x, axis=None, keepdims=False):
         return np.sum(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
@@ -35,6 +37,7 @@ class Mean(Primitive):
     """Arithmetic mean over axis (all axes by default)."""
     name, args = "mean", ("x",)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
 
     def forward(self, x, axis=None, keepdims=False):
         return np.mean(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
@@ -49,6 +52,7 @@ class _Extremum(Primitive):
     """Shared rule of max and min: the gradient goes to the winning element; ties share it equally."""
     args, has_kinks = ("x",), True
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
+    batching, batch_params = "axis", staticmethod(shift_axis_param)
     reducer = staticmethod(np.max)
 
     def forward(self, x, axis=None, keepdims=False):

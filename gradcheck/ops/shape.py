@@ -12,6 +12,17 @@ class Matmul(Primitive):
     """a @ b with numpy's matmul rules (vectors, matrices, batched stacks)."""
     name, args = "matmul", ("a", "b")
 
+    @staticmethod
+    def batching(shapes, batched):
+        (a, b), (a_batched, b_batched) = shapes, batched
+        if len(a) >= 2 and len(b) >= 2:
+            return "broadcast"        # stacks of matrices: the batch axis lines up in front
+        if b_batched and len(b) == 1:
+            return None               # a batched vector b would be read as a matrix
+        if a_batched and len(a) == 1 and (len(b) > 2 or b_batched):
+            return None               # ... and a batched vector a as rows beside b's stack axes
+        return "stack"
+
     def forward(self, a, b):
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise OpArgumentError(f"matmul needs arrays with at least one dimension, got shapes {np.shape(a)} and {np.shape(b)}")
@@ -49,8 +60,14 @@ class Matmul(Primitive):
 @builtin
 class Transpose(Primitive):
     """Permute axes (reverse them by default)."""
-    name, args = "transpose", ("x",)
+    name, args, batching = "transpose", ("x",), "axis"
     params = {"axes": Param("ints", default=None, doc="a permutation of the axes")}
+
+    @staticmethod
+    def batch_params(params, shape):
+        ndim, axes = len(shape), params["axes"]
+        axes = tuple(reversed(range(ndim))) if axes is None else ((axes,) if isinstance(axes, int) else tuple(axes))
+        return {"axes": (0,) + tuple(a % ndim + 1 for a in axes)}
 
     def _axes(self, x, axes):
         if axes is None:
@@ -72,8 +89,13 @@ class Transpose(Primitive):
 @builtin
 class Reshape(Primitive):
     """Reshape to shape (one entry may be -1)."""
-    name, args = "reshape", ("x",)
+    name, args, batching = "reshape", ("x",), "axis"
     params = {"shape": Param("ints", doc="the new shape")}
+
+    @staticmethod
+    def batch_params(params, shape):
+        new_shape = np.empty(shape, dtype=np.int8).reshape(params["shape"]).shape  # resolves a -1
+        return {"shape": (-1,) + new_shape}
 
     def forward(self, x, shape):
         try:
@@ -93,8 +115,13 @@ class Reshape(Primitive):
 @builtin
 class Getitem(Primitive):
     """x[index]: subscripting with integers and slices (written x[...] in expressions)."""
-    name, args = "getitem", ("x",)
+    name, args, batching = "getitem", ("x",), "axis"
     params = {"index": Param("any", doc="a tuple of integers, slices and None")}
+
+    @staticmethod
+    def batch_params(params, shape):
+        index = params["index"] if isinstance(params["index"], tuple) else (params["index"],)
+        return {"index": (slice(None),) + index}
 
     def forward(self, x, index):
         try:
@@ -130,7 +157,7 @@ def format_index(index) -> str:
 @builtin
 class Identity(Primitive):
     """x unchanged (a node that names another value: `y: x`)."""
-    name, args = "identity", ("x",)
+    name, args, batching = "identity", ("x",), "broadcast"
 
     def forward(self, x):
         return np.array(x, copy=True)
