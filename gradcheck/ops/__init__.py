@@ -1,17 +1,14 @@
 """The op registry and the op modules that fill it.
 
-``registry.BUILTIN_OPS`` is the single table of ops; importing this package registers every
-built-in op.  ``OpTable`` layers a spec's custom ops over the built-ins.
+``registry.BUILTIN_OPS`` is the single table of built-in ops; importing this package registers
+every one of them.  A spec's custom ops are described by ``custom_op_info`` into the same
+``OpInfo`` and laid over the built-ins when its graph is built.
 """
 from __future__ import annotations
 
-from . import elementwise, losses, nn, nn_conv, nn_layers, nn_losses, reductions, shape  # noqa: F401  (registration side effects)
+# importing the op modules registers their ops
+from . import elementwise, losses, nn, nn_conv, nn_layers, nn_losses, reductions, shape  # noqa: F401
 from .base import OpArgumentError, OpInfo, Param, Primitive, unbroadcast
 from .registry import BUILTIN_OPS, builtin, custom_op_info
 
-_load_all = True
-
-INFIX_OPS = {"Add": "add", "Sub": "sub", "Mult": "mul", "Div": "div", "Pow": "pow", "MatMult": "matmul"}
-
-__all__ = ["BUILTIN_OPS", "INFIX_OPS", "OpArgumentError", "OpInfo", "Param", "Primitive", "builtin",
-           "custom_op_info", "unbroadcast"]
+__all__ = ["BUILTIN_OPS", "OpArgumentError", "OpInfo", "Param", "Primitive", "builtin", "custom_op_info", "unbroadcast"]

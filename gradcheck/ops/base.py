@@ -12,8 +12,8 @@ argument names, keyword parameters, per-argument domains and whether the op has 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
