@@ -25,8 +25,8 @@ class CheckOptions:
     mode: str = "auto"          # full | fast | auto
     strict: bool = False
     probes: int = 3
-    full_limit: int = 512       # auto: nodes with at most this many elements are checked element by element,
-    full_budget: int = 2_048    # ... when elements x downstream ops stays within this many op evaluations
+    full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
+    full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all
     keep_values: bool = True
 
 
@@ -120,8 +120,7 @@ class Comparator:
 
     def small(self, node: Node) -> bool:
         size = int(np.size(self.reference.values[node.index]))
-        cost = size * (len(self.graph.downstream(node.index)) + 1)
-        return size <= self.options.full_limit and cost <= self.options.full_budget
+        return size <= self.options.full_limit and size * self.evaluator.copy_floats(node.index) <= self.options.full_budget
 
     def skip_reason(self, node: Node, value) -> str | None:
         if not node.check:
