@@ -57,7 +57,8 @@ class Comparator:
 
     # ---------------------------------------------------------------------------------- per node
     def compare_all(self) -> list[NodeResult]:
-        results = [self.compare_node(node) for node in self.graph.nodes if node.kind != "constant"]
+        # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
+        results = [self.compare_node(node) for node in self.graph.nodes if node.kind != "constant" or node.is_named]
         return results
 
     def tolerance(self, node: Node) -> Tolerance:
@@ -123,6 +124,8 @@ class Comparator:
         return size <= self.options.full_limit and size * self.evaluator.copy_floats(node.index) <= self.options.full_budget
 
     def skip_reason(self, node: Node, value) -> str | None:
+        if node.kind == "constant":
+            return "a constant"
         if not node.check:
             return "check: false"
         if np.asarray(value).dtype.kind != "f":

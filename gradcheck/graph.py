@@ -42,7 +42,7 @@ class Node:
 
     @property
     def is_named(self) -> bool:
-        return self.parent is None and self.kind != "constant"
+        return self.parent is None  # inputs, named nodes and named constants; automatic nodes have a parent
 
 
 @dataclass

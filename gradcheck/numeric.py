@@ -109,6 +109,9 @@ class Evaluator:
         return None
 
 
+SMALLEST_SCALE = 1e-150  # below this a relative step underflows; the round-off check grows it if need be
+
+
 def element_scale(x: np.ndarray) -> np.ndarray:
     """Per-element step scale: |x_i|, but never below the node's typical magnitude (or 1 if all zero)."""
     magnitude = np.abs(x)
@@ -117,7 +120,7 @@ def element_scale(x: np.ndarray) -> np.ndarray:
         typical = float(np.mean(magnitude)) if magnitude.size else 0.0
     if typical == 0.0:
         typical = 1.0
-    return np.maximum(magnitude, typical)
+    return np.maximum(np.maximum(magnitude, typical), SMALLEST_SCALE)
 
 
 class NodeDifferentiator:
