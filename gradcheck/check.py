@@ -43,8 +43,10 @@ def check_paths(paths, overrides: Overrides = Overrides(), options: CheckOptions
 def check_spec(path, overrides: Overrides = Overrides(), options: CheckOptions = CheckOptions()) -> SpecResult:
     started = time.perf_counter()
     try:
-        spec = load_spec(path, overrides)
-        result = check_loaded(build_graph(spec), options)
+        with np.errstate(all="ignore"):  # numpy's overflow warnings must not add lines to the one message
+            spec = load_spec(path, overrides)
+            graph = build_graph(spec)
+        result = check_loaded(graph, options)
     except SpecError as error:
         location = error.location
         result = SpecResult(path=str(path), name=Path(path).stem, status="error",

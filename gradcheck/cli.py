@@ -49,6 +49,18 @@ class _FiniteFloat(click.FloatRange):
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
     """gradcheck: is this backward pass right? Analytic vs numeric gradients, node by node."""
+    _tolerant_streams()
+
+
+def _tolerant_streams() -> None:
+    """A terminal or pipe that cannot encode a name in a spec (LC_ALL=C, PYTHONIOENCODING=ascii) or a file
+    name with undecodable bytes gets an escape (\\u03c9) instead of a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):  # also UTF-8: a file name may hold undecodable bytes (surrogates)
+        if callable(getattr(stream, "reconfigure", None)):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
+                pass
 
 
 @main.command()
@@ -96,10 +108,10 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
         click.echo(f"gradcheck: error: cannot write the report to {output}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
     except Exception as error:  # a bug in a renderer: one line, never a traceback
-        from .errors import clip
+        from .errors import clip, one_line
 
-        click.echo(f"gradcheck: error: internal error while writing the report: {type(error).__name__}: "
-                   f"{clip(error, 300)} (please report)", err=True)
+        click.echo(one_line(f"gradcheck: error: internal error while writing the report: {type(error).__name__}: "
+                            f"{clip(error, 300)} (please report)"), err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(result.exit_code)
 
@@ -112,7 +124,7 @@ def _render(result, output_format, output, to_terminal, options, values, verbose
     else:
         text = renderer(output_format)(result, RenderOptions(values=values, verbose=verbose, quiet=quiet, color=False))
         if output:
-            with open(output, "w", encoding="utf-8") as handle:
+            with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(text)
         else:
             sys.stdout.write(text)

@@ -96,10 +96,15 @@ class ExpressionParser:
         except SyntaxError as error:
             offset = (error.offset or 1) - 1
             location = self.location.shifted(offset) if (error.lineno or 1) == 1 else self.location
+            if "too many nested parentheses" in (error.msg or ""):
+                raise SpecError(f"node '{self.node_name}': the expression nests parentheses more than Python's parser "
+                                "allows; split it into several nodes", location) from None
             raise SpecError(f"node '{self.node_name}': invalid expression {clipped_repr(self.text.strip())}: "
                             f"{clipped_repr(error.msg, 120)[1:-1]}", location) from None
-        except (RecursionError, MemoryError, ValueError):
-            raise self.fail("the expression is nested too deeply") from None
+        except (RecursionError, MemoryError):
+            raise self.fail("the expression is nested too deeply for Python's parser; split it into several nodes") from None
+        except ValueError as error:  # e.g. a NUL character on some Python versions
+            raise self.fail(f"invalid expression {clipped_repr(self.text.strip())}: {clip(error, 120)}") from None
         leading = len(self.text) - len(self.text.lstrip())
         if leading and "\n" not in self.text:
             self.location = self.location.shifted(leading)
@@ -108,7 +113,7 @@ class ExpressionParser:
         try:
             return self.convert(tree.body)
         except RecursionError:
-            raise self.fail("the expression is nested too deeply") from None
+            raise self.fail("the expression is nested too deeply; split it into several nodes") from None
 
     def convert(self, node) -> Expr:
         self.depth += 1
@@ -173,6 +178,8 @@ class ExpressionParser:
         for kw in node.keywords:
             if kw.arg is None:
                 raise self.fail(f"**keyword unpacking is not allowed in {self.show(node)}", kw.value)
+            if kw.arg in params:
+                raise self.fail(f"keyword '{clip(kw.arg)}' is given twice in {self.show(node)}", kw)
             params[kw.arg] = self.constant_keyword(kw.value, op_name, kw.arg)
         return Call(op_name, args, params, self.where(node), self.segment(node))
 

@@ -6,7 +6,9 @@ data files, seeded initialisers) so a Spec holds arrays, not recipes.
 from __future__ import annotations
 
 import keyword
+from contextlib import contextmanager
 import math
+import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,16 +120,21 @@ def load_spec(path: str | Path, overrides: Overrides = Overrides()) -> Spec:
     path = Path(path)
     display = str(path)
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise SpecError(f"cannot read the spec: {error.strerror or error}", Location(display)) from None
-    if size > MAX_FILE_BYTES:
-        raise SpecError(f"the spec file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (large arrays belong "
-                        "in a .npy or .csv file: use file:)", Location(display, 1, 1))
+        status = path.stat()
+    except (OSError, ValueError) as error:
+        raise SpecError(f"cannot read the spec: {getattr(error, 'strerror', None) or error}", Location(display)) from None
+    if not stat.S_ISREG(status.st_mode):  # a FIFO would block, /dev/zero never ends
+        raise SpecError("the spec is not a regular file (a device, pipe or folder?)", Location(display))
+    if status.st_size > MAX_FILE_BYTES:
+        raise SpecError(f"the spec file is {status.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes (large "
+                        "arrays belong in a .npy or .csv file: use file:)", Location(display, 1, 1))
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise SpecError(f"cannot read the spec: {error.strerror or error}", Location(display)) from None
+    if len(raw) > MAX_FILE_BYTES:  # the file grew, or reports no size (/proc)
+        raise SpecError(f"the spec file is larger than the limit of {MAX_FILE_BYTES:,} bytes", Location(display, 1, 1))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -198,7 +205,8 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
     for input_name, entry in inputs_map.items():
         location = inputs_map.key_locations[input_name]
         reader.identifier(input_name, location, "an input")
-        inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed)
+        with _context(f"input '{input_name}'"):
+            inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed)
         total += inputs[input_name].value.size
         if total > MAX_TOTAL_ELEMENTS:
             raise SpecError(f"the inputs hold more than {MAX_TOTAL_ELEMENTS:,} elements in all "
@@ -214,7 +222,8 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         if node_name in inputs:
             raise SpecError(f"'{node_name}' is both an input (line {inputs_map.key_locations[node_name].line}) and a node",
                             location)
-        nodes[node_name] = _read_node(reader, node_name, entry, nodes_map)
+        with _context(f"node '{node_name}'"):
+            nodes[node_name] = _read_node(reader, node_name, entry, nodes_map)
 
     if "output" in document:
         output = document["output"]
@@ -252,6 +261,8 @@ def _read_node(reader: "_Reader", name: str, entry, nodes_map: LocatedMap) -> No
         entry = entry["expr"]
     if isinstance(entry, bool) or entry is None or not isinstance(entry, (str, int, float)):
         raise SpecError(f"node '{name}' must be an expression string, got {_kind(entry)}", location)
+    if isinstance(entry, float) and not math.isfinite(entry):
+        raise SpecError(f"node '{name}' is the number {entry}: constants must be finite", location)
     text = entry if isinstance(entry, str) else repr(entry)
     if not text.strip():
         raise SpecError(f"node '{name}' has an empty expression", location)
@@ -308,6 +319,11 @@ def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, bas
             hint = " (a number too large for float64 becomes inf)" if np.isinf(value[index]) else ""
             raise SpecError(f"input '{name}' holds {value[index]}{at}: inputs must be finite{hint}", location)
         if dtype == "float32":
+            too_big = np.abs(value) > np.finfo(np.float32).max
+            if too_big.any():
+                index = tuple(int(i) for i in np.argwhere(too_big)[0])
+                at = f" at index {list(index)}" if index else ""
+                raise SpecError(f"input '{name}' holds {value[index]:g}{at}, beyond float32's range (~3.4e38)", location)
             value = value.astype(np.float32)
     return InputSpec(name, value, requires_grad, inputs_map.key_locations[name])
 
@@ -390,6 +406,9 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
         low, high = reader.number(entry, "low", default=-1.0), reader.number(entry, "high", default=1.0)
         if not low < high:
             raise SpecError(f"input '{name}': uniform needs low < high, got low={low}, high={high}", entry.location)
+        if not math.isfinite(high - low):
+            raise SpecError(f"input '{name}': uniform range low={low:g}, high={high:g} is wider than float64 holds",
+                            entry.location)
         return rng.uniform(low, high, size=shape)
     if init == "zeros":
         return np.zeros(shape)
@@ -431,6 +450,17 @@ def _read_expect(reader: "_Reader", document: LocatedMap, inputs, nodes) -> Expe
 
 
 # ------------------------------------------------------------------------------------------ typed field reading
+
+@contextmanager
+def _context(what: str):
+    """Prefix a field error with the input or node it belongs to ("input 'w': 'std' must be a number ...")."""
+    try:
+        yield
+    except SpecError as error:
+        if error.message.startswith(what):
+            raise
+        raise SpecError(f"{what}: {error.message}", error.location) from None
+
 
 def _kind(value) -> str:
     if isinstance(value, LocatedMap):

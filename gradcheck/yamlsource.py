@@ -3,6 +3,10 @@
 Only PyYAML's SafeLoader constructors are reachable (no Python tags).  Duplicate keys are
 errors, not last-wins.  Aliases are bounded: the size a document would have once every
 alias is expanded is measured on the composed node graph before anything is built.
+Every other resource is bounded too, each with a message that states the limit and points at
+the place: control characters, nesting depth, the number of values, digits of a number, and
+(in spec.py) the file size.  libyaml scans and parses when it is available (a 10 MB line in a
+fraction of a second); nodes are always composed in Python so the depth bound holds.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from .errors import Location, SpecError, clip, clipped_repr, one_line
 
 MAX_FILE_BYTES = 16 * 1024 * 1024    # a spec is written by hand; large data belongs in a file: input
 MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias bombs)
-MAX_YAML_NODES = 100_000             # values and collections written in the file (parsing time)
+MAX_YAML_NODES = 50_000              # values and collections written in the file (parsing time)
 MAX_YAML_DEPTH = 100                 # nesting of mappings and lists
 MAX_NUMBER_DIGITS = 400              # an integer literal longer than this cannot be a float either
 
@@ -43,11 +47,14 @@ class _Bounded:
     path = "<spec>"
     _depth = 0
     _count = 0
+    has_aliases = False
 
     def compose_node(self, parent, index):
         self._depth += 1
         self._count += 1
         try:
+            if self.check_event(yaml.AliasEvent):
+                self.has_aliases = True
             if self._depth > MAX_YAML_DEPTH:
                 raise SpecError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels; the limit is {MAX_YAML_DEPTH}",
                                 _location(self, self.peek_event().start_mark))
@@ -58,6 +65,17 @@ class _Bounded:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (SpecError, yaml.YAMLError, RecursionError, MemoryError):
+            raise
+        except Exception as error:  # a standard tag on a value it cannot read: !!int abc, !!bool maybe, ...
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            detail = "" if isinstance(error, KeyError) else f" ({clip(one_line(str(error)), 200)})"
+            what = f"{clipped_repr(node.value)} as {clip(tag)}" if isinstance(node, yaml.ScalarNode) else "this value"
+            raise SpecError(f"cannot read {what}{detail}", _location(self, node.start_mark)) from None
 
 
 class _Loader(_Bounded, yaml.SafeLoader):
@@ -86,6 +104,8 @@ def _location(loader, mark) -> Location:
 
 
 def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError("the tag !!map needs a mapping here", _location(loader, node.start_mark))
     seen = {}
     explicit = set()
     for key_node, _ in node.value:
@@ -120,6 +140,8 @@ def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
 
 
 def _construct_sequence(loader, node: yaml.SequenceNode) -> LocatedList:
+    if not isinstance(node, yaml.SequenceNode):
+        raise SpecError("the tag !!seq needs a list here", _location(loader, node.start_mark))
     items = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
     items.location = _location(loader, node.start_mark)
     items.item_locations = [_location(loader, child.start_mark) for child in node.value]
@@ -127,7 +149,7 @@ def _construct_sequence(loader, node: yaml.SequenceNode) -> LocatedList:
 
 
 def _construct_int(loader, node: yaml.ScalarNode):
-    digits = sum(c.isdigit() for c in node.value)
+    digits = sum(c.isdigit() for c in node.value) if len(node.value) > MAX_NUMBER_DIGITS else 0
     if digits > MAX_NUMBER_DIGITS:
         raise SpecError(f"a number with {digits:,} digits is out of range (the limit is {MAX_NUMBER_DIGITS} digits)",
                         _location(loader, node.start_mark))
@@ -251,7 +273,7 @@ def load_yaml(text: str, path: str):
             raise SpecError(f"cannot read this YAML: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         if root is None:
             return None
-        size = _expanded_size(root, path)
+        size = _expanded_size(root, path) if loader.has_aliases else 0  # without aliases: at most MAX_YAML_NODES
         if size > MAX_EXPANDED_SCALARS:
             raise SpecError(f"the document expands to more than {MAX_EXPANDED_SCALARS:,} values once its aliases "
                             f"are expanded (an alias bomb?); the limit is {MAX_EXPANDED_SCALARS:,}",
