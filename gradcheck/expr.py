@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
@@ -92,7 +93,9 @@ class ExpressionParser:
             raise self.fail(f"a number with {len(long_number.group()):,} digits is out of range (the limit is "
                             f"{MAX_NUMBER_DIGITS} digits)")
         try:
-            tree = ast.parse(self.text.strip() if "\n" not in self.text else self.text.strip(), mode="eval")
+            with warnings.catch_warnings():  # "invalid decimal literal" and friends: the SyntaxError says it
+                warnings.simplefilter("ignore")
+                tree = ast.parse(self.text.strip(), mode="eval")
         except SyntaxError as error:
             offset = (error.offset or 1) - 1
             location = self.location.shifted(offset) if (error.lineno or 1) == 1 else self.location

@@ -96,6 +96,13 @@ class Evaluator:
         except Exception:
             return None
 
+    def path_magnitude(self, index: int) -> float:
+        """The largest value met downstream of node index: round-off is relative to it, not to the objective,
+        when large terms cancel on the way (a + s - s)."""
+        magnitudes = [float(np.max(np.abs(self.values[j]))) for j in self.graph.downstream(index)
+                      if np.size(self.values[j]) and self.values[j].dtype.kind in "fc"]
+        return max(magnitudes, default=0.0)
+
     def copy_floats(self, index: int) -> int:
         """Floats one perturbed copy of node index occupies along its downstream."""
         return sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
@@ -134,6 +141,7 @@ class NodeDifferentiator:
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
         self._f0 = None
+        self._magnitude = None
         self.steps = None
         self.noise = None
         self.noise_target = 0.1 * atol if atol > 0 else 1e-12  # round-off must stay well inside the tolerance
@@ -215,7 +223,15 @@ class NodeDifferentiator:
         """Bound on the round-off in a difference quotient: a few ulps of the objective over the step."""
         if method == "complex-step":
             return 0.0
-        return 4 * MACHINE_EPS * (abs(self.f0) + 1e-300) / h
+        return 4 * MACHINE_EPS * self.magnitude / h
+
+    @property
+    def magnitude(self) -> float:
+        if self._magnitude is None:
+            # projected through v, a value's ulps reach the objective scaled by |v| (at most a few)
+            scale = 1.0 if self.evaluator.projection is None else float(np.max(np.abs(self.evaluator.projection)))
+            self._magnitude = max(abs(self.f0), scale * self.evaluator.path_magnitude(self.index), 1e-300)
+        return self._magnitude
 
     def max_step(self, flat_index: int) -> float:
         return MAX_RELATIVE_STEP * max(float(self.scale.reshape(-1)[flat_index]), 1.0)
