@@ -17,6 +17,7 @@ from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 MAX_EXPRESSION_CHARS = 20_000
 MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
 MAX_NUMBER_DIGITS = 400      # beyond float64's range, and Python refuses to convert very long ones
+YAML_CONSTANTS = {"true": True, "false": False, "null": None}
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
 REFUSED = {
     ast.Attribute: "attribute access", ast.Compare: "a comparison", ast.Lambda: "a lambda",
@@ -190,6 +191,8 @@ class ExpressionParser:
         """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""
         if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
             return node.value
+        if isinstance(node, ast.Name) and node.id in YAML_CONSTANTS:  # causal=true, as one writes it in YAML
+            return YAML_CONSTANTS[node.id]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
                 and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
             return -node.operand.value

@@ -211,3 +211,12 @@ def test_python_dash_m(tmp_path):
     done = subprocess.run([sys.executable, "-m", "gradcheck", "run", str(SPECS / "chain_rule_xyz.yaml"), "-q"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_yaml_style_booleans_in_keywords(tmp_path):
+    path = tmp_path / "kw.yaml"
+    path.write_text("inputs: {x: [[0.5, 1.0], [2.0, -1.0]]}\n"
+                    "nodes: {y: 'sum(sum(x, axis=0, keepdims=true) * x)', z: 'sum(attention(x, x, x, causal=true))'}\n"
+                    "output: y\n")
+    result = run("run", path, "--format", "json")
+    assert result.exit_code == 0, result.output
