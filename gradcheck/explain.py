@@ -24,6 +24,7 @@ import numpy as np
 
 from .engine import BackwardPass, ForwardPass
 from .graph import Graph, Node
+from .report.common import number
 
 SMALL = 6  # arrays with at most this many elements are shown in full
 
@@ -298,16 +299,7 @@ def _fill(template: str, symbols: dict[str, str]) -> str:
 # ------------------------------------------------------------------------------------------ numbers
 
 def _number(value, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
+    return number(None if value is None else float(value), digits)
 
 
 def _values_text(values, digits: int = 4) -> str:
