@@ -1,9 +1,20 @@
 """Helpers shared by the renderers: ordering nodes for display, formatting numbers and indices."""
 from __future__ import annotations
 
+import io
 import math
 
+from rich.console import Console
+
 from ..results import NodeResult, SpecResult
+
+
+def console_for(console: Console | None, color: bool, width: int) -> tuple[Console, io.StringIO | None]:
+    """The console to print to: the caller's, or one writing into a buffer whose text is returned."""
+    if console is not None:
+        return console, None
+    buffer = io.StringIO()
+    return Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=width), buffer
 
 
 def display_order(spec: SpecResult) -> list[tuple[NodeResult, int]]:

@@ -7,7 +7,6 @@ also print straight to a Rich console (colour where the console has it).
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..explain import ArgumentStep, Step, Walkthrough, number_text
+from .common import console_for
 
 FORMATS = ("text", "json", "markdown")
 
@@ -134,10 +134,7 @@ def text_lines(walk: Walkthrough) -> list[Text]:
 
 
 def render_text(walk: Walkthrough, color: bool = False, console: Console | None = None) -> str:
-    buffer = None
-    if console is None:
-        buffer = io.StringIO()
-        console = Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=200)
+    console, buffer = console_for(console, color, width=200)
     for line in text_lines(walk):
         console.print(line, soft_wrap=True, highlight=False)
     return buffer.getvalue() if buffer is not None else ""

@@ -11,7 +11,6 @@ Built as plain data first (:func:`graph_view`), then drawn three ways:
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -22,6 +21,7 @@ from ..engine import BackwardPass
 from ..explain import Quantity, quantity
 from ..graph import Graph
 from ..results import SpecResult
+from .common import console_for
 
 FORMATS = ("tree", "dot", "mermaid")
 
@@ -182,10 +182,7 @@ def build_tree(view: GraphView) -> Tree:
 
 
 def render_tree(view: GraphView, color: bool = False, console: Console | None = None) -> str:
-    buffer = None
-    if console is None:
-        buffer = io.StringIO()
-        console = Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=200)
+    console, buffer = console_for(console, color, width=200)
     tree = build_tree(view)
     if not console.is_terminal:  # a file or a pipe: one line per node, however long
         from rich.measure import Measurement

@@ -1,8 +1,6 @@
 """--format table: a Rich table per spec, named nodes first with their automatic nodes under them."""
 from __future__ import annotations
 
-import io
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -10,7 +8,7 @@ from rich.text import Text
 
 from ..results import RunResult, SpecResult
 from . import RenderOptions
-from .common import (display_order, failure_lines, index_text, number, shape_text, summary_line,
+from .common import (console_for, display_order, failure_lines, index_text, number, shape_text, summary_line,
                      suspect_sentence, worst_text)
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "error": "bold red"}
@@ -18,11 +16,7 @@ MAX_VERBOSE_ROWS = 20
 
 
 def render(run: RunResult, options: RenderOptions = RenderOptions(), console: Console | None = None) -> str:
-    buffer = None
-    if console is None:
-        buffer = io.StringIO()
-        console = Console(file=buffer, highlight=False, no_color=not options.color, width=140,
-                          force_terminal=options.color)
+    console, buffer = console_for(console, options.color, width=140)
     for spec in run.specs:
         if options.quiet and spec.status == "pass":
             continue
