@@ -12,6 +12,7 @@ import numpy as np
 from .compare import CheckOptions, Comparator, within
 from .engine import backward, forward
 from .errors import Location, SpecError, clip, one_line
+from .forward_mode import check_jvps
 from .graph import Graph, build_graph
 from .results import ErrorInfo, ExpectResult, RunResult, SpecResult
 from .spec import Overrides, Spec, Tolerance, load_spec
@@ -79,9 +80,10 @@ def check_loaded(graph: Graph, options: CheckOptions = CheckOptions()) -> SpecRe
         comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options)
         nodes = comparator.compare_all()
         suspects = comparator.suspects(nodes)
+        jvps = check_jvps(graph, analytic_fwd, reference, grads, comparator.tolerance)
     result = SpecResult(path=spec.path, name=spec.name, status="pass", description=spec.description,
                         output_name=spec.output, output_value=analytic_fwd.output_value, nodes=nodes,
-                        suspects=suspects, dtype=spec.dtype, method=spec.method, mode=options.mode, seed=spec.seed,
+                        suspects=suspects, jvps=jvps, dtype=spec.dtype, method=spec.method, mode=options.mode, seed=spec.seed,
                         evaluations=comparator.evaluator.evaluations)
     if analytic_fwd.projection is not None and analytic_fwd.output_value.size > 1:
         result.notes.append(f"the output '{spec.output}' has shape {tuple(analytic_fwd.output_value.shape)}: "
@@ -89,8 +91,9 @@ def check_loaded(graph: Graph, options: CheckOptions = CheckOptions()) -> SpecRe
     result.notes.extend(comparator.notes)
     if spec.expect is not None:
         result.expectations = check_expectations(graph, analytic_fwd, grads)
-    failed = any(n.status == "fail" for n in nodes) or any(not e.ok for e in result.expectations)
-    if options.strict and any(n.status == "kink" for n in nodes):
+    failed = (any(n.status == "fail" for n in nodes) or any(not e.ok for e in result.expectations)
+              or any(j.status in ("fail", "error") for j in jvps))
+    if options.strict and any(item.status == "kink" for item in [*nodes, *jvps]):
         failed = True
         result.notes.append("--strict: kinks count as failures")
     result.status = "fail" if failed else "pass"

@@ -124,10 +124,13 @@ class SpecItem(pytest.Item):
             raise SpecFailure(failure_text(result, strict=strict))
         from .report.common import failure_sentence
 
-        for node in result.nodes:
-            if node.status == "kink":
-                warnings.warn_explicit(GradcheckKinkWarning(failure_sentence(result, node)), GradcheckKinkWarning,
-                                       filename=self.display_path(), lineno=node.line or 1, module="gradcheck")
+        from .report.common import jvp_sentence
+
+        kinks = [(failure_sentence(result, node), node.line) for node in result.nodes if node.status == "kink"]
+        kinks += [(jvp_sentence(jvp), jvp.line) for jvp in result.jvps if jvp.status == "kink"]
+        for sentence, line in kinks:
+            warnings.warn_explicit(GradcheckKinkWarning(sentence), GradcheckKinkWarning,
+                                   filename=self.display_path(), lineno=line or 1, module="gradcheck")
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SpecFailure):
@@ -143,7 +146,7 @@ class SpecItem(pytest.Item):
 
 def failure_text(result, strict: bool = False) -> str:
     """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
-    from .report.common import display_order, failure_sentence, number, suspect_sentence
+    from .report.common import display_order, failure_sentence, jvp_sentence, number, suspect_sentence
 
     lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
     for node, _ in display_order(result):
@@ -152,6 +155,10 @@ def failure_text(result, strict: bool = False) -> str:
             lines.append(f"  {location}{failure_sentence(result, node)}")
     for suspect in result.suspects:
         lines.append(f"  suspect: {suspect_sentence(suspect)}")
+    for jvp in result.jvps:
+        if jvp.status in ("fail", "error") or (strict and jvp.status == "kink"):
+            location = f"line {jvp.line}: " if jvp.line else ""
+            lines.append(f"  {location}{jvp_sentence(jvp)}")
     for expectation in result.expectations:
         if not expectation.ok:
             where = f"line {expectation.line}: " if expectation.line else ""

@@ -42,6 +42,30 @@ class Suspect:
 
 
 @dataclass
+class JvpResult:
+    """A forward-mode rule checked at one node along one argument: J·t against finite differences."""
+    node: str
+    op: str
+    argument: int
+    argument_node: str
+    shape: tuple[int, ...]               # the op's output shape
+    status: str                          # pass | fail | kink | error (the rule raised or gave a wrong shape)
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    worst_index: tuple[int, ...] = ()
+    worst_analytic: float | None = None
+    worst_numeric: float | None = None
+    atol: float = 0.0
+    rtol: float = 0.0
+    failing: int = 0
+    kinks: int = 0
+    message: str = ""
+    text: str = ""
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass
 class ExpectResult:
     what: str                            # "output", "grad w0", "value dot"
     expected: np.ndarray
@@ -71,6 +95,7 @@ class SpecResult:
     output_value: np.ndarray | None = None
     nodes: list[NodeResult] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
+    jvps: list[JvpResult] = field(default_factory=list)
     expectations: list[ExpectResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dtype: str = "float64"

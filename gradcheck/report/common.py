@@ -76,6 +76,21 @@ def suspect_sentence(suspect) -> str:
     return text + (f": {suspect.message}" if suspect.message else "")
 
 
+def jvp_sentence(jvp) -> str:
+    """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
+    where = f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
+    if jvp.status == "error":
+        return f"{where}: {jvp.message}"
+    if jvp.status == "kink":
+        return (f"{where}: kink at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)} is a "
+                f"one-sided derivative")
+    if jvp.status == "pass":
+        return f"{where}: ok (max abs error {number(jvp.max_abs_error)})"
+    return (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
+            f"differences {number(jvp.worst_numeric, 6)} (abs error {number(jvp.max_abs_error)}, rel "
+            f"{number(jvp.max_rel_error)}; {jvp.failing} of {max(1, _size(jvp.shape))} output elements fail)")
+
+
 def _size(shape) -> int:
     size = 1
     for n in shape:
@@ -115,4 +130,7 @@ def failure_lines(spec: SpecResult) -> list[tuple[str, str]]:
                 lines.append(("fail", failure_sentence(spec, node)))
     if inherited:
         lines.append(("fail", f"also wrong, as they lie further back along the same gradient path: {', '.join(inherited)}"))
+    for jvp in spec.jvps:
+        if jvp.status != "pass":
+            lines.append(("kink" if jvp.status == "kink" else "fail", jvp_sentence(jvp)))
     return lines

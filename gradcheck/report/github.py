@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import failure_sentence, summary_line, suspect_sentence
+from .common import failure_sentence, jvp_sentence, summary_line, suspect_sentence
 
 
 def escape_data(text: str) -> str:
@@ -39,6 +39,11 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
         for suspect in spec.suspects:
             lines.append(annotation("error", spec.path, None, None, f"gradcheck suspect: {suspect.op}",
                                     suspect_sentence(suspect)))
+        for jvp in spec.jvps:
+            if jvp.status in ("fail", "error") or (jvp.status == "kink" and not options.quiet):
+                level = "warning" if jvp.status == "kink" else "error"
+                lines.append(annotation(level, spec.path, jvp.line, jvp.column,
+                                        f"gradcheck jvp {jvp.status}: {spec.name} / {jvp.node}", jvp_sentence(jvp)))
         for expectation in spec.expectations:
             if not expectation.ok:
                 lines.append(annotation("error", spec.path, expectation.line, expectation.column,

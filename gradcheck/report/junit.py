@@ -1,11 +1,11 @@
-"""--format junit: one testsuite per spec, one testcase per node (and per expectation)."""
+"""--format junit: one testsuite per spec, one testcase per node (and per jvp rule checked, per expectation)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import failure_sentence, suspect_sentence
+from .common import failure_sentence, jvp_sentence, suspect_sentence
 
 
 def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
@@ -35,6 +35,20 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
                 ET.SubElement(case, "skipped", message=node.message or "skipped")
             elif node.status == "kink":
                 ET.SubElement(case, "system-out").text = failure_sentence(spec, node)
+        for jvp in spec.jvps:
+            case = ET.SubElement(suite, "testcase", classname=spec.name, name=f"jvp {jvp.node} argument {jvp.argument}",
+                                 file=spec.path)
+            if jvp.line:
+                case.set("line", str(jvp.line))
+            counts["tests"] += 1
+            if jvp.status == "fail":
+                counts["failures"] += 1
+                ET.SubElement(case, "failure", message=jvp_sentence(jvp), type="JvpMismatch").text = jvp_sentence(jvp)
+            elif jvp.status == "error":
+                counts["errors"] += 1
+                ET.SubElement(case, "error", message=jvp_sentence(jvp), type="JvpError").text = jvp_sentence(jvp)
+            elif jvp.status == "kink":
+                ET.SubElement(case, "system-out").text = jvp_sentence(jvp)
         for expectation in spec.expectations:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name=f"expect {expectation.what}", file=spec.path)
             counts["tests"] += 1
