@@ -13,7 +13,7 @@ import numpy as np
 
 from .engine import BackwardPass, ForwardPass, evaluate_node
 from .graph import Graph, Node
-from .numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, element_scale
+from .numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, element_scale, richardson_central
 from .results import NodeResult, Suspect
 from .spec import Tolerance, stable_seed
 
@@ -319,9 +319,7 @@ class Comparator:
             except Exception:
                 return float("nan")
 
-        h = 1e-3
-        d = [(projected(s) - projected(-s)) / (2 * s) for s in (h, h / 2)]
-        numeric = (4 * d[1] - d[0]) / 3
+        numeric, _ = richardson_central(projected, 1e-3)
         analytic = float(np.sum(np.asarray(passed, dtype=np.float64) * direction))
         scale = max(abs(numeric), abs(analytic), 1e-12)
         if not np.isfinite(analytic) or abs(analytic - numeric) > 1e-5 * scale + 1e-9:

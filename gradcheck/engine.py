@@ -189,11 +189,8 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
 
     try:
         grads = node.op.impl.vjp(g, out, *args, **node.params)
-    except SystemExit as error:
-        faults[node.index] = f"vjp called exit({clip(error.code)})"
-        return poisoned()
-    except Exception as error:
-        faults[node.index] = f"vjp raised {type(error).__name__}: {clip(error, 200)}"
+    except (SystemExit, Exception) as error:
+        faults[node.index] = rule_failure("vjp", error)
         return poisoned()
     if not isinstance(grads, (tuple, list)):
         if len(args) == 1 and grads is not None:
@@ -221,6 +218,13 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
             grad = np.full(np.shape(arg), np.nan)
         checked.append(grad)
     return checked
+
+
+def rule_failure(rule: str, error: BaseException) -> str:
+    """What an op's vjp or jvp did instead of returning (its exceptions are reported, never raised)."""
+    if isinstance(error, SystemExit):
+        return f"{rule} called exit({clip(error.code)})"
+    return f"{rule} raised {type(error).__name__}: {clip(error, 200)}"
 
 
 def differentiable(value) -> bool:

@@ -13,10 +13,9 @@ from dataclasses import replace
 import numpy as np
 
 from .compare import relative_error, within
-from .engine import BackwardPass, ForwardPass, differentiable, evaluate_node
-from .errors import clip
+from .engine import BackwardPass, ForwardPass, differentiable, evaluate_node, rule_failure
 from .graph import Graph, Node
-from .numeric import element_scale
+from .numeric import MACHINE_EPS, element_scale, richardson_central
 from .results import JvpResult
 from .spec import Tolerance, stable_seed
 
@@ -49,24 +48,23 @@ class JvpCheck:
         rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
         self.direction = rng.choice([-1.0, 1.0], size=x.shape) * element_scale(x)
         location = node.location
-        self.result = JvpResult(node=node.name, op=node.op_name, argument=position,
-                                argument_node=graph.nodes[node.args[position]].name,
-                                shape=tuple(np.shape(self.analytic_out)), status="pass",
-                                atol=tol.atol, rtol=tol.rtol, text=node.text,
-                                line=location.line if location else None,
-                                column=location.column if location else None)
+        self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
+                                  argument_node=graph.nodes[node.args[position]].name,
+                                  shape=tuple(np.shape(self.analytic_out)), status="pass",
+                                  atol=tol.atol, rtol=tol.rtol, text=node.text,
+                                  line=location.line if location else None,
+                                  column=location.column if location else None)
+        self.f0 = self.evaluate(0.0)
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
         best = None
         for _ in range(RETRIES + 1):
             numeric, noise, forward_slope, backward_slope = self.numeric()  # may shorten the tangent first
-            analytic = self.analytic()
-            if analytic is None:
-                self.result.status = "error"
-                return self.result
-            self.compare(analytic, numeric, noise, forward_slope, backward_slope)
-            attempt = replace(self.result)
+            analytic, fault = self.analytic()
+            if fault:
+                return replace(self.template, status="error", message=fault)
+            attempt = self.compare(analytic, numeric, noise, forward_slope, backward_slope)
             if best is None or attempt.failing < best.failing:
                 best = attempt
             if not attempt.failing:
@@ -74,8 +72,8 @@ class JvpCheck:
             self.direction = self.direction / 10
         return best
 
-    def analytic(self) -> np.ndarray | None:
-        """The rule's J·t in the pass's precision; None (with the message set) when the rule misbehaves."""
+    def analytic(self) -> tuple[np.ndarray | None, str]:
+        """The rule's J·t in the pass's precision, or what went wrong with the rule."""
         tangents = []
         for i, arg in enumerate(self.analytic_args):
             if not differentiable(arg):
@@ -88,43 +86,32 @@ class JvpCheck:
         try:
             with np.errstate(all="ignore"):
                 value = node.op.impl.jvp(tuple(tangents), self.analytic_out, *self.analytic_args, **node.params)
-        except SystemExit as error:
-            self.result.message = f"jvp called exit({clip(error.code)})"
-            return None
-        except Exception as error:
-            self.result.message = f"jvp raised {type(error).__name__}: {clip(error, 200)}"
-            return None
+        except (SystemExit, Exception) as error:
+            return None, rule_failure("jvp", error)
         try:
             value = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            self.result.message = f"jvp returned {type(value).__name__}, not an array"
-            return None
-        if value.shape != self.result.shape:
-            self.result.message = (f"jvp returned shape {value.shape}, expected the output's shape "
-                                   f"{self.result.shape}")
-            return None
-        return value
+            return None, f"jvp returned {type(value).__name__}, not an array"
+        if value.shape != self.template.shape:
+            return None, f"jvp returned shape {value.shape}, expected the output's shape {self.template.shape}"
+        return value, ""
 
     def numeric(self):
         """Richardson-extrapolated central difference, its error estimate, and the one-sided slopes.
 
         Where a step leaves the op's domain (log, sqrt near 0) the tangent is shortened, tenfold at a time.
         """
-        f0 = self.evaluate(0.0)
         for _ in range(MAX_SHORTENINGS):
             f = {s: self.evaluate(s) for s in (STEP, -STEP, STEP / 2, -STEP / 2)}
-            outside = np.isfinite(f0) & ~np.all([np.isfinite(v) for v in f.values()], axis=0)
+            outside = np.isfinite(self.f0) & ~np.all([np.isfinite(v) for v in f.values()], axis=0)
             if not outside.any():
                 break
             self.direction = self.direction / 10
-        coarse = (f[STEP] - f[-STEP]) / (2 * STEP)
-        fine = (f[STEP / 2] - f[-STEP / 2]) / STEP
-        numeric = (4 * fine - coarse) / 3
-        roundoff = 4 * np.finfo(np.float64).eps * np.max(np.abs(list(f.values())), axis=0) / STEP
-        noise = np.abs(fine - coarse) / 3 + roundoff
-        forward_slope = (f[STEP / 2] - f0) / (STEP / 2)
-        backward_slope = (f0 - f[-STEP / 2]) / (STEP / 2)
-        return numeric, noise, forward_slope, backward_slope
+        numeric, truncation = richardson_central(f.__getitem__, STEP)
+        roundoff = 4 * MACHINE_EPS * np.max(np.abs(list(f.values())), axis=0) / STEP
+        forward_slope = (f[STEP / 2] - self.f0) / (STEP / 2)
+        backward_slope = (self.f0 - f[-STEP / 2]) / (STEP / 2)
+        return numeric, truncation + roundoff, forward_slope, backward_slope
 
     def evaluate(self, s: float) -> np.ndarray:
         args = list(self.reference_args)
@@ -133,10 +120,10 @@ class JvpCheck:
             try:
                 return np.asarray(evaluate_node(self.node, args, np.float64), dtype=np.float64)
             except Exception:
-                return np.full(self.result.shape, np.nan)
+                return np.full(self.template.shape, np.nan)
 
-    def compare(self, analytic, numeric, noise, forward_slope, backward_slope) -> None:
-        result, tol = self.result, self.tol
+    def compare(self, analytic, numeric, noise, forward_slope, backward_slope) -> JvpResult:
+        tol = self.tol
         ok = within(analytic, numeric, tol, noise)
         # a kink within the step: the one-sided slopes disagree and the rule gives one of them (or between)
         low, high = np.minimum(forward_slope, backward_slope), np.maximum(forward_slope, backward_slope)
@@ -146,16 +133,16 @@ class JvpCheck:
         kink = ~ok & sides_differ & between
         failing = ~ok & ~kink
         error = np.abs(analytic - numeric)
-        result.max_abs_error = float(np.max(error, initial=0.0)) if np.all(np.isfinite(error)) else float("inf")
-        result.max_rel_error = float(np.max(relative_error(analytic, numeric), initial=0.0))
-        result.failing, result.kinks = int(np.count_nonzero(failing)), int(np.count_nonzero(kink))
-        result.worst_index, result.worst_analytic, result.worst_numeric = (), None, None
-        if result.failing or result.kinks:
+        result = replace(
+            self.template,
+            max_abs_error=float(np.max(error, initial=0.0)) if np.all(np.isfinite(error)) else float("inf"),
+            max_rel_error=float(np.max(relative_error(analytic, numeric), initial=0.0)),
+            failing=int(np.count_nonzero(failing)), kinks=int(np.count_nonzero(kink)))
+        result.status = "fail" if result.failing else "kink" if result.kinks else "pass"
+        if result.status != "pass":
             mask = failing if result.failing else kink
-            excess = np.where(mask, np.nan_to_num(error, nan=np.inf), -np.inf)
-            flat = int(np.argmax(excess))
-            index = np.unravel_index(flat, result.shape) if result.shape else ()
-            result.worst_index = tuple(int(i) for i in index)
+            flat = int(np.argmax(np.where(mask, np.nan_to_num(error, nan=np.inf), -np.inf)))
+            result.worst_index = tuple(int(i) for i in np.unravel_index(flat, result.shape))
             result.worst_analytic = float(analytic.reshape(-1)[flat])
             result.worst_numeric = float(numeric.reshape(-1)[flat])
-        result.status = "fail" if result.failing else "kink" if result.kinks else "pass"
+        return result
