@@ -5,57 +5,75 @@ import numpy as np
 
 from .base import Primitive, real_part, unbroadcast
 from .elementwise import sigmoid_stable, softplus_stable
+from .nn import broadcast_shapes
 from ..batching import per_copy_mean
 from .registry import builtin
 
 
+class MeanLoss(Primitive):
+    """A loss per element of two broadcasting arguments, averaged over the broadcast (not over batch copies)."""
+    batching = "custom"
+
+    def losses(self, a, b, **params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, a, b, **params):
+        return np.mean(self.losses(a, b, **params))
+
+    def forward_batched(self, args, batched, **params):
+        a, b = args
+        return per_copy_mean(self.losses(a, b, **params), len(a if batched[0] else b))
+
+    def _count(self, a, b) -> int:
+        return int(np.prod(self._shape(a, b), dtype=np.int64))
+
+    def _shape(self, a, b) -> tuple[int, ...]:
+        return broadcast_shapes(self.name, **{self.args[0]: np.shape(a), self.args[1]: np.shape(b)})
+
+    def _adjoints(self, a, b, grad_a, grad_b):
+        shape = self._shape(a, b)
+        return (unbroadcast(np.broadcast_to(grad_a, shape), np.shape(a)),
+                unbroadcast(np.broadcast_to(grad_b, shape), np.shape(b)))
+
+
 @builtin
-class Mse(Primitive):
+class Mse(MeanLoss):
     """Mean squared error: mean((pred - target) ** 2), broadcasting."""
-    name, args, batching = "mse", ("pred", "target"), "custom"
+    name, args = "mse", ("pred", "target")
 
-    def forward_batched(self, args, batched):
-        pred, target = args
-        return per_copy_mean(np.square(np.subtract(pred, target)), len(pred if batched[0] else target))
-
-    def forward(self, pred, target):
-        return np.mean(np.square(np.subtract(pred, target)))
+    def losses(self, pred, target):
+        return np.square(np.subtract(pred, target))
 
     def vjp(self, g, out, pred, target):
         diff = np.subtract(pred, target)
         grad = g * 2 * diff / diff.size
-        return unbroadcast(grad, np.shape(pred)), unbroadcast(-grad, np.shape(target))
+        return self._adjoints(pred, target, grad, -grad)
 
 
 @builtin
-class LogisticLoss(Primitive):
+class LogisticLoss(MeanLoss):
     """Logistic-regression cost: mean(log(1 + exp(-y * z))) with labels y in {-1, +1}."""
-    name, args, domains, batching = "logistic_loss", ("z", "y"), ("real", "sign"), "custom"
+    name, args, domains = "logistic_loss", ("z", "y"), ("real", "sign")
 
-    def forward_batched(self, args, batched):
-        z, y = args
-        return per_copy_mean(softplus_stable(-np.multiply(y, z)), len(z if batched[0] else y))
-
-    def forward(self, z, y):
-        return np.mean(softplus_stable(-np.multiply(y, z)))
+    def losses(self, z, y):
+        return softplus_stable(-np.multiply(y, z))
 
     def vjp(self, g, out, z, y):
         margin = np.multiply(y, z)
-        # d softplus(-m)/dm = -sigmoid(-m)
         dmargin = -g * sigmoid_stable(-margin) / np.size(margin)
-        return unbroadcast(dmargin * y, np.shape(z)), unbroadcast(dmargin * z, np.shape(y))
+        return self._adjoints(z, y, dmargin * y, dmargin * z)
 
 
 @builtin
-class Hinge(Primitive):
+class Hinge(MeanLoss):
     """SVM hinge loss: mean(max(0, 1 - y * z)) with labels y in {-1, +1} (kink at the margin)."""
     name, args, domains, has_kinks = "hinge", ("z", "y"), ("real", "sign"), True
 
-    def forward(self, z, y):
+    def losses(self, z, y):
         slack = 1 - np.multiply(y, z)
-        return np.mean(slack * (real_part(slack) > 0))
+        return slack * (real_part(slack) > 0)
 
     def vjp(self, g, out, z, y):
         slack = 1 - np.multiply(y, z)
         dslack = g * (real_part(slack) > 0) / np.size(slack)
-        return unbroadcast(-dslack * y, np.shape(z)), unbroadcast(-dslack * z, np.shape(y))
+        return self._adjoints(z, y, -dslack * y, -dslack * z)

@@ -17,6 +17,7 @@ import numpy as np
 from .base import (OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part,
                    unbroadcast)
 from ..batching import shift_axis_param
+from .elementwise import Elementwise
 from .reductions import AXIS, KEEPDIMS
 from .registry import builtin
 
@@ -85,7 +86,7 @@ def require_integer(indices, op: str, what: str) -> np.ndarray:
     indices = np.asarray(indices)
     if np.issubdtype(indices.dtype, np.integer):
         return indices
-    values = np.real(indices) if np.iscomplexobj(indices) else indices
+    values = real_part(indices)
     whole = np.isfinite(values) & (values == np.round(values)) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
     if values.dtype.kind != "f" or not np.all(whole) or (np.iscomplexobj(indices) and np.any(np.imag(indices))):
         bad = first_position(~whole) if values.dtype.kind == "f" and not np.all(whole) else None
@@ -274,6 +275,12 @@ class Dropout(Primitive):
         keep = np.random.default_rng(0 if seed is None else seed).binomial(1, 1.0 - p, size=np.shape(x))
         return keep.astype(float_dtype(x)) / (1.0 - p)
 
+    batching = "custom"
+
+    def forward_batched(self, args, batched, p=0.5, seed=None):
+        (x,) = args  # every copy gets the same mask: draw it once for one copy's shape
+        return x * self._scale(x[0], p, seed)
+
     def forward(self, x, p=0.5, seed=None):
         return x * self._scale(x, p, seed)
 
@@ -288,10 +295,9 @@ class Dropout(Primitive):
 
 
 @builtin
-class Log1p(Primitive):
+class Log1p(Elementwise):
     """log(1 + x), accurate for small x (x > -1)."""
     name, args, domains = "log1p", ("x",), ("positive",)
-    batching = "broadcast"
 
     def forward(self, x):
         return np.log1p(x)
@@ -301,10 +307,9 @@ class Log1p(Primitive):
 
 
 @builtin
-class Expm1(Primitive):
+class Expm1(Elementwise):
     """exp(x) - 1, accurate for small x."""
     name, args = "expm1", ("x",)
-    batching = "broadcast"
 
     def forward(self, x):
         return np.expm1(x)

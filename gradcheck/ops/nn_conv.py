@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import OpArgumentError, Param, Primitive, real_part
 from .nn import float_dtype
+from .reductions import tie_shares
 from .registry import builtin
 
 
@@ -146,10 +147,8 @@ class MaxPool2d(_Pool2d):
 
     def vjp(self, g, out, x, kernel, stride=None):
         kernel, stride = self._geometry(x, kernel, stride)
-        patches = real_part(windows(x, kernel, stride))
-        winners = patches == np.max(patches, axis=(-2, -1), keepdims=True)
         # tied window maxima share the gradient equally, as max() does
-        share = (winners / np.sum(winners, axis=(-2, -1), keepdims=True)).astype(float_dtype(x))
+        share = tie_shares(real_part(windows(x, kernel, stride)), (-2, -1), np.max, float_dtype(x))
         return (fold_windows(np.asarray(g)[..., None, None] * share, np.shape(x), kernel, stride),)
 
 
@@ -165,5 +164,4 @@ class AvgPool2d(_Pool2d):
     def vjp(self, g, out, x, kernel, stride=None):
         kernel, stride = self._geometry(x, kernel, stride)
         window_grads = np.asarray(g)[..., None, None] / (kernel[0] * kernel[1])
-        patches_shape = windows(x, kernel, stride).shape
-        return (fold_windows(np.broadcast_to(window_grads, patches_shape), np.shape(x), kernel, stride),)
+        return (fold_windows(np.broadcast_to(window_grads, np.shape(g) + kernel), np.shape(x), kernel, stride),)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, unbroadcast
+from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
 from ..batching import first_argument_only
 from .registry import builtin
@@ -164,6 +164,31 @@ def attention_vjp(g, q, k, v, keep):
     return unbroadcast(grad_q, np.shape(q)), unbroadcast(grad_k, np.shape(k)), unbroadcast(grad_v, np.shape(v))
 
 
+def keep_from_mask(op_name, q, k, v, mask):
+    scores_shape = check_attention_shapes(op_name, q, k, v)
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        values = real_part(mask)
+        not_binary = (values != 0) & (values != 1)
+        if np.any(not_binary):
+            position = first_position(not_binary)
+            raise OpArgumentError(f"{op_name}(): mask must hold 0/1 or true/false, got {values[position]} "
+                                  f"at index {list(position)}")
+        mask = values != 0
+    if broadcast_shapes(op_name, mask=mask.shape, scores=scores_shape) != scores_shape:
+        raise OpArgumentError(f"{op_name}(): mask of shape {mask.shape} does not broadcast to the "
+                              f"attention scores' shape {scores_shape} (..., queries, keys)")
+    keep = np.broadcast_to(mask, scores_shape)
+    require_a_key_per_query(op_name, keep, "the mask hides")
+    return keep
+
+
+def require_a_key_per_query(op_name, keep, what):
+    empty = ~np.any(keep, axis=-1)
+    if np.any(empty):
+        raise OpArgumentError(f"{op_name}(): {what} every key from query {list(first_position(empty))}")
+
+
 @builtin
 class Attention(Primitive):
     """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
@@ -173,28 +198,27 @@ class Attention(Primitive):
     params = {"causal": Param("bool", default=False, doc="query i attends only to keys j <= i"),
               "mask": Param("str", default=None, choices=("causal",), doc="mask='causal' is causal=True")}
 
-    def _keep(self, q, k, v, mask, causal, mask_kind):
-        if len(mask) > 1:
-            raise OpArgumentError(f"attention() takes q, k, v and at most one mask array, got {3 + len(mask)} arrays")
-        causal = causal or mask_kind == "causal"
-        keep = MaskedAttention.keep_from_mask(self.name, q, k, v, mask[0]) if mask else None
+    def _keep(self, q, k, v, masks, causal):
+        if len(masks) > 1:
+            raise OpArgumentError(f"{self.name}() takes q, k, v and at most one mask array, got {3 + len(masks)} arrays")
+        if masks:
+            keep = keep_from_mask(self.name, q, k, v, masks[0])
+        else:
+            keep = None
         scores_shape = check_attention_shapes(self.name, q, k, v)
         if causal:
             # top-left aligned, as PyTorch's is_causal: row i keeps keys 0..i, so no row is empty
             lower = np.tri(*scores_shape[-2:], dtype=bool)
             keep = lower if keep is None else keep & lower
-            if np.any(~np.any(keep, axis=-1)):
-                position = first_position(~np.any(keep, axis=-1))
-                raise OpArgumentError(f"attention(): the mask and causal=True together hide every key from query {list(position)}")
+            require_a_key_per_query(self.name, keep, "the mask and causal=True together hide")
         return keep
 
-    # the optional mask array arrives in *masks; the keyword mask='causal' arrives in **keywords
-    def forward(self, q, k, v, *masks, causal=False, **keywords):
-        keep = self._keep(q, k, v, masks, causal, keywords.get("mask"))
+    def forward(self, q, k, v, *masks, causal=False, mask=None):
+        keep = self._keep(q, k, v, masks, causal or mask == "causal")
         return np.matmul(attention_probs(q, k, keep), v)
 
-    def vjp(self, g, out, q, k, v, *masks, causal=False, **keywords):
-        keep = self._keep(q, k, v, masks, causal, keywords.get("mask"))
+    def vjp(self, g, out, q, k, v, *masks, causal=False, mask=None):
+        keep = self._keep(q, k, v, masks, causal or mask == "causal")
         return attention_vjp(g, q, k, v, keep) + (None,) * len(masks)
 
     @staticmethod
@@ -210,42 +234,16 @@ class Attention(Primitive):
 
 
 @builtin
-class MaskedAttention(Primitive):
+class MaskedAttention(Attention):
     """Scaled dot-product attention with an explicit mask (1/true = attend, 0/false = masked; no gradient)."""
-    name, args, integer_args = "masked_attention", ("q", "k", "v", "mask"), (3,)
-    batching = "broadcast"
-    domains = ("real", "real", "real", "mask")
-
-    def _keep(self, q, k, v, mask):
-        return self.keep_from_mask(self.name, q, k, v, mask)
-
-    @staticmethod
-    def keep_from_mask(op_name, q, k, v, mask):
-        scores_shape = check_attention_shapes(op_name, q, k, v)
-        mask = np.asarray(mask)
-        if mask.dtype != bool:
-            values = np.real(mask) if np.iscomplexobj(mask) else mask
-            not_binary = (values != 0) & (values != 1)
-            if np.any(not_binary):
-                position = first_position(not_binary)
-                raise OpArgumentError(f"{op_name}(): mask must hold 0/1 or true/false, got {values[position]} "
-                                      f"at index {list(position)}")
-            mask = values != 0
-        if broadcast_shapes(op_name, mask=mask.shape, scores=scores_shape) != scores_shape:
-            raise OpArgumentError(f"{op_name}(): mask of shape {mask.shape} does not broadcast to the "
-                                  f"attention scores' shape {scores_shape} (..., queries, keys)")
-        keep = np.broadcast_to(mask, scores_shape)
-        empty = ~np.any(keep, axis=-1)
-        if np.any(empty):
-            position = first_position(empty)
-            raise OpArgumentError(f"{op_name}(): the mask hides every key from query {list(position)}")
-        return keep
+    name, args = "masked_attention", ("q", "k", "v", "mask")
+    params = {}
 
     def forward(self, q, k, v, mask):
-        return np.matmul(attention_probs(q, k, self._keep(q, k, v, mask)), v)
+        return super().forward(q, k, v, mask)
 
     def vjp(self, g, out, q, k, v, mask):
-        return attention_vjp(g, q, k, v, self._keep(q, k, v, mask)) + (None,)
+        return super().vjp(g, out, q, k, v, mask)
 
     @staticmethod
     def test_cases(rng):

@@ -10,6 +10,7 @@ import numpy as np
 from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
 from .elementwise import sigmoid_stable, softplus_stable
 from .nn import broadcast_shapes, check_indices, first_position, float_dtype, log_softmax, require_integer
+from .losses import MeanLoss
 from .registry import builtin
 
 
@@ -50,30 +51,30 @@ class CrossEntropy(Primitive):
     def forward_batched(self, args, batched):
         logits, labels = args  # logits batched, labels shared by every copy
         count = logits.shape[0]
-        targets, _ = self._targets(logits[0], labels)
-        return -np.sum((targets * log_softmax(logits, -1)).reshape(count, -1), axis=1) / sample_count(logits[0], self.name)
+        targets, _, samples = self._targets(logits[0], labels)
+        return -np.sum((targets * log_softmax(logits, -1)).reshape(count, -1), axis=1) / samples
 
     def _targets(self, logits, labels):
-        """(targets with the logits' shape, whether labels were class indices)."""
-        sample_count(logits, self.name)
+        """(targets with the logits' shape, whether labels were class indices, the sample count)."""
+        samples = sample_count(logits, self.name)
         labels = np.asarray(labels)
         # class indices: integer data, or whole numbers with one label per sample (shape logits.shape[:-1])
         if np.issubdtype(labels.dtype, np.integer) or labels.shape == np.shape(logits)[:-1]:
             indices = class_indices(labels, logits, self.name)
-            return one_hot_mask(indices, np.shape(logits)[-1]).astype(float_dtype(logits)), True
+            return one_hot_mask(indices, np.shape(logits)[-1]).astype(float_dtype(logits)), True, samples
         if labels.shape != np.shape(logits):
             raise OpArgumentError(f"{self.name}(): labels of shape {labels.shape} fit neither logits of shape "
                                   f"{np.shape(logits)} (targets) nor {np.shape(logits)[:-1]} (class indices)")
-        return labels, False
+        return labels, False, samples
 
     def forward(self, logits, labels):
-        targets, _ = self._targets(logits, labels)
-        return -np.sum(targets * log_softmax(logits, -1)) / sample_count(logits, self.name)
+        targets, _, samples = self._targets(logits, labels)
+        return -np.sum(targets * log_softmax(logits, -1)) / samples
 
     def vjp(self, g, out, logits, labels):
-        targets, are_indices = self._targets(logits, labels)
+        targets, are_indices, samples = self._targets(logits, labels)
         log_probs = log_softmax(logits, -1)
-        scale = g / sample_count(logits, self.name)
+        scale = g / samples
         # d/dz of -sum_j t_j log softmax(z)_j = softmax(z) * sum_j t_j - t   (softmax - onehot for one-hot t)
         grad_logits = scale * (np.exp(log_probs) * np.sum(targets, axis=-1, keepdims=True) - targets)
         return grad_logits, None if are_indices else -scale * log_probs
@@ -90,24 +91,8 @@ class CrossEntropy(Primitive):
                 ((3 * n((4, 3)), np.array([0, 2, 1, 2])), {})]
 
 
-class _BinaryLoss(Primitive):
-    """Shared shape rules of the elementwise binary losses: the inputs broadcast, the mean runs over the broadcast."""
-
-    def _count(self, a, b) -> int:
-        return int(np.prod(self._shape(a, b), dtype=np.int64))
-
-    def _shape(self, a, b) -> tuple[int, ...]:
-        return broadcast_shapes(self.name, **{self.args[0]: np.shape(a), self.args[1]: np.shape(b)})
-
-    def _adjoints(self, a, b, grad_a, grad_b):
-        """Each gradient broadcast to the loss's elements, then summed back to its argument's shape."""
-        shape = self._shape(a, b)
-        return (unbroadcast(np.broadcast_to(grad_a, shape), np.shape(a)),
-                unbroadcast(np.broadcast_to(grad_b, shape), np.shape(b)))
-
-
 @builtin
-class BinaryCrossEntropy(_BinaryLoss):
+class BinaryCrossEntropy(MeanLoss):
     """Binary cross-entropy -mean(y log p + (1 - y) log(1 - p)) of probabilities 0 < p < 1."""
     name, args, domains = "binary_cross_entropy", ("p", "y"), ("probability", "probability")
 
@@ -120,10 +105,10 @@ class BinaryCrossEntropy(_BinaryLoss):
                 f"{self.name}(): p must lie strictly between 0 and 1, got p={values[position]} "
                 f"at index {list(position)} (use binary_cross_entropy_with_logits for saturated predictions)")
 
-    def forward(self, p, y):
-        count = self._count(p, y)
+    def losses(self, p, y):
+        self._count(p, y)
         self._check(p)
-        return -np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)) / count
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
     def vjp(self, g, out, p, y):
         scale = g / self._count(p, y)
@@ -133,14 +118,14 @@ class BinaryCrossEntropy(_BinaryLoss):
 
 
 @builtin
-class BinaryCrossEntropyWithLogits(_BinaryLoss):
+class BinaryCrossEntropyWithLogits(MeanLoss):
     """Binary cross-entropy of sigmoid(z) from logits, mean(softplus(z) - y z); finite for any z."""
     name, args, domains = "binary_cross_entropy_with_logits", ("z", "y"), ("real", "probability")
 
-    def forward(self, z, y):
+    def losses(self, z, y):
         # -(y log s(z) + (1 - y) log(1 - s(z))) = softplus(z) - y z, since log s(z) = z - softplus(z)
-        count = self._count(z, y)
-        return np.sum(softplus_stable(z) - y * z) / count
+        self._count(z, y)
+        return softplus_stable(z) - y * z
 
     def vjp(self, g, out, z, y):
         scale = g / self._count(z, y)
@@ -155,23 +140,24 @@ class MulticlassHinge(Primitive):
     params = {"margin": Param("float", default=1.0, doc="the required gap between the true and the other scores")}
 
     def _active(self, scores, labels, margin):
-        """(the margins s_j - s_y + margin, the mask of wrong classes whose margin is positive)."""
-        sample_count(scores, self.name)
+        """(margins s_j - s_y + margin, mask of wrong classes with positive margin, one-hot of labels, sample count)."""
+        count = sample_count(scores, self.name)
         labels = class_indices(labels, scores, self.name)
         true_scores = np.take_along_axis(scores, labels[..., None], axis=-1)
         margins = scores - true_scores + margin
-        return margins, (real_part(margins) > 0) & ~one_hot_mask(labels, np.shape(scores)[-1])
+        one_hot = one_hot_mask(labels, np.shape(scores)[-1])
+        return margins, (real_part(margins) > 0) & ~one_hot, one_hot, count
 
     def forward(self, scores, labels, margin=1.0):
-        margins, active = self._active(scores, labels, margin)
-        return np.sum(np.where(active, margins, 0)) / sample_count(scores, self.name)
+        margins, active, _, count = self._active(scores, labels, margin)
+        return np.sum(np.where(active, margins, 0)) / count
 
     def vjp(self, g, out, scores, labels, margin=1.0):
-        margins, active = self._active(scores, labels, margin)
+        margins, active, one_hot, count = self._active(scores, labels, margin)
         # each active j adds +1 to ds_j and -1 to ds_y
         pattern = active.astype(float_dtype(scores))
-        pattern -= one_hot_mask(labels, np.shape(scores)[-1]) * np.sum(pattern, axis=-1, keepdims=True)
-        return g * pattern / sample_count(scores, self.name), None
+        pattern -= one_hot * np.sum(pattern, axis=-1, keepdims=True)
+        return g * pattern / count, None
 
     @staticmethod
     def test_cases(rng):
@@ -191,7 +177,7 @@ class MulticlassHinge(Primitive):
 
 
 @builtin
-class Huber(_BinaryLoss):
+class Huber(MeanLoss):
     """Huber loss, mean of d^2/2 where |d| <= delta else delta (|d| - delta/2), d = pred - target."""
     name, args = "huber", ("pred", "target")
     params = {"delta": Param("float", default=1.0, doc="where the loss turns from quadratic to linear (> 0)")}
@@ -204,11 +190,10 @@ class Huber(_BinaryLoss):
         sign = np.sign(real_part(difference))
         return difference, sign, real_part(difference) * sign <= delta
 
-    def forward(self, pred, target, delta=1.0):
+    def losses(self, pred, target, delta=1.0):
         difference, sign, quadratic = self._difference(pred, target, delta)
         # |d| is written d * sign(Re d) so the linear branch stays analytic for complex-step
-        losses = np.where(quadratic, 0.5 * difference * difference, delta * (difference * sign - 0.5 * delta))
-        return np.sum(losses) / np.size(losses)
+        return np.where(quadratic, 0.5 * difference * difference, delta * (difference * sign - 0.5 * delta))
 
     def vjp(self, g, out, pred, target, delta=1.0):
         difference, sign, quadratic = self._difference(pred, target, delta)

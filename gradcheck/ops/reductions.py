@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Param, Primitive, expand_reduced, normalize_axes, real_part
+from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
 from ..batching import shift_axis_param
 from .registry import builtin
 
@@ -15,6 +15,12 @@ def reduced_count(shape, axes) -> int:
     if axes is None:
         return int(np.prod(shape, dtype=np.int64))
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def tie_shares(values, axes, reducer=np.max, dtype=np.float64):
+    """1/k on each of the k elements that reach reducer(values) over axes, 0 elsewhere (ties share equally)."""
+    winners = values == reducer(values, axis=axes, keepdims=True)
+    return (winners / np.sum(winners, axis=axes, keepdims=True)).astype(dtype)
 
 
 @builtin
@@ -58,7 +64,6 @@ class _Extremum(Primitive):
     def forward(self, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))
         if np.size(x) == 0:
-            from .base import OpArgumentError
             raise OpArgumentError(f"{self.name}() of an empty array")
         if np.iscomplexobj(x):
             winners = self._winners(x, axes)
@@ -71,8 +76,7 @@ class _Extremum(Primitive):
 
     def vjp(self, g, out, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))
-        winners = self._winners(x, axes)
-        share = (winners / np.sum(winners, axis=axes, keepdims=True)).astype(np.result_type(x, np.float32))
+        share = tie_shares(real_part(x), axes, self.reducer, np.result_type(x, np.float32))
         return (expand_reduced(g, np.shape(x), axes, keepdims) * share,)
 
 
