@@ -6,10 +6,18 @@
 """
 __version__ = "0.1.0"
 
-from .check import check_loaded, check_paths, check_spec  # noqa: E402
-from .compare import CheckOptions  # noqa: E402
 from .errors import Location, SpecError  # noqa: E402
-from .spec import Overrides, load_spec  # noqa: E402
+
+_LAZY = {"check_loaded": "check", "check_paths": "check", "check_spec": "check", "CheckOptions": "compare",
+         "Overrides": "spec", "load_spec": "spec"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["CheckOptions", "Location", "Overrides", "SpecError", "check_loaded", "check_paths", "check_spec",
            "load_spec", "__version__"]

@@ -15,7 +15,7 @@ from .errors import Location, SpecError, clip, one_line
 from .forward_mode import check_jvps
 from .graph import Graph, build_graph
 from .results import ErrorInfo, ExpectResult, RunResult, SpecResult
-from .spec import Overrides, Spec, Tolerance, load_spec
+from .spec import Overrides, Tolerance, load_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import click
 
@@ -27,10 +28,9 @@ def _console(stream, color: str):
 
 
 def _error_line(path: str, error) -> str:
-    where = path
-    if error.line:
-        where += f":{error.line}" + (f":{error.column}" if error.column else "")
-    return f"{where}: error: {error.message}"
+    from .report.common import error_where
+
+    return f"{error_where(path, error)}: error: {error.message}"
 
 
 class _FiniteFloat(click.FloatRange):
@@ -103,7 +103,7 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
         if spec.error is not None:
             click.echo(_error_line(spec.path, spec.error), err=True)
     try:
-        _render(result, output_format, output, to_terminal, options, values, verbose, quiet, color)
+        _render(result, output_format, output, options, color)
     except OSError as error:
         click.echo(f"gradcheck: error: cannot write the report to {output}: {error.strerror or error}", err=True)
         sys.exit(EXIT_USAGE)
@@ -116,19 +116,14 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
     sys.exit(result.exit_code)
 
 
-def _render(result, output_format, output, to_terminal, options, values, verbose, quiet, color) -> None:
-    if output_format == "table" and to_terminal:
+def _render(result, output_format, output, options, color) -> None:
+    if output_format == "table" and output is None:
         from .report import table
 
         table.render(result, options, console=_console(sys.stdout, color))
     else:
-        text = renderer(output_format)(result, RenderOptions(values=values, verbose=verbose, quiet=quiet, color=False))
-        if output:
-            with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
-                handle.write(text)
-        else:
-            sys.stdout.write(text)
-        if not quiet and output_format != "table":
+        _write(renderer(output_format)(result, replace(options, color=False)), output)
+        if not options.quiet and output_format != "table":
             from .report.common import summary_line
 
             click.echo(summary_line(result), err=True)
@@ -187,10 +182,23 @@ def _spec_error_exit(path: str, error: Exception) -> None:
 
 def _write(text: str, output) -> None:
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
+        with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)
+
+
+def _show(path: str, build, render, to_console: bool, output, color: str) -> None:
+    """explain / graph: build the view (a spec error exits 2), print it or write it, exit 0."""
+    try:
+        shown = build()
+    except (SpecError, RecursionError, MemoryError) as error:
+        _spec_error_exit(path, error)
+    if to_console:
+        render(shown, console=_console(sys.stdout, color))
+    else:
+        _write(render(shown), output)
+    sys.exit(0)
 
 
 @main.command()
@@ -216,17 +224,8 @@ def explain(spec, output_format, output, dtype, seed, color):
     from .explain import explain_spec
     from .report import explain_text
 
-    try:
-        walk = explain_spec(spec, Overrides(dtype=dtype, seed=seed))
-    except (SpecError, RecursionError, MemoryError) as error:
-        _spec_error_exit(spec, error)
-    if output_format == "text" and not output:
-        explain_text.render_text(walk, console=_console(sys.stdout, color))
-    elif output_format == "text":
-        _write(explain_text.render_text(walk, color=False), output)
-    else:
-        _write(explain_text.renderer(output_format)(walk), output)
-    sys.exit(0)
+    _show(spec, lambda: explain_spec(spec, Overrides(dtype=dtype, seed=seed)), explain_text.renderer(output_format),
+          output_format == "text" and not output, output, color)
 
 
 @main.command()
@@ -257,14 +256,5 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
     from .report import graph_view
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-    try:
-        view = graph_view.view_spec(spec, overrides, CheckOptions(mode=mode, strict=strict))
-    except (SpecError, RecursionError, MemoryError) as error:
-        _spec_error_exit(spec, error)
-    if output_format == "tree" and not output:
-        graph_view.render_tree(view, console=_console(sys.stdout, color))
-    elif output_format == "tree":
-        _write(graph_view.render_tree(view, color=False), output)
-    else:
-        _write(graph_view.renderer(output_format)(view), output)
-    sys.exit(0)
+    _show(spec, lambda: graph_view.view_spec(spec, overrides, CheckOptions(mode=mode, strict=strict)),
+          graph_view.renderer(output_format), output_format == "tree" and not output, output, color)

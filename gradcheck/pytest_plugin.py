@@ -115,11 +115,9 @@ class SpecItem(pytest.Item):
         result.path = self.display_path()
         self.result = result
         if result.status == "error":
-            error = result.error
-            where = result.path
-            if error.line:
-                where += f":{error.line}" + (f":{error.column}" if error.column else "")
-            raise SpecFailure(f"{where}: {error.message}")
+            from .report.common import error_where
+
+            raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
         if result.status == "fail":
             raise SpecFailure(failure_text(result, strict=strict))
         from .report.common import failure_sentence

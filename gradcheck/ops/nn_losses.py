@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
+from .base import OpArgumentError, Param, Primitive, real_part
 from .elementwise import sigmoid_stable, softplus_stable
-from .nn import broadcast_shapes, check_indices, first_position, float_dtype, log_softmax, require_integer
+from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
 from .losses import MeanLoss
 from .registry import builtin
 

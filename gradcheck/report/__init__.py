@@ -21,7 +21,6 @@ FORMATS = ("table", "json", "junit", "github", "markdown")
 
 
 def renderer(name: str):
-    from . import github, json_report, junit, markdown, table
+    from importlib import import_module
 
-    return {"table": table.render, "json": json_report.render, "junit": junit.render,
-            "github": github.render, "markdown": markdown.render}[name]
+    return import_module(f".{ {'json': 'json_report'}.get(name, name)}", __name__).render

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
+from ..errors import Location
 from ..results import NodeResult, SpecResult
+
+if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
+    from rich.console import Console
 
 
 def console_for(console: Console | None, color: bool, width: int) -> tuple[Console, io.StringIO | None]:
     """The console to print to: the caller's, or one writing into a buffer whose text is returned."""
     if console is not None:
         return console, None
+    from rich.console import Console
+
     buffer = io.StringIO()
     return Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=width), buffer
 
@@ -96,6 +101,16 @@ def _size(shape) -> int:
     for n in shape:
         size *= n
     return size
+
+
+def error_where(path: str, error) -> str:
+    """path:line:col of a spec error (as far as it is known)."""
+    return str(Location(path, error.line, error.column))
+
+
+def expect_values_text(expectation) -> str:
+    actual = None if expectation.actual is None else expectation.actual.tolist()
+    return f"expected {expectation.expected.tolist()}, got {actual}"
 
 
 def summary_line(run) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import failure_sentence, jvp_sentence, summary_line, suspect_sentence
+from .common import expect_values_text, failure_sentence, jvp_sentence, summary_line, suspect_sentence
 
 
 def escape_data(text: str) -> str:
@@ -48,7 +48,6 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             if not expectation.ok:
                 lines.append(annotation("error", spec.path, expectation.line, expectation.column,
                                         f"gradcheck expect: {spec.name}",
-                                        f"expect {expectation.what}: expected {expectation.expected.tolist()}, got "
-                                        f"{None if expectation.actual is None else expectation.actual.tolist()}"))
+                                        f"expect {expectation.what}: {expect_values_text(expectation)}"))
     lines.append(summary_line(run))
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import failure_sentence, jvp_sentence, suspect_sentence
+from .common import error_where, expect_values_text, failure_sentence, jvp_sentence, suspect_sentence
 
 
 def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
@@ -16,7 +16,7 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         if spec.error is not None:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name="spec", file=spec.path)
-            location = f"{spec.path}:{spec.error.line}:{spec.error.column}" if spec.error.line else spec.path
+            location = error_where(spec.path, spec.error)
             ET.SubElement(case, "error", message=spec.error.message, type="SpecError").text = f"{location}: {spec.error.message}"
             counts["tests"] += 1
             counts["errors"] += 1
@@ -55,8 +55,7 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             if not expectation.ok:
                 counts["failures"] += 1
                 ET.SubElement(case, "failure", type="ExpectMismatch",
-                              message=f"expected {expectation.expected.tolist()}, got "
-                                      f"{None if expectation.actual is None else expectation.actual.tolist()}")
+                              message=expect_values_text(expectation))
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value

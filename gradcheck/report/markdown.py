@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import display_order, failure_lines, number, shape_text, summary_line, suspect_sentence, worst_text
+from .common import display_order, error_where, expect_values_text, failure_lines, number, shape_text, summary_line, suspect_sentence, worst_text
 
 ICON = {"pass": "✅ pass", "fail": "❌ fail", "kink": "⚠️ kink", "skip": "➖ skip"}
 
@@ -21,7 +21,7 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
         lines.append(f"`{spec.path}`")
         lines.append("")
         if spec.error is not None:
-            where = f"{spec.path}:{spec.error.line}:{spec.error.column}" if spec.error.line else spec.path
+            where = error_where(spec.path, spec.error)
             lines += [f"> **error** `{cell(where)}`: {cell(spec.error.message)}", ""]
             continue
         lines += ["| node | op | shape | max abs err | max rel err | worst element | status |",
@@ -40,7 +40,6 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
         for expectation in spec.expectations:
             if not expectation.ok:
-                lines.append(f"- **expect {cell(expectation.what)}** failed: expected {expectation.expected.tolist()}, "
-                             f"got {None if expectation.actual is None else expectation.actual.tolist()}")
+                lines.append(f"- **expect {cell(expectation.what)}** failed: {expect_values_text(expectation)}")
         lines.append("")
     return "\n".join(lines)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ..results import RunResult, SpecResult
 from . import RenderOptions
-from .common import (console_for, display_order, failure_lines, index_text, number, shape_text, summary_line,
+from .common import (console_for, error_where, expect_values_text, display_order, failure_lines, index_text, number, shape_text, summary_line,
                      suspect_sentence, worst_text)
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "error": "bold red"}
@@ -33,8 +32,7 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     header.append(f"  {spec.path}", style="dim")
     console.print(header)
     if spec.error is not None:
-        where = spec.path + (f":{spec.error.line}" if spec.error.line else "") + (
-            f":{spec.error.column}" if spec.error.line and spec.error.column else "")
+        where = error_where(spec.path, spec.error)
         if options.errors_inline:
             console.print(Text(f"  {where}: {spec.error.message}", style="red"))
         console.print()
@@ -72,10 +70,8 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         console.print(Text("  suspect: " + suspect_sentence(suspect), style="bold red"))
     for expectation in spec.expectations:
         if not expectation.ok:
-            console.print(Text(f"  expect {expectation.what} (line {expectation.line}): expected "
-                               f"{escape(str(expectation.expected.tolist()))}, got "
-                               f"{escape(str(None if expectation.actual is None else expectation.actual.tolist()))}"
-                               f" (abs error {number(expectation.max_abs_error)})"
+            console.print(Text(f"  expect {expectation.what} (line {expectation.line}): "
+                               f"{expect_values_text(expectation)} (abs error {number(expectation.max_abs_error)})"
                                + (f": {expectation.message}" if expectation.message else ""), style="bold red"))
         elif options.verbose:
             console.print(Text(f"  expect {expectation.what}: ok (abs error {number(expectation.max_abs_error)})",
