@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SpecError, clip
+from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
 
@@ -123,7 +123,7 @@ def _refuse_oversized(node: Node, args: list) -> None:
 
 def _not_finite(node: Node, args: list, value: np.ndarray, dtype_name: str) -> str:
     """Which node produced NaN/Inf, at which element, from which argument values."""
-    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0]) if value.ndim else ()
+    bad = first_position(~np.isfinite(value)) if value.ndim else ()
     at = f" at index {list(bad)}" if bad else ""
     operands = []
     for arg in args[:4]:

@@ -106,3 +106,10 @@ def did_you_mean(word: str, choices) -> str:
         return ""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{clip(close[0])}'?)" if close else ""
+
+
+def first_position(flags) -> tuple[int, ...]:
+    """The index of the first True in the boolean array flags (row-major), for error messages; () for a 0-d array."""
+    import numpy as np  # imported here: importing gradcheck (the pytest plugin) must not load numpy
+
+    return tuple(int(i) for i in np.argwhere(flags)[0])

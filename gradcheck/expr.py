@@ -13,10 +13,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
+from .yamlsource import MAX_NUMBER_DIGITS
 
 MAX_EXPRESSION_CHARS = 20_000
 MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
-MAX_NUMBER_DIGITS = 400      # beyond float64's range, and Python refuses to convert very long ones
 YAML_CONSTANTS = {"true": True, "false": False, "null": None}
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
 REFUSED = {
@@ -63,7 +63,6 @@ class ExpressionParser:
         self.text = text
         self.location = location
         self.known_ops = known_ops
-        self.lines = text.splitlines() or [text]
 
     def fail(self, message: str, ast_node=None) -> SpecError:
         return SpecError(f"node '{self.node_name}': {message}", self.where(ast_node))
@@ -87,12 +86,11 @@ class ExpressionParser:
         if len(self.text) > MAX_EXPRESSION_CHARS:
             raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
         long_number = re.search(r"\d{%d,}" % (MAX_NUMBER_DIGITS + 1), self.text)
-        if long_number and "\n" not in self.text[: long_number.start()]:
+        if long_number:  # on the first line its column is known
+            on_first_line = "\n" not in self.text[: long_number.start()]
             raise SpecError(f"node '{self.node_name}': a number with {len(long_number.group()):,} digits is out of range "
-                            f"(the limit is {MAX_NUMBER_DIGITS} digits)", self.location.shifted(long_number.start()))
-        if long_number:
-            raise self.fail(f"a number with {len(long_number.group()):,} digits is out of range (the limit is "
-                            f"{MAX_NUMBER_DIGITS} digits)")
+                            f"(the limit is {MAX_NUMBER_DIGITS} digits)",
+                            self.location.shifted(long_number.start()) if on_first_line else self.location)
         try:
             with warnings.catch_warnings():  # "invalid decimal literal" and friends: the SyntaxError says it
                 warnings.simplefilter("ignore")

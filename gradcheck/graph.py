@@ -92,18 +92,11 @@ class Graph:
 def build_graph(spec: Spec) -> Graph:
     ops = dict(BUILTIN_OPS)
     for op_name, (reference, location) in spec.ops.items():
-        try:
-            ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
-        except SpecError:
-            raise
-        except (Exception, SystemExit) as error:  # the module's own code (constructor, attribute lookup) misbehaved
-            what = f"called exit({error.code})" if isinstance(error, SystemExit) else \
-                f"raised {type(error).__name__}: {clip(error, 200)}"
-            raise SpecError(f"custom op '{op_name}': loading {reference} {what}", location) from None
+        ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
     builder = _Builder(spec, ops)
     for name, entry in spec.inputs.items():
         builder.add(Node(index=0, name=name, kind="input", location=entry.location, value=entry.value,
-                         requires_grad=entry.requires_grad and entry.value.dtype.kind == "f", text=name))
+                         requires_grad=entry.requires_grad, text=name))
     for name, node_spec in spec.nodes.items():
         tree = ExpressionParser(name, node_spec.expr, node_spec.expr_location, ops).parse()
         tolerance = None
@@ -144,7 +137,7 @@ class _Builder:
                             f"the limit is {MAX_GRAPH_NODES:,}", where)
         node.index = len(self.nodes)
         self.nodes.append(node)
-        if node.kind != "constant":
+        if node.parent is None:  # inputs and named nodes; automatic names (y/sin#1) cannot be written in an expression
             self.names[node.name] = node.index
         return node.index
 
@@ -155,8 +148,6 @@ class _Builder:
         if isinstance(tree, Constant):
             self.add(Node(0, name, "constant", location=location, value=np.asarray(tree.value), text=tree.text,
                           requires_grad=False, check=False))
-            self.names[name] = len(self.nodes) - 1
-            self.nodes[-1].parent = None
             return
         self.lower(tree, name, location, tolerance, check, top=True)
 

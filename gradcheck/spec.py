@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
+from .errors import Location, SpecError, clip, clipped_repr, did_you_mean, first_position
 from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml
 
 FORMAT_VERSION = 1
@@ -153,7 +153,7 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
     if not isinstance(document, LocatedMap):
         where = getattr(document, "location", Location(display, 1, 1))
         raise SpecError(f"a spec must be a mapping with keys such as 'inputs' and 'nodes', not {_kind(document)}", where)
-    reader = _Reader(document, display)
+    reader = _Reader()
     for key in document:
         if key not in TOP_LEVEL_KEYS:
             raise SpecError(f"unknown key {clipped_repr(key)}{did_you_mean(key, TOP_LEVEL_KEYS)}; "
@@ -296,7 +296,7 @@ def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, bas
         if source == "value":
             value = reader.array(entry["value"], entry.value_locations["value"], f"input '{name}'")
         elif source == "file":
-            value = _read_data_file(reader, entry, name, base_dir)
+            value = _read_data_file(entry, name, base_dir)
         else:
             value = _initialise(reader, entry, name, seed)
             if "dtype" not in entry and entry.get("init") == "randint":
@@ -311,24 +311,23 @@ def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, bas
         value = value.astype(np.int64)
         requires_grad = False
     else:
-        value = value.astype(np.float64)
-        bad = ~np.isfinite(value)
+        bad = ~np.isfinite(value)  # every source above returns a fresh float64 array
         if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            index = first_position(bad)
             at = f" at index {list(index)}" if index else ""
             hint = " (a number too large for float64 becomes inf)" if np.isinf(value[index]) else ""
             raise SpecError(f"input '{name}' holds {value[index]}{at}: inputs must be finite{hint}", location)
         if dtype == "float32":
             too_big = np.abs(value) > np.finfo(np.float32).max
             if too_big.any():
-                index = tuple(int(i) for i in np.argwhere(too_big)[0])
+                index = first_position(too_big)
                 at = f" at index {list(index)}" if index else ""
                 raise SpecError(f"input '{name}' holds {value[index]:g}{at}, beyond float32's range (~3.4e38)", location)
             value = value.astype(np.float32)
     return InputSpec(name, value, requires_grad, inputs_map.key_locations[name])
 
 
-def _read_data_file(reader: "_Reader", entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
+def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
     where = entry.value_locations["file"]
     file_name = entry["file"]
     if not isinstance(file_name, str) or not file_name:
@@ -359,10 +358,10 @@ def _read_data_file(reader: "_Reader", entry: LocatedMap, name: str, base_dir: P
     if not isinstance(value, np.ndarray):  # an .npz archive behind a .npy name
         raise SpecError(f"input '{name}': '{shown}' is not a single .npy array", where)
     if value.dtype.kind not in "biuf":
-        raise SpecError(f"input '{name}': '{file_name}' holds {value.dtype} data, not real numbers", where)
+        raise SpecError(f"input '{name}': '{shown}' holds {value.dtype} data, not real numbers", where)
     if value.size > MAX_INPUT_ELEMENTS:
-        raise SpecError(f"input '{name}': '{file_name}' holds {value.size:,} elements; the limit is {MAX_INPUT_ELEMENTS:,}", where)
-    return value.astype(np.float64)
+        raise SpecError(f"input '{name}': '{shown}' holds {value.size:,} elements; the limit is {MAX_INPUT_ELEMENTS:,}", where)
+    return value.astype(np.float64, copy=False)
 
 
 def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> np.ndarray:
@@ -393,17 +392,18 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
     if "init" not in entry:
         raise SpecError(f"input '{name}': shape: needs init: ({', '.join(INITIALISERS)})", entry.location)
     init = reader.choice(entry, "init", tuple(INITIALISERS))
-    allowed = INITIALISERS[init]
+    defaults = INITIALISERS[init]
     for key in ("mean", "std", "low", "high", "value"):
-        if key in entry and key not in allowed:
-            raise SpecError(f"input '{name}': init {init} takes {', '.join(allowed) or 'no parameters'}, not '{key}'",
+        if key in entry and key not in defaults:
+            raise SpecError(f"input '{name}': init {init} takes {', '.join(defaults) or 'no parameters'}, not '{key}'",
                             entry.key_locations[key])
     rng = np.random.default_rng(stable_seed(seed, "input", name))
     if init == "normal":
-        std = reader.number(entry, "std", default=1.0, minimum=0.0)
-        return rng.normal(reader.number(entry, "mean", default=0.0), std, size=shape)
+        std = reader.number(entry, "std", default=defaults["std"], minimum=0.0)
+        return rng.normal(reader.number(entry, "mean", default=defaults["mean"]), std, size=shape)
     if init == "uniform":
-        low, high = reader.number(entry, "low", default=-1.0), reader.number(entry, "high", default=1.0)
+        low = reader.number(entry, "low", default=defaults["low"])
+        high = reader.number(entry, "high", default=defaults["high"])
         if not low < high:
             raise SpecError(f"input '{name}': uniform needs low < high, got low={low}, high={high}", entry.location)
         if not math.isfinite(high - low):
@@ -418,7 +418,7 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
         if "value" not in entry:
             raise SpecError(f"input '{name}': init constant needs value: (a number)", entry.location)
         return np.full(shape, reader.number(entry, "value"))
-    low = reader.integer(entry, "low", default=0)
+    low = reader.integer(entry, "low", default=defaults["low"])
     if "high" not in entry:
         raise SpecError(f"input '{name}': init randint needs high: (exclusive)", entry.location)
     high = reader.integer(entry, "high")
@@ -430,8 +430,8 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
 def _read_expect(reader: "_Reader", document: LocatedMap, inputs, nodes) -> Expectation:
     expect_map = reader.mapping(document, "expect", keys=("output", "grad", "values", "atol", "rtol"))
     result = Expectation()
-    result.atol = reader.number(expect_map, "atol", default=1e-4, minimum=0.0)
-    result.rtol = reader.number(expect_map, "rtol", default=0.0, minimum=0.0)
+    result.atol = reader.number(expect_map, "atol", default=result.atol, minimum=0.0)
+    result.rtol = reader.number(expect_map, "rtol", default=result.rtol, minimum=0.0)
     if "output" in expect_map:
         result.output_location = expect_map.value_locations["output"]
         result.output = reader.array(expect_map["output"], result.output_location, "expect output")
@@ -489,10 +489,6 @@ def _memory(count: int) -> str:
 
 class _Reader:
     """Typed access to LocatedMap fields, raising SpecError located at the offending value."""
-
-    def __init__(self, document: LocatedMap, path: str):
-        self.document = document
-        self.path = path
 
     @staticmethod
     def _where(mapping: LocatedMap, key: str) -> Location:

@@ -21,7 +21,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024    # a spec is written by hand; large data bel
 MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias bombs)
 MAX_YAML_NODES = 50_000              # values and collections written in the file (parsing time)
 MAX_YAML_DEPTH = 100                 # nesting of mappings and lists
-MAX_NUMBER_DIGITS = 400              # an integer literal longer than this cannot be a float either
+MAX_NUMBER_DIGITS = 400              # digits of a number, in YAML and in expressions: beyond float64's range
 
 
 class LocatedMap(dict):
@@ -99,8 +99,13 @@ else:  # pragma: no cover - PyYAML built without libyaml
     _FastLoader = _Loader
 
 
+def _mark_location(path: str, mark) -> Location:
+    """The 1-based place a YAML mark points at; just the file when there is no mark."""
+    return Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+
+
 def _location(loader, mark) -> Location:
-    return Location(loader.path, mark.line + 1, mark.column + 1)
+    return _mark_location(loader.path, mark)
 
 
 def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
@@ -183,7 +188,7 @@ def _expanded_size(root, path: str) -> int:
     """
     def recursive(node) -> SpecError:
         return SpecError("a recursive alias (a structure that contains itself) is not allowed",
-                         Location(path, node.start_mark.line + 1, node.start_mark.column + 1))
+                         _mark_location(path, node.start_mark))
 
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
@@ -235,9 +240,8 @@ def _char_at(text: str, mark) -> str:
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecError:
-    mark = error.problem_mark or error.context_mark
     problem = (error.problem or error.context or "invalid YAML").strip()
-    location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+    location = _mark_location(path, error.problem_mark or error.context_mark)
     if isinstance(error, yaml.composer.ComposerError) and "another document" in problem:
         return SpecError("a spec is one YAML document, but a second document starts here "
                          "(remove the '---' line, or split the file)", location)
@@ -277,18 +281,17 @@ def load_yaml(text: str, path: str):
         if size > MAX_EXPANDED_SCALARS:
             raise SpecError(f"the document expands to more than {MAX_EXPANDED_SCALARS:,} values once its aliases "
                             f"are expanded (an alias bomb?); the limit is {MAX_EXPANDED_SCALARS:,}",
-                            Location(path, root.start_mark.line + 1, root.start_mark.column + 1))
+                            _mark_location(path, root.start_mark))
         old_limit = sys.getrecursionlimit()
         try:
             sys.setrecursionlimit(max(old_limit, 10_000))
             return loader.construct_document(root)
         except yaml.constructor.ConstructorError as error:
-            mark = error.problem_mark or error.context_mark
             tag = re.search(r"tag '([^']*)'", error.problem or "")
             what = (f"the tag {clip(tag.group(1).replace('tag:yaml.org,2002:', '!!'))} is not allowed "
                     "(gradcheck reads plain YAML only; nothing in a spec runs code)"
                     if tag else (error.problem or "cannot read this value"))
-            raise SpecError(what, Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)) from None
+            raise SpecError(what, _mark_location(path, error.problem_mark or error.context_mark)) from None
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
             raise SpecError(f"cannot read this YAML: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         except RecursionError:

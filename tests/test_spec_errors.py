@@ -288,3 +288,11 @@ def test_long_user_text_is_clipped_in_messages(tmp_path):
     assert f"{path}:3:9:" in result.stderr
     assert len(result.stderr) < 2000
     assert seconds < 5
+
+
+def test_an_undefined_name_is_not_matched_to_an_automatic_node_name(tmp_path):
+    # sin(x) inside y becomes the automatic node 'y/sin#1', a name no expression can write
+    path, result, _ = run(tmp_path, "inputs:\n  x: 1.0\nnodes:\n  y: sin(x) * 2\n  z: ysin1 + 1\n")
+    assert result.exit_code == 2, result.output
+    assert "'ysin1'" in result.stderr
+    assert "y/sin#1" not in result.stderr

@@ -11,12 +11,24 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import Location, SpecError
+from ..errors import Location, SpecError, clip
 from .base import OpInfo
 from .registry import custom_op_info
 
 
 def load_custom_op(name: str, reference: str, base_dir: Path, location: Location) -> OpInfo:
+    """The OpInfo of ``reference``; any fault, including one in the module's own code, is a SpecError."""
+    try:
+        return _load(name, reference, base_dir, location)
+    except SpecError:
+        raise
+    except (Exception, SystemExit) as error:  # the module's own code (constructor, attribute lookup) misbehaved
+        what = f"called exit({error.code})" if isinstance(error, SystemExit) else \
+            f"raised {type(error).__name__}: {clip(error, 200)}"
+        raise SpecError(f"custom op '{name}': loading {reference} {what}", location) from None
+
+
+def _load(name: str, reference: str, base_dir: Path, location: Location) -> OpInfo:
     module_name, attribute = reference.split(":")
     module = _import(module_name, base_dir, location, name)
     target = module

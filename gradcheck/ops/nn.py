@@ -17,6 +17,7 @@ import numpy as np
 from .base import (OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part,
                    unbroadcast)
 from ..batching import shift_axis_param
+from ..errors import first_position  # nn_layers and nn_losses import it from here
 from .elementwise import Elementwise
 from .reductions import AXIS, KEEPDIMS
 from .registry import builtin
@@ -64,11 +65,6 @@ def stable_softmax(x, axis: int, keep=None):
 def softmax_vjp(g, probs, axis: int):
     """Adjoint of p = softmax(s): ds = p * (g - sum(g * p)) along axis (the Jacobian is diag(p) - p p^T)."""
     return probs * (g - np.sum(g * probs, axis=axis, keepdims=True))
-
-
-def first_position(flags: np.ndarray) -> tuple[int, ...]:
-    """The index of the first True in flags (row-major), for error messages."""
-    return tuple(int(i) for i in np.argwhere(flags)[0])
 
 
 def check_indices(indices: np.ndarray, count: int, op: str, what: str, of: str) -> None:
