@@ -95,10 +95,10 @@ def first_argument_only(shapes, batched) -> str | None:
     return "broadcast" if batched[0] and not any(batched[1:]) else None
 
 
-def shift_axes(axis, ndim: int, default_all: bool = True):
+def shift_axes(axis, ndim: int):
     """Axes of the unbatched input, as axes of the batched one (batch axis 0 in front)."""
     if axis is None:
-        return tuple(range(1, ndim + 1)) if default_all else None
+        return tuple(range(1, ndim + 1))
     if isinstance(axis, (tuple, list)):
         return tuple(a % ndim + 1 for a in axis)
     return axis % max(ndim, 1) + 1

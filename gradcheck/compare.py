@@ -205,7 +205,7 @@ class Comparator:
               result: NodeResult) -> None:
         """Random directional probes; a failing probe is bisected down to one element."""
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
-        scale = element_scale(differ.x)
+        scale = differ.scale
         result.checked = "probes"
         worst_gap = 0.0
         worst_rel = 0.0

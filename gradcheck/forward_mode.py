@@ -54,7 +54,7 @@ class JvpCheck:
                                   atol=tol.atol, rtol=tol.rtol, text=node.text,
                                   line=location.line if location else None,
                                   column=location.column if location else None)
-        self.f0 = self.evaluate(0.0)
+        self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""

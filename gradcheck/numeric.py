@@ -11,6 +11,7 @@ is shrunk, then replaced by a one-sided difference from the side that stays insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -66,6 +67,11 @@ class Evaluator:
         self.projection = projection
         self.evaluations = 0
 
+    @cached_property
+    def f0(self) -> float:
+        """The objective at the unperturbed values, shared by every node's differences."""
+        return float(np.real(self.objective(self.values[self.graph.output])))
+
     def objective(self, output_value) -> float | complex:
         if self.projection is None:
             return np.sum(output_value)
@@ -79,7 +85,7 @@ class Evaluator:
                 for j in self.graph.downstream(index):
                     node = self.graph.nodes[j]
                     args = [overlay.get(a, self.values[a]) for a in node.args]
-                    dtype = np.complex128 if any(np.iscomplexobj(a) for a in args) else np.float64
+                    dtype = np.complex128 if any(a.dtype.kind == "c" for a in args) else np.float64
                     overlay[j] = evaluate_node(node, args, dtype)
                 result = self.objective(overlay.get(self.graph.output, self.values[self.graph.output]))
         except Exception:
@@ -149,7 +155,6 @@ class NodeDifferentiator:
         self.method = method
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
-        self._f0 = None
         self._magnitude = None
         self.steps = None
         self.noise = None
@@ -158,17 +163,12 @@ class NodeDifferentiator:
 
     @property
     def f0(self) -> float:
-        if self._f0 is None:
-            self._f0 = float(np.real(self.evaluator.objective(self.evaluator.values[self.evaluator.graph.output])))
-        return self._f0
+        return self.evaluator.f0
 
     def at(self, flat_index: int, offset) -> float | complex:
         shifted = self.x.astype(np.complex128) if np.iscomplexobj(offset) else self.x.copy()
         shifted.reshape(-1)[flat_index] += offset
         return self.evaluator.objective_with(self.index, shifted)
-
-    def step(self, flat_index: int) -> float:
-        return float(self.base * self.scale.reshape(-1)[flat_index])
 
     def gradient(self) -> np.ndarray:
         self.steps = np.empty(self.x.size)
