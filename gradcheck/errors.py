@@ -19,7 +19,7 @@ class Location:
             return f"{self.path}:{self.line}"
         return f"{self.path}:{self.line}:{self.column}"
 
-    def shifted(self, columns: int) -> "Location":
+    def shifted(self, columns: int) -> Location:
         if self.column is None:
             return self
         return Location(self.path, self.line, self.column + columns)

@@ -62,7 +62,7 @@ def pytest_configure(config):
     # pytest was not given explicit paths (those select what runs).
     source = getattr(config, "args_source", None)
     from_command_line = source is not None and source == config.ArgsSource.ARGS
-    extra = [str((invocation / p)) for p in explicit]
+    extra = [str(invocation / p) for p in explicit]
     if not from_command_line:
         extra += [str(p) for p in ini]
     for path in extra:
@@ -120,9 +120,7 @@ class SpecItem(pytest.Item):
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
         if result.status == "fail":
             raise SpecFailure(failure_text(result, strict=strict))
-        from .report.common import failure_sentence
-
-        from .report.common import jvp_sentence
+        from .report.common import failure_sentence, jvp_sentence
 
         kinks = [(failure_sentence(result, node), node.line) for node in result.nodes if node.status == "kink"]
         kinks += [(jvp_sentence(jvp), jvp.line) for jvp in result.jvps if jvp.status == "kink"]

@@ -6,10 +6,10 @@ data files, seeded initialisers) so a Spec holds arrays, not recipes.
 from __future__ import annotations
 
 import keyword
-from contextlib import contextmanager
 import math
 import stat
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,7 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
                 method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir)
 
 
-def _read_node(reader: "_Reader", name: str, entry, nodes_map: LocatedMap) -> NodeSpec:
+def _read_node(reader: _Reader, name: str, entry, nodes_map: LocatedMap) -> NodeSpec:
     location = nodes_map.value_locations[name]
     style = nodes_map.value_styles[name]
     atol = rtol = None
@@ -272,7 +272,7 @@ def _read_node(reader: "_Reader", name: str, entry, nodes_map: LocatedMap) -> No
     return NodeSpec(name, text, location, expr_location, atol, rtol, check)
 
 
-def _read_input(reader: "_Reader", name: str, entry, inputs_map: LocatedMap, base_dir: Path, spec_dtype: str,
+def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_dir: Path, spec_dtype: str,
                 seed: int) -> InputSpec:
     location = inputs_map.value_locations[name]
     requires_grad = True
@@ -364,7 +364,7 @@ def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
     return value.astype(np.float64, copy=False)
 
 
-def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> np.ndarray:
+def _initialise(reader: _Reader, entry: LocatedMap, name: str, seed: int) -> np.ndarray:
     where = entry.value_locations["shape"]
     raw_shape = entry["shape"]
     if not isinstance(raw_shape, list):
@@ -427,7 +427,7 @@ def _initialise(reader: "_Reader", entry: LocatedMap, name: str, seed: int) -> n
     return rng.integers(low, high, size=shape).astype(np.float64)
 
 
-def _read_expect(reader: "_Reader", document: LocatedMap, inputs, nodes) -> Expectation:
+def _read_expect(reader: _Reader, document: LocatedMap, inputs, nodes) -> Expectation:
     expect_map = reader.mapping(document, "expect", keys=("output", "grad", "values", "atol", "rtol"))
     result = Expectation()
     result.atol = reader.number(expect_map, "atol", default=result.atol, minimum=0.0)

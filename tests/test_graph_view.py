@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from gradcheck.check import check_loaded
 from gradcheck.cli import main
 from gradcheck.graph import build_graph
-from gradcheck.report.graph_view import (dot_string, mermaid_text, render_dot, render_mermaid, render_tree,
-                                         view_spec)
+from gradcheck.report.graph_view import dot_string, mermaid_text, render_dot, render_mermaid, render_tree, view_spec
 from gradcheck.spec import load_spec
 
 NEURON = """

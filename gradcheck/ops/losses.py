@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batching import per_copy_mean
 from .base import Primitive, real_part, unbroadcast
 from .elementwise import sigmoid_stable, softplus_stable
 from .nn import broadcast_shapes
-from ..batching import per_copy_mean
 from .registry import builtin
 
 

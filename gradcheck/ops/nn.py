@@ -14,10 +14,9 @@ import math
 
 import numpy as np
 
-from .base import (OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part,
-                   unbroadcast)
 from ..batching import shift_axis_param
 from ..errors import first_position  # nn_layers and nn_losses import it from here
+from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part, unbroadcast
 from .elementwise import Elementwise
 from .reductions import AXIS, KEEPDIMS
 from .registry import builtin

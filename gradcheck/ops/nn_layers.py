@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
+from ..batching import first_argument_only
 from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
-from ..batching import first_argument_only
 from .registry import builtin
 
 EPS = Param("float", default=1e-5, minimum=0.0, doc="added to the variance before the square root")

@@ -9,8 +9,8 @@ import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, real_part
 from .elementwise import sigmoid_stable, softplus_stable
-from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
 from .losses import MeanLoss
+from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
 from .registry import builtin
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
 from ..batching import shift_axis_param
+from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
 from .registry import builtin
 
 AXIS = Param("axes", default=None, doc="axis or tuple of axes; None reduces everything")

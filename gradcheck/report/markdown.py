@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from ..results import RunResult
 from . import RenderOptions
-from .common import display_order, error_where, expect_values_text, failure_lines, number, shape_text, summary_line, suspect_sentence, worst_text
+from .common import (
+    display_order,
+    error_where,
+    expect_values_text,
+    failure_lines,
+    number,
+    shape_text,
+    summary_line,
+    suspect_sentence,
+    worst_text,
+)
 
 ICON = {"pass": "✅ pass", "fail": "❌ fail", "kink": "⚠️ kink", "skip": "➖ skip"}
 

@@ -7,8 +7,19 @@ from rich.text import Text
 
 from ..results import RunResult, SpecResult
 from . import RenderOptions
-from .common import (console_for, error_where, expect_values_text, display_order, failure_lines, index_text, number, shape_text, summary_line,
-                     suspect_sentence, worst_text)
+from .common import (
+    console_for,
+    display_order,
+    error_where,
+    expect_values_text,
+    failure_lines,
+    index_text,
+    number,
+    shape_text,
+    summary_line,
+    suspect_sentence,
+    worst_text,
+)
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "error": "bold red"}
 MAX_VERBOSE_ROWS = 20
