@@ -100,18 +100,14 @@ def _shape(shape) -> str:
 
 
 def _refuse_oversized(node: Node, args: list) -> None:
-    """Refuse, before computing it, a built-in op result (broadcast, matmul) with more than MAX_TOTAL_ELEMENTS."""
-    if node.op.source != "builtin" or len(args) < 2:
-        return
+    """Refuse, before computing it, an op result (a broadcast, a matmul) with more than MAX_TOTAL_ELEMENTS,
+    from the shape the op's record declares (``result_shape``; None: unknown)."""
     shapes = [np.shape(a) for a in args]
     try:
-        if node.op.name == "matmul" and len(shapes) == 2 and all(len(s) >= 1 for s in shapes):
-            (a, b) = shapes
-            batch = np.broadcast_shapes(a[:-2], b[:-2])
-            shape = tuple(batch) + (a[-2:-1] if len(a) >= 2 else ()) + (b[-1:] if len(b) >= 2 else ())
-        else:
-            shape = np.broadcast_shapes(*shapes)
-    except ValueError:  # shapes that do not combine: the op itself says how
+        shape = node.op.result_shape(shapes, node.params)
+    except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
+        return
+    if shape is None:
         return
     count = math.prod(shape)
     if count > MAX_TOTAL_ELEMENTS:

@@ -9,10 +9,10 @@ and, where that is meaningful, the local derivative (passed = upstream x local).
     steps = explain(graph, fwd, bwd)
 
 Scalars and small arrays (at most ``SMALL`` elements) are shown in full; larger arrays by their
-shape and norm.  Local-derivative formulas come from :data:`LOCAL_DERIVATIVES` (elementwise
-ops), :data:`VJP_RULES` (ops whose Jacobian is not diagonal: the rule for the gradient passed
-on) or an op object's own optional ``explain`` attribute (a string for a one-argument op, or a
-tuple with one string per argument), which is how a custom op can describe itself.
+shape and norm.  Formulas come from the op record only (gradcheck/ops/base.py): an elementwise
+op's ``local_derivative``, or the ``vjp_formula`` of an op whose Jacobian is not diagonal (the rule
+for the gradient passed on) -- a string for every argument or a tuple with one per argument,
+declared alike by built-in and custom ops.
 """
 from __future__ import annotations
 
@@ -30,50 +30,6 @@ SMALL = 6  # arrays with at most this many elements are shown in full
 
 CHAIN_RULE = ("chain rule: gradient passed to an argument = upstream gradient × local derivative "
               "(∂L/∂x = ∂L/∂z · ∂z/∂x); where a value feeds several nodes, the gradients they pass back add up")
-
-# d out / d argument for elementwise ops, one entry per positional argument.  Placeholders:
-# {x} the argument of a one-argument op, {a} {b} the op's arguments (filled with a constant's
-# value, "x" where only one argument is not a constant, else the argument's name).
-LOCAL_DERIVATIVES: dict[str, tuple[str | None, ...]] = {
-    "identity": ("1",),
-    "add": ("1", "1"),
-    "sub": ("1", "-1"),
-    "mul": ("{b}", "{a}"),
-    "div": ("1/{b}", "-{a}/{b}²"),
-    "neg": ("-1",),
-    "pow": ("{b}·{a}^({b}-1)", "{a}^{b}·ln {a}"),
-    "square": ("2{x}",),
-    "reciprocal": ("-1/{x}²",),
-    "exp": ("exp({x})",),
-    "log": ("1/{x}",),
-    "sqrt": ("1/(2√{x})",),
-    "sin": ("cos {x}",),
-    "cos": ("-sin {x}",),
-    "tanh": ("1 - tanh²({x})",),
-    "sigmoid": ("σ({x})·(1 - σ({x}))",),
-    "softplus": ("σ({x})",),
-    "abs": ("sign({x})",),
-    "relu": ("1 if {x} > 0 else 0",),
-    "leaky_relu": ("1 if {x} > 0 else slope",),
-    "maximum": ("1 if {a} ≥ {b} else 0", "1 if {a} < {b} else 0"),
-    "minimum": ("1 if {a} ≤ {b} else 0", "1 if {a} > {b} else 0"),
-}
-
-# The gradient passed on by ops whose Jacobian is not diagonal, in terms of the upstream g.
-VJP_RULES: dict[str, tuple[str | None, ...]] = {
-    "matmul": ("g @ {b}ᵀ", "{a}ᵀ @ g"),
-    "sum": ("g copied to every summed element",),
-    "mean": ("g / n copied to every averaged element",),
-    "max": ("g to the maximal element(s), shared at ties",),
-    "min": ("g to the minimal element(s), shared at ties",),
-    "transpose": ("g with the axes permuted back",),
-    "reshape": ("g reshaped to the input's shape",),
-    "getitem": ("g placed at the indexed elements, 0 elsewhere",),
-    "mse": ("g · 2(pred - target)/n", "g · -2(pred - target)/n"),
-    "logistic_loss": ("g · -y·σ(-y·z)/n", None),
-    "hinge": ("g · -y/n where y·z < 1, else 0", None),
-}
-
 
 @dataclass
 class Quantity:
@@ -215,7 +171,7 @@ def _local(node: Node, upstream, passed) -> float | list | None:
     if upstream.size == 1 and passed.size == 1:
         u, p = float(upstream.reshape(-1)[0]), float(passed.reshape(-1)[0])
         return p / u if u != 0 and math.isfinite(u) else None
-    elementwise = node.op_name in LOCAL_DERIVATIVES or isinstance(_own_formulas(node), str)
+    elementwise = node.op.local_derivative is not None
     if elementwise and upstream.shape == passed.shape and upstream.size <= SMALL and np.all(upstream != 0):
         with np.errstate(all="ignore"):
             return (passed / upstream).tolist()
@@ -224,31 +180,17 @@ def _local(node: Node, upstream, passed) -> float | list | None:
 
 # ------------------------------------------------------------------------------------------ formulas
 
-def _own_formulas(node: Node):
-    return getattr(node.op.impl, "explain", None) if node.op is not None else None
-
-
 def _formulas(graph: Graph, node: Node) -> list[tuple[str | None, str | None]]:
-    """Per argument: (formula text, "local" | "rule"), placeholders filled in."""
-    own = _own_formulas(node)
-    if isinstance(own, str):
-        templates, kind = (own,) * len(node.args), "local"
-    elif isinstance(own, (tuple, list)):
-        templates, kind = tuple(own), "local"
-    elif node.op_name in LOCAL_DERIVATIVES and node.op.source == "builtin":
-        templates, kind = LOCAL_DERIVATIVES[node.op_name], "local"
-    elif node.op_name in VJP_RULES and node.op.source == "builtin":
-        templates, kind = VJP_RULES[node.op_name], "rule"
+    """Per argument: (formula text, "local" | "rule"), placeholders filled in, from the op record."""
+    if node.op.local_derivative is not None:
+        declared, kind = node.op.local_derivative, "local"
+    elif node.op.vjp_formula is not None:
+        declared, kind = node.op.vjp_formula, "rule"
     else:
         return []
+    templates = (declared,) * len(node.args) if isinstance(declared, str) else tuple(declared)
     symbols = _symbols(graph, node)
-    result = []
-    for template in templates:
-        if not isinstance(template, str):
-            result.append((None, None))
-            continue
-        result.append((_fill(template, symbols), kind))
-    return result
+    return [(_fill(template, symbols), kind) if isinstance(template, str) else (None, None) for template in templates]
 
 
 def _symbols(graph: Graph, node: Node) -> dict[str, str]:
@@ -257,7 +199,7 @@ def _symbols(graph: Graph, node: Node) -> dict[str, str]:
     variable = [a for a in args if a.kind != "constant"]
     symbols: dict[str, str] = {}
     letters = ["a", "b", "c", "d"]
-    names = [n.lstrip("*") for n in (node.op.args if node.op is not None else ())]
+    names = [n.lstrip("*") for n in node.op.args]
     for position, arg in enumerate(args):
         if arg.kind == "constant":
             text = _constant_text(arg)

@@ -177,7 +177,7 @@ class _Builder:
             params = info.check_params(given)
         except OpArgumentError as error:
             raise SpecError(f"node '{parent}': {error}", tree.location) from None
-        if getattr(info.impl, "seeded", False) and params.get("seed") is None:
+        if info.draws_random and params.get("seed") is None:
             params["seed"] = zlib.crc32(f"{self.spec.seed}:{parent}:{len(self.nodes)}".encode())
         if top:
             name, owner = parent, None

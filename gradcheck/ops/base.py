@@ -1,17 +1,42 @@
-"""The op protocol shared by built-in and custom ops.
+"""The op record: everything about an op, declared on it, with its default in one place.
 
 An op is an object with
 
     forward(*inputs, **params) -> ndarray
     vjp(g, out, *inputs, **params) -> tuple   # one gradient per positional input, None where none
-    jvp(tangents, out, *inputs, **params) -> ndarray   # optional
 
-Built-in ops are classes deriving from :class:`Primitive`, which adds the metadata the
-registry, the spec validator, the numeric module and the automatic op tests read:
-argument names, keyword parameters, per-argument domains and whether the op has kinks.
+Built-in ops are classes deriving from :class:`Primitive`; a spec's custom op is any object with
+forward and vjp.  Both end up as the same :class:`OpInfo` record (``registry.op_record``), whose
+optional hooks are read from the op's attributes, and whatever an op does not declare takes the
+default declared on :class:`Primitive` -- the one base, for built-in and custom ops alike.
+
+Optional hooks (any op, built-in or custom, may declare them):
+
+  ============== ========================================= ========= =================================
+  hook           type                                      default   read by
+  ============== ========================================= ========= =================================
+  jvp            (tangents, out, *inputs, **params)        None      forward_mode (checked when given)
+                 -> ndarray
+  has_kinks      bool                                      False     cli (`gradcheck ops`), reports
+  complex_safe   bool                                      False     numeric (complex-step method)
+  draws_random   bool                                      False     graph (fills a missing 'seed')
+  batching       "broadcast" | "stack" | "axis" | "custom" None      batching.batched_apply
+                 | None, or (shapes, batched) -> one of
+  batch_params   (params, unbatched_shape) -> dict         unchanged batching ("axis" rule)
+  forward_batched (batched_args, batched, **params)        None      batching ("custom" rule)
+                 -> ndarray
+  result_shape   (arg_shapes, params) -> tuple | None      None      engine (refuses oversized
+                                                                     results before computing them)
+  local_derivative str | tuple[str | None, ...] | None     None      explain (elementwise ops)
+  vjp_formula    str | tuple[str | None, ...] | None       None      explain (other ops)
+  ============== ========================================= ========= =================================
+
+Built-in metadata (class attributes of a Primitive; a custom op's come from its forward's signature):
+``name``, ``args``, ``params``, ``domains``, ``integer_args``, ``test_cases`` -- see :class:`Primitive`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,21 +131,19 @@ class Param:
 
 
 class Primitive:
-    """Base class of the built-in ops: forward and vjp side by side, plus metadata.
+    """Base class of the built-in ops, and the one place every hook of the op record has its default.
 
-    Class attributes read by the registry:
-      name      the name used in expressions
-      args      positional argument names; a trailing '*' name (e.g. '*arrays') makes it variadic
-      params    {keyword: Param}
-      domains   per positional argument, the domain name the op tests sample from
-                ('real', 'positive', 'nonzero', 'unit', 'labels', ...); see ops.domains
+    Metadata of a built-in op (class attributes):
+      name          the name used in expressions
+      args          positional argument names; a trailing '*' name (e.g. '*arrays') makes it variadic
+      params        {keyword: Param}
+      domains       per positional argument, the domain name the op tests sample from
+                    ('real', 'positive', 'nonzero', 'unit', 'labels', ...); see ops.domains
       integer_args  positions that take integer data (labels, ids) and get no gradient
-      has_kinks True when the op is not differentiable everywhere (relu at 0, max ties)
-      complex_safe  True when forward is analytic in its arguments under complex inputs
-                    (so the complex-step method may be used through it)
-      batching  "broadcast", "axis" (with a batch_params method) or None: how forward takes
-                many perturbed copies at once (gradcheck/batching.py)
-      doc       the op's one-line description (defaults to the docstring's first line)
+      doc           the op's one-line description (the docstring's first line)
+
+    The optional hooks below are read into the op record (``OpInfo``) for built-in and custom ops
+    alike; an op that does not declare one gets the default given here.
     """
 
     name: str = ""
@@ -128,9 +151,52 @@ class Primitive:
     params: dict[str, Param] = {}
     domains: tuple[str, ...] = ()
     integer_args: tuple[int, ...] = ()
+
+    jvp: Callable | None = None
+    """Forward-mode rule ``jvp(tangents, out, *inputs, **params) -> ndarray`` (one tangent per input,
+    None for inputs without one); checked against the vjp when given."""
+
     has_kinks: bool = False
-    complex_safe: bool = True
-    batching: str | None = None  # how forward takes a leading batch axis; see gradcheck/batching.py
+    """True when the op is not differentiable everywhere (relu at 0, max at ties)."""
+
+    complex_safe: bool = False
+    """True when forward is analytic in its arguments under complex inputs, so the complex-step method
+    may differentiate through it.  False is the safe default for code nobody has checked."""
+
+    draws_random: bool = False
+    """True when forward draws random numbers from a keyword 'seed'; the graph then fills a missing seed
+    with one derived from the spec's seed and the node, so every pass sees the same draw."""
+
+    batching: str | Callable | None = None
+    """How forward takes K perturbed copies stacked on a leading axis (see gradcheck/batching.py):
+    "broadcast", "stack", "axis" (with batch_params), "custom" (with forward_batched), None (one copy at
+    a time), or a function ``(unbatched_shapes, batched) -> one of those`` deciding per call."""
+
+    @staticmethod
+    def batch_params(params: dict, unbatched_shape: tuple) -> dict:
+        """For the "axis" rule: the keyword parameters that make forward take a batched input
+        (axes shifted past the batch axis).  Default: unchanged."""
+        return params
+
+    forward_batched: Callable | None = None
+    """For the "custom" rule: ``forward_batched(aligned_args, batched, **params) -> (K, *shape)``."""
+
+    @staticmethod
+    def result_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
+        """The shape of the largest array forward builds for these argument shapes -- its result, or an
+        intermediate where that is larger (a mean loss's per-element terms) -- so oversized results are
+        refused before they are computed.  None: unknown.  May raise ValueError for shapes that do not fit."""
+        return None
+
+    local_derivative: str | tuple[str | None, ...] | None = None
+    """For `gradcheck explain`, an elementwise op's d out / d argument: one string for every argument or
+    one per argument (None: none).  Placeholders: {x} the argument of a one-argument op, {a} {b} ... the
+    arguments by position, or by the op's argument names ({pred}); filled with a constant's value, "x"
+    where only one argument is not a constant, else the argument's name."""
+
+    vjp_formula: str | tuple[str | None, ...] | None = None
+    """For `gradcheck explain`, the gradient passed on by an op whose Jacobian is not diagonal, in terms of
+    the upstream gradient g (e.g. "g @ {b}ᵀ"); one string for every argument or one per argument."""
 
     def forward(self, *inputs, **params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -145,6 +211,24 @@ class Primitive:
         None means: sample the standard shapes (scalar, vector, matrix, broadcast) from the domains.
         """
         return None
+
+
+OPTIONAL_HOOKS = ("jvp", "has_kinks", "complex_safe", "draws_random", "batching", "batch_params", "forward_batched",
+                  "result_shape", "local_derivative", "vjp_formula")
+
+
+def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
+    """result_shape of ops that broadcast their arguments elementwise."""
+    return tuple(np.broadcast_shapes(*arg_shapes))
+
+
+def first_argument_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
+    """result_shape of ops whose result has their first argument's shape (softmax, clip, layer_norm)."""
+    return tuple(arg_shapes[0])
+
+
+def scalar_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
+    return ()
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -194,7 +278,11 @@ def real_part(x):
 
 @dataclass
 class OpInfo:
-    """What the registry knows about one op, built-in or custom."""
+    """The op record: what the registry knows about one op, built-in or custom.
+
+    The hook fields are filled by ``registry.op_record`` from the op's attributes, with the defaults
+    declared on :class:`Primitive`; see the module docstring for the list.
+    """
 
     name: str
     impl: Any  # the object with forward / vjp (/ jvp)
@@ -202,16 +290,24 @@ class OpInfo:
     variadic: bool
     params: dict[str, Param] | None  # None: accept any constant keywords (custom ops without a signature)
     doc: str
-    domains: tuple[str, ...] = ()
-    integer_args: tuple[int, ...] = ()
-    has_kinks: bool = False
-    complex_safe: bool = False
-    source: str = "builtin"
-    min_args: int = 0
+    domains: tuple[str, ...]
+    integer_args: tuple[int, ...]
+    source: str  # "builtin", or the custom op's "module:attribute"
+    min_args: int
+    jvp: Callable | None
+    has_kinks: bool
+    complex_safe: bool
+    draws_random: bool
+    batching: str | Callable | None
+    batch_params: Callable
+    forward_batched: Callable | None
+    result_shape: Callable
+    local_derivative: str | tuple[str | None, ...] | None
+    vjp_formula: str | tuple[str | None, ...] | None
 
     @property
     def has_jvp(self) -> bool:
-        return callable(getattr(self.impl, "jvp", None))
+        return callable(self.jvp)
 
     def signature(self) -> str:
         parts = list(self.args)
@@ -258,5 +354,3 @@ class OpInfo:
                 result[key] = p.default
         return result
 
-
-Primitive.jvp = None  # type: ignore[assignment]  # ops define jvp only when they have a forward-mode rule

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Param, Primitive, real_part, unbroadcast
+from .base import Param, Primitive, broadcast_result, real_part, unbroadcast
 from .registry import builtin
 
 
@@ -37,6 +37,8 @@ def sigmoid_stable(x):
 class Elementwise(Primitive):
     """An op applied element by element (with broadcasting): extra leading axes are batch axes."""
     batching = "broadcast"
+    complex_safe = True
+    result_shape = staticmethod(broadcast_result)
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -45,6 +47,7 @@ class Elementwise(Primitive):
 class Add(Elementwise):
     """a + b, broadcasting."""
     name, args = "add", ("a", "b")
+    local_derivative = ("1", "1")
 
     def forward(self, a, b):
         return np.add(a, b)
@@ -57,6 +60,7 @@ class Add(Elementwise):
 class Sub(Elementwise):
     """a - b, broadcasting."""
     name, args = "sub", ("a", "b")
+    local_derivative = ("1", "-1")
 
     def forward(self, a, b):
         return np.subtract(a, b)
@@ -69,6 +73,7 @@ class Sub(Elementwise):
 class Mul(Elementwise):
     """a * b, elementwise, broadcasting."""
     name, args = "mul", ("a", "b")
+    local_derivative = ("{b}", "{a}")
 
     def forward(self, a, b):
         return np.multiply(a, b)
@@ -81,6 +86,7 @@ class Mul(Elementwise):
 class Div(Elementwise):
     """a / b, elementwise, broadcasting."""
     name, args, domains = "div", ("a", "b"), ("real", "nonzero")
+    local_derivative = ("1/{b}", "-{a}/{b}²")
 
     def forward(self, a, b):
         return np.divide(a, b)
@@ -94,6 +100,7 @@ class Div(Elementwise):
 class Neg(Elementwise):
     """-x."""
     name, args = "neg", ("x",)
+    local_derivative = ("-1",)
 
     def forward(self, x):
         return np.negative(x)
@@ -106,6 +113,7 @@ class Neg(Elementwise):
 class Pow(Elementwise):
     """a ** b, elementwise, broadcasting (a > 0 where b is not an integer)."""
     name, args, domains = "pow", ("a", "b"), ("positive", "real")
+    local_derivative = ("{b}·{a}^({b}-1)", "{a}^{b}·ln {a}")
 
     def forward(self, a, b):
         return np.power(a, b)
@@ -122,6 +130,7 @@ class Pow(Elementwise):
 class Square(Elementwise):
     """x ** 2."""
     name, args = "square", ("x",)
+    local_derivative = ("2{x}",)
 
     def forward(self, x):
         return np.multiply(x, x)
@@ -134,6 +143,7 @@ class Square(Elementwise):
 class Reciprocal(Elementwise):
     """1 / x."""
     name, args, domains = "reciprocal", ("x",), ("nonzero",)
+    local_derivative = ("-1/{x}²",)
 
     def forward(self, x):
         return np.reciprocal(np.asarray(x, dtype=np.result_type(x, np.float32)))
@@ -148,6 +158,7 @@ class Reciprocal(Elementwise):
 class Exp(Elementwise):
     """e ** x."""
     name, args = "exp", ("x",)
+    local_derivative = ("exp({x})",)
 
     def forward(self, x):
         return np.exp(x)
@@ -160,6 +171,7 @@ class Exp(Elementwise):
 class Log(Elementwise):
     """Natural logarithm (x > 0)."""
     name, args, domains = "log", ("x",), ("positive",)
+    local_derivative = ("1/{x}",)
 
     def forward(self, x):
         return np.log(x)
@@ -172,6 +184,7 @@ class Log(Elementwise):
 class Sqrt(Elementwise):
     """Square root (x > 0)."""
     name, args, domains = "sqrt", ("x",), ("positive",)
+    local_derivative = ("1/(2√{x})",)
 
     def forward(self, x):
         return np.sqrt(x)
@@ -184,6 +197,7 @@ class Sqrt(Elementwise):
 class Sin(Elementwise):
     """Sine."""
     name, args = "sin", ("x",)
+    local_derivative = ("cos {x}",)
 
     def forward(self, x):
         return np.sin(x)
@@ -196,6 +210,7 @@ class Sin(Elementwise):
 class Cos(Elementwise):
     """Cosine."""
     name, args = "cos", ("x",)
+    local_derivative = ("-sin {x}",)
 
     def forward(self, x):
         return np.cos(x)
@@ -208,6 +223,7 @@ class Cos(Elementwise):
 class Tanh(Elementwise):
     """Hyperbolic tangent."""
     name, args = "tanh", ("x",)
+    local_derivative = ("1 - tanh²({x})",)
 
     def forward(self, x):
         return np.tanh(x)
@@ -220,6 +236,7 @@ class Tanh(Elementwise):
 class Sigmoid(Elementwise):
     """Logistic sigmoid 1 / (1 + exp(-x)), overflow-free."""
     name, args = "sigmoid", ("x",)
+    local_derivative = ("σ({x})·(1 - σ({x}))",)
 
     def forward(self, x):
         return sigmoid_stable(x)
@@ -232,6 +249,7 @@ class Sigmoid(Elementwise):
 class Softplus(Elementwise):
     """log(1 + exp(x)), overflow-free."""
     name, args = "softplus", ("x",)
+    local_derivative = ("σ({x})",)
 
     def forward(self, x):
         return softplus_stable(x)
@@ -246,6 +264,7 @@ class Softplus(Elementwise):
 class Abs(Elementwise):
     """|x| (kink at 0; the gradient there is taken as 0)."""
     name, args, domains, has_kinks = "abs", ("x",), ("nonzero",), True
+    local_derivative = ("sign({x})",)
 
     def forward(self, x):
         return x * np.sign(real_part(x))
@@ -258,6 +277,7 @@ class Abs(Elementwise):
 class Relu(Elementwise):
     """max(x, 0) (kink at 0; the gradient there is taken as 0)."""
     name, args, domains, has_kinks = "relu", ("x",), ("nonzero",), True
+    local_derivative = ("1 if {x} > 0 else 0",)
 
     def forward(self, x):
         return x * (real_part(x) > 0)
@@ -270,6 +290,7 @@ class Relu(Elementwise):
 class LeakyRelu(Elementwise):
     """x where x > 0, slope * x elsewhere (kink at 0)."""
     name, args, domains, has_kinks = "leaky_relu", ("x",), ("nonzero",), True
+    local_derivative = ("1 if {x} > 0 else slope",)
     params = {"slope": Param("float", default=0.01, doc="slope for x < 0")}
 
     def forward(self, x, slope):
@@ -283,6 +304,7 @@ class LeakyRelu(Elementwise):
 class Maximum(Elementwise):
     """Elementwise max(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
     name, args, has_kinks = "maximum", ("a", "b"), True
+    local_derivative = ("1 if {a} ≥ {b} else 0", "1 if {a} < {b} else 0")
 
     def forward(self, a, b):
         return np.where(real_part(a) >= real_part(b), a, b)
@@ -296,6 +318,7 @@ class Maximum(Elementwise):
 class Minimum(Elementwise):
     """Elementwise min(a, b), broadcasting (kink at ties; a tie's gradient goes to a)."""
     name, args, has_kinks = "minimum", ("a", "b"), True
+    local_derivative = ("1 if {a} ≤ {b} else 0", "1 if {a} > {b} else 0")
 
     def forward(self, a, b):
         return np.where(real_part(a) <= real_part(b), a, b)

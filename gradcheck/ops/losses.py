@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..batching import per_copy_mean
-from .base import Primitive, real_part, unbroadcast
+from .base import Primitive, broadcast_result, real_part, unbroadcast
+from .batching import per_copy_mean
 from .elementwise import sigmoid_stable, softplus_stable
 from .nn import broadcast_shapes
 from .registry import builtin
@@ -13,6 +13,8 @@ from .registry import builtin
 class MeanLoss(Primitive):
     """A loss per element of two broadcasting arguments, averaged over the broadcast (not over batch copies)."""
     batching = "custom"
+    complex_safe = True
+    result_shape = staticmethod(broadcast_result)  # the per-element losses, the largest array forward builds
 
     def losses(self, a, b, **params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -40,6 +42,7 @@ class MeanLoss(Primitive):
 class Mse(MeanLoss):
     """Mean squared error: mean((pred - target) ** 2), broadcasting."""
     name, args = "mse", ("pred", "target")
+    vjp_formula = ("g · 2(pred - target)/n", "g · -2(pred - target)/n")
 
     def losses(self, pred, target):
         return np.square(np.subtract(pred, target))
@@ -54,6 +57,7 @@ class Mse(MeanLoss):
 class LogisticLoss(MeanLoss):
     """Logistic-regression cost: mean(log(1 + exp(-y * z))) with labels y in {-1, +1}."""
     name, args, domains = "logistic_loss", ("z", "y"), ("real", "sign")
+    vjp_formula = ("g · -y·σ(-y·z)/n", None)
 
     def losses(self, z, y):
         return softplus_stable(-np.multiply(y, z))
@@ -68,6 +72,7 @@ class LogisticLoss(MeanLoss):
 class Hinge(MeanLoss):
     """SVM hinge loss: mean(max(0, 1 - y * z)) with labels y in {-1, +1} (kink at the margin)."""
     name, args, domains, has_kinks = "hinge", ("z", "y"), ("real", "sign"), True
+    vjp_formula = ("g · -y/n where y·z < 1, else 0", None)
 
     def losses(self, z, y):
         slack = 1 - np.multiply(y, z)

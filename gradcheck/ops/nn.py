@@ -14,11 +14,22 @@ import math
 
 import numpy as np
 
-from ..batching import shift_axis_param
 from ..errors import first_position  # nn_layers and nn_losses import it from here
-from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, normalize_axis, real_part, unbroadcast
+from .base import (
+    OpArgumentError,
+    Param,
+    Primitive,
+    broadcast_result,
+    expand_reduced,
+    first_argument_shape,
+    normalize_axes,
+    normalize_axis,
+    real_part,
+    unbroadcast,
+)
+from .batching import shift_axis_param
 from .elementwise import Elementwise
-from .reductions import AXIS, KEEPDIMS
+from .reductions import AXIS, KEEPDIMS, reduced_shape
 from .registry import builtin
 
 LAST_AXIS = Param("axis", default=-1, doc="the axis to normalise over")
@@ -105,6 +116,9 @@ def broadcast_shapes(op: str, **shapes: tuple[int, ...]) -> tuple[int, ...]:
 class Softmax(Primitive):
     """Softmax along axis (default last): exp(x) / sum(exp(x)), max-shifted so it never overflows."""
     name, args = "softmax", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    vjp_formula = ("p·(g - Σ g·p) along the axis, p = softmax({x})",)
     batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": LAST_AXIS}
 
@@ -125,6 +139,9 @@ class Softmax(Primitive):
 class LogSoftmax(Primitive):
     """log(softmax(x)) along axis (default last), computed as x - logsumexp(x)."""
     name, args = "log_softmax", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    vjp_formula = ("g - softmax({x})·Σ g along the axis",)
     batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": LAST_AXIS}
 
@@ -143,6 +160,9 @@ class LogSoftmax(Primitive):
 class LogSumExp(Primitive):
     """log(sum(exp(x))) over axis (all axes by default), max-shifted so it never overflows."""
     name, args = "logsumexp", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(reduced_shape)
+    vjp_formula = ("g · softmax({x}) over the reduced axes",)
     batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
 
@@ -181,6 +201,8 @@ _TANH_CUBIC = 0.044715
 class Gelu(Primitive):
     """GELU x * Phi(x) (erf form), or its tanh approximation with approximate='tanh'."""
     name, args = "gelu", ("x",)
+    result_shape = staticmethod(first_argument_shape)
+    local_derivative = ("Φ({x}) + {x}·φ({x})",)
     batching = "broadcast"
     params = {"approximate": Param("str", default="none", choices=("none", "tanh"),
                                    doc="'none': exact erf form; 'tanh': the tanh approximation")}
@@ -217,6 +239,9 @@ class Gelu(Primitive):
 class Clip(Primitive):
     """Clip x to [lo, hi] (either bound may be left out; kinks at the bounds)."""
     name, args, has_kinks = "clip", ("x",), True
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    local_derivative = ("1 if lo ≤ {x} ≤ hi else 0",)
     batching = "broadcast"
     params = {"lo": Param("float", default=None, doc="lower bound"),
               "hi": Param("float", default=None, doc="upper bound")}
@@ -259,10 +284,13 @@ class Clip(Primitive):
 class Dropout(Primitive):
     """Inverted dropout x * mask / (1 - p), mask ~ Bernoulli(1 - p) fixed by seed (shape of x)."""
     name, args = "dropout", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    local_derivative = ("mask/(1 - p), the kept elements' scale",)
     params = {"p": Param("float", default=0.5, minimum=0.0, maximum=1.0, doc="drop probability, 0 <= p < 1"),
               "seed": Param("int", default=None, minimum=0,
                             doc="mask seed; derived from the spec's seed and the node when not given")}
-    seeded = True  # the graph fills a missing seed (see Graph.lower), so the mask is fixed per node
+    draws_random = True  # the graph fills a missing seed (see Graph.lower), so the mask is fixed per node
 
     def _scale(self, x, p, seed):
         if p >= 1:
@@ -293,6 +321,7 @@ class Dropout(Primitive):
 class Log1p(Elementwise):
     """log(1 + x), accurate for small x (x > -1)."""
     name, args, domains = "log1p", ("x",), ("positive",)
+    local_derivative = ("1/(1 + {x})",)
 
     def forward(self, x):
         return np.log1p(x)
@@ -305,6 +334,7 @@ class Log1p(Elementwise):
 class Expm1(Elementwise):
     """exp(x) - 1, accurate for small x."""
     name, args = "expm1", ("x",)
+    local_derivative = ("exp({x})",)
 
     def forward(self, x):
         return np.expm1(x)
@@ -324,6 +354,9 @@ def _truth(cond):
 class Where(Primitive):
     """cond ? a : b elementwise, broadcasting (cond is data: nonzero/true selects a; no gradient)."""
     name, args, domains, integer_args = "where", ("cond", "a", "b"), ("mask", "real", "real"), (0,)
+    complex_safe = True
+    result_shape = staticmethod(broadcast_result)
+    local_derivative = (None, "1 if {cond} else 0", "0 if {cond} else 1")
     batching = "broadcast"
 
     def forward(self, cond, a, b):
@@ -359,6 +392,8 @@ def _check_same_rank(arrays, op: str) -> int:
 class Concat(Primitive):
     """Join arrays end to end along an existing axis (default 0)."""
     name, args = "concat", ("*arrays",)
+    complex_safe = True
+    vjp_formula = "g's slice along the axis where this array sits"
     batching, batch_params = "axis", staticmethod(shift_axis_param)
     params = {"axis": Param("axis", default=0, doc="the axis to join along")}
 
@@ -400,6 +435,8 @@ def shift_new_axis(params: dict, shape: tuple) -> dict:
 class Stack(Primitive):
     """Stack equally shaped arrays along a new axis (default 0)."""
     name, args = "stack", ("*arrays",)
+    complex_safe = True
+    vjp_formula = "g's slice at this array's position along the new axis"
     # the new axis may be ndim (after the last): positions run over ndim + 1 places
     batching, batch_params = "axis", staticmethod(shift_new_axis)
     params = {"axis": Param("axis", default=0, doc="the position of the new axis")}

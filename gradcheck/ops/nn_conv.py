@@ -51,6 +51,9 @@ def check_kernel_fits(kernel, spatial, op: str, detail: str = "") -> None:
 class Conv2d(Primitive):
     """2-D cross-correlation of NCHW x with w (O, C, KH, KW) plus bias b (O,), with stride and zero padding."""
     name, args = "conv2d", ("x", "w", "b")
+    complex_safe = True
+    vjp_formula = ("g correlated back through {w} (a transposed convolution)", "g correlated with the windows of {x}",
+                   "g summed over batch, height and width")
     params = {"stride": Param("ints", default=1, minimum=1, doc="int or (height, width) step"),
               "padding": Param("ints", default=0, minimum=0, doc="int or (height, width) zeros added on each side")}
 
@@ -109,6 +112,7 @@ class _Pool2d(Primitive):
     """Shared geometry of the pooling ops: windows over the last two axes, stride defaulting to the kernel."""
     args = ("x",)
     batching = "broadcast"  # windows run over the last two axes; leading axes are batch axes
+    complex_safe = True
     params = {"kernel": Param("ints", minimum=1, doc="int or (height, width) window size"),
               "stride": Param("ints", default=None, minimum=1, doc="int or (height, width) step; default: the kernel")}
 
@@ -137,6 +141,7 @@ class _Pool2d(Primitive):
 class MaxPool2d(_Pool2d):
     """Max over each kernel window of the last two axes (NCHW); kinks where a window ties."""
     name, has_kinks = "max_pool2d", True
+    vjp_formula = ("g to each window's maximal element(s), shared at ties",)
 
     def forward(self, x, kernel, stride=None):
         kernel, stride = self._geometry(x, kernel, stride)
@@ -156,6 +161,7 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """Mean over each kernel window of the last two axes (NCHW)."""
     name = "avg_pool2d"
+    vjp_formula = ("g / (kh·kw) spread over each window",)
 
     def forward(self, x, kernel, stride=None):
         kernel, stride = self._geometry(x, kernel, stride)

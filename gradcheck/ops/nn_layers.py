@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from ..batching import first_argument_only
-from .base import OpArgumentError, Param, Primitive, real_part, unbroadcast
+from .base import OpArgumentError, Param, Primitive, first_argument_shape, real_part, unbroadcast
+from .batching import first_argument_only
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
 from .registry import builtin
 
@@ -40,6 +40,10 @@ def check_affine(op: str, gamma, beta, expected: tuple[int, ...], x) -> None:
 class LayerNorm(Primitive):
     """Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
     name, args = "layer_norm", ("x", "gamma", "beta")
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    vjp_formula = ("(g·{gamma} - mean(g·{gamma}) - x̂·mean(g·{gamma}·x̂))/σ over the last axis",
+                   "Σ g·x̂ over the leading axes", "Σ g over the leading axes")
     batching = staticmethod(first_argument_only)
     params = {"eps": EPS}
 
@@ -71,6 +75,10 @@ class LayerNorm(Primitive):
 class BatchNorm(Primitive):
     """Batch normalisation with batch statistics over every axis but 1 (NC or NCHW); gamma, beta of shape (C,)."""
     name, args = "batch_norm", ("x", "gamma", "beta")
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    vjp_formula = ("(g·{gamma} - mean(g·{gamma}) - x̂·mean(g·{gamma}·x̂))/σ over every axis but 1",
+                   "Σ g·x̂ over every axis but 1", "Σ g over every axis but 1")
     params = {"eps": EPS}
 
     def _axes(self, x, gamma, beta):
@@ -106,6 +114,8 @@ class BatchNorm(Primitive):
 class Embedding(Primitive):
     """Rows of table (V, D) picked by integer ids of any shape: table[ids], shape ids.shape + (D,)."""
     name, args, domains, integer_args = "embedding", ("ids", "table"), ("labels", "real"), (0,)
+    complex_safe = True
+    vjp_formula = (None, "g's rows added to the rows {ids} picked")
 
     def _ids(self, ids, table):
         ids = require_integer(ids, self.name, "ids")
@@ -191,8 +201,14 @@ def require_a_key_per_query(op_name, keep, what):
 
 @builtin
 class Attention(Primitive):
-    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
+    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal masks j > i.
+
+    causal=True keeps, for query i, the keys j <= i.
+    """
     name, args, integer_args = "attention", ("q", "k", "v", "*mask"), (3,)
+    complex_safe = True
+    vjp_formula = ("(g @ {v}ᵀ through the softmax) @ {k} / √d", "(g @ {v}ᵀ through the softmax)ᵀ @ {q} / √d",
+                   "Pᵀ @ g, P the attention weights", None)
     batching = "broadcast"
     domains = ("real", "real", "real", "mask")
     params = {"causal": Param("bool", default=False, doc="query i attends only to keys j <= i"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, real_part
+from .base import OpArgumentError, Param, Primitive, real_part, scalar_result
 from .elementwise import sigmoid_stable, softplus_stable
 from .losses import MeanLoss
 from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
@@ -43,6 +43,9 @@ def one_hot_mask(labels: np.ndarray, classes: int) -> np.ndarray:
 class CrossEntropy(Primitive):
     """Softmax cross-entropy over the last axis, mean over samples; labels: int class indices or float targets."""
     name, args, domains = "cross_entropy", ("logits", "labels"), ("real", "labels")
+    complex_safe = True
+    result_shape = staticmethod(scalar_result)
+    vjp_formula = ("g · (softmax({logits}) - t)/n, t the one-hot or soft targets", "g · -log softmax({logits})/n")
 
     @staticmethod
     def batching(shapes, batched):
@@ -95,6 +98,7 @@ class CrossEntropy(Primitive):
 class BinaryCrossEntropy(MeanLoss):
     """Binary cross-entropy -mean(y log p + (1 - y) log(1 - p)) of probabilities 0 < p < 1."""
     name, args, domains = "binary_cross_entropy", ("p", "y"), ("probability", "probability")
+    vjp_formula = ("g · ({p} - {y})/({p}(1 - {p}))/n", "g · (ln(1 - {p}) - ln {p})/n")
 
     def _check(self, p):
         values = real_part(np.asarray(p))
@@ -121,6 +125,7 @@ class BinaryCrossEntropy(MeanLoss):
 class BinaryCrossEntropyWithLogits(MeanLoss):
     """Binary cross-entropy of sigmoid(z) from logits, mean(softplus(z) - y z); finite for any z."""
     name, args, domains = "binary_cross_entropy_with_logits", ("z", "y"), ("real", "probability")
+    vjp_formula = ("g · (σ({z}) - {y})/n", "g · -{z}/n")
 
     def losses(self, z, y):
         # -(y log s(z) + (1 - y) log(1 - s(z))) = softplus(z) - y z, since log s(z) = z - softplus(z)
@@ -136,6 +141,9 @@ class BinaryCrossEntropyWithLogits(MeanLoss):
 class MulticlassHinge(Primitive):
     """Multiclass SVM loss: mean over samples of sum_{j != y} max(0, s_j - s_y + margin) (kinks)."""
     name, args, domains = "multiclass_hinge", ("scores", "labels"), ("real", "labels")
+    complex_safe = True
+    result_shape = staticmethod(scalar_result)
+    vjp_formula = ("g/n · +1 to each class inside the margin, minus their count to the true class", None)
     integer_args, has_kinks = (1,), True
     params = {"margin": Param("float", default=1.0, doc="the required gap between the true and the other scores")}
 
@@ -180,6 +188,8 @@ class MulticlassHinge(Primitive):
 class Huber(MeanLoss):
     """Huber loss, mean of d^2/2 where |d| <= delta else delta (|d| - delta/2), d = pred - target."""
     name, args = "huber", ("pred", "target")
+    vjp_formula = ("g · d/n where |d| ≤ delta, else g · delta·sign(d)/n (d = pred - target)",
+                   "g · -d/n where |d| ≤ delta, else g · -delta·sign(d)/n (d = pred - target)")
     params = {"delta": Param("float", default=1.0, doc="where the loss turns from quadratic to linear (> 0)")}
 
     def _difference(self, pred, target, delta):

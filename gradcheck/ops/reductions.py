@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..batching import shift_axis_param
 from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
+from .batching import shift_axis_param
 from .registry import builtin
 
 AXIS = Param("axes", default=None, doc="axis or tuple of axes; None reduces everything")
@@ -17,6 +17,16 @@ def reduced_count(shape, axes) -> int:
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
+def reduced_shape(arg_shapes, params) -> tuple[int, ...]:
+    """result_shape of a reduction over params['axis'] (None: every axis), keepdims or not."""
+    (shape,) = arg_shapes
+    axes = normalize_axes(params.get("axis"), len(shape))
+    reduced = range(len(shape)) if axes is None else axes
+    if params.get("keepdims"):
+        return tuple(1 if i in reduced else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in reduced)
+
+
 def tie_shares(values, axes, reducer=np.max, dtype=np.float64):
     """1/k on each of the k elements that reach reducer(values) over axes, 0 elsewhere (ties share equally)."""
     winners = values == reducer(values, axis=axes, keepdims=True)
@@ -27,6 +37,9 @@ def tie_shares(values, axes, reducer=np.max, dtype=np.float64):
 class Sum(Primitive):
     """Sum over axis (all axes by default)."""
     name, args = "sum", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(reduced_shape)
+    vjp_formula = ("g copied to every summed element",)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
     batching, batch_params = "axis", staticmethod(shift_axis_param)
 
@@ -42,6 +55,9 @@ class Sum(Primitive):
 class Mean(Primitive):
     """Arithmetic mean over axis (all axes by default)."""
     name, args = "mean", ("x",)
+    complex_safe = True
+    result_shape = staticmethod(reduced_shape)
+    vjp_formula = ("g / n copied to every averaged element",)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
     batching, batch_params = "axis", staticmethod(shift_axis_param)
 
@@ -57,6 +73,8 @@ class Mean(Primitive):
 class _Extremum(Primitive):
     """Shared rule of max and min: the gradient goes to the winning element; ties share it equally."""
     args, has_kinks = ("x",), True
+    complex_safe = True
+    result_shape = staticmethod(reduced_shape)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
     batching, batch_params = "axis", staticmethod(shift_axis_param)
     reducer = staticmethod(np.max)
@@ -84,6 +102,7 @@ class _Extremum(Primitive):
 class Max(_Extremum):
     """Maximum over axis (kink at ties: tied elements share the gradient equally)."""
     name = "max"
+    vjp_formula = ("g to the maximal element(s), shared at ties",)
     reducer = staticmethod(np.max)
 
 
@@ -91,4 +110,5 @@ class Max(_Extremum):
 class Min(_Extremum):
     """Minimum over axis (kink at ties: tied elements share the gradient equally)."""
     name = "min"
+    vjp_formula = ("g to the minimal element(s), shared at ties",)
     reducer = staticmethod(np.min)

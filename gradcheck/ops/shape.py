@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, normalize_axis, unbroadcast
+from .base import OpArgumentError, Param, Primitive, first_argument_shape, normalize_axis, unbroadcast
 from .registry import builtin
 
 
@@ -11,6 +11,8 @@ from .registry import builtin
 class Matmul(Primitive):
     """a @ b with numpy's matmul rules (vectors, matrices, batched stacks)."""
     name, args = "matmul", ("a", "b")
+    complex_safe = True
+    vjp_formula = ("g @ {b}ᵀ", "{a}ᵀ @ g")
 
     @staticmethod
     def batching(shapes, batched):
@@ -22,6 +24,14 @@ class Matmul(Primitive):
         if a_batched and len(a) == 1 and (len(b) > 2 or b_batched):
             return None               # ... and a batched vector a as rows beside b's stack axes
         return "stack"
+
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        a, b = arg_shapes
+        if not a or not b:
+            return None  # forward refuses scalars
+        batch = np.broadcast_shapes(a[:-2], b[:-2])
+        return tuple(batch) + (a[-2:-1] if len(a) >= 2 else ()) + (b[-1:] if len(b) >= 2 else ())
 
     def forward(self, a, b):
         if np.ndim(a) == 0 or np.ndim(b) == 0:
@@ -61,6 +71,8 @@ class Matmul(Primitive):
 class Transpose(Primitive):
     """Permute axes (reverse them by default)."""
     name, args, batching = "transpose", ("x",), "axis"
+    complex_safe = True
+    vjp_formula = ("g with the axes permuted back",)
     params = {"axes": Param("ints", default=None, doc="a permutation of the axes")}
 
     @staticmethod
@@ -90,6 +102,8 @@ class Transpose(Primitive):
 class Reshape(Primitive):
     """Reshape to shape (one entry may be -1)."""
     name, args, batching = "reshape", ("x",), "axis"
+    complex_safe = True
+    vjp_formula = ("g reshaped to the input's shape",)
     params = {"shape": Param("ints", doc="the new shape")}
 
     @staticmethod
@@ -101,7 +115,8 @@ class Reshape(Primitive):
         try:
             return np.reshape(x, shape)
         except ValueError:
-            raise OpArgumentError(f"cannot reshape an array of shape {np.shape(x)} ({np.size(x)} elements) into shape {shape}") from None
+            raise OpArgumentError(
+                f"cannot reshape an array of shape {np.shape(x)} ({np.size(x)} elements) into shape {shape}") from None
 
     def vjp(self, g, out, x, shape):
         return (np.reshape(g, np.shape(x)),)
@@ -116,6 +131,8 @@ class Reshape(Primitive):
 class Getitem(Primitive):
     """x[index]: subscripting with integers and slices (written x[...] in expressions)."""
     name, args, batching = "getitem", ("x",), "axis"
+    complex_safe = True
+    vjp_formula = ("g placed at the indexed elements, 0 elsewhere",)
     params = {"index": Param("any", doc="a tuple of integers, slices and None")}
 
     @staticmethod
@@ -158,6 +175,9 @@ def format_index(index) -> str:
 class Identity(Primitive):
     """x unchanged (a node that names another value: `y: x`)."""
     name, args, batching = "identity", ("x",), "broadcast"
+    complex_safe = True
+    result_shape = staticmethod(first_argument_shape)
+    local_derivative = ("1",)
 
     def forward(self, x):
         return np.array(x, copy=True)
