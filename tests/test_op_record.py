@@ -69,7 +69,7 @@ def test_every_hook_is_declared_on_the_base_with_a_docstring():
         else:  # an attribute, documented by the string literal right after it
             documented = re.search(rf"\n    {hook}: [^\n]+\n    \"\"\"\S", source)
         assert documented, f"{hook} has no docstring on Primitive"
-        assert re.search(rf"^  {hook}\b", base_doc, re.MULTILINE), f"{hook} is missing from ops/base.py's list of hooks"
+        assert re.search(rf"^  {hook}: ", base_doc, re.MULTILINE), f"{hook} is missing from ops/base.py's list of hooks"
 
 
 def test_the_record_has_no_hook_fields_beyond_the_declared_ones():

@@ -17,7 +17,7 @@ STANDARD_SHAPES = {
 
 
 def cases_for(info, rng):
-    explicit = info.impl.test_cases(rng) if hasattr(info.impl, "test_cases") else None
+    explicit = info.impl.test_cases(rng)
     if explicit is not None:
         return explicit
     arity = len(info.args)

@@ -10,26 +10,31 @@ forward and vjp.  Both end up as the same :class:`OpInfo` record (``registry.op_
 optional hooks are read from the op's attributes, and whatever an op does not declare takes the
 default declared on :class:`Primitive` -- the one base, for built-in and custom ops alike.
 
-Optional hooks (any op, built-in or custom, may declare them):
+Optional hooks (any op, built-in or custom, may declare them; name: type = default -- read by):
 
-  ============== ========================================= ========= =================================
-  hook           type                                      default   read by
-  ============== ========================================= ========= =================================
-  jvp            (tangents, out, *inputs, **params)        None      forward_mode (checked when given)
-                 -> ndarray
-  has_kinks      bool                                      False     cli (`gradcheck ops`), reports
-  complex_safe   bool                                      False     numeric (complex-step method)
-  draws_random   bool                                      False     graph (fills a missing 'seed')
-  batching       "broadcast" | "stack" | "axis" | "custom" None      batching.batched_apply
-                 | None, or (shapes, batched) -> one of
-  batch_params   (params, unbatched_shape) -> dict         unchanged batching ("axis" rule)
-  forward_batched (batched_args, batched, **params)        None      batching ("custom" rule)
-                 -> ndarray
-  result_shape   (arg_shapes, params) -> tuple | None      None      engine (refuses oversized
-                                                                     results before computing them)
-  local_derivative str | tuple[str | None, ...] | None     None      explain (elementwise ops)
-  vjp_formula    str | tuple[str | None, ...] | None       None      explain (other ops)
-  ============== ========================================= ========= =================================
+  jvp: (tangents, out, *inputs, **params) -> ndarray, or None = None -- forward_mode
+      the forward-mode rule, checked against the vjp when given (one tangent per input, None where none)
+  has_kinks: bool = False -- cli (`gradcheck ops`)
+      the op is not differentiable everywhere (relu at 0, max at ties)
+  complex_safe: bool = False -- numeric (the complex-step method)
+      forward is analytic in its arguments under complex inputs, so complex-step may run through it
+  draws_random: bool = False -- graph
+      forward draws random numbers from a keyword 'seed'; a missing seed is filled per node from the spec's
+  batching: "broadcast" | "stack" | "axis" | "custom" | None, or (unbatched_shapes, batched) -> one of
+      those = None -- gradcheck/batching.py
+      how forward takes K perturbed copies on a leading axis (None: one copy at a time)
+  batch_params: (params, unbatched_shape) -> dict = params unchanged -- gradcheck/batching.py ("axis")
+      the keyword parameters that make forward take the batched input (axes moved past the batch axis)
+  forward_batched: (aligned_args, batched, **params) -> ndarray, or None = None -- gradcheck/batching.py ("custom")
+      the copies' values, shape (K, *shape), computed by the op itself
+  result_shape: (arg_shapes, params) -> tuple | None = returns None -- engine
+      the shape of the largest array forward builds (its result, or a mean loss's per-element terms), so
+      an oversized one is refused before it is computed; None: unknown
+  local_derivative: str | tuple[str | None, ...] | None = None -- explain
+      an elementwise op's d out / d argument, one string for every argument or one per argument,
+      with placeholders {x}, {a}, {b}, ... or the argument names ({pred})
+  vjp_formula: str | tuple[str | None, ...] | None = None -- explain
+      for an op whose Jacobian is not diagonal: the gradient passed on, in terms of the upstream g ("g @ {b}ᵀ")
 
 Built-in metadata (class attributes of a Primitive; a custom op's come from its forward's signature):
 ``name``, ``args``, ``params``, ``domains``, ``integer_args``, ``test_cases`` -- see :class:`Primitive`.

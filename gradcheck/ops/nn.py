@@ -202,7 +202,7 @@ class Gelu(Primitive):
     """GELU x * Phi(x) (erf form), or its tanh approximation with approximate='tanh'."""
     name, args = "gelu", ("x",)
     result_shape = staticmethod(first_argument_shape)
-    local_derivative = ("Φ({x}) + {x}·φ({x})",)
+    local_derivative = ("Φ({x}) + {x}·φ({x}) (the erf form)",)
     batching = "broadcast"
     params = {"approximate": Param("str", default="none", choices=("none", "tanh"),
                                    doc="'none': exact erf form; 'tanh': the tanh approximation")}
