@@ -23,7 +23,7 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
   batching: "broadcast" | "stack" | "axis" | "custom" | None, or (unbatched_shapes, batched) -> one of
       those = None -- gradcheck/batching.py
       how forward takes K perturbed copies on a leading axis (None: one copy at a time)
-  batch_params: (params, unbatched_shape) -> dict = params unchanged -- gradcheck/batching.py ("axis")
+  batch_params: (params, shape) -> dict = params unchanged -- gradcheck/batching.py ("axis")
       the keyword parameters that make forward take the batched input (axes moved past the batch axis)
   forward_batched: (aligned_args, batched, **params) -> ndarray, or None = None -- gradcheck/batching.py ("custom")
       the copies' values, shape (K, *shape), computed by the op itself
@@ -178,9 +178,9 @@ class Primitive:
     a time), or a function ``(unbatched_shapes, batched) -> one of those`` deciding per call."""
 
     @staticmethod
-    def batch_params(params: dict, unbatched_shape: tuple) -> dict:
-        """For the "axis" rule: the keyword parameters that make forward take a batched input
-        (axes shifted past the batch axis).  Default: unchanged."""
+    def batch_params(params: dict, shape: tuple) -> dict:
+        """For the "axis" rule: the keyword parameters that make forward take a batched input whose
+        unbatched shape is ``shape`` (axes shifted past the batch axis).  Default: unchanged."""
         return params
 
     forward_batched: Callable | None = None

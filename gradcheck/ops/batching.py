@@ -27,7 +27,7 @@ def shift_axes(axis, ndim: int):
     return axis % max(ndim, 1) + 1
 
 
-def per_copy_mean(values: np.ndarray, count: int) -> np.ndarray:
-    """The mean over everything but the leading batch axis, broadcasting included."""
+def per_copy_mean(values: np.ndarray, count: int) -> np.ndarray | None:
+    """The mean over everything but the leading batch axis, broadcasting included (None: no batch axis)."""
     values = np.asarray(values)
     return values.reshape(count, -1).mean(axis=1) if values.shape[:1] == (count,) else None
