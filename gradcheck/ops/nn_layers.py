@@ -201,10 +201,7 @@ def require_a_key_per_query(op_name, keep, what):
 
 @builtin
 class Attention(Primitive):
-    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal masks j > i.
-
-    causal=True keeps, for query i, the keys j <= i.
-    """
+    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
     name, args, integer_args = "attention", ("q", "k", "v", "*mask"), (3,)
     complex_safe = True
     vjp_formula = ("(g @ {v}ᵀ through the softmax) @ {k} / √d", "(g @ {v}ᵀ through the softmax)ᵀ @ {q} / √d",
