@@ -236,6 +236,12 @@ def scalar_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int,
     return ()
 
 
+def view_shape(shape: tuple[int, ...], view: Callable) -> tuple[int, ...]:
+    """The shape of view(x) for an x of this shape (a transpose, reshape or subscript), taken on a
+    zero-stride stand-in that holds no memory."""
+    return tuple(np.shape(view(np.broadcast_to(np.empty((), dtype=np.int8), shape))))
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum a broadcast gradient back down to an input's shape (the adjoint of broadcasting)."""
     grad = np.asarray(grad)

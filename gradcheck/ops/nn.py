@@ -410,6 +410,12 @@ class Concat(Primitive):
                                       f"{first}; all dimensions except axis {axis} must match")
         return axis
 
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        first = tuple(arg_shapes[0])
+        axis = normalize_axis(params["axis"], len(first))
+        return first[:axis] + (sum(shape[axis] for shape in arg_shapes),) + first[axis + 1:]
+
     def forward(self, *arrays, axis=0):
         return np.concatenate(arrays, axis=self._axis(arrays, axis))
 
@@ -448,6 +454,12 @@ class Stack(Primitive):
                 raise OpArgumentError(f"stack(): array {position} has shape {np.shape(array)} but array 0 has shape "
                                       f"{first}; stacked arrays must have the same shape")
         return normalize_axis(axis, len(first) + 1)
+
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        first = tuple(arg_shapes[0])
+        axis = normalize_axis(params["axis"], len(first) + 1)
+        return first[:axis] + (len(arg_shapes),) + first[axis:]
 
     def forward(self, *arrays, axis=0):
         return np.stack(arrays, axis=self._axis(arrays, axis))

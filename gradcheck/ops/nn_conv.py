@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import OpArgumentError, Param, Primitive, real_part
+from .base import OpArgumentError, Param, Primitive, real_part, view_shape
 from .nn import float_dtype
 from .reductions import tie_shares
 from .registry import builtin
@@ -76,6 +76,13 @@ class Conv2d(Primitive):
                           f" (x is {height}x{width}, padded by {padding[0]}x{padding[1]} to {padded[0]}x{padded[1]})")
         return kernel, stride, padding
 
+    def result_shape(self, arg_shapes, params):
+        x, w, _ = arg_shapes
+        stride, padding = pair(params["stride"], "stride", self.name), pair(params["padding"], "padding", self.name)
+        # each spatial axis: (size + 2 padding - kernel) // stride + 1 windows
+        spatial = tuple((x[2 + i] + 2 * padding[i] - w[2 + i]) // stride[i] + 1 for i in (0, 1))
+        return (x[0], w[0]) + spatial
+
     @staticmethod
     def _pad(x, padding):
         return np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
@@ -115,6 +122,11 @@ class _Pool2d(Primitive):
     complex_safe = True
     params = {"kernel": Param("ints", minimum=1, doc="int or (height, width) window size"),
               "stride": Param("ints", default=None, minimum=1, doc="int or (height, width) step; default: the kernel")}
+
+    def result_shape(self, arg_shapes, params):
+        kernel = pair(params["kernel"], "kernel", self.name)
+        stride = kernel if params["stride"] is None else pair(params["stride"], "stride", self.name)
+        return view_shape(arg_shapes[0], lambda x: windows(x, kernel, stride))[:-2]
 
     def _geometry(self, x, kernel, stride):
         if np.ndim(x) < 2:

@@ -117,6 +117,11 @@ class Embedding(Primitive):
     complex_safe = True
     vjp_formula = (None, "g's rows added to the rows {ids} picked")
 
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        ids, table = arg_shapes
+        return tuple(ids) + tuple(table[1:])
+
     def _ids(self, ids, table):
         ids = require_integer(ids, self.name, "ids")
         if np.ndim(table) != 2:
@@ -201,7 +206,7 @@ def require_a_key_per_query(op_name, keep, what):
 
 @builtin
 class Attention(Primitive):
-    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""
+    """Scaled dot-product attention softmax(q k^T / sqrt(d)) v over the last two axes; optional mask array, causal=True masks j > i."""  # noqa: E501
     name, args, integer_args = "attention", ("q", "k", "v", "*mask"), (3,)
     complex_safe = True
     vjp_formula = ("(g @ {v}ᵀ through the softmax) @ {k} / √d", "(g @ {v}ᵀ through the softmax)ᵀ @ {q} / √d",
@@ -210,6 +215,11 @@ class Attention(Primitive):
     domains = ("real", "real", "real", "mask")
     params = {"causal": Param("bool", default=False, doc="query i attends only to keys j <= i"),
               "mask": Param("str", default=None, choices=("causal",), doc="mask='causal' is causal=True")}
+
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        q, k, v = arg_shapes[:3]
+        return tuple(np.broadcast_shapes(q[:-2], k[:-2], v[:-2])) + (q[-2], v[-1])
 
     def _keep(self, q, k, v, masks, causal):
         if len(masks) > 1:

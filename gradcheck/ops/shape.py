@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, first_argument_shape, normalize_axis, unbroadcast
+from .base import OpArgumentError, Param, Primitive, first_argument_shape, normalize_axis, unbroadcast, view_shape
 from .registry import builtin
 
 
@@ -76,6 +76,10 @@ class Transpose(Primitive):
     params = {"axes": Param("ints", default=None, doc="a permutation of the axes")}
 
     @staticmethod
+    def result_shape(arg_shapes, params):
+        return view_shape(arg_shapes[0], lambda x: np.transpose(x, params["axes"]))
+
+    @staticmethod
     def batch_params(params, shape):
         ndim, axes = len(shape), params["axes"]
         axes = tuple(reversed(range(ndim))) if axes is None else ((axes,) if isinstance(axes, int) else tuple(axes))
@@ -107,6 +111,10 @@ class Reshape(Primitive):
     params = {"shape": Param("ints", doc="the new shape")}
 
     @staticmethod
+    def result_shape(arg_shapes, params):
+        return view_shape(arg_shapes[0], lambda x: np.reshape(x, params["shape"]))
+
+    @staticmethod
     def batch_params(params, shape):
         new_shape = np.empty(shape, dtype=np.int8).reshape(params["shape"]).shape  # resolves a -1
         return {"shape": (-1,) + new_shape}
@@ -134,6 +142,10 @@ class Getitem(Primitive):
     complex_safe = True
     vjp_formula = ("g placed at the indexed elements, 0 elsewhere",)
     params = {"index": Param("any", doc="a tuple of integers, slices and None")}
+
+    @staticmethod
+    def result_shape(arg_shapes, params):
+        return view_shape(arg_shapes[0], lambda x: x[params["index"]])
 
     @staticmethod
     def batch_params(params, shape):
