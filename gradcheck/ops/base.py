@@ -159,7 +159,7 @@ class Primitive:
 
     jvp: Callable | None = None
     """Forward-mode rule ``jvp(tangents, out, *inputs, **params) -> ndarray`` (one tangent per input,
-    None for inputs without one); checked against the vjp when given."""
+    None for inputs without one); checked in forward mode when given."""
 
     has_kinks: bool = False
     """True when the op is not differentiable everywhere (relu at 0, max at ties)."""
@@ -190,7 +190,8 @@ class Primitive:
     def result_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
         """The shape of the largest array forward builds for these argument shapes -- its result, or an
         intermediate where that is larger (a mean loss's per-element terms) -- so oversized results are
-        refused before they are computed.  None: unknown.  May raise ValueError for shapes that do not fit."""
+        refused before they are computed.  None: unknown.  May raise ValueError, TypeError or IndexError where
+        the shapes or parameters do not fit (forward then says what is wrong)."""
         return None
 
     local_derivative: str | tuple[str | None, ...] | None = None
@@ -233,6 +234,7 @@ def first_argument_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tup
 
 
 def scalar_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
+    """result_shape of ops that return one number (losses averaged over every sample)."""
     return ()
 
 
