@@ -8,7 +8,7 @@ from dataclasses import replace
 import click
 
 from . import __version__
-from .compare import CheckOptions
+from .judge import CheckOptions
 from .errors import SpecError
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
