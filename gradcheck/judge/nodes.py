@@ -6,6 +6,8 @@ not reported as a bug); if it still fails, the one-sided slopes decide whether i
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..engine import BackwardPass, ForwardPass
@@ -52,26 +54,26 @@ class Comparator:
     def compare_node(self, node: Node) -> NodeResult:
         value = self.reference.values[node.index]
         tol = self.tolerance(node)
-        described = dict(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
-                         atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location, value=value)
+        described = NodeResult(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
+                               atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location, value=value)
         reason = self.skip_reason(node, value)
         if reason:
             analytic = None
             if np.asarray(value).dtype.kind == "f" and self.backward.adjoints[node.index] is not None:
                 analytic = self.analytic_of(node)
-            return NodeResult(**described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
+            return replace(described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
         analytic = self.analytic_of(node)
         fault = self.backward.faults.get(node.index)
         if np.size(value) == 0:
-            return NodeResult(**described, analytic=analytic, message=fault)
+            return replace(described, analytic=analytic, message=fault)
         differ = self.differentiator(node)
         use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
         if use_probes:
             found, message = self.probe(node, differ, analytic, tol, fault)
-            return NodeResult(**described, **found.outcome_fields(), analytic=analytic, checked="probes", message=message)
+            return replace(described, **found.outcome_fields(), analytic=analytic, checked="probes", message=message)
         found, numeric = self.full(differ, analytic, tol)
-        return NodeResult(**described, **found.outcome_fields(), analytic=analytic, numeric=numeric, checked="full",
-                          message=fault)
+        return replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric, checked="full",
+                       message=fault)
 
     @property
     def differentiable_reach(self) -> list[bool]:

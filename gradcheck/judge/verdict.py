@@ -69,10 +69,11 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     analytic, numeric, failing and kinks are the compared elements (any shape); positions are their flat
     indices in an array of the given shape when only some of its elements were compared (probes).
     """
-    analytic = np.asarray(analytic, dtype=np.float64).reshape(-1)
+    analytic = np.asarray(analytic, dtype=np.float64)
+    shape = tuple(shape) if shape is not None else analytic.shape
+    analytic = analytic.reshape(-1)
     numeric = np.asarray(numeric, dtype=np.float64).reshape(-1)
     failing, kinks = np.asarray(failing, dtype=bool).reshape(-1), np.asarray(kinks, dtype=bool).reshape(-1)
-    shape = tuple(shape) if shape is not None else analytic.shape
     positions = np.arange(analytic.size) if positions is None else np.asarray(positions).reshape(-1)
     with np.errstate(invalid="ignore"):
         abs_error = np.abs(analytic - numeric)
@@ -89,7 +90,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
         chosen = np.flatnonzero(mask)
         order = np.argsort(-np.nan_to_num(excess[chosen], nan=np.inf), kind="stable")
         chosen = chosen[order][:MAX_LISTED_ELEMENTS]
-        return [ElementOutcome(index_of(flat), status, float(analytic[flat]), float(numeric[flat]), float(abs_error[flat]))
+        return [ElementOutcome(index_of(int(flat)), status, float(analytic[flat]), float(numeric[flat]), float(abs_error[flat]))
                 for flat in chosen]
 
     result = Outcome(failing=int(failing.sum()), kinks=int(kinks.sum()))

@@ -92,7 +92,8 @@ class NodeDifferentiator:
             elements = np.arange(start, min(self.x.size, start + chunk))
             copies = np.tile(flat_x, (len(offsets) * len(elements), 1))
             rows = np.arange(copies.shape[0])
-            copies[rows, np.tile(elements, len(offsets))] += np.repeat(offsets, len(elements)) * np.tile(steps[elements], len(offsets))
+            shifts = np.repeat(offsets, len(elements)) * np.tile(steps[elements], len(offsets))
+            copies[rows, np.tile(elements, len(offsets))] += shifts
             objectives = self.evaluator.objectives_batch(self.index, copies.reshape((-1,) + self.x.shape))
             if objectives is None:
                 continue  # left NaN: these elements are redone one at a time

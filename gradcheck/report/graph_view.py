@@ -21,7 +21,8 @@ from ..engine import BackwardPass
 from ..explain import Quantity, quantity
 from ..graph import Graph
 from ..results import SpecResult
-from .common import STATUS_STYLE as RESULT_STYLE, console_for
+from .common import STATUS_STYLE as RESULT_STYLE
+from .common import console_for
 
 FORMATS = ("tree", "dot", "mermaid")
 
@@ -109,9 +110,9 @@ def view_spec(path, overrides=None, options=None) -> GraphView:
     import numpy as np
 
     from ..check import check_loaded
-    from ..judge import CheckOptions
     from ..engine import backward, forward
     from ..graph import build_graph
+    from ..judge import CheckOptions
     from ..spec import Overrides, load_spec
 
     graph = build_graph(load_spec(path, overrides or Overrides()))

@@ -63,13 +63,13 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         if options.quiet and node.status in (Status.PASS, Status.SKIP):
             continue
         name = ("  └ " if depth else "") + node.name
-        status = Text(node.status, style=STATUS_STYLE[node.status])
+        status_text = Text(node.status, style=STATUS_STYLE[node.status])
         if node.checked == "probes" and node.status == Status.PASS:
-            status.append(" (probes)", style="dim")
+            status_text.append(" (probes)", style="dim")
         errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
         worst = worst_text(node) if node.status in (Status.FAIL, Status.KINK) else ""
         table.add_row(Text(name, style="dim" if depth else ""), Text(node.op), Text(shape_text(node.shape)),
-                      errors[0], errors[1], Text(worst), status)
+                      errors[0], errors[1], Text(worst), status_text)
         if options.verbose:
             add_element_rows(table, node)
     console.print(table)
