@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import BackwardPass, ForwardPass, differentiable, evaluate_node, evaluation_failures, rule_failure
 from ..graph import Graph, Node
-from ..numeric import MACHINE_EPS, Slopes, element_scale, richardson_central
+from ..numeric import MACHINE_EPS, Slopes, element_scale, one_sided_slopes, richardson_central
 from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
 from .verdict import classify, outcome
@@ -106,8 +106,7 @@ class JvpCheck:
             self.direction = self.direction / 10
         numeric, truncation = richardson_central(f.__getitem__, STEP)
         roundoff = 4 * MACHINE_EPS * np.max(np.abs(list(f.values())), axis=0) / STEP
-        slopes = Slopes(right=(f[STEP / 2] - self.f0) / (STEP / 2), left=(self.f0 - f[-STEP / 2]) / (STEP / 2))
-        return numeric, truncation + roundoff, slopes
+        return numeric, truncation + roundoff, one_sided_slopes(f.__getitem__, self.f0, STEP / 2)
 
     def evaluate(self, s: float) -> np.ndarray:
         args = list(self.reference_args)

@@ -70,7 +70,8 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
     """One line saying which element of which node is wrong and by how much."""
     where = f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})"
     if node.status == Status.KINK:
-        return f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} is a one-sided derivative"
+        return (f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} "
+                "is a one-sided derivative")
     text = (f"{where}: gradient wrong at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
             f"numeric {number(node.worst_numeric, 6)} (abs error {number(node.max_abs_error)}, rel {number(node.max_rel_error)}"
             f"; {node.failing} of {max(1, _size(node.shape))} elements fail)")
