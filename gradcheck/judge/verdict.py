@@ -8,6 +8,7 @@ lies between them: a one-sided derivative, status KINK.  Anything else fails, Na
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,11 +39,18 @@ def at_kink(analytic, slopes: Slopes, tol: Tolerance):
                 & (low - bound <= analytic) & (analytic <= high + bound))
 
 
-def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None):
-    """(failing, kinks): boolean masks over the elements; without slopes no element is a kink."""
+class Verdicts(NamedTuple):
+    """Element-wise verdicts as boolean masks; an element in neither mask passes."""
+
+    failing: np.ndarray
+    kinks: np.ndarray
+
+
+def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None) -> Verdicts:
+    """The verdict on every element; without slopes no element is a kink."""
     ok = agrees(analytic, reference, tol, error_bound)
     kinks = ~ok & at_kink(analytic, slopes, tol) if slopes is not None else np.zeros_like(ok)
-    return ~ok & ~kinks, kinks
+    return Verdicts(failing=~ok & ~kinks, kinks=kinks)
 
 
 def element_status(analytic: float, reference: float, tol: Tolerance, error_bound: float = 0.0,
