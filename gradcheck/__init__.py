@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from .errors import Location, SpecError  # noqa: E402
 
-_LAZY = {"check_loaded": "check", "check_paths": "check", "check_spec": "check", "CheckOptions": "compare",
+_LAZY = {"check_loaded": "check", "check_paths": "check", "check_spec": "check", "CheckOptions": "judge",
          "Overrides": "spec", "load_spec": "spec"}
 
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 import click
 
 from . import __version__
-from .compare import CheckOptions
 from .errors import SpecError
+from .judge import CheckOptions
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 

@@ -54,6 +54,15 @@ def evaluate_node(node: Node, args: list, dtype, params: dict | None = None) -> 
     return result
 
 
+def evaluation_failures(node: Node) -> tuple[type[BaseException], ...]:
+    """What evaluating node may legitimately raise at a perturbed point (left a domain, a singular matrix,
+    an argument an op refuses).  Anything a custom op's own code raises is that op's failure; anything
+    else a built-in op raises is a bug in gradcheck and must propagate."""
+    if node.op.source != "builtin":
+        return (Exception,)
+    return (ArithmeticError, ValueError)  # FloatingPointError, OverflowError, OpArgumentError, LinAlgError
+
+
 def output_projection(graph: Graph, output_value: np.ndarray) -> np.ndarray | None:
     """A fixed random v (drawn from the seed) that reduces a non-scalar output to sum(v * out)."""
     if output_value.ndim == 0:

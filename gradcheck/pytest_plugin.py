@@ -107,7 +107,7 @@ class SpecItem(pytest.Item):
 
     def runtest(self):
         from .check import check_spec
-        from .compare import CheckOptions
+        from .judge import CheckOptions
 
         strict = self.config.getoption("gradcheck_strict")
         options = CheckOptions(mode=self.config.getoption("gradcheck_mode"), strict=strict)

@@ -1,34 +1,98 @@
 """Results as plain data: what the check found, with nothing about how it is shown."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import Enum
 
 import numpy as np
 
+from .errors import Location
 
-@dataclass
-class NodeResult:
+
+class Status(str, Enum):
+    """The one vocabulary of verdicts: of an element, a node, a jvp rule and a spec.  Prints as its value."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    KINK = "kink"      # the analytic value is a one-sided derivative at a kink: a warning unless --strict
+    SKIP = "skip"      # nothing to check (a constant, data, check: false)
+    ERROR = "error"    # a rule raised or returned the wrong shape; a spec that could not be checked
+
+    __hash__ = str.__hash__  # a member and its value are the same dictionary key
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+
+class Located:
+    """A result with a place in the spec; line and column read through its location."""
+
+    location: Location | None
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line if self.location else None
+
+    @property
+    def column(self) -> int | None:
+        return self.location.column if self.location else None
+
+
+@dataclass(frozen=True)
+class ElementOutcome:
+    """One element the judge did not pass: where it is, its verdict, and the two values compared."""
+
+    index: tuple[int, ...]
+    status: Status
+    analytic: float
+    numeric: float
+    abs_error: float
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What the judge found over the elements of one comparison."""
+
+    status: Status = Status.PASS
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    worst_index: tuple[int, ...] = ()    # the worst failing element, else the worst kink, else the largest error
+    worst_analytic: float | None = None
+    worst_numeric: float | None = None
+    failing: int = 0                     # elements that fail
+    kinks: int = 0                       # elements at a kink
+    elements: list[ElementOutcome] = field(default_factory=list)  # the worst failing and kink elements, worst first
+
+    def outcome_fields(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(Outcome)}
+
+    def elements_of(self, status: Status) -> list[ElementOutcome]:
+        return [element for element in self.elements if element.status == status]
+
+
+@dataclass(kw_only=True)
+class Comparison(Outcome, Located):
+    """Analytic values compared with a numeric reference under one tolerance (a node's gradient, a jvp rule)."""
+
+    shape: tuple[int, ...]
+    atol: float = 0.0
+    rtol: float = 0.0
+    message: str | None = None           # why skipped, what the rule did wrong, how a probe failed
+    text: str = ""                       # source text of the (sub)expression
+    location: Location | None = None
+
+
+@dataclass(kw_only=True)
+class NodeResult(Comparison):
     name: str
     op: str
     parent: str | None
-    shape: tuple[int, ...]
-    status: str                          # pass | fail | kink | skip
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    worst_index: tuple[int, ...] = ()
-    worst_analytic: float | None = None
-    worst_numeric: float | None = None
     analytic: np.ndarray | None = None   # d objective / d node (full array)
     numeric: np.ndarray | None = None    # the float64 finite-difference reference (None when probed)
-    atol: float = 0.0
-    rtol: float = 0.0
     checked: str = "full"                # full | probes | none
-    failing: int = 0                     # elements that fail
-    kinks: int = 0                       # elements at a kink
-    message: str | None = None           # why skipped, or what the op's vjp did wrong
-    text: str = ""                       # source text of the (sub)expression
-    line: int | None = None
-    column: int | None = None
     value: np.ndarray | None = None      # forward value (float64 reference pass)
 
 
@@ -41,54 +105,39 @@ class Suspect:
     message: str
 
 
-@dataclass
-class JvpResult:
-    """A forward-mode rule checked at one node along one argument: J·t against finite differences."""
+@dataclass(kw_only=True)
+class JvpResult(Comparison):
+    """A forward-mode rule checked at one node along one argument: J·t against finite differences.
+    Its shape is the op's output shape; status ERROR when the rule raised or gave a wrong shape."""
+
     node: str
     op: str
     argument: int
     argument_node: str
-    shape: tuple[int, ...]               # the op's output shape
-    status: str                          # pass | fail | kink | error (the rule raised or gave a wrong shape)
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    worst_index: tuple[int, ...] = ()
-    worst_analytic: float | None = None
-    worst_numeric: float | None = None
-    atol: float = 0.0
-    rtol: float = 0.0
-    failing: int = 0
-    kinks: int = 0
-    message: str = ""
-    text: str = ""
-    line: int | None = None
-    column: int | None = None
 
 
 @dataclass
-class ExpectResult:
+class ExpectResult(Located):
     what: str                            # "output", "grad w0", "value dot"
     expected: np.ndarray
     actual: np.ndarray | None
     ok: bool
     max_abs_error: float
-    line: int | None = None
-    column: int | None = None
+    location: Location | None = None
     message: str = ""
 
 
 @dataclass
-class ErrorInfo:
+class ErrorInfo(Located):
     message: str
-    line: int | None = None
-    column: int | None = None
+    location: Location | None = None
 
 
 @dataclass
 class SpecResult:
     path: str
     name: str
-    status: str                          # pass | fail | error
+    status: Status                       # PASS | FAIL | ERROR
     description: str = ""
     error: ErrorInfo | None = None
     output_name: str | None = None
@@ -106,8 +155,8 @@ class SpecResult:
     seconds: float = 0.0
 
     @property
-    def counts(self) -> dict[str, int]:
-        counts = {"pass": 0, "fail": 0, "kink": 0, "skip": 0}
+    def counts(self) -> dict[Status, int]:
+        counts = {status: 0 for status in (Status.PASS, Status.FAIL, Status.KINK, Status.SKIP)}
         for node in self.nodes:
             counts[node.status] += 1
         return counts
@@ -120,10 +169,10 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(spec.status == "pass" for spec in self.specs)
+        return all(spec.status == Status.PASS for spec in self.specs)
 
     @property
     def exit_code(self) -> int:
-        if any(spec.status == "error" for spec in self.specs):
+        if any(spec.status == Status.ERROR for spec in self.specs):
             return 2
         return 0 if self.ok else 1

@@ -156,3 +156,56 @@ def test_complex_step_falls_back_through_non_analytic_ops(tmp_path):
     """))
     assert result.status == "pass"
     assert any("complex-step cannot pass through op 'sq'" in note for note in result.notes)
+
+
+def test_a_custom_op_that_raises_at_a_perturbed_point_is_differenced_from_the_side_it_allows(tmp_path):
+    # any exception of the op's own code outside its domain is the op's failure there, not gradcheck's
+    (tmp_path / "ops.py").write_text(textwrap.dedent("""
+        import numpy as np
+        class SquareUpToOne:
+            def forward(self, x):
+                if np.any(x > 1.0):
+                    raise RuntimeError("defined up to 1 only")
+                return x * x
+            def vjp(self, g, out, x):
+                return (2 * g * x,)
+    """))
+    result = check_spec(write(tmp_path, """
+        inputs: {x: [1.0, 0.5]}
+        ops: {sq: "ops:SquareUpToOne"}
+        nodes: {f: sum(sq(x))}
+    """))
+    assert result.status == "pass", result.error
+    assert np.all(np.isfinite(node(result, "x").numeric))
+
+
+def test_a_bug_below_the_numeric_reference_is_an_internal_error_not_a_nan(tmp_path, monkeypatch):
+    import gradcheck.numeric.evaluator as evaluator
+
+    def buggy(node, args, dtype, params=None):
+        raise TypeError("a bug in gradcheck")
+
+    monkeypatch.setattr(evaluator, "evaluate_node", buggy)
+    result = check_spec(write(tmp_path, "inputs: {x: [0.3, 1.2]}\nnodes: {f: sum(tanh(x))}\n"))
+    assert result.status == "error"
+    assert "internal error: TypeError" in result.error.message and "please report" in result.error.message
+
+
+def test_estimates_are_returned_with_their_steps_and_error_bounds(tmp_path):
+    from gradcheck.engine import forward
+    from gradcheck.graph import build_graph
+    from gradcheck.numeric import Evaluator, NodeDifferentiator
+    from gradcheck.spec import load_spec
+
+    graph = build_graph(load_spec(write(tmp_path, "inputs: {x: [0.5, 2.0]}\nnodes: {f: sum(x * x * x)}\n")))
+    reference = forward(graph, "float64")
+    differ = NodeDifferentiator(Evaluator(graph, reference.values, reference.projection), graph.by_name["x"],
+                                "central", None)
+    estimate = differ.gradient()
+    assert estimate.values == pytest.approx([0.75, 12.0], rel=1e-8)       # 3 x²
+    assert estimate.steps.shape == (2,) and np.all(estimate.steps > 0)
+    assert np.all(estimate.error_bound > 0) and np.all(estimate.error_bound < 1e-6)
+    refined = differ.refined(1, estimate.steps[1])
+    assert refined.value == pytest.approx(12.0, rel=1e-10) and refined.step >= 10 * estimate.steps[1]
+    right, left = differ.one_sided(0)
+    assert right > 0.75 > left                                              # convex: the right slope is steeper

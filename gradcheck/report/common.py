@@ -6,10 +6,14 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import Location
-from ..results import NodeResult, SpecResult
+from ..results import NodeResult, SpecResult, Status
 
 if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
     from rich.console import Console
+
+# the one colour per status, for every renderer that colours
+STATUS_STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.KINK: "yellow", Status.SKIP: "dim",
+                Status.ERROR: "bold red"}
 
 
 def console_for(console: Console | None, color: bool, width: int) -> tuple[Console, io.StringIO | None]:
@@ -65,8 +69,9 @@ def shape_text(shape) -> str:
 def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
     """One line saying which element of which node is wrong and by how much."""
     where = f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})"
-    if node.status == "kink":
-        return f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} is a one-sided derivative"
+    if node.status == Status.KINK:
+        return (f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} "
+                "is a one-sided derivative")
     text = (f"{where}: gradient wrong at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
             f"numeric {number(node.worst_numeric, 6)} (abs error {number(node.max_abs_error)}, rel {number(node.max_rel_error)}"
             f"; {node.failing} of {max(1, _size(node.shape))} elements fail)")
@@ -84,12 +89,12 @@ def suspect_sentence(suspect) -> str:
 def jvp_sentence(jvp) -> str:
     """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
     where = f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
-    if jvp.status == "error":
+    if jvp.status == Status.ERROR:
         return f"{where}: {jvp.message}"
-    if jvp.status == "kink":
+    if jvp.status == Status.KINK:
         return (f"{where}: kink at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)} is a "
                 f"one-sided derivative")
-    if jvp.status == "pass":
+    if jvp.status == Status.PASS:
         return f"{where}: ok (max abs error {number(jvp.max_abs_error)})"
     return (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
             f"differences {number(jvp.worst_numeric, 6)} (abs error {number(jvp.max_abs_error)}, rel "
@@ -114,20 +119,21 @@ def expect_values_text(expectation) -> str:
 
 
 def summary_line(run) -> str:
-    counts = {"pass": 0, "fail": 0, "error": 0}
+    counts = {Status.PASS: 0, Status.FAIL: 0, Status.ERROR: 0}
     for spec in run.specs:
         counts[spec.status] += 1
     nodes = sum(len(s.nodes) for s in run.specs)
-    kinks = sum(s.counts["kink"] for s in run.specs)
-    parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts['pass']} passed",
-             f"{counts['fail']} failed", f"{counts['error']} error{'s' if counts['error'] != 1 else ''}"]
+    kinks = sum(s.counts[Status.KINK] for s in run.specs)
+    errors = counts[Status.ERROR]
+    parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts[Status.PASS]} passed",
+             f"{counts[Status.FAIL]} failed", f"{errors} error{'s' if errors != 1 else ''}"]
     text = ", ".join(parts) + f" · {nodes} nodes"
     if kinks:
         text += f" ({kinks} at kinks)"
     return text + f" · {run.seconds:.2f}s"
 
 
-def failure_lines(spec: SpecResult) -> list[tuple[str, str]]:
+def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
     """(status, sentence) lines for the failing and kinked nodes, concise.
 
     Where suspects explain the failures, only the nodes the suspects feed wrong gradients are
@@ -136,16 +142,16 @@ def failure_lines(spec: SpecResult) -> list[tuple[str, str]]:
     origins = {suspect.argument_node for suspect in spec.suspects}
     lines, inherited = [], []
     for node, _ in display_order(spec):
-        if node.status == "kink":
-            lines.append(("kink", failure_sentence(spec, node)))
-        elif node.status == "fail":
+        if node.status == Status.KINK:
+            lines.append((Status.KINK, failure_sentence(spec, node)))
+        elif node.status == Status.FAIL:
             if origins and node.name not in origins and not node.message:
                 inherited.append(node.name)
             else:
-                lines.append(("fail", failure_sentence(spec, node)))
+                lines.append((Status.FAIL, failure_sentence(spec, node)))
     if inherited:
-        lines.append(("fail", f"also wrong, as they lie further back along the same gradient path: {', '.join(inherited)}"))
+        lines.append((Status.FAIL, f"also wrong, as they lie further back along the same gradient path: {', '.join(inherited)}"))
     for jvp in spec.jvps:
-        if jvp.status != "pass":
-            lines.append(("kink" if jvp.status == "kink" else "fail", jvp_sentence(jvp)))
+        if jvp.status != Status.PASS:
+            lines.append((Status.KINK if jvp.status == Status.KINK else Status.FAIL, jvp_sentence(jvp)))
     return lines

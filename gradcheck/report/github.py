@@ -1,7 +1,7 @@
 """--format github: workflow commands that annotate the spec file in a pull request."""
 from __future__ import annotations
 
-from ..results import RunResult
+from ..results import RunResult, Status
 from . import RenderOptions
 from .common import expect_values_text, failure_sentence, jvp_sentence, summary_line, suspect_sentence
 
@@ -32,16 +32,16 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
                                     f"gradcheck: {spec.name}", spec.error.message))
             continue
         for node in spec.nodes:
-            if node.status == "fail" or (node.status == "kink" and not options.quiet):
-                level = "error" if node.status == "fail" else "warning"
+            if node.status == Status.FAIL or (node.status == Status.KINK and not options.quiet):
+                level = "error" if node.status == Status.FAIL else "warning"
                 lines.append(annotation(level, spec.path, node.line, node.column,
                                         f"gradcheck {node.status}: {spec.name} / {node.name}", failure_sentence(spec, node)))
         for suspect in spec.suspects:
             lines.append(annotation("error", spec.path, None, None, f"gradcheck suspect: {suspect.op}",
                                     suspect_sentence(suspect)))
         for jvp in spec.jvps:
-            if jvp.status in ("fail", "error") or (jvp.status == "kink" and not options.quiet):
-                level = "warning" if jvp.status == "kink" else "error"
+            if jvp.status in (Status.FAIL, Status.ERROR) or (jvp.status == Status.KINK and not options.quiet):
+                level = "warning" if jvp.status == Status.KINK else "error"
                 lines.append(annotation(level, spec.path, jvp.line, jvp.column,
                                         f"gradcheck jvp {jvp.status}: {spec.name} / {jvp.node}", jvp_sentence(jvp)))
         for expectation in spec.expectations:

@@ -21,11 +21,12 @@ from ..engine import BackwardPass
 from ..explain import Quantity, quantity
 from ..graph import Graph
 from ..results import SpecResult
+from .common import STATUS_STYLE as RESULT_STYLE
 from .common import console_for
 
 FORMATS = ("tree", "dot", "mermaid")
 
-STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "constant": "dim"}
+STATUS_STYLE = {**RESULT_STYLE, "constant": "dim"}
 # (fill, border) per status for dot and mermaid
 STATUS_COLOURS = {"pass": ("#d9f2d9", "#2e7d32"), "fail": ("#f8d0d0", "#c62828"), "kink": ("#fff1c2", "#f9a825"),
                   "skip": ("#eeeeee", "#9e9e9e"), "constant": ("#ffffff", "#bdbdbd")}
@@ -109,9 +110,9 @@ def view_spec(path, overrides=None, options=None) -> GraphView:
     import numpy as np
 
     from ..check import check_loaded
-    from ..compare import CheckOptions
     from ..engine import backward, forward
     from ..graph import build_graph
+    from ..judge import CheckOptions
     from ..spec import Overrides, load_spec
 
     graph = build_graph(load_spec(path, overrides or Overrides()))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..results import RunResult
+from ..results import RunResult, Status
 from . import RenderOptions
 from .common import error_where, expect_values_text, failure_sentence, jvp_sentence, suspect_sentence
 
@@ -26,14 +26,14 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             if node.line:
                 case.set("line", str(node.line))
             counts["tests"] += 1
-            if node.status == "fail":
+            if node.status == Status.FAIL:
                 counts["failures"] += 1
                 text = failure_sentence(spec, node) + ("\n" + suspects if suspects else "")
                 ET.SubElement(case, "failure", message=failure_sentence(spec, node), type="GradientMismatch").text = text
-            elif node.status == "skip":
+            elif node.status == Status.SKIP:
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=node.message or "skipped")
-            elif node.status == "kink":
+            elif node.status == Status.KINK:
                 ET.SubElement(case, "system-out").text = failure_sentence(spec, node)
         for jvp in spec.jvps:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name=f"jvp {jvp.node} argument {jvp.argument}",
@@ -41,13 +41,13 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             if jvp.line:
                 case.set("line", str(jvp.line))
             counts["tests"] += 1
-            if jvp.status == "fail":
+            if jvp.status == Status.FAIL:
                 counts["failures"] += 1
                 ET.SubElement(case, "failure", message=jvp_sentence(jvp), type="JvpMismatch").text = jvp_sentence(jvp)
-            elif jvp.status == "error":
+            elif jvp.status == Status.ERROR:
                 counts["errors"] += 1
                 ET.SubElement(case, "error", message=jvp_sentence(jvp), type="JvpError").text = jvp_sentence(jvp)
-            elif jvp.status == "kink":
+            elif jvp.status == Status.KINK:
                 ET.SubElement(case, "system-out").text = jvp_sentence(jvp)
         for expectation in spec.expectations:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name=f"expect {expectation.what}", file=spec.path)

@@ -1,7 +1,7 @@
 """--format markdown: a table per spec, for a pull-request comment or a job summary."""
 from __future__ import annotations
 
-from ..results import RunResult
+from ..results import RunResult, Status
 from . import RenderOptions
 from .common import (
     display_order,
@@ -15,7 +15,7 @@ from .common import (
     worst_text,
 )
 
-ICON = {"pass": "✅ pass", "fail": "❌ fail", "kink": "⚠️ kink", "skip": "➖ skip"}
+ICON = {Status.PASS: "✅ pass", Status.FAIL: "❌ fail", Status.KINK: "⚠️ kink", Status.SKIP: "➖ skip"}
 
 
 def cell(text: str) -> str:
@@ -25,7 +25,7 @@ def cell(text: str) -> str:
 def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
     lines = ["# gradcheck report", "", f"**{summary_line(run)}**", ""]
     for spec in run.specs:
-        if options.quiet and spec.status == "pass":
+        if options.quiet and spec.status == Status.PASS:
             continue
         lines.append(f"## {cell(spec.name)} — {spec.status}")
         lines.append(f"`{spec.path}`")
@@ -37,15 +37,15 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
         lines += ["| node | op | shape | max abs err | max rel err | worst element | status |",
                   "|---|---|---:|---:|---:|---|---|"]
         for node, depth in display_order(spec):
-            if options.quiet and node.status in ("pass", "skip"):
+            if options.quiet and node.status in (Status.PASS, Status.SKIP):
                 continue
             name = ("↳ " if depth else "") + f"`{cell(node.name)}`"
-            errors = ("", "") if node.status == "skip" else (number(node.max_abs_error), number(node.max_rel_error))
+            errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
             lines.append(f"| {name} | {cell(node.op)} | {shape_text(node.shape)} | {errors[0]} | {errors[1]} | "
-                         f"{cell(worst_text(node) if node.status in ('fail', 'kink') else '')} | {ICON[node.status]} |")
+                         f"{cell(worst_text(node) if node.status in (Status.FAIL, Status.KINK) else '')} | {ICON[node.status]} |")
         lines.append("")
         for status, sentence in failure_lines(spec):
-            lines.append(f"- {'⚠️' if status == 'kink' else '❌'} {cell(sentence)}")
+            lines.append(f"- {'⚠️' if status == Status.KINK else '❌'} {cell(sentence)}")
         for suspect in spec.suspects:
             lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
         for expectation in spec.expectations:

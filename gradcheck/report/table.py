@@ -5,9 +5,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results import RunResult, SpecResult
+from ..results import NodeResult, RunResult, SpecResult, Status
 from . import RenderOptions
 from .common import (
+    STATUS_STYLE,
     console_for,
     display_order,
     error_where,
@@ -21,14 +22,11 @@ from .common import (
     worst_text,
 )
 
-STATUS_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "skip": "dim", "error": "bold red"}
-MAX_VERBOSE_ROWS = 20
-
 
 def render(run: RunResult, options: RenderOptions = RenderOptions(), console: Console | None = None) -> str:
     console, buffer = console_for(console, options.color, width=140)
     for spec in run.specs:
-        if options.quiet and spec.status == "pass":
+        if options.quiet and spec.status == Status.PASS:
             continue
         print_spec(console, spec, options)
     style = "green" if run.ok else "bold red"
@@ -62,17 +60,17 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
                                   ("worst element", "left", True), ("status", "left", False)):
         table.add_column(column, justify=justify, no_wrap=not wrap)
     for node, depth in display_order(spec):
-        if options.quiet and node.status in ("pass", "skip"):
+        if options.quiet and node.status in (Status.PASS, Status.SKIP):
             continue
         name = ("  └ " if depth else "") + node.name
-        status = Text(node.status, style=STATUS_STYLE[node.status])
-        if node.checked == "probes" and node.status == "pass":
-            status.append(" (probes)", style="dim")
-        errors = ("", "") if node.status == "skip" else (number(node.max_abs_error), number(node.max_rel_error))
-        worst = worst_text(node) if node.status in ("fail", "kink") else ""
+        status_text = Text(node.status, style=STATUS_STYLE[node.status])
+        if node.checked == "probes" and node.status == Status.PASS:
+            status_text.append(" (probes)", style="dim")
+        errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
+        worst = worst_text(node) if node.status in (Status.FAIL, Status.KINK) else ""
         table.add_row(Text(name, style="dim" if depth else ""), Text(node.op), Text(shape_text(node.shape)),
-                      errors[0], errors[1], Text(worst), status)
-        if options.verbose and node.status == "fail" and node.analytic is not None and node.numeric is not None:
+                      errors[0], errors[1], Text(worst), status_text)
+        if options.verbose:
             add_element_rows(table, node)
     console.print(table)
     for status, sentence in failure_lines(spec):
@@ -90,18 +88,15 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     console.print()
 
 
-def add_element_rows(table: Table, node) -> None:
-    import numpy as np
-
-    analytic, numeric = node.analytic.reshape(-1), node.numeric.reshape(-1)
-    error = np.abs(analytic - numeric)
-    bound = node.atol + node.rtol * np.abs(numeric)
-    failing = np.flatnonzero(~(error <= bound))
-    order = failing[np.argsort(-(error[failing] - bound[failing]))][:MAX_VERBOSE_ROWS]
-    for flat in order:
-        index = np.unravel_index(flat, node.shape) if node.shape else ()
-        table.add_row(Text(f"      {index_text(index)}", style="red"), "", "", number(float(error[flat])), "",
-                      Text(f"a={number(float(analytic[flat]), 6)} n={number(float(numeric[flat]), 6)}"), "")
-    if len(failing) > MAX_VERBOSE_ROWS:
-        table.add_row(Text(f"      … {len(failing) - MAX_VERBOSE_ROWS} more failing elements", style="dim"),
-                      "", "", "", "", "", "")
+def add_element_rows(table: Table, node: NodeResult) -> None:
+    """A row per element the judge did not pass (the worst of each kind), with its status, then how many more."""
+    for status, total in ((Status.FAIL, node.failing), (Status.KINK, node.kinks)):
+        listed = node.elements_of(status)
+        for element in listed:
+            table.add_row(Text(f"      {index_text(element.index)}", style=STATUS_STYLE[status]), "", "",
+                          number(element.abs_error), "",
+                          Text(f"a={number(element.analytic, 6)} n={number(element.numeric, 6)}"),
+                          Text(status, style=STATUS_STYLE[status]))
+        if total > len(listed) and listed:
+            noun = "failing elements" if status == Status.FAIL else "elements at kinks"
+            table.add_row(Text(f"      … {total - len(listed)} more {noun}", style="dim"), "", "", "", "", "", "")

@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from .compare import relative_error, within
-from .engine import BackwardPass, ForwardPass, differentiable, evaluate_node, rule_failure
-from .graph import Graph, Node
-from .numeric import MACHINE_EPS, element_scale, richardson_central
-from .results import JvpResult
-from .spec import Tolerance, stable_seed
+from ..engine import BackwardPass, ForwardPass, differentiable, evaluate_node, evaluation_failures, rule_failure
+from ..graph import Graph, Node
+from ..numeric import MACHINE_EPS, Slopes, element_scale, one_sided_slopes, richardson_central
+from ..results import JvpResult, Status
+from ..spec import Tolerance, stable_seed
+from .verdict import classify, outcome
 
 STEP = 1e-3  # relative to each element's scale; Richardson removes the h² term
 MAX_SHORTENINGS = 8
@@ -47,24 +47,21 @@ class JvpCheck:
         x = np.asarray(self.reference_args[position], dtype=np.float64)
         rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
         self.direction = rng.choice([-1.0, 1.0], size=x.shape) * element_scale(x)
-        location = node.location
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
-                                  shape=tuple(np.shape(self.analytic_out)), status="pass",
-                                  atol=tol.atol, rtol=tol.rtol, text=node.text,
-                                  line=location.line if location else None,
-                                  column=location.column if location else None)
+                                  shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
+                                  text=node.text, location=node.location)
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
         best = None
         for _ in range(RETRIES + 1):
-            numeric, noise, forward_slope, backward_slope = self.numeric()  # may shorten the tangent first
+            numeric, error_bound, slopes = self.numeric()  # may shorten the tangent first
             analytic, fault = self.analytic()
             if fault:
-                return replace(self.template, status="error", message=fault)
-            attempt = self.compare(analytic, numeric, noise, forward_slope, backward_slope)
+                return replace(self.template, status=Status.ERROR, message=fault)
+            attempt = self.compare(analytic, numeric, error_bound, slopes)
             if best is None or attempt.failing < best.failing:
                 best = attempt
             if not attempt.failing:
@@ -109,9 +106,7 @@ class JvpCheck:
             self.direction = self.direction / 10
         numeric, truncation = richardson_central(f.__getitem__, STEP)
         roundoff = 4 * MACHINE_EPS * np.max(np.abs(list(f.values())), axis=0) / STEP
-        forward_slope = (f[STEP / 2] - self.f0) / (STEP / 2)
-        backward_slope = (self.f0 - f[-STEP / 2]) / (STEP / 2)
-        return numeric, truncation + roundoff, forward_slope, backward_slope
+        return numeric, truncation + roundoff, one_sided_slopes(f.__getitem__, self.f0, STEP / 2)
 
     def evaluate(self, s: float) -> np.ndarray:
         args = list(self.reference_args)
@@ -119,30 +114,12 @@ class JvpCheck:
         with np.errstate(all="ignore"):
             try:
                 return np.asarray(evaluate_node(self.node, args, np.float64), dtype=np.float64)
-            except Exception:
+            except evaluation_failures(self.node):
                 return np.full(self.template.shape, np.nan)
 
-    def compare(self, analytic, numeric, noise, forward_slope, backward_slope) -> JvpResult:
-        tol = self.tol
-        ok = within(analytic, numeric, tol, noise)
-        # a kink within the step: the one-sided slopes disagree and the rule gives one of them (or between)
-        low, high = np.minimum(forward_slope, backward_slope), np.maximum(forward_slope, backward_slope)
-        sides_differ = ~within(forward_slope, backward_slope, tol)
-        between = (analytic >= low - tol.atol - tol.rtol * np.abs(low)) & (
-            analytic <= high + tol.atol + tol.rtol * np.abs(high))
-        kink = ~ok & sides_differ & between
-        failing = ~ok & ~kink
-        error = np.abs(analytic - numeric)
-        result = replace(
-            self.template,
-            max_abs_error=float(np.max(error, initial=0.0)) if np.all(np.isfinite(error)) else float("inf"),
-            max_rel_error=float(np.max(relative_error(analytic, numeric), initial=0.0)),
-            failing=int(np.count_nonzero(failing)), kinks=int(np.count_nonzero(kink)))
-        result.status = "fail" if result.failing else "kink" if result.kinks else "pass"
-        if result.status != "pass":
-            mask = failing if result.failing else kink
-            flat = int(np.argmax(np.where(mask, np.nan_to_num(error, nan=np.inf), -np.inf)))
-            result.worst_index = tuple(int(i) for i in np.unravel_index(flat, result.shape))
-            result.worst_analytic = float(analytic.reshape(-1)[flat])
-            result.worst_numeric = float(numeric.reshape(-1)[flat])
-        return result
+    def compare(self, analytic, numeric, error_bound, slopes: Slopes) -> JvpResult:
+        failing, kinks = classify(analytic, numeric, self.tol, error_bound, slopes)
+        found = outcome(analytic, numeric, failing, kinks, self.tol, self.template.shape)
+        if found.status == Status.PASS:  # a rule that holds has no element to name
+            found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None
+        return replace(self.template, **found.outcome_fields())

@@ -1,0 +1,14 @@
+"""How thoroughly to check: the options of a run (no numpy here: the CLI and the plugin import it early)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    mode: str = "auto"          # full | fast | auto
+    strict: bool = False
+    probes: int = 3
+    full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
+    full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all
+    keep_values: bool = True

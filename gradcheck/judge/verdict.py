@@ -1,0 +1,119 @@
+"""The one element-wise verdict: does an analytic value agree with a numeric reference?
+
+An element passes when |a - n| <= atol + rtol |n| + e, with e a bound on the reference's own
+error (round-off, truncation) where it has one.  An element that does not pass is at a kink
+when the one-sided slopes there disagree (by more than the tolerance) and the analytic value
+lies between them: a one-sided derivative, status KINK.  Anything else fails, NaN included.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from ..numeric import Slopes
+from ..results import ElementOutcome, Outcome, Status
+from ..spec import Tolerance
+
+MAX_LISTED_ELEMENTS = 20  # failing (and kink) elements a result lists, the worst first; the counts cover all
+
+
+def allowed_error(reference, tol: Tolerance, error_bound=0.0):
+    return tol.atol + tol.rtol * np.abs(reference) + error_bound
+
+
+def agrees(analytic, reference, tol: Tolerance, error_bound=0.0):
+    """|a - n| <= atol + rtol |n| + error_bound, element-wise (False wherever either is NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(analytic - reference) <= allowed_error(reference, tol, error_bound)
+
+
+def at_kink(analytic, slopes: Slopes, tol: Tolerance):
+    """The one-sided slopes differ by more than the tolerance and the analytic value lies between them."""
+    right, left = np.asarray(slopes.right, dtype=np.float64), np.asarray(slopes.left, dtype=np.float64)
+    low, high = np.minimum(right, left), np.maximum(right, left)
+    bound = tol.atol + tol.rtol * np.maximum(np.abs(right), np.abs(left))
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(low) & np.isfinite(high) & (high - low > bound)
+                & (low - bound <= analytic) & (analytic <= high + bound))
+
+
+class Verdicts(NamedTuple):
+    """Element-wise verdicts as boolean masks; an element in neither mask passes."""
+
+    failing: np.ndarray
+    kinks: np.ndarray
+
+
+def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None) -> Verdicts:
+    """The verdict on every element; without slopes no element is a kink."""
+    ok = agrees(analytic, reference, tol, error_bound)
+    kinks = ~ok & at_kink(analytic, slopes, tol) if slopes is not None else np.zeros_like(ok)
+    return Verdicts(failing=~ok & ~kinks, kinks=kinks)
+
+
+def element_status(analytic: float, reference: float, tol: Tolerance, error_bound: float = 0.0,
+                   slopes: Slopes | Callable[[], Slopes] | None = None) -> Status:
+    """The verdict on one element; slopes may be a function, called only when the values disagree."""
+    if bool(agrees(analytic, reference, tol, error_bound)):
+        return Status.PASS
+    if slopes is None:
+        return Status.FAIL
+    slopes = slopes() if callable(slopes) else slopes
+    return Status.KINK if bool(at_kink(analytic, slopes, tol)) else Status.FAIL
+
+
+def relative_error(analytic, numeric):
+    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, np.abs(analytic - numeric) / np.where(scale > 0, scale, 1), 0.0)
+
+
+def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int, ...] | None = None,
+            positions=None) -> Outcome:
+    """The counts, error maxima, worst element and listed elements of a comparison.
+
+    analytic, numeric, failing and kinks are the compared elements (any shape); positions are their flat
+    indices in an array of the given shape when only some of its elements were compared (probes).
+    """
+    analytic = np.asarray(analytic, dtype=np.float64)
+    shape = tuple(shape) if shape is not None else analytic.shape
+    analytic = analytic.reshape(-1)
+    numeric = np.asarray(numeric, dtype=np.float64).reshape(-1)
+    failing, kinks = np.asarray(failing, dtype=bool).reshape(-1), np.asarray(kinks, dtype=bool).reshape(-1)
+    positions = np.arange(analytic.size) if positions is None else np.asarray(positions).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        abs_error = np.abs(analytic - numeric)
+    abs_error = np.where(np.isnan(abs_error), np.inf, abs_error)
+    rel_error = relative_error(analytic, numeric)
+    rel_error = np.where(np.isnan(rel_error), np.inf, rel_error)
+    # how far past its allowance each element is: the worst failing element is the one most past it
+    excess = abs_error - allowed_error(numeric, tol)
+
+    def index_of(flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(int(positions[flat]), shape)) if shape else ()
+
+    def listed(mask, status: Status) -> list[ElementOutcome]:
+        chosen = np.flatnonzero(mask)
+        order = np.argsort(-np.nan_to_num(excess[chosen], nan=np.inf), kind="stable")
+        chosen = chosen[order][:MAX_LISTED_ELEMENTS]
+        return [ElementOutcome(index_of(int(flat)), status, float(analytic[flat]), float(numeric[flat]), float(abs_error[flat]))
+                for flat in chosen]
+
+    result = Outcome(failing=int(failing.sum()), kinks=int(kinks.sum()))
+    if not analytic.size:
+        return result
+    if result.failing:
+        candidates = np.where(failing, excess, -np.inf)
+    elif result.kinks:
+        candidates = np.where(kinks, excess, -np.inf)
+    else:
+        candidates = abs_error
+    worst = int(np.argmax(candidates))
+    result.max_abs_error, result.max_rel_error = float(abs_error.max()), float(rel_error.max())
+    result.worst_index = index_of(worst)
+    result.worst_analytic, result.worst_numeric = float(analytic[worst]), float(numeric[worst])
+    result.status = Status.FAIL if result.failing else Status.KINK if result.kinks else Status.PASS
+    result.elements = listed(failing, Status.FAIL) + listed(kinks, Status.KINK)
+    return result

@@ -1,0 +1,194 @@
+"""Finite differences of the objective with respect to one node's value, returned as estimates.
+
+Steps scale with each element's magnitude: h_i = base * max(|x_i|, typical |x| of the node),
+with base the scheme's optimal relative step (cube root of machine epsilon for central
+differences, fifth root for five-point, ...).  A step that leaves an op's domain (NaN/Inf)
+is shrunk, then replaced by a one-sided difference from the side that stays inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .evaluator import Evaluator
+from .stencils import (
+    BASE_STEP,
+    MACHINE_EPS,
+    MAX_RELATIVE_STEP,
+    REFINE_STEP,
+    STENCILS,
+    Slopes,
+    element_scale,
+    one_sided_slopes,
+    richardson_twice,
+)
+
+MAX_BATCH_FLOATS = 4_000_000  # perturbed copies evaluated at once are capped at ~32 MB of downstream values
+
+
+@dataclass(frozen=True)
+class ElementEstimate:
+    """d objective / d x_i at one element: the value, the step it was taken with, and a bound on its round-off."""
+
+    value: float
+    step: float
+    error_bound: float = 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """d objective / d x for every element of a node (values node-shaped, steps and bounds flat)."""
+
+    values: np.ndarray
+    steps: np.ndarray
+    error_bound: np.ndarray
+
+
+class NodeDifferentiator:
+    """Finite differences of the objective w.r.t. the elements of one node."""
+
+    def __init__(self, evaluator: Evaluator, index: int, method: str, eps: float | None, atol: float = 1e-6):
+        self.evaluator = evaluator
+        self.index = index
+        self.x = np.asarray(evaluator.values[index], dtype=np.float64)
+        self.method = method
+        self.scale = element_scale(self.x)
+        self.base = eps if eps is not None else BASE_STEP[method]
+        self._magnitude = None
+        self.noise_target = 0.1 * atol if atol > 0 else 1e-12  # round-off must stay well inside the tolerance
+
+    @property
+    def f0(self) -> float:
+        return self.evaluator.f0
+
+    def at(self, flat_index: int, offset) -> float | complex:
+        shifted = self.x.astype(np.complex128) if np.iscomplexobj(offset) else self.x.copy()
+        shifted.reshape(-1)[flat_index] += offset
+        return self.evaluator.objective_with(self.index, shifted)
+
+    def gradient(self) -> Estimate:
+        steps = np.empty(self.x.size)
+        error_bound = np.zeros(self.x.size)
+        grad = np.full(self.x.size, np.nan)
+        if self.method in STENCILS:
+            self.batched_gradient(grad, steps, error_bound)
+        for flat_index in np.flatnonzero(~np.isfinite(grad) | (error_bound > self.noise_target)):
+            # one at a time: steps that left a domain, steps too short for the round-off, failed batches
+            estimate = self.element(int(flat_index))
+            grad[flat_index], steps[flat_index], error_bound[flat_index] = estimate.value, estimate.step, estimate.error_bound
+        return Estimate(grad.reshape(self.x.shape), steps, error_bound)
+
+    def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray) -> None:
+        """Every element's stencil in vectorised passes: copies of x, each with one element moved, on a batch axis."""
+        stencil = STENCILS[self.method]
+        offsets = [offset for offset, _ in stencil if offset != 0]
+        steps = self.base * self.scale.reshape(-1)
+        steps_out[:] = steps
+        error_bound_out[:] = self.roundoff(steps, self.method)
+        chunk = max(1, MAX_BATCH_FLOATS // (len(offsets) * max(1, self.evaluator.copy_floats(self.index))))
+        flat_x = self.x.reshape(-1)
+        for start in range(0, self.x.size, chunk):
+            elements = np.arange(start, min(self.x.size, start + chunk))
+            copies = np.tile(flat_x, (len(offsets) * len(elements), 1))
+            rows = np.arange(copies.shape[0])
+            shifts = np.repeat(offsets, len(elements)) * np.tile(steps[elements], len(offsets))
+            copies[rows, np.tile(elements, len(offsets))] += shifts
+            objectives = self.evaluator.objectives_batch(self.index, copies.reshape((-1,) + self.x.shape))
+            if objectives is None:
+                continue  # left NaN: these elements are redone one at a time
+            by_offset = dict(zip(offsets, objectives.reshape(len(offsets), len(elements))))
+            total = sum(weight * (self.f0 if offset == 0 else by_offset[offset]) for offset, weight in stencil)
+            grad[elements] = total / steps[elements]
+
+    def element(self, flat_index: int, method: str | None = None) -> ElementEstimate:
+        method = method or self.method
+        h = float(BASE_STEP[method] if method != self.method else self.base) * self.scale.reshape(-1)[flat_index]
+        for _ in range(8):
+            value = self._scheme(method, flat_index, h)
+            if not np.isfinite(value):
+                h = self.closer(flat_index, h)  # the step left the domain of some op downstream
+                continue
+            h_before_growth = h
+            noise = self.roundoff(h, method)
+            if noise > self.noise_target and h < self.max_step(flat_index):
+                # round-off in the objective swamps this element's difference: a longer step is needed
+                h = min(h * noise / (0.5 * self.noise_target), self.max_step(flat_index))
+                longer = self._scheme(method, flat_index, h)
+                if np.isfinite(longer):
+                    value = longer
+                else:
+                    h = h_before_growth
+            return ElementEstimate(float(value), h, self.roundoff(h, method))
+        for side in (+1, -1):  # last resort: the one side that stays inside the domain
+            value = self._scheme("forward" if side > 0 else "backward", flat_index, h)
+            if np.isfinite(value):
+                return ElementEstimate(float(value), h, self.roundoff(h, "forward"))
+        return ElementEstimate(float("nan"), h, 0.0)
+
+    def roundoff(self, h: float, method: str) -> float:
+        """Bound on the round-off in a difference quotient: a few ulps of the objective over the step."""
+        if method == "complex-step":
+            return 0.0
+        return 4 * MACHINE_EPS * self.magnitude / h
+
+    @property
+    def magnitude(self) -> float:
+        if self._magnitude is None:
+            # projected through v, a value's ulps reach the objective scaled by |v| (at most a few)
+            scale = 1.0 if self.evaluator.projection is None else float(np.max(np.abs(self.evaluator.projection)))
+            self._magnitude = max(abs(self.f0), scale * self.evaluator.path_magnitude(self.index), 1e-300)
+        return self._magnitude
+
+    def max_step(self, flat_index: int) -> float:
+        return MAX_RELATIVE_STEP * max(float(self.scale.reshape(-1)[flat_index]), 1.0)
+
+    def _scheme(self, method: str, i: int, h: float) -> float:
+        if method in STENCILS:
+            return sum(weight * (self.f0 if offset == 0 else self.at(i, offset * h)) for offset, weight in STENCILS[method]) / h
+        if method == "richardson":
+            return richardson_twice(lambda s: self.at(i, s), h)
+        if method == "complex-step":
+            return float(np.imag(self.at(i, 1j * h)) / h)
+        raise ValueError(method)
+
+    def refined(self, flat_index: int, first_step: float = 0.0) -> ElementEstimate:
+        """A second, more accurate estimate for an element that failed the comparison with a first one
+        (taken with first_step): Richardson at a step at least ten times longer."""
+        h = max(REFINE_STEP * self.scale.reshape(-1)[flat_index], 10 * first_step)
+        for _ in range(8):
+            value = richardson_twice(lambda s: self.at(flat_index, s), h)
+            if np.isfinite(value):
+                return ElementEstimate(float(value), h, 3 * self.roundoff(h / 4, "central"))
+            h = self.closer(flat_index, h)
+        return ElementEstimate(float("nan"), h, 0.0)
+
+    def closer(self, flat_index: int, h: float) -> float:
+        """A smaller step after one that left some op's domain (log, sqrt near 0).
+
+        Domain boundaries are usually at 0, so the element's own magnitude bounds the step:
+        a step of 1e-3 |x_i| keeps the truncation error near 1e-6 relative.
+        """
+        magnitude = abs(float(self.x.reshape(-1)[flat_index]))
+        return min(h / 10, 1e-3 * magnitude) if magnitude > 0 else h / 10
+
+    def one_sided(self, flat_index: int) -> Slopes:
+        """The right and left slopes at the element, to tell a kink from a wrong gradient."""
+        h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index]
+        slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
+        return Slopes(float(slopes.right), float(slopes.left))
+
+    def directional(self, direction: np.ndarray) -> float:
+        """d objective along x + t * direction at t = 0, by central differences (direction scaled per element)."""
+        h = BASE_STEP["central"] if self.method not in ("five-point", "richardson") else BASE_STEP[self.method]
+        for _ in range(6):
+            if self.method in ("five-point", "richardson"):
+                f = lambda t: self.evaluator.objective_with(self.index, self.x + t * direction)  # noqa: E731
+                value = (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+            else:
+                value = (self.evaluator.objective_with(self.index, self.x + h * direction)
+                         - self.evaluator.objective_with(self.index, self.x - h * direction)) / (2 * h)
+            if np.isfinite(value):
+                return float(value)
+            h /= 10
+        return float("nan")
