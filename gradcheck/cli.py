@@ -45,6 +45,37 @@ class _FiniteFloat(click.FloatRange):
         return number
 
 
+MODES = ("auto", "full", "fast")
+
+
+def _options(*decorators):
+    """Several click options as one decorator (applied in the order listed, as they show in --help)."""
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+_dtype_option = click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
+_seed_option = click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
+_color_option = click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+                             help="Colour (auto honours NO_COLOR and the terminal).")
+# the options that change what a check computes, shared by `run` and `graph`
+_check_options = _options(
+    click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs')."),
+    click.option("--rtol", type=_FiniteFloat(min=0), help="Relative tolerance (overrides the specs')."),
+    click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme."),
+    click.option("--eps", type=_FiniteFloat(min=0, min_open=True),
+                 help="Relative step (default: per scheme, scaled per element)."),
+    _dtype_option,
+    _seed_option,
+    click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
+                 help="full: every element; fast: random directional probes; auto: full for small nodes."),
+    click.option("--strict", is_flag=True, help="Kinks count as failures."),
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
@@ -68,24 +99,14 @@ def _tolerant_streams() -> None:
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
-@click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs').")
-@click.option("--rtol", type=_FiniteFloat(min=0), help="Relative tolerance (overrides the specs').")
-@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step (default: per scheme, scaled per element).")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
-@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
-              help="full: every element; fast: random directional probes; auto: full for small nodes.")
+@_check_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
-@click.option("--strict", is_flag=True, help="Kinks count as failures.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the table (auto honours NO_COLOR and the terminal).")
-def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, values, strict, quiet, verbose,
-        color):
+@_color_option
+def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, values, quiet, verbose, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
-    from .check import check_paths, collect_spec_paths
+    from .pipeline import check_paths, collect_spec_paths
 
     try:
         if not collect_spec_paths(paths):
@@ -167,16 +188,11 @@ def schema():
 
 # ------------------------------------------------------------------------------------------ explain, graph
 
-def _spec_error_exit(path: str, error: Exception) -> None:
-    """A spec error on stderr as `path:line:col: error: message`, exit 2 (never a traceback)."""
-    if isinstance(error, SpecError):
-        where = str(error.location) if error.location is not None else path
-        message = error.message
-    elif isinstance(error, RecursionError):
-        where, message = path, "the spec is nested too deeply to evaluate"
-    else:
-        where, message = path, "out of memory while evaluating this spec"
-    click.echo(f"{where}: error: {message}", err=True)
+def _fault_exit(path: str, error: BaseException) -> None:
+    """A fault on stderr as `path:line:col: error: message` (the pipeline's one wording), exit 2, never a traceback."""
+    from .pipeline import describe_fault
+
+    click.echo(_error_line(path, describe_fault(error)), err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -189,11 +205,13 @@ def _write(text: str, output) -> None:
 
 
 def _show(path: str, build, render, to_console: bool, output, color: str) -> None:
-    """explain / graph: build the view (a spec error exits 2), print it or write it, exit 0."""
+    """explain / graph: run the pipeline and build the view (a fault exits 2), print it or write it, exit 0."""
     try:
         shown = build()
-    except (SpecError, RecursionError, MemoryError) as error:
-        _spec_error_exit(path, error)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a spec error, or one of gradcheck's own: one line either way
+        _fault_exit(path, error)
     if to_console:
         render(shown, console=_console(sys.stdout, color))
     else:
@@ -206,10 +224,9 @@ def _show(path: str, build, render, to_console: bool, output, color: str) -> Non
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="text: the textbook walk-through; json: the steps as data; markdown: a table.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the pass (overrides the spec's).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the text format (auto honours NO_COLOR and the terminal).")
+@_dtype_option
+@_seed_option
+@_color_option
 def explain(spec, output_format, output, dtype, seed, color):
     """Walk the backward pass of SPEC step by step, like a textbook.
 
@@ -221,10 +238,12 @@ def explain(spec, output_format, output, dtype, seed, color):
     Exit status: 0 (this command explains, it does not judge: use `gradcheck run` for
     pass/fail); 2 for a spec or usage error.
     """
-    from .explain import explain_spec
+    from .explain import walkthrough
+    from .pipeline import run as run_pipeline
     from .report import explain_text
 
-    _show(spec, lambda: explain_spec(spec, Overrides(dtype=dtype, seed=seed)), explain_text.renderer(output_format),
+    _show(spec, lambda: walkthrough(run_pipeline(spec, Overrides(dtype=dtype, seed=seed), judge=False)),
+          explain_text.renderer(output_format),
           output_format == "text" and not output, output, color)
 
 
@@ -233,28 +252,22 @@ def explain(spec, output_format, output, dtype, seed, color):
 @click.option("--format", "output_format", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True, help="tree: in the terminal; dot: Graphviz (`| dot -Tsvg`); mermaid: flowchart.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the spec's).")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the spec's).")
-@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step.")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
-@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
-              help="full: every element; fast: random directional probes; auto: full for small nodes.")
-@click.option("--strict", is_flag=True, help="Kinks count as failures.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the tree (auto honours NO_COLOR and the terminal).")
+@_check_options
+@_color_option
 def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, color):
     """Draw the graph of SPEC with values, gradients and statuses.
 
-    Every node is annotated with its forward value, its gradient and its status. The check runs in full to find the statuses; edges carry the gradient passed back along
-    them (dot, mermaid). Node ids in dot and mermaid are n<index> (names contain / and #).
+    Every node is annotated with its forward value, its gradient and its status (the check runs to
+    find the statuses); edges carry the gradient passed back along them (dot, mermaid). Node ids
+    in dot and mermaid are n<index> (names contain / and #).
 
     Exit status: 0 whatever the statuses (a failing node is drawn red; use `gradcheck run`
     to gate on them); 2 for a spec or usage error.
     """
+    from .pipeline import run as run_pipeline
     from .report import graph_view
+    from .views import graph_view as view_of
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-    _show(spec, lambda: graph_view.view_spec(spec, overrides, CheckOptions(mode=mode, strict=strict)),
+    _show(spec, lambda: view_of(run_pipeline(spec, overrides, CheckOptions(mode=mode, strict=strict))),
           graph_view.renderer(output_format), output_format == "tree" and not output, output, color)

@@ -106,7 +106,7 @@ class SpecItem(pytest.Item):
             return str(self.path)
 
     def runtest(self):
-        from .check import check_spec
+        from .pipeline import check_spec
         from .compare import CheckOptions
 
         strict = self.config.getoption("gradcheck_strict")
@@ -142,7 +142,8 @@ class SpecItem(pytest.Item):
 
 def failure_text(result, strict: bool = False) -> str:
     """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
-    from .report.common import display_order, failure_sentence, jvp_sentence, number, suspect_sentence
+    from .format import number
+    from .report.common import display_order, failure_sentence, jvp_sentence, suspect_sentence
 
     lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
     for node, _ in display_order(result):

@@ -1,16 +1,20 @@
-"""One spec, end to end: load -> graph -> forward/backward -> numeric -> compare -> SpecResult.
+"""One spec end to end: load -> graph -> forward/backward -> judge -> SpecResult.
 
-A fault in one spec becomes that spec's ``error`` result; it never stops the others.
+:func:`run` is the one pipeline: ``run``, ``explain``, ``graph``, the pytest plugin and the Python
+API all get their graph, forward passes, adjoints and result from it.  :func:`check_spec` wraps it
+for a run over many specs: a fault in one spec becomes that spec's ``error`` result (worded once,
+by :func:`describe_fault`); it never stops the others.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .compare import CheckOptions, Comparator, within
-from .engine import backward, forward
+from .engine import BackwardPass, ForwardPass, backward, forward
 from .errors import Location, SpecError, clip, one_line
 from .forward_mode import check_jvps
 from .graph import Graph, build_graph
@@ -19,6 +23,19 @@ from .spec import Overrides, Tolerance, load_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated
+DEFAULT_OVERRIDES = Overrides()
+DEFAULT_OPTIONS = CheckOptions()
+
+
+@dataclass
+class Checked:
+    """Everything one run of the pipeline produced, for the stages after it (renderers, explain, graph)."""
+
+    graph: Graph
+    analytic: ForwardPass            # the forward pass in the spec's dtype
+    backward: BackwardPass           # adjoints of that pass
+    reference: ForwardPass | None    # the float64 pass the numeric reference perturbs (None when not judged)
+    result: SpecResult | None        # the verdicts (None when not judged: explain)
 
 
 def collect_spec_paths(paths) -> list[Path]:
@@ -35,48 +52,72 @@ def collect_spec_paths(paths) -> list[Path]:
     return found
 
 
-def check_paths(paths, overrides: Overrides = Overrides(), options: CheckOptions = CheckOptions()) -> RunResult:
+def run(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS, *,
+        judge: bool = True) -> Checked:
+    """Load, build, differentiate and (unless ``judge`` is false) check one spec.
+
+    Raises SpecError (and whatever else goes wrong: see :func:`describe_fault`) instead of returning an error result.
+    """
+    with np.errstate(all="ignore"):  # numpy's overflow warnings must not add lines to the one message
+        graph = build_graph(load_spec(path, overrides))
+        if judge:
+            return check_graph(graph, options)
+        analytic = forward(graph, graph.spec.dtype)
+        return Checked(graph, analytic, backward(graph, analytic, graph.spec.dtype), None, None)
+
+
+def describe_fault(error: BaseException) -> ErrorInfo:
+    """The one wording of everything that can stop a spec: its own error, or gradcheck's, as one line."""
+    if isinstance(error, SpecError):
+        location = error.location
+        return ErrorInfo(error.message, location.line if location else None, location.column if location else None)
+    if isinstance(error, RecursionError):
+        return ErrorInfo("the spec is nested too deeply to evaluate")
+    if isinstance(error, MemoryError):
+        return ErrorInfo("out of memory while checking this spec")
+    if isinstance(error, SystemExit):  # a custom op's code called exit(): that must not end (or pass) the run
+        return ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec (by a custom op?)"))
+    if isinstance(error, Exception):
+        return ErrorInfo(one_line(f"internal error: {type(error).__name__}: {clip(error, 300)} (please report)"))
+    return ErrorInfo(one_line(f"{type(error).__name__} was raised while checking this spec (by a custom op?): "
+                              f"{clip(error, 300)}"))
+
+
+def check_paths(paths, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS) -> RunResult:
     started = time.perf_counter()
     results = [check_spec(path, overrides, options) for path in collect_spec_paths(paths)]
     return RunResult(results, time.perf_counter() - started)
 
 
-def check_spec(path, overrides: Overrides = Overrides(), options: CheckOptions = CheckOptions()) -> SpecResult:
+def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS) -> SpecResult:
+    """One spec's result; a fault in it is its ``error`` result, never an exception."""
     started = time.perf_counter()
     try:
-        with np.errstate(all="ignore"):  # numpy's overflow warnings must not add lines to the one message
-            spec = load_spec(path, overrides)
-            graph = build_graph(spec)
-        result = check_loaded(graph, options)
-    except SpecError as error:
-        location = error.location
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
-                            error=ErrorInfo(error.message, location.line if location else None,
-                                            location.column if location else None))
-    except RecursionError:
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
-                            error=ErrorInfo("the spec is nested too deeply to evaluate"))
-    except MemoryError:
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
-                            error=ErrorInfo("out of memory while checking this spec"))
-    except SystemExit as error:  # a custom op's code called exit(): that must not end (or pass) the run
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
-                            error=ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec "
-                                                     "(by a custom op?)")))
-    except Exception as error:  # a bug: still one clean line for this spec, and the others keep running
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error",
-                            error=ErrorInfo(one_line(f"internal error: {type(error).__name__}: {clip(error, 300)} "
-                                                     "(please report)")))
+        result = run(path, overrides, options).result
+        assert result is not None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
+        result = SpecResult(path=str(path), name=Path(path).stem, status="error", error=describe_fault(error))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def check_loaded(graph: Graph, options: CheckOptions = CheckOptions()) -> SpecResult:
+def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checked:
+    """The forward passes, the backward pass and the verdicts of a built graph."""
     spec = graph.spec
     with np.errstate(all="ignore"):
         reference = forward(graph, "float64")
         analytic_fwd = reference if spec.dtype == "float64" else forward(graph, spec.dtype)
         grads = backward(graph, analytic_fwd, spec.dtype)
+    return Checked(graph, analytic_fwd, grads, reference, judge_passes(graph, analytic_fwd, grads, reference, options))
+
+
+def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, reference: ForwardPass,
+                 options: CheckOptions) -> SpecResult:
+    """Every node, suspect, jvp rule and expectation of one spec, judged."""
+    spec = graph.spec
+    with np.errstate(all="ignore"):
         comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options)
         nodes = comparator.compare_all()
         suspects = comparator.suspects(nodes)
