@@ -87,9 +87,10 @@ def _tolerant_streams() -> None:
     """A terminal or pipe that cannot encode a name in a spec (LC_ALL=C, PYTHONIOENCODING=ascii) or a file
     name with undecodable bytes gets an escape (\\u03c9) instead of a UnicodeEncodeError."""
     for stream in (sys.stdout, sys.stderr):  # also UTF-8: a file name may hold undecodable bytes (surrogates)
-        if callable(getattr(stream, "reconfigure", None)):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
             try:
-                stream.reconfigure(errors="backslashreplace")
+                reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
                 pass
 

@@ -114,7 +114,7 @@ class SpecItem(pytest.Item):
         result = check_spec(self.path, options=options)
         result.path = self.display_path()
         self.result = result
-        if result.status == "error":
+        if result.error is not None:
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")

@@ -60,18 +60,18 @@ def graph_view(checked: Checked) -> GraphView:
         suspects.setdefault(suspect.node, []).append(suspect.argument_node)
     nodes = []
     for node in graph.nodes:
-        checked = results.get(node.name) if node.kind != "constant" else None
-        value = checked.value if checked is not None and checked.value is not None else node.value
+        judged = results.get(node.name) if node.kind != "constant" else None
+        value = judged.value if judged is not None and judged.value is not None else node.value
         grad = None
-        if checked is not None and checked.analytic is not None and node.requires_grad:
-            grad = quantity(checked.analytic)
+        if judged is not None and judged.analytic is not None and node.requires_grad:
+            grad = quantity(judged.analytic)
         elif node.kind != "constant" and node.requires_grad and bwd.adjoints[node.index] is not None:
             grad = quantity(bwd.adjoints[node.index])
         nodes.append(ViewNode(id=f"n{node.index}", index=node.index, name=node.name, op=node.op_name, kind=node.kind,
                               parent=node.parent, text=node.text, value=quantity(value), grad=grad,
-                              status=checked.status if checked is not None else "constant", args=list(node.args),
+                              status=judged.status if judged is not None else "constant", args=list(node.args),
                               is_output=node.index == graph.output,
-                              message=checked.message if checked is not None else None,
+                              message=judged.message if judged is not None else None,
                               suspect=(f"suspect: passes a wrong gradient to {', '.join(suspects[node.name])}"
                                        if node.name in suspects else None)))
     edges = []
