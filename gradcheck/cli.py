@@ -1,6 +1,8 @@
 """The command line: parse options, call the library, pick a renderer, return the exit code."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from dataclasses import replace
@@ -9,7 +11,8 @@ import click
 
 from . import __version__
 from .compare import CheckOptions
-from .errors import SpecError
+from .errors import INTERRUPTS, SpecError, Terminated
+from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 
@@ -24,7 +27,12 @@ def _console(stream, color: str):
     console = Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120  # CI logs: wide enough for a node table without wrapping names
+    console.on_broken_pipe = _broken_pipe  # rich would exit(1) quietly: report it as any failed write is
     return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def _error_line(path: str, error) -> str:
@@ -76,7 +84,48 @@ _check_options = _options(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report a process a signal ended
+
+
+class _Program(click.Group):
+    """The group, with interrupts turned into their documented exit codes instead of click's 'Aborted!' (exit 1)."""
+
+    def main(self, *args, **kwargs):
+        previous = _on_sigterm(_raise_terminated)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _interrupted(EXIT_SIGINT)
+        except Terminated:
+            _interrupted(EXIT_SIGTERM)
+        finally:
+            _on_sigterm(previous)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install handler for SIGTERM (where this thread may: the main thread); return the one it replaces."""
+    import signal
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, TypeError):  # not the main thread, or no previous Python-level handler to restore
+        return None
+
+
+def _interrupted(code: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        click.echo("gradcheck: interrupted", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Program, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
     """gradcheck: is this backward pass right? Analytic vs numeric gradients, node by node."""
@@ -99,7 +148,7 @@ def _tolerant_streams() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically; - is stdout).")
 @_check_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
@@ -110,45 +159,58 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
     from .pipeline import check_paths, collect_spec_paths
 
     try:
-        if not collect_spec_paths(paths):
+        found = collect_spec_paths(paths)
+        if not found:
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
+        refuse_inputs(output, found)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
         result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict))
-    except SpecError as error:
-        click.echo(f"gradcheck: error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+    except (SpecError, OutputError) as error:
+        _fail(str(error))
 
-    to_terminal = output is None
+    to_terminal = is_stdout(output)
     options = RenderOptions(values=values, verbose=verbose, quiet=quiet,
                             errors_inline=not (output_format == "table" and to_terminal))
     for spec in result.specs:
         if spec.error is not None:
             click.echo(_error_line(spec.path, spec.error), err=True)
     try:
+        refuse_inputs(output, [path for spec in result.specs for path in spec.files_read])
         _render(result, output_format, output, options, color)
-    except OSError as error:
-        click.echo(f"gradcheck: error: cannot write the report to {output}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+    except OutputError as error:
+        _fail(str(error))
     except Exception as error:  # a bug in a renderer: one line, never a traceback
-        from .errors import clip, one_line
+        from .errors import clip
 
-        click.echo(one_line(f"gradcheck: error: internal error while writing the report: {type(error).__name__}: "
-                            f"{clip(error, 300)} (please report)"), err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(f"internal error while writing the report: {type(error).__name__}: {clip(error, 300)} (please report)")
     sys.exit(result.exit_code)
 
 
 def _render(result, output_format, output, options, color) -> None:
-    if output_format == "table" and output is None:
+    if output_format == "table" and is_stdout(output):
         from .report import table
 
-        table.render(result, options, console=_console(sys.stdout, color))
+        _print_to_terminal(lambda console: table.render(result, options, console=console), color)
     else:
-        _write(renderer(output_format)(result, replace(options, color=False)), output)
+        write_text(renderer(output_format)(result, replace(options, color=False)), output)
         if not options.quiet and output_format != "table":
             from .report.common import summary_line
 
             click.echo(summary_line(result), err=True)
+
+
+def _print_to_terminal(print_with, color: str) -> None:
+    """Rich output on stdout; a closed pipe or a full device becomes an OutputError, as for any other report."""
+    with writing_stdout():
+        print_with(_console(sys.stdout, color))
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, exit 2: a usage or output fault (never a traceback)."""
+    from .errors import one_line
+
+    click.echo(f"gradcheck: error: {one_line(message)}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 @main.command()
@@ -197,26 +259,24 @@ def _fault_exit(path: str, error: BaseException) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _write(text: str, output) -> None:
-    if output:
-        with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
-
-
 def _show(path: str, build, render, to_console: bool, output, color: str) -> None:
     """explain / graph: run the pipeline and build the view (a fault exits 2), print it or write it, exit 0."""
     try:
+        refuse_inputs(output, [path])
         shown = build()
-    except KeyboardInterrupt:
+    except OutputError as error:
+        _fail(str(error))
+    except INTERRUPTS:
         raise
     except BaseException as error:  # a spec error, or one of gradcheck's own: one line either way
         _fault_exit(path, error)
-    if to_console:
-        render(shown, console=_console(sys.stdout, color))
-    else:
-        _write(render(shown), output)
+    try:
+        if to_console:
+            _print_to_terminal(lambda console: render(shown, console=console), color)
+        else:
+            write_text(render(shown), output)
+    except OutputError as error:
+        _fail(str(error))
     sys.exit(0)
 
 
@@ -224,7 +284,7 @@ def _show(path: str, build, render, to_console: bool, output, color: str) -> Non
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="text: the textbook walk-through; json: the steps as data; markdown: a table.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_dtype_option
 @_seed_option
 @_color_option
@@ -245,14 +305,14 @@ def explain(spec, output_format, output, dtype, seed, color):
 
     _show(spec, lambda: walkthrough(run_pipeline(spec, Overrides(dtype=dtype, seed=seed), judge=False)),
           explain_text.renderer(output_format),
-          output_format == "text" and not output, output, color)
+          output_format == "text" and is_stdout(output), output, color)
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True, help="tree: in the terminal; dot: Graphviz (`| dot -Tsvg`); mermaid: flowchart.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_check_options
 @_color_option
 def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, color):
@@ -271,4 +331,4 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
     _show(spec, lambda: view_of(run_pipeline(spec, overrides, CheckOptions(mode=mode, strict=strict))),
-          graph_view.renderer(output_format), output_format == "tree" and not output, output, color)
+          graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

@@ -7,6 +7,7 @@ by :func:`describe_fault`); it never stops the others.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from .compare import CheckOptions, Comparator, within
 from .engine import BackwardPass, ForwardPass, backward, forward
-from .errors import Location, SpecError, clip, one_line
+from .errors import INTERRUPTS, Location, SpecError, clip, one_line
 from .forward_mode import check_jvps
 from .graph import Graph, build_graph
 from .results import ErrorInfo, ExpectResult, RunResult, SpecResult
@@ -95,12 +96,26 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
     try:
         result = run(path, overrides, options).result
         assert result is not None
-    except KeyboardInterrupt:
+    except INTERRUPTS:
         raise
     except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error", error=describe_fault(error))
+        result = SpecResult(path=str(path), name=Path(path).stem, status="error", error=describe_fault(error),
+                            files_read=[str(path)])
     result.seconds = time.perf_counter() - started
     return result
+
+
+def files_read(graph: Graph) -> list[str]:
+    """The files a check of this graph read: the spec, its data files, the modules of its custom ops."""
+    spec = graph.spec
+    files = [spec.path] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
+    for info in graph.ops.values():
+        if info.source != "builtin":
+            module = sys.modules.get(type(info.impl).__module__)
+            module_file = getattr(module, "__file__", None)
+            if module_file:
+                files.append(module_file)
+    return files
 
 
 def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checked:
@@ -110,7 +125,9 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
         reference = forward(graph, "float64")
         analytic_fwd = reference if spec.dtype == "float64" else forward(graph, spec.dtype)
         grads = backward(graph, analytic_fwd, spec.dtype)
-    return Checked(graph, analytic_fwd, grads, reference, judge_passes(graph, analytic_fwd, grads, reference, options))
+    result = judge_passes(graph, analytic_fwd, grads, reference, options)
+    result.files_read = files_read(graph)
+    return Checked(graph, analytic_fwd, grads, reference, result)
 
 
 def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, reference: ForwardPass,

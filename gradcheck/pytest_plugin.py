@@ -106,8 +106,8 @@ class SpecItem(pytest.Item):
             return str(self.path)
 
     def runtest(self):
-        from .pipeline import check_spec
         from .compare import CheckOptions
+        from .pipeline import check_spec
 
         strict = self.config.getoption("gradcheck_strict")
         options = CheckOptions(mode=self.config.getoption("gradcheck_mode"), strict=strict)
