@@ -11,7 +11,8 @@ import click
 
 from . import __version__
 from .compare import CheckOptions
-from .errors import INTERRUPTS, SpecError, Terminated
+from .errors import SpecError, Terminated, one_line
+from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
@@ -69,6 +70,37 @@ _dtype_option = click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="P
 _seed_option = click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
 _color_option = click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
                              help="Colour (auto honours NO_COLOR and the terminal).")
+class _MemorySize(click.ParamType):
+    """A size in bytes: 2000000000, 512M, 8G (K, M, G, T: powers of 1024)."""
+
+    name = "size"
+    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS and text[-1:] else (text, "")
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size such as 8G, 512M or 2000000000.", param, ctx)
+        if not 0 < size < float(1 << 60):
+            self.fail(f"{value!r} must be a positive size.", param, ctx)
+        return int(size)
+
+
+# the limits of one spec's check: run, explain and graph
+_limit_options = _options(
+    click.option("--timeout", type=_FiniteFloat(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+                 help="Seconds one spec may take (0: no limit); past it the spec is an error (exit 2)."),
+    click.option("--max-memory", type=_MemorySize(), default=None,
+                 help="Memory a spec with custom ops may take, e.g. 8G (default: half the machine's memory)."),
+)
+
+
+def _limits(timeout: float, max_memory: int | None) -> Limits:
+    return Limits(timeout=timeout or None, max_memory=max_memory or default_memory_budget())
+
+
 # the options that change what a check computes, shared by `run` and `graph`
 _check_options = _options(
     click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs')."),
@@ -150,11 +182,13 @@ def _tolerant_streams() -> None:
               help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically; - is stdout).")
 @_check_options
+@_limit_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
 @_color_option
-def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, values, quiet, verbose, color):
+def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet,
+        verbose, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
     from .pipeline import check_paths, collect_spec_paths
 
@@ -164,7 +198,7 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
         refuse_inputs(output, found)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict))
+        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict), _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
 
@@ -207,8 +241,6 @@ def _print_to_terminal(print_with, color: str) -> None:
 
 def _fail(message: str) -> None:
     """One line on stderr, exit 2: a usage or output fault (never a traceback)."""
-    from .errors import one_line
-
     click.echo(f"gradcheck: error: {one_line(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
@@ -251,30 +283,26 @@ def schema():
 
 # ------------------------------------------------------------------------------------------ explain, graph
 
-def _fault_exit(path: str, error: BaseException) -> None:
-    """A fault on stderr as `path:line:col: error: message` (the pipeline's one wording), exit 2, never a traceback."""
-    from .pipeline import describe_fault
+def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_console: bool, output, color: str) -> None:
+    """explain / graph: the view of one contained pipeline run (a fault exits 2), printed or written, exit 0."""
+    from .pipeline import contained
 
-    click.echo(_error_line(path, describe_fault(error)), err=True)
-    sys.exit(EXIT_USAGE)
-
-
-def _show(path: str, build, render, to_console: bool, output, color: str) -> None:
-    """explain / graph: run the pipeline and build the view (a fault exits 2), print it or write it, exit 0."""
     try:
         refuse_inputs(output, [path])
-        shown = build()
     except OutputError as error:
         _fail(str(error))
-    except INTERRUPTS:
-        raise
-    except BaseException as error:  # a spec error, or one of gradcheck's own: one line either way
-        _fault_exit(path, error)
+    outcome = contained(path, overrides, limits, build)
+    if outcome.printed:
+        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {one_line(outcome.printed)[:300]}",
+                   err=True)
+    if outcome.error is not None:
+        click.echo(_error_line(path, outcome.error), err=True)
+        sys.exit(EXIT_USAGE)
     try:
         if to_console:
-            _print_to_terminal(lambda console: render(shown, console=console), color)
+            _print_to_terminal(lambda console: render(outcome.value, console=console), color)
         else:
-            write_text(render(shown), output)
+            write_text(render(outcome.value), output)
     except OutputError as error:
         _fail(str(error))
     sys.exit(0)
@@ -287,8 +315,9 @@ def _show(path: str, build, render, to_console: bool, output, color: str) -> Non
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_dtype_option
 @_seed_option
+@_limit_options
 @_color_option
-def explain(spec, output_format, output, dtype, seed, color):
+def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color):
     """Walk the backward pass of SPEC step by step, like a textbook.
 
     Node by node from the output back to the inputs: each node's forward value, the upstream
@@ -300,11 +329,11 @@ def explain(spec, output_format, output, dtype, seed, color):
     pass/fail); 2 for a spec or usage error.
     """
     from .explain import walkthrough
-    from .pipeline import run as run_pipeline
+    from .pipeline import run_loaded
     from .report import explain_text
 
-    _show(spec, lambda: walkthrough(run_pipeline(spec, Overrides(dtype=dtype, seed=seed), judge=False)),
-          explain_text.renderer(output_format),
+    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory),
+          lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
 
@@ -314,8 +343,9 @@ def explain(spec, output_format, output, dtype, seed, color):
               show_default=True, help="tree: in the terminal; dot: Graphviz (`| dot -Tsvg`); mermaid: flowchart.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_check_options
+@_limit_options
 @_color_option
-def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, color):
+def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, color):
     """Draw the graph of SPEC with values, gradients and statuses.
 
     Every node is annotated with its forward value, its gradient and its status (the check runs to
@@ -325,10 +355,11 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
     Exit status: 0 whatever the statuses (a failing node is drawn red; use `gradcheck run`
     to gate on them); 2 for a spec or usage error.
     """
-    from .pipeline import run as run_pipeline
+    from .pipeline import run_loaded
     from .report import graph_view
     from .views import graph_view as view_of
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-    _show(spec, lambda: view_of(run_pipeline(spec, overrides, CheckOptions(mode=mode, strict=strict))),
+    options = CheckOptions(mode=mode, strict=strict)
+    _show(spec, overrides, _limits(timeout, max_memory), lambda loaded: view_of(run_loaded(loaded, options)),
           graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

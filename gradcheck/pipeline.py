@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -19,13 +21,15 @@ from .engine import BackwardPass, ForwardPass, backward, forward
 from .errors import INTERRUPTS, Location, SpecError, clip, one_line
 from .forward_mode import check_jvps
 from .graph import Graph, build_graph
-from .results import ErrorInfo, ExpectResult, RunResult, SpecResult
-from .spec import Overrides, Tolerance, load_spec
+from .isolation import Contained, Limits, contain, describe_fault
+from .results import ExpectResult, RunResult, SpecResult
+from .spec import Overrides, Spec, Tolerance, load_spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated
 DEFAULT_OVERRIDES = Overrides()
 DEFAULT_OPTIONS = CheckOptions()
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,52 +59,77 @@ def collect_spec_paths(paths) -> list[Path]:
 
 def run(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS, *,
         judge: bool = True) -> Checked:
-    """Load, build, differentiate and (unless ``judge`` is false) check one spec.
+    """Load, build, differentiate and (unless ``judge`` is false) check one spec, in this process.
 
     Raises SpecError (and whatever else goes wrong: see :func:`describe_fault`) instead of returning an error result.
     """
+    return run_loaded(load(path, overrides), options, judge=judge)
+
+
+def load(path, overrides: Overrides = DEFAULT_OVERRIDES) -> Spec:
     with np.errstate(all="ignore"):  # numpy's overflow warnings must not add lines to the one message
-        graph = build_graph(load_spec(path, overrides))
+        return load_spec(path, overrides)
+
+
+def run_loaded(spec: Spec, options: CheckOptions = DEFAULT_OPTIONS, *, judge: bool = True) -> Checked:
+    """Build, differentiate and (unless ``judge`` is false) check a loaded spec: the stages after the YAML."""
+    with np.errstate(all="ignore"):
+        graph = build_graph(spec)
         if judge:
             return check_graph(graph, options)
-        analytic = forward(graph, graph.spec.dtype)
-        return Checked(graph, analytic, backward(graph, analytic, graph.spec.dtype), None, None)
+        analytic = forward(graph, spec.dtype)
+        return Checked(graph, analytic, backward(graph, analytic, spec.dtype), None, None)
 
 
-def describe_fault(error: BaseException) -> ErrorInfo:
-    """The one wording of everything that can stop a spec: its own error, or gradcheck's, as one line."""
-    if isinstance(error, SpecError):
-        location = error.location
-        return ErrorInfo(error.message, location.line if location else None, location.column if location else None)
-    if isinstance(error, RecursionError):
-        return ErrorInfo("the spec is nested too deeply to evaluate")
-    if isinstance(error, MemoryError):
-        return ErrorInfo("out of memory while checking this spec")
-    if isinstance(error, SystemExit):  # a custom op's code called exit(): that must not end (or pass) the run
-        return ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec (by a custom op?)"))
-    if isinstance(error, Exception):
-        return ErrorInfo(one_line(f"internal error: {type(error).__name__}: {clip(error, 300)} (please report)"))
-    return ErrorInfo(one_line(f"{type(error).__name__} was raised while checking this spec (by a custom op?): "
-                              f"{clip(error, 300)}"))
+def contained(path, overrides: Overrides, limits: Limits, view: Callable[[Spec], T]) -> Contained[T]:
+    """``view(spec)`` for the spec at ``path`` within ``limits``: in a child process when the spec names custom ops
+    (their code can then neither end, pass, hang nor print over the run), else here under a timer."""
+    try:
+        spec = load(path, overrides)
+    except INTERRUPTS:
+        raise
+    except BaseException as error:  # reading YAML runs no user code: its faults are worded here, in this process
+        return Contained(None, describe_fault(error))
+    return contain(lambda: view(spec), limits, runs_user_code=bool(spec.ops))
 
 
-def check_paths(paths, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS) -> RunResult:
+def check_paths(paths, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS,
+                limits: Limits | None = None) -> RunResult:
     started = time.perf_counter()
-    results = [check_spec(path, overrides, options) for path in collect_spec_paths(paths)]
+    results = [check_spec(path, overrides, options, limits) for path in collect_spec_paths(paths)]
     return RunResult(results, time.perf_counter() - started)
 
 
-def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS) -> SpecResult:
-    """One spec's result; a fault in it is its ``error`` result, never an exception."""
+def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS,
+               limits: Limits | None = None) -> SpecResult:
+    """One spec's result; a fault in it is its ``error`` result, never an exception.
+
+    With ``limits`` (the command line, the pytest plugin) the check is contained (see gradcheck.isolation);
+    without, it runs here, where a debugger can follow a custom op.
+    """
     started = time.perf_counter()
-    try:
-        result = run(path, overrides, options).result
+
+    def judged(spec: Spec) -> SpecResult:
+        result = run_loaded(spec, options).result
         assert result is not None
-    except INTERRUPTS:
-        raise
-    except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
-        result = SpecResult(path=str(path), name=Path(path).stem, status="error", error=describe_fault(error),
+        return result
+
+    if limits is None:
+        try:
+            outcome = Contained(judged(load(path, overrides)), None)
+        except INTERRUPTS:
+            raise
+        except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
+            outcome = Contained(None, describe_fault(error))
+    else:
+        outcome = contained(path, overrides, limits, judged)
+    result = outcome.value
+    if result is None:
+        result = SpecResult(path=str(path), name=Path(path).stem, status="error", error=outcome.error,
                             files_read=[str(path)])
+    if outcome.printed:
+        result.notes.append(f"the spec's code printed to stdout (captured, not shown as gradcheck's output): "
+                            f"{clip(one_line(outcome.printed), 300)}")
     result.seconds = time.perf_counter() - started
     return result
 

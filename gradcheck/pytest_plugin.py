@@ -45,6 +45,8 @@ def pytest_addoption(parser):
                     help="gradcheck: kinks count as failures")
     group.addoption("--gradcheck-mode", choices=("auto", "full", "fast"), default="auto",
                     help="gradcheck: full (every element), fast (random probes) or auto (default)")
+    group.addoption("--gradcheck-timeout", type=float, default=None, metavar="SECONDS",
+                    help="gradcheck: seconds one spec may take (default 600; 0: no limit)")
     parser.addini("gradcheck_specs", "folders or files whose *.yaml / *.yml are gradcheck specs", type="paths",
                   default=[])
 
@@ -107,11 +109,16 @@ class SpecItem(pytest.Item):
 
     def runtest(self):
         from .compare import CheckOptions
+        from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
         from .pipeline import check_spec
 
         strict = self.config.getoption("gradcheck_strict")
         options = CheckOptions(mode=self.config.getoption("gradcheck_mode"), strict=strict)
-        result = check_spec(self.path, options=options)
+        timeout = self.config.getoption("gradcheck_timeout")
+        limits = Limits(timeout=DEFAULT_TIMEOUT if timeout is None else (timeout or None),
+                        max_memory=default_memory_budget())
+        # contained: a spec's custom op can neither end nor pass the pytest run (os._exit, sys.exit, a hang)
+        result = check_spec(self.path, options=options, limits=limits)
         result.path = self.display_path()
         self.result = result
         if result.error is not None:
