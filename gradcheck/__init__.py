@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from .errors import Location, SpecError  # noqa: E402
 
-_LAZY = {"check_loaded": "check", "check_paths": "check", "check_spec": "check", "CheckOptions": "judge",
+_LAZY = {"check_graph": "pipeline", "check_paths": "pipeline", "check_spec": "pipeline", "CheckOptions": "judge",
          "Overrides": "spec", "load_spec": "spec"}
 
 
@@ -19,5 +19,5 @@ def __getattr__(name):
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["CheckOptions", "Location", "Overrides", "SpecError", "check_loaded", "check_paths", "check_spec",
+__all__ = ["CheckOptions", "Location", "Overrides", "SpecError", "check_graph", "check_paths", "check_spec",
            "load_spec", "__version__"]

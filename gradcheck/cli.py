@@ -1,6 +1,8 @@
 """The command line: parse options, call the library, pick a renderer, return the exit code."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from dataclasses import replace
@@ -8,8 +10,10 @@ from dataclasses import replace
 import click
 
 from . import __version__
-from .errors import SpecError
+from .errors import SpecError, Terminated, one_line
+from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .judge import CheckOptions
+from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 
@@ -24,7 +28,12 @@ def _console(stream, color: str):
     console = Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120  # CI logs: wide enough for a node table without wrapping names
+    console.on_broken_pipe = _broken_pipe  # rich would exit(1) quietly: report it as any failed write is
     return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def _error_line(path: str, error) -> str:
@@ -45,7 +54,110 @@ class _FiniteFloat(click.FloatRange):
         return number
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+MODES = ("auto", "full", "fast")
+
+
+def _options(*decorators):
+    """Several click options as one decorator (applied in the order listed, as they show in --help)."""
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+_dtype_option = click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
+_seed_option = click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
+_color_option = click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+                             help="Colour (auto honours NO_COLOR and the terminal).")
+class _MemorySize(click.ParamType):
+    """A size in bytes: 2000000000, 512M, 8G (K, M, G, T: powers of 1024)."""
+
+    name = "size"
+    UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS and text[-1:] else (text, "")
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size such as 8G, 512M or 2000000000.", param, ctx)
+        if not 0 < size < float(1 << 60):
+            self.fail(f"{value!r} must be a positive size.", param, ctx)
+        return int(size)
+
+
+# the limits of one spec's check: run, explain and graph
+_limit_options = _options(
+    click.option("--timeout", type=_FiniteFloat(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+                 help="Seconds one spec may take (0: no limit); past it the spec is an error (exit 2)."),
+    click.option("--max-memory", type=_MemorySize(), default=None,
+                 help="Memory a spec with custom ops may take, e.g. 8G (default: half the machine's memory)."),
+)
+
+
+def _limits(timeout: float, max_memory: int | None) -> Limits:
+    return Limits(timeout=timeout or None, max_memory=max_memory or default_memory_budget())
+
+
+# the options that change what a check computes, shared by `run` and `graph`
+_check_options = _options(
+    click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs')."),
+    click.option("--rtol", type=_FiniteFloat(min=0), help="Relative tolerance (overrides the specs')."),
+    click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme."),
+    click.option("--eps", type=_FiniteFloat(min=0, min_open=True),
+                 help="Relative step (default: per scheme, scaled per element)."),
+    _dtype_option,
+    _seed_option,
+    click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
+                 help="full: every element; fast: random directional probes; auto: full for small nodes."),
+    click.option("--strict", is_flag=True, help="Kinks count as failures."),
+)
+
+
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report a process a signal ended
+
+
+class _Program(click.Group):
+    """The group, with interrupts turned into their documented exit codes instead of click's 'Aborted!' (exit 1)."""
+
+    def main(self, *args, **kwargs):
+        previous = _on_sigterm(_raise_terminated)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _interrupted(EXIT_SIGINT)
+        except Terminated:
+            _interrupted(EXIT_SIGTERM)
+        finally:
+            _on_sigterm(previous)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm(handler):
+    """Install handler for SIGTERM (where this thread may: the main thread); return the one it replaces."""
+    import signal
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, TypeError):  # not the main thread, or no previous Python-level handler to restore
+        return None
+
+
+def _interrupted(code: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        click.echo("gradcheck: interrupted", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Program, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gradcheck")
 def main():
     """gradcheck: is this backward pass right? Analytic vs numeric gradients, node by node."""
@@ -56,9 +168,10 @@ def _tolerant_streams() -> None:
     """A terminal or pipe that cannot encode a name in a spec (LC_ALL=C, PYTHONIOENCODING=ascii) or a file
     name with undecodable bytes gets an escape (\\u03c9) instead of a UnicodeEncodeError."""
     for stream in (sys.stdout, sys.stderr):  # also UTF-8: a file name may hold undecodable bytes (surrogates)
-        if callable(getattr(stream, "reconfigure", None)):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
             try:
-                stream.reconfigure(errors="backslashreplace")
+                reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
                 pass
 
@@ -67,66 +180,69 @@ def _tolerant_streams() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
-@click.option("--atol", type=_FiniteFloat(min=0), help="Absolute tolerance (overrides the specs').")
-@click.option("--rtol", type=_FiniteFloat(min=0), help="Relative tolerance (overrides the specs').")
-@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step (default: per scheme, scaled per element).")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the specs').")
-@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
-              help="full: every element; fast: random directional probes; auto: full for small nodes.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically; - is stdout).")
+@_check_options
+@_limit_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
-@click.option("--strict", is_flag=True, help="Kinks count as failures.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the table (auto honours NO_COLOR and the terminal).")
-def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, values, strict, quiet, verbose,
-        color):
+@_color_option
+def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet,
+        verbose, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
-    from .check import check_paths, collect_spec_paths
+    from .pipeline import check_paths, collect_spec_paths
 
     try:
-        if not collect_spec_paths(paths):
+        found = collect_spec_paths(paths)
+        if not found:
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
+        refuse_inputs(output, found)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict))
-    except SpecError as error:
-        click.echo(f"gradcheck: error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict), _limits(timeout, max_memory))
+    except (SpecError, OutputError) as error:
+        _fail(str(error))
 
-    to_terminal = output is None
+    to_terminal = is_stdout(output)
     options = RenderOptions(values=values, verbose=verbose, quiet=quiet,
                             errors_inline=not (output_format == "table" and to_terminal))
     for spec in result.specs:
         if spec.error is not None:
             click.echo(_error_line(spec.path, spec.error), err=True)
     try:
+        refuse_inputs(output, [path for spec in result.specs for path in spec.files_read])
         _render(result, output_format, output, options, color)
-    except OSError as error:
-        click.echo(f"gradcheck: error: cannot write the report to {output}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
+    except OutputError as error:
+        _fail(str(error))
     except Exception as error:  # a bug in a renderer: one line, never a traceback
-        from .errors import clip, one_line
+        from .errors import clip
 
-        click.echo(one_line(f"gradcheck: error: internal error while writing the report: {type(error).__name__}: "
-                            f"{clip(error, 300)} (please report)"), err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(f"internal error while writing the report: {type(error).__name__}: {clip(error, 300)} (please report)")
     sys.exit(result.exit_code)
 
 
 def _render(result, output_format, output, options, color) -> None:
-    if output_format == "table" and output is None:
+    if output_format == "table" and is_stdout(output):
         from .report import table
 
-        table.render(result, options, console=_console(sys.stdout, color))
+        _print_to_terminal(lambda console: table.render(result, options, console=console), color)
     else:
-        _write(renderer(output_format)(result, replace(options, color=False)), output)
+        write_text(renderer(output_format)(result, replace(options, color=False)), output)
         if not options.quiet and output_format != "table":
             from .report.common import summary_line
 
             click.echo(summary_line(result), err=True)
+
+
+def _print_to_terminal(print_with, color: str) -> None:
+    """Rich output on stdout; a closed pipe or a full device becomes an OutputError, as for any other report."""
+    with writing_stdout():
+        print_with(_console(sys.stdout, color))
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, exit 2: a usage or output fault (never a traceback)."""
+    click.echo(f"gradcheck: error: {one_line(message)}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 @main.command()
@@ -167,37 +283,28 @@ def schema():
 
 # ------------------------------------------------------------------------------------------ explain, graph
 
-def _spec_error_exit(path: str, error: Exception) -> None:
-    """A spec error on stderr as `path:line:col: error: message`, exit 2 (never a traceback)."""
-    if isinstance(error, SpecError):
-        where = str(error.location) if error.location is not None else path
-        message = error.message
-    elif isinstance(error, RecursionError):
-        where, message = path, "the spec is nested too deeply to evaluate"
-    else:
-        where, message = path, "out of memory while evaluating this spec"
-    click.echo(f"{where}: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_console: bool, output, color: str) -> None:
+    """explain / graph: the view of one contained pipeline run (a fault exits 2), printed or written, exit 0."""
+    from .pipeline import contained
 
-
-def _write(text: str, output) -> None:
-    if output:
-        with open(output, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
-
-
-def _show(path: str, build, render, to_console: bool, output, color: str) -> None:
-    """explain / graph: build the view (a spec error exits 2), print it or write it, exit 0."""
     try:
-        shown = build()
-    except (SpecError, RecursionError, MemoryError) as error:
-        _spec_error_exit(path, error)
-    if to_console:
-        render(shown, console=_console(sys.stdout, color))
-    else:
-        _write(render(shown), output)
+        refuse_inputs(output, [path])
+    except OutputError as error:
+        _fail(str(error))
+    outcome = contained(path, overrides, limits, build)
+    if outcome.printed:
+        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {one_line(outcome.printed)[:300]}",
+                   err=True)
+    if outcome.error is not None:
+        click.echo(_error_line(path, outcome.error), err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        if to_console:
+            _print_to_terminal(lambda console: render(outcome.value, console=console), color)
+        else:
+            write_text(render(outcome.value), output)
+    except OutputError as error:
+        _fail(str(error))
     sys.exit(0)
 
 
@@ -205,12 +312,12 @@ def _show(path: str, build, render, to_console: bool, output, color: str) -> Non
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="text: the textbook walk-through; json: the steps as data; markdown: a table.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the pass (overrides the spec's).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the text format (auto honours NO_COLOR and the terminal).")
-def explain(spec, output_format, output, dtype, seed, color):
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
+@_dtype_option
+@_seed_option
+@_limit_options
+@_color_option
+def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color):
     """Walk the backward pass of SPEC step by step, like a textbook.
 
     Node by node from the output back to the inputs: each node's forward value, the upstream
@@ -221,40 +328,38 @@ def explain(spec, output_format, output, dtype, seed, color):
     Exit status: 0 (this command explains, it does not judge: use `gradcheck run` for
     pass/fail); 2 for a spec or usage error.
     """
-    from .explain import explain_spec
+    from .explain import walkthrough
+    from .pipeline import run_loaded
     from .report import explain_text
 
-    _show(spec, lambda: explain_spec(spec, Overrides(dtype=dtype, seed=seed)), explain_text.renderer(output_format),
-          output_format == "text" and not output, output, color)
+    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory),
+          lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
+          output_format == "text" and is_stdout(output), output, color)
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "output_format", type=click.Choice(["tree", "dot", "mermaid"]), default="tree",
               show_default=True, help="tree: in the terminal; dot: Graphviz (`| dot -Tsvg`); mermaid: flowchart.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance (overrides the spec's).")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance (overrides the spec's).")
-@click.option("--method", type=click.Choice(METHODS), help="Finite-difference scheme.")
-@click.option("--eps", type=_FiniteFloat(min=0, min_open=True), help="Relative step.")
-@click.option("--dtype", type=click.Choice(FLOAT_DTYPES), help="Precision of the analytic pass.")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every random draw (overrides the spec's).")
-@click.option("--mode", type=click.Choice(["auto", "full", "fast"]), default="auto", show_default=True,
-              help="full: every element; fast: random directional probes; auto: full for small nodes.")
-@click.option("--strict", is_flag=True, help="Kinks count as failures.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour in the tree (auto honours NO_COLOR and the terminal).")
-def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, color):
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
+@_check_options
+@_limit_options
+@_color_option
+def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, color):
     """Draw the graph of SPEC with values, gradients and statuses.
 
-    Every node is annotated with its forward value, its gradient and its status. The check runs in full to find the statuses; edges carry the gradient passed back along
-    them (dot, mermaid). Node ids in dot and mermaid are n<index> (names contain / and #).
+    Every node is annotated with its forward value, its gradient and its status (the check runs to
+    find the statuses); edges carry the gradient passed back along them (dot, mermaid). Node ids
+    in dot and mermaid are n<index> (names contain / and #).
 
     Exit status: 0 whatever the statuses (a failing node is drawn red; use `gradcheck run`
     to gate on them); 2 for a spec or usage error.
     """
+    from .pipeline import run_loaded
     from .report import graph_view
+    from .views import graph_view as view_of
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-    _show(spec, lambda: graph_view.view_spec(spec, overrides, CheckOptions(mode=mode, strict=strict)),
-          graph_view.renderer(output_format), output_format == "tree" and not output, output, color)
+    options = CheckOptions(mode=mode, strict=strict)
+    _show(spec, overrides, _limits(timeout, max_memory), lambda loaded: view_of(run_loaded(loaded, options)),
+          graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

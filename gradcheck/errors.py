@@ -25,6 +25,12 @@ class Location:
         return Location(self.path, self.line, self.column + columns)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is so it unwinds like Ctrl-C's KeyboardInterrupt (never a spec's error)."""
+
+
+INTERRUPTS = (KeyboardInterrupt, Terminated)  # what stops the whole run, never caught as one spec's fault
+
 MAX_MESSAGE_CHARS = 1000
 
 

@@ -4,9 +4,8 @@ Node by node in reverse order: the node's forward value, the upstream gradient i
 (its adjoint: the sum over its consumers), and for each argument the gradient it passes on
 and, where that is meaningful, the local derivative (passed = upstream x local).
 
-    graph = build_graph(load_spec("specs/neuron_gates.yaml"))
-    fwd = forward(graph, "float64"); bwd = backward(graph, fwd, "float64")
-    steps = explain(graph, fwd, bwd)
+    walk = walkthrough(pipeline.run("specs/neuron_gates.yaml", judge=False))
+    walk.steps  # or, from the parts: explain(graph, forward_pass, backward_pass)
 
 Scalars and small arrays (at most ``SMALL`` elements) are shown in full; larger arrays by their
 shape and norm.  Formulas come from the op record only (gradcheck/ops/base.py): an elementwise
@@ -19,12 +18,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .engine import BackwardPass, ForwardPass
+from .format import number
 from .graph import Graph, Node
-from .report.common import number
+
+if TYPE_CHECKING:  # explain consumes a pipeline run; it never starts one
+    from .pipeline import Checked
 
 SMALL = 6  # arrays with at most this many elements are shown in full
 
@@ -281,24 +284,12 @@ class Walkthrough:
         return [s for s in self.steps if s.kind != "input"]
 
 
-def walkthrough(graph: Graph, fwd: ForwardPass, bwd: BackwardPass, dtype: str | None = None) -> Walkthrough:
+def walkthrough(checked: Checked) -> Walkthrough:
+    """The walk-through of one pipeline run (``pipeline.run(path, judge=False)``), in the spec's dtype."""
+    graph, fwd, bwd = checked.graph, checked.analytic, checked.backward
     spec = graph.spec
     output = graph.nodes[graph.output].name
     objective = output if fwd.projection is None else f"sum(v * {output})"
     return Walkthrough(name=spec.name, path=spec.path, description=spec.description or "", output=output,
-                       output_value=quantity(fwd.output_value), objective=objective, dtype=dtype or spec.dtype,
+                       output_value=quantity(fwd.output_value), objective=objective, dtype=spec.dtype,
                        chain_rule=CHAIN_RULE, steps=explain(graph, fwd, bwd))
-
-
-def explain_spec(path, overrides=None) -> Walkthrough:
-    """Load a spec and walk its backward pass (in the spec's dtype); raises SpecError for a bad spec."""
-    from .engine import backward, forward
-    from .graph import build_graph
-    from .spec import Overrides, load_spec
-
-    graph = build_graph(load_spec(path, overrides or Overrides()))
-    dtype = graph.spec.dtype
-    with np.errstate(all="ignore"):
-        fwd = forward(graph, dtype)
-        bwd = backward(graph, fwd, dtype)
-    return walkthrough(graph, fwd, bwd, dtype)

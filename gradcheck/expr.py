@@ -11,6 +11,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from types import EllipsisType
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 from .yamlsource import MAX_NUMBER_DIGITS
@@ -204,7 +205,7 @@ class ExpressionParser:
     def constant_index(self, node):
         """A subscript as a tuple of ints, slices, None and Ellipsis."""
         items = node.elts if isinstance(node, ast.Tuple) else [node]
-        index = []
+        index: list[int | slice | None | EllipsisType] = []
         for item in items:
             if isinstance(item, ast.Slice):
                 index.append(slice(*(self.constant_int(part, allow_none=True) for part in (item.lower, item.upper, item.step))))

@@ -45,6 +45,8 @@ def pytest_addoption(parser):
                     help="gradcheck: kinks count as failures")
     group.addoption("--gradcheck-mode", choices=("auto", "full", "fast"), default="auto",
                     help="gradcheck: full (every element), fast (random probes) or auto (default)")
+    group.addoption("--gradcheck-timeout", type=float, default=None, metavar="SECONDS",
+                    help="gradcheck: seconds one spec may take (default 600; 0: no limit)")
     parser.addini("gradcheck_specs", "folders or files whose *.yaml / *.yml are gradcheck specs", type="paths",
                   default=[])
 
@@ -106,15 +108,20 @@ class SpecItem(pytest.Item):
             return str(self.path)
 
     def runtest(self):
-        from .check import check_spec
+        from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
         from .judge import CheckOptions
+        from .pipeline import check_spec
 
         strict = self.config.getoption("gradcheck_strict")
         options = CheckOptions(mode=self.config.getoption("gradcheck_mode"), strict=strict)
-        result = check_spec(self.path, options=options)
+        timeout = self.config.getoption("gradcheck_timeout")
+        limits = Limits(timeout=DEFAULT_TIMEOUT if timeout is None else (timeout or None),
+                        max_memory=default_memory_budget())
+        # contained: a spec's custom op can neither end nor pass the pytest run (os._exit, sys.exit, a hang)
+        result = check_spec(self.path, options=options, limits=limits)
         result.path = self.display_path()
         self.result = result
-        if result.status == "error":
+        if result.error is not None:
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
@@ -142,7 +149,8 @@ class SpecItem(pytest.Item):
 
 def failure_text(result, strict: bool = False) -> str:
     """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
-    from .report.common import display_order, failure_sentence, jvp_sentence, number, suspect_sentence
+    from .format import number
+    from .report.common import display_order, failure_sentence, jvp_sentence, suspect_sentence
 
     lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
     for node, _ in display_order(result):

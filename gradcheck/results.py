@@ -153,6 +153,7 @@ class SpecResult:
     seed: int = 0
     evaluations: int = 0
     seconds: float = 0.0
+    files_read: list[str] = field(default_factory=list)  # the spec, its data files and op modules
 
     @property
     def counts(self) -> dict[Status, int]:

@@ -53,6 +53,7 @@ class InputSpec:
     value: np.ndarray
     requires_grad: bool
     location: Location
+    data_file: Path | None = None     # the .npy / .csv file the value was read from (file:)
 
 
 @dataclass
@@ -324,7 +325,8 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
                 at = f" at index {list(index)}" if index else ""
                 raise SpecError(f"input '{name}' holds {value[index]:g}{at}, beyond float32's range (~3.4e38)", location)
             value = value.astype(np.float32)
-    return InputSpec(name, value, requires_grad, inputs_map.key_locations[name])
+    data_file = (base_dir / entry["file"]) if isinstance(entry, LocatedMap) and source == "file" else None
+    return InputSpec(name, value, requires_grad, inputs_map.key_locations[name], data_file)
 
 
 def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:

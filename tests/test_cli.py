@@ -185,6 +185,49 @@ def test_usage_error_is_exit_2():
     assert run("run", SPECS, "--atol", "-1").exit_code == 2
 
 
+@pytest.mark.parametrize("option, value", [("--atol", "nan"), ("--rtol", "inf"), ("--atol", "-1"), ("--eps", "0"),
+                                           ("--mode", "slow"), ("--method", "secant")])
+def test_run_and_graph_refuse_the_same_bad_options(option, value):
+    """run and graph share one option set: what one refuses, the other refuses too."""
+    spec = str(SPECS / "gates.yaml")
+    for command in ("run", "graph"):
+        result = run(command, spec, option, value)
+        assert result.exit_code == 2, (command, option, value, result.output)
+
+
+def _first_error_lines(spec) -> set[str]:
+    lines = set()
+    for command in ("run", "explain", "graph"):
+        result = run(command, str(spec))
+        assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
+        lines.add(result.stderr.strip().splitlines()[0])
+    return lines
+
+
+def test_every_command_words_an_internal_error_once(tmp_path, monkeypatch):
+    """One fault wording for run, explain and graph: a bug below the pipeline is one line, exit 2."""
+    import gradcheck.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    spec = tmp_path / "ok.yaml"
+    spec.write_text("inputs: {x: 1.0}\nnodes:\n  y: sin(x)\n")
+    monkeypatch.setattr(pipeline, "build_graph", broken)
+    assert _first_error_lines(spec) == {f"{spec}: error: internal error: ZeroDivisionError: a bug (please report)"}
+
+
+def test_an_op_raising_a_base_exception_is_the_specs_error(tmp_path):
+    """Not Exception, not SystemExit: still that spec's one-line error in every command, never a traceback."""
+    (tmp_path / "layers.py").write_text("class Odd(BaseException):\n    pass\n\nclass Raises:\n"
+                                        "    def forward(self, x):\n        raise Odd('odd')\n"
+                                        "    def vjp(self, g, out, x):\n        return (g,)\n")
+    spec = tmp_path / "odd.yaml"
+    spec.write_text("inputs: {x: 1.0}\nops: {raises: \"layers:Raises\"}\nnodes:\n  y: raises(x)\n")
+    lines = _first_error_lines(spec)
+    assert len(lines) == 1 and "Odd" in lines.pop()
+
+
 def test_ops_lists_every_op():
     from gradcheck.ops import BUILTIN_OPS
 

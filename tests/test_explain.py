@@ -15,9 +15,10 @@ from click.testing import CliRunner
 
 from gradcheck.cli import main
 from gradcheck.engine import backward, forward
-from gradcheck.explain import explain, explain_spec
+from gradcheck.explain import explain, walkthrough
 from gradcheck.graph import build_graph
 from gradcheck.ops import BUILTIN_OPS
+from gradcheck.pipeline import run
 from gradcheck.report.explain_text import render_json, render_markdown, render_text
 from gradcheck.spec import load_spec
 
@@ -29,6 +30,10 @@ NEURON = """
       f: 1 / (1 + exp(-dot))
 """
 W0, X0, W1, X1, W2 = 2.0, -1.0, -3.0, -2.0, -3.0
+
+
+def explain_spec(path):
+    return walkthrough(run(path, judge=False))
 
 
 def write(tmp_path, text, name="spec.yaml"):

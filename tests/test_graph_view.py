@@ -7,11 +7,17 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from gradcheck.check import check_loaded
 from gradcheck.cli import main
 from gradcheck.graph import build_graph
-from gradcheck.report.graph_view import dot_string, mermaid_text, render_dot, render_mermaid, render_tree, view_spec
+from gradcheck.pipeline import check_graph, run
+from gradcheck.report.graph_view import dot_string, mermaid_text, render_dot, render_mermaid, render_tree
 from gradcheck.spec import load_spec
+from gradcheck.views import graph_view
+
+
+def view_spec(path):
+    return graph_view(run(path))
+
 
 NEURON = """
     name: neuron "gates" <1/x>
@@ -244,7 +250,7 @@ def test_cli_graph_spec_error_exits_2(tmp_path):
 
 def test_graph_view_uses_the_check_statuses(neuron):
     graph = build_graph(load_spec(neuron))
-    result = check_loaded(graph)
+    result = check_graph(graph).result
     view = view_spec(neuron)
     assert {n.name: n.status for n in view.nodes if n.kind != "constant"} == {n.name: n.status for n in result.nodes}
 

@@ -242,7 +242,7 @@ def test_a_faulty_spec_in_json_report(tmp_path):
 
 def test_an_internal_error_is_one_clean_line(tmp_path, monkeypatch):
     """A bug anywhere below check_spec still ends as that spec's error, exit 2, no traceback."""
-    import gradcheck.check as check
+    import gradcheck.pipeline as pipeline
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
@@ -250,7 +250,7 @@ def test_an_internal_error_is_one_clean_line(tmp_path, monkeypatch):
     (tmp_path / "a.yaml").write_text(OK)
     (tmp_path / "b.yaml").write_text(OK)
     calls = []
-    original = check.check_loaded
+    original = pipeline.check_graph
 
     def sometimes_broken(graph, options=None):
         calls.append(graph.spec.path)
@@ -258,7 +258,7 @@ def test_an_internal_error_is_one_clean_line(tmp_path, monkeypatch):
             return broken()
         return original(graph, options) if options is not None else original(graph)
 
-    monkeypatch.setattr(check, "check_loaded", sometimes_broken)
+    monkeypatch.setattr(pipeline, "check_graph", sometimes_broken)
     result = CliRunner().invoke(main, ["run", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-import math
 from typing import TYPE_CHECKING
 
 from ..errors import Location
+from ..format import number
 from ..results import NodeResult, SpecResult, Status
 
 if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
@@ -38,18 +38,6 @@ def display_order(spec: SpecResult) -> list[tuple[NodeResult, int]]:
             ordered.append((node, 0))
             ordered.extend((child, 1) for child in children.get(node.name, []))
     return ordered
-
-
-def number(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
 
 
 def index_text(index) -> str:

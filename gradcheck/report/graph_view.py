@@ -1,6 +1,7 @@
 """``gradcheck graph``: the graph with every node's value, gradient and status.
 
-Built as plain data first (:func:`graph_view`), then drawn three ways:
+Drawn from the plain-data view :class:`gradcheck.views.GraphView` (built by
+:func:`gradcheck.views.graph_view` from a pipeline run), three ways:
 
 - ``tree``: a Rich tree from the output down to the inputs; a node shared by several consumers
   is drawn once, later references say "(see above)";
@@ -11,16 +12,11 @@ Built as plain data first (:func:`graph_view`), then drawn three ways:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from ..engine import BackwardPass
-from ..explain import Quantity, quantity
-from ..graph import Graph
-from ..results import SpecResult
+from ..views import GraphView, ViewNode
 from .common import STATUS_STYLE as RESULT_STYLE
 from .common import console_for
 
@@ -30,96 +26,6 @@ STATUS_STYLE = {**RESULT_STYLE, "constant": "dim"}
 # (fill, border) per status for dot and mermaid
 STATUS_COLOURS = {"pass": ("#d9f2d9", "#2e7d32"), "fail": ("#f8d0d0", "#c62828"), "kink": ("#fff1c2", "#f9a825"),
                   "skip": ("#eeeeee", "#9e9e9e"), "constant": ("#ffffff", "#bdbdbd")}
-
-
-@dataclass
-class ViewNode:
-    id: str                          # n<index>: safe in dot and mermaid
-    index: int
-    name: str
-    op: str                          # op name, "input" or "constant"
-    kind: str                        # input | constant | op
-    parent: str | None
-    text: str
-    value: Quantity
-    grad: Quantity | None            # d output / d node (None: nothing flows here)
-    status: str                      # pass | fail | kink | skip | constant
-    args: list[int] = field(default_factory=list)
-    is_output: bool = False
-    message: str | None = None
-    suspect: str | None = None       # "passes a wrong gradient to x": the op's backward rule is suspect
-
-
-@dataclass
-class ViewEdge:
-    source: str                      # the argument's id (data flows source -> target)
-    target: str                      # the consumer's id
-    position: int                    # argument position at the consumer
-    grad: Quantity | None            # the gradient the consumer passes back along this edge
-
-
-@dataclass
-class GraphView:
-    name: str
-    path: str
-    status: str                      # the spec's status: pass | fail
-    output: str
-    nodes: list[ViewNode]
-    edges: list[ViewEdge]
-
-    @property
-    def by_index(self) -> dict[int, ViewNode]:
-        return {node.index: node for node in self.nodes}
-
-
-def graph_view(graph: Graph, result: SpecResult, bwd: BackwardPass | None = None) -> GraphView:
-    """The graph with each node's forward value, gradient and status (from ``check_loaded``'s result)."""
-    results = {node.name: node for node in result.nodes}
-    suspects: dict[str, list[str]] = {}
-    for suspect in result.suspects:
-        suspects.setdefault(suspect.node, []).append(suspect.argument_node)
-    nodes = []
-    for node in graph.nodes:
-        checked = results.get(node.name) if node.kind != "constant" else None
-        value = checked.value if checked is not None and checked.value is not None else node.value
-        grad = None
-        if checked is not None and checked.analytic is not None and node.requires_grad:
-            grad = quantity(checked.analytic)
-        elif bwd is not None and node.kind != "constant" and node.requires_grad and bwd.adjoints[node.index] is not None:
-            grad = quantity(bwd.adjoints[node.index])
-        nodes.append(ViewNode(id=f"n{node.index}", index=node.index, name=node.name, op=node.op_name, kind=node.kind,
-                              parent=node.parent, text=node.text, value=quantity(value), grad=grad,
-                              status=checked.status if checked is not None else "constant", args=list(node.args),
-                              is_output=node.index == graph.output,
-                              message=checked.message if checked is not None else None,
-                              suspect=(f"suspect: passes a wrong gradient to {', '.join(suspects[node.name])}"
-                                       if node.name in suspects else None)))
-    edges = []
-    for node in graph.nodes:
-        for position, arg in enumerate(node.args):
-            passed = bwd.edge_grads.get((node.index, position)) if bwd is not None else None
-            if passed is not None and not graph.nodes[arg].requires_grad:
-                passed = None
-            edges.append(ViewEdge(f"n{arg}", f"n{node.index}", position, None if passed is None else quantity(passed)))
-    return GraphView(name=result.name, path=result.path, status=result.status, output=graph.nodes[graph.output].name,
-                     nodes=nodes, edges=edges)
-
-
-def view_spec(path, overrides=None, options=None) -> GraphView:
-    """Load, check and view a spec; raises SpecError for a bad spec."""
-    import numpy as np
-
-    from ..check import check_loaded
-    from ..engine import backward, forward
-    from ..graph import build_graph
-    from ..judge import CheckOptions
-    from ..spec import Overrides, load_spec
-
-    graph = build_graph(load_spec(path, overrides or Overrides()))
-    result = check_loaded(graph, options or CheckOptions())
-    with np.errstate(all="ignore"):
-        bwd = backward(graph, forward(graph, graph.spec.dtype), graph.spec.dtype)
-    return graph_view(graph, result, bwd)
 
 
 def _facts(node: ViewNode) -> list[str]:

@@ -1,0 +1,213 @@
+"""Running a spec's own code so that nothing it does can end, pass, hang or print over the run.
+
+A spec that names custom ops runs its check in a forked child process (where the platform forks):
+the op's ``os._exit``, ``sys.exit`` or any exception ends that child, never the run; what the op
+prints goes to a capture, not to gradcheck's stdout; the child is killed when it runs past the
+time limit, and its address space is capped at the memory budget.  A spec of built-in ops only
+runs in this process, with the time limit enforced by a timer signal.
+
+Everything that stops a spec is worded once, by :func:`describe_fault`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .errors import INTERRUPTS, SpecError, clip, one_line
+from .results import ErrorInfo
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 600.0      # seconds per spec: a larger model in --mode full takes minutes; a hang is stopped
+MEMORY_FRACTION = 0.5        # the default memory budget of a spec's child: this fraction of the machine's memory
+
+
+class SpecTimeout(BaseException):
+    """The spec's check ran past its time limit.
+
+    A BaseException, like KeyboardInterrupt: raised by the timer wherever the check is, it must not be taken
+    for an op's failure by a handler of ``Exception`` on the way out."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class ChildEnded(Exception):
+    """The child process that checked the spec ended without handing back a result."""
+
+    def __init__(self, how: str):
+        super().__init__(how)
+        self.how = how
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one spec may take: seconds of wall time, bytes of address space for a child (None: no limit)."""
+
+    timeout: float | None = DEFAULT_TIMEOUT
+    max_memory: int | None = None
+
+
+@dataclass
+class Contained(Generic[T]):
+    value: T | None                  # what the work returned (None when it failed)
+    error: ErrorInfo | None          # what stopped it, worded once
+    printed: str = ""                # what the spec's code wrote to stdout (captured, never shown as gradcheck's)
+
+
+def default_memory_budget() -> int | None:
+    """MEMORY_FRACTION of the machine's physical memory, where the platform says how much that is."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_FRACTION)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def describe_fault(error: BaseException) -> ErrorInfo:
+    """The one wording of everything that can stop a spec: its own error, or gradcheck's, as one line."""
+    if isinstance(error, SpecError):
+        return ErrorInfo(error.message, error.location)
+    if isinstance(error, SpecTimeout):
+        return ErrorInfo(f"the check ran past the time limit of {error.seconds:g} s (--timeout)")
+    if isinstance(error, ChildEnded):
+        return ErrorInfo(one_line(f"the check ended without a result: {error.how}"))
+    if isinstance(error, RecursionError):
+        return ErrorInfo("the spec is nested too deeply to evaluate")
+    if isinstance(error, MemoryError):
+        return ErrorInfo("out of memory while checking this spec (the memory budget is set by --max-memory)")
+    if isinstance(error, SystemExit):  # a custom op's code called exit(): that must not end (or pass) the run
+        return ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec (by a custom op?)"))
+    if isinstance(error, Exception):
+        return ErrorInfo(one_line(f"internal error: {type(error).__name__}: {clip(error, 300)} (please report)"))
+    return ErrorInfo(one_line(f"{type(error).__name__} was raised while checking this spec (by a custom op?): "
+                              f"{clip(error, 300)}"))
+
+
+def contain(work: Callable[[], T], limits: Limits, *, runs_user_code: bool) -> Contained[T]:
+    """``work()`` within the limits; a child process where it runs user code and the platform can fork."""
+    try:
+        if runs_user_code and hasattr(os, "fork"):
+            return _in_child(work, limits)
+        return Contained(_with_timer(work, limits.timeout), None)
+    except INTERRUPTS:
+        raise
+    except BaseException as error:
+        return Contained(None, describe_fault(error))
+
+
+def _with_timer(work: Callable[[], T], timeout: float | None) -> T:
+    """work() in this process, interrupted by SpecTimeout after ``timeout`` seconds (main thread only)."""
+    if not timeout or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return work()
+
+    def expired(signum, frame):
+        raise SpecTimeout(timeout)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return work()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
+    capture = tempfile.TemporaryFile()
+    readable, writable = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, whatever work() does
+        os.close(readable)
+        _run_child(work, limits, capture.fileno(), writable)
+    os.close(writable)
+    try:
+        payload, status = _collect(pid, readable, limits.timeout)
+    finally:
+        os.close(readable)
+    capture.seek(0)
+    printed = capture.read().decode("utf-8", errors="backslashreplace")
+    capture.close()
+    if payload:
+        value, error = pickle.loads(payload)
+        return Contained(value, error, printed)
+    return Contained(None, describe_fault(ChildEnded(_how_it_ended(status))), printed)
+
+
+def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.dup2(capture_fd, 1)                           # the op's print() cannot reach gradcheck's stdout
+        if limits.max_memory:
+            import resource
+
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
+        try:
+            outcome = (work(), None)
+        except BaseException as error:  # whatever it was, the parent gets it as this spec's error
+            outcome = (None, describe_fault(error))
+        try:
+            payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # a result that cannot cross the process boundary is gradcheck's bug
+            payload = pickle.dumps((None, describe_fault(error)))
+        sys.stdout.flush()
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(result_fd, view):]
+    except BaseException:
+        code = 70  # nothing could be handed back: the parent reports how the child ended
+    finally:
+        os._exit(code)
+
+
+def _collect(pid: int, readable: int, timeout: float | None) -> tuple[bytes, int]:
+    """The child's payload and its wait status; the child is killed at the deadline or on an interrupt."""
+    chunks = []
+    deadline = None if not timeout else time.monotonic() + timeout
+    try:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([readable], [], [], wait)
+            if not ready:
+                _kill(pid)
+                raise SpecTimeout(timeout or 0.0)
+            chunk = os.read(readable, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        _kill(pid)
+        raise
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks), status
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, ChildProcessError):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def _how_it_ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        hint = " (out of memory?)" if number == signal.SIGKILL else ""
+        return f"the process checking it was killed by {name}{hint}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    return f"the process checking it exited with code {code} before it finished (did a custom op call os._exit?)"

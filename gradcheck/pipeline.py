@@ -1,0 +1,189 @@
+"""One spec end to end: load -> graph -> forward/backward -> judge -> SpecResult.
+
+:func:`run` is the one pipeline: ``run``, ``explain``, ``graph``, the pytest plugin and the Python
+API all get their graph, forward passes, adjoints and result from it.  :func:`check_spec` wraps it
+for a run over many specs: a fault in one spec becomes that spec's ``error`` result (worded once,
+by :func:`describe_fault`); it never stops the others.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from .engine import BackwardPass, ForwardPass, backward, forward
+from .errors import INTERRUPTS, Location, SpecError, clip, one_line
+from .graph import Graph, build_graph
+from .isolation import Contained, Limits, contain, describe_fault
+from .judge import CheckOptions
+from .judge.expect import check_expectations
+from .judge.jvp import check_jvps
+from .judge.nodes import Comparator
+from .judge.suspects import find_suspects
+from .results import RunResult, SpecResult, Status
+from .spec import Overrides, Spec, load_spec
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+DEFAULT_OVERRIDES = Overrides()
+DEFAULT_OPTIONS = CheckOptions()
+T = TypeVar("T")
+
+
+@dataclass
+class Checked:
+    """Everything one run of the pipeline produced, for the stages after it (renderers, explain, graph)."""
+
+    graph: Graph
+    analytic: ForwardPass            # the forward pass in the spec's dtype
+    backward: BackwardPass           # adjoints of that pass
+    reference: ForwardPass | None    # the float64 pass the numeric reference perturbs (None when not judged)
+    result: SpecResult | None        # the verdicts (None when not judged: explain)
+
+
+def collect_spec_paths(paths) -> list[Path]:
+    """Expand folders into their *.yaml / *.yml files (sorted); raise SpecError for a missing path."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise SpecError(f"no such file or folder: {raw}", Location(str(raw)))
+    return found
+
+
+def run(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS, *,
+        judge: bool = True) -> Checked:
+    """Load, build, differentiate and (unless ``judge`` is false) check one spec, in this process.
+
+    Raises SpecError (and whatever else goes wrong: see :func:`describe_fault`) instead of returning an error result.
+    """
+    return run_loaded(load(path, overrides), options, judge=judge)
+
+
+def load(path, overrides: Overrides = DEFAULT_OVERRIDES) -> Spec:
+    with np.errstate(all="ignore"):  # numpy's overflow warnings must not add lines to the one message
+        return load_spec(path, overrides)
+
+
+def run_loaded(spec: Spec, options: CheckOptions = DEFAULT_OPTIONS, *, judge: bool = True) -> Checked:
+    """Build, differentiate and (unless ``judge`` is false) check a loaded spec: the stages after the YAML."""
+    with np.errstate(all="ignore"):
+        graph = build_graph(spec)
+        if judge:
+            return check_graph(graph, options)
+        analytic = forward(graph, spec.dtype)
+        return Checked(graph, analytic, backward(graph, analytic, spec.dtype), None, None)
+
+
+def contained(path, overrides: Overrides, limits: Limits, view: Callable[[Spec], T]) -> Contained[T]:
+    """``view(spec)`` for the spec at ``path`` within ``limits``: in a child process when the spec names custom ops
+    (their code can then neither end, pass, hang nor print over the run), else here under a timer."""
+    try:
+        spec = load(path, overrides)
+    except INTERRUPTS:
+        raise
+    except BaseException as error:  # reading YAML runs no user code: its faults are worded here, in this process
+        return Contained(None, describe_fault(error))
+    return contain(lambda: view(spec), limits, runs_user_code=bool(spec.ops))
+
+
+def check_paths(paths, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS,
+                limits: Limits | None = None) -> RunResult:
+    started = time.perf_counter()
+    results = [check_spec(path, overrides, options, limits) for path in collect_spec_paths(paths)]
+    return RunResult(results, time.perf_counter() - started)
+
+
+def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS,
+               limits: Limits | None = None) -> SpecResult:
+    """One spec's result; a fault in it is its ``error`` result, never an exception.
+
+    With ``limits`` (the command line, the pytest plugin) the check is contained (see gradcheck.isolation);
+    without, it runs here, where a debugger can follow a custom op.
+    """
+    started = time.perf_counter()
+
+    def judged(spec: Spec) -> SpecResult:
+        result = run_loaded(spec, options).result
+        assert result is not None
+        return result
+
+    if limits is None:
+        try:
+            outcome = Contained(judged(load(path, overrides)), None)
+        except INTERRUPTS:
+            raise
+        except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
+            outcome = Contained(None, describe_fault(error))
+    else:
+        outcome = contained(path, overrides, limits, judged)
+    result = outcome.value
+    if result is None:
+        result = SpecResult(path=str(path), name=Path(path).stem, status=Status.ERROR, error=outcome.error,
+                            files_read=[str(path)])
+    if outcome.printed:
+        result.notes.append(f"the spec's code printed to stdout (captured, not shown as gradcheck's output): "
+                            f"{clip(one_line(outcome.printed), 300)}")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def files_read(graph: Graph) -> list[str]:
+    """The files a check of this graph read: the spec, its data files, the modules of its custom ops."""
+    spec = graph.spec
+    files = [spec.path] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
+    for info in graph.ops.values():
+        if info.source != "builtin":
+            module = sys.modules.get(type(info.impl).__module__)
+            module_file = getattr(module, "__file__", None)
+            if module_file:
+                files.append(module_file)
+    return files
+
+
+def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checked:
+    """The forward passes, the backward pass and the verdicts of a built graph."""
+    spec = graph.spec
+    with np.errstate(all="ignore"):
+        reference = forward(graph, "float64")
+        analytic_fwd = reference if spec.dtype == "float64" else forward(graph, spec.dtype)
+        grads = backward(graph, analytic_fwd, spec.dtype)
+    result = judge_passes(graph, analytic_fwd, grads, reference, options)
+    result.files_read = files_read(graph)
+    return Checked(graph, analytic_fwd, grads, reference, result)
+
+
+def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, reference: ForwardPass,
+                 options: CheckOptions) -> SpecResult:
+    """Every node, suspect, jvp rule and expectation of one spec, judged."""
+    spec = graph.spec
+    with np.errstate(all="ignore"):
+        comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options)
+        nodes = comparator.compare_all()
+        suspects = find_suspects(graph, grads, reference.values, nodes, comparator.tolerance)
+        jvps = check_jvps(graph, analytic_fwd, reference, grads, comparator.tolerance)
+    result = SpecResult(path=spec.path, name=spec.name, status=Status.PASS, description=spec.description,
+                        output_name=spec.output, output_value=analytic_fwd.output_value, nodes=nodes,
+                        suspects=suspects, jvps=jvps, dtype=spec.dtype, method=spec.method, mode=options.mode, seed=spec.seed,
+                        evaluations=comparator.evaluator.evaluations)
+    if analytic_fwd.projection is not None and analytic_fwd.output_value.size > 1:
+        result.notes.append(f"the output '{spec.output}' has shape {tuple(analytic_fwd.output_value.shape)}: "
+                            f"it is reduced to the scalar sum(v * {spec.output}) with a fixed random v (seed {spec.seed})")
+    result.notes.extend(comparator.notes)
+    if spec.expect is not None:
+        result.expectations = check_expectations(graph, analytic_fwd, grads)
+    failed = (any(n.status == Status.FAIL for n in nodes) or any(not e.ok for e in result.expectations)
+              or any(j.status in (Status.FAIL, Status.ERROR) for j in jvps))
+    if options.strict and any(item.status == Status.KINK for item in [*nodes, *jvps]):
+        failed = True
+        result.notes.append("--strict: kinks count as failures")
+    result.status = Status.FAIL if failed else Status.PASS
+    return result
