@@ -6,7 +6,9 @@ alias is expanded is measured on the composed node graph before anything is buil
 Every other resource is bounded too, each with a message that states the limit and points at
 the place: control characters, nesting depth, the number of values, digits of a number, and
 (in spec.py) the file size.  libyaml scans and parses when it is available (a 10 MB line in a
-fraction of a second); nodes are always composed in Python so the depth bound holds.
+fraction of a second); nodes are always composed in Python so the depth bound holds.  Where libyaml
+stops first at a limit of its own (newer builds refuse nesting beyond 1000 levels while scanning
+ahead), the text up to that place is composed again in Python, so gradcheck's bound is reported.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias b
 MAX_YAML_NODES = 50_000              # values and collections written in the file (parsing time)
 MAX_YAML_DEPTH = 100                 # nesting of mappings and lists
 MAX_NUMBER_DIGITS = 400              # digits of a number, in YAML and in expressions: beyond float64's range
+MAX_RECOMPOSE_CHARS = 1_000_000      # text composed again in Python after a libyaml error (about a second)
 
 
 class LocatedMap(dict):
@@ -239,6 +242,24 @@ def _char_at(text: str, mark) -> str:
     return line[mark.column] if mark.column < len(line) else ""
 
 
+def _bound_passed_before(text: str, mark, path: str) -> SpecError | None:
+    """gradcheck's own bound (depth, number of values) if the pure-Python composer passes it in the text
+    before ``mark``, where libyaml stopped; None when it does not, or when that text is too long to recompose."""
+    if _FastLoader is _Loader or mark is None or mark.index > MAX_RECOMPOSE_CHARS:
+        return None
+    loader = _Loader(text[:mark.index])
+    loader.path = path
+    try:
+        loader.get_single_node()
+    except SpecError as error:
+        return error
+    except (yaml.YAMLError, RecursionError, MemoryError, ValueError, UnicodeError):
+        return None
+    finally:
+        loader.dispose()
+    return None
+
+
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecError:
     problem = (error.problem or error.context or "invalid YAML").strip()
     location = _mark_location(path, error.problem_mark or error.context_mark)
@@ -268,7 +289,7 @@ def load_yaml(text: str, path: str):
             loader.path = path
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
-            raise _syntax_error(error, text, path) from None
+            raise (_bound_passed_before(text, error.problem_mark, path) or _syntax_error(error, text, path)) from None
         except yaml.YAMLError as error:
             raise SpecError(f"YAML error: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         except (RecursionError, MemoryError):
