@@ -14,6 +14,7 @@ import random
 import subprocess
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from gradcheck.cli import main
@@ -235,6 +236,17 @@ def test_deep_nesting_names_the_place(tmp_path):
     message = assert_clean_error(path, result, fragment="nests deeper than 100 levels")
     # the top mapping is level 1 and inputs' mapping level 2, so the 99th '[' (column 5 + 99) opens level 101;
     # libyaml's own nesting limit (1000 in newer builds) must not be what the user sees
+    assert message.startswith(f"{path}:2:104: error: ")
+
+
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML without libyaml")
+def test_nesting_past_the_limit_is_reported_before_a_later_syntax_error(tmp_path):
+    """libyaml scans ahead of the composer on one line: its error at '@' (column 157) must not hide the depth bound
+    passed earlier on that line (the same place as in test_deep_nesting_names_the_place)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("inputs:\n  x: " + "[" * 150 + " @\nnodes:\n  y: x\n")
+    result = run(path)
+    message = assert_clean_error(path, result, fragment="nests deeper than 100 levels")
     assert message.startswith(f"{path}:2:104: error: ")
 
 
