@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import Any
 
 import yaml
+from yaml.composer import Composer
 
 from .errors import Location, SpecError, clip, clipped_repr, one_line
 
@@ -43,9 +45,10 @@ class LocatedList(list):
     item_locations: list
 
 
-class _Bounded:
+class _Bounded(Composer):
     """Composer hooks that refuse, at the place they occur, nesting deeper than MAX_YAML_DEPTH and more
-    than MAX_YAML_NODES nodes, before the parser has read any further."""
+    than MAX_YAML_NODES nodes, before the parser has read any further.  Mixed in before a loader's parser
+    and constructor."""
 
     path = "<spec>"
     _depth = 0
@@ -85,11 +88,11 @@ class _Loader(_Bounded, yaml.SafeLoader):
     """The pure-Python safe loader, bounded."""
 
 
+_FastLoader: type[_Bounded]
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser
-    from yaml.composer import Composer
 
-    class _FastLoader(_Bounded, Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
+    class _LibyamlLoader(_Bounded, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
         """libyaml scans and parses (fast on long lines and big lists); the Python composer builds the nodes,
         so nesting is bounded by _Bounded (libyaml's own composer recurses in C without a limit)."""
 
@@ -98,6 +101,8 @@ if getattr(yaml, "__with_libyaml__", False):
             Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
+
+    _FastLoader = _LibyamlLoader
 else:  # pragma: no cover - PyYAML built without libyaml
     _FastLoader = _Loader
 
@@ -114,7 +119,7 @@ def _location(loader, mark) -> Location:
 def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
     if not isinstance(node, yaml.MappingNode):
         raise SpecError("the tag !!map needs a mapping here", _location(loader, node.start_mark))
-    seen = {}
+    seen: dict[str, Any] = {}  # key -> the mark where it was first given
     explicit = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -130,7 +135,7 @@ def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
     mapping = LocatedMap()
     mapping.location = _location(loader, node.start_mark)
     mapping.key_locations, mapping.value_locations, mapping.value_styles = {}, {}, {}
-    key_nodes = {}
+    key_nodes: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
