@@ -121,9 +121,9 @@ def test_a_custom_op_may_declare_any_hook():
 
 
 def test_complex_safety_is_declared_by_every_builtin():
-    """The default is False; every built-in op says True explicitly except gelu (math.erfc is real-only)."""
+    """The default is False; every built-in op says True explicitly except gelu and erf (math.erfc, math.erf are real-only)."""
     assert Primitive.complex_safe is False
-    assert {name for name, info in BUILTIN_OPS.items() if not info.complex_safe} == {"gelu"}
+    assert {name for name, info in BUILTIN_OPS.items() if not info.complex_safe} == {"gelu", "erf"}
     for name, info in BUILTIN_OPS.items():
         declared = [cls for cls in type(info.impl).__mro__ if "complex_safe" in vars(cls)]
         assert declared[0] is not Primitive, f"{name} relies on the default complex_safe"
