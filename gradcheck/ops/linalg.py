@@ -31,7 +31,8 @@ def parse_subscripts(subscripts: str, shapes) -> tuple[list[str], str]:
     if bad:
         raise OpArgumentError(f"einsum(): subscripts {subscripts!r} use {bad[0]!r}; use letters a-z, A-Z and '...'")
     spare = [c for c in LETTERS if c not in used]
-    ellipsis_rank = max((len(shape) - (len(term) - 3) for term, shape in zip(terms, shapes, strict=True) if "..." in term), default=0)
+    ellipsis_rank = max((len(shape) - (len(term) - 3) for term, shape in zip(terms, shapes, strict=True) if "..." in term),
+                        default=0)
     ellipsis = "".join(spare[:ellipsis_rank])
     explicit = []
     for position, (term, shape) in enumerate(zip(terms, shapes, strict=True)):

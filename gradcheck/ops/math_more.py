@@ -23,7 +23,8 @@ class Partials(Elementwise):
         raise NotImplementedError
 
     def vjp(self, g, out, *inputs):
-        return tuple(unbroadcast(g * partial, np.shape(x)) for partial, x in zip(self.partials(out, *inputs), inputs, strict=True))
+        partials = self.partials(out, *inputs)
+        return tuple(unbroadcast(g * partial, np.shape(x)) for partial, x in zip(partials, inputs, strict=True))
 
     def jvp(self, tangents, out, *inputs):
         terms = [t * partial for t, partial in zip(tangents, self.partials(out, *inputs), strict=True) if t is not None]
