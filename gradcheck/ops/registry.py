@@ -17,7 +17,7 @@ BUILTIN_OPS: dict[str, OpInfo] = {}
 
 # the modules of gradcheck.ops that define built-in ops
 OP_MODULES = ("elementwise", "losses", "nn", "nn_conv", "nn_layers", "nn_losses", "reductions", "shape",
-              "math_more", "reductions_more", "shape_more", "linalg")
+              "math_more", "reductions_more", "shape_more", "linalg", "indexing")
 
 
 def load_builtin_ops() -> dict[str, OpInfo]:
