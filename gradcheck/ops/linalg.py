@@ -265,7 +265,18 @@ class Kron(Primitive):
     name, args = "kron", ("a", "b")
     complex_safe = True
     vjp_formula = ("Σ over each block of g · {b}", "Σ over the blocks of g · the matching element of {a}")
-    batching = None
+
+    @staticmethod
+    def batching(shapes, batched):
+        return "custom" if sum(batched) == 1 else None  # kron of two batch axes would multiply them
+
+    def forward_batched(self, args, batched):
+        # the batched operand comes as (K, 1, ..., *shape) at the larger rank; the other, padded to that rank, gets a
+        # leading 1, so the Kronecker product's first axis is K * 1 = the copies
+        rank = max(np.ndim(a) - flag for a, flag in zip(args, batched, strict=True))
+        a, b = (x if flag else np.reshape(x, (1,) * (rank + 1 - np.ndim(x)) + np.shape(x))
+                for x, flag in zip(args, batched, strict=True))
+        return self.forward(a, b)
 
     @staticmethod
     def _interleaved(a, b):

@@ -115,6 +115,21 @@ def check_groups(op: str, groups: int, channels: int, filters: int, what_channel
                               f"{what_filters} ({filters})")
 
 
+def input_only(shapes, batched) -> str | None:
+    """Batch rule of the convolutions: copies of x alone fold into the sample axis (see samples_batched)."""
+    return "custom" if batched[0] and not any(batched[1:]) else None
+
+
+def samples_batched(op):
+    """forward_batched of a convolution whose copies differ in x only: K copies of N samples are K * N samples."""
+    def forward_batched(args, batched, **params):
+        x, *rest = args
+        count, samples = x.shape[:2]
+        out = op.forward(np.reshape(x, (count * samples,) + x.shape[2:]), *rest, **params)
+        return out.reshape((count, samples) + out.shape[1:])
+    return forward_batched
+
+
 CONV_PARAMS = {"stride": Param("ints", default=1, minimum=1, doc="int or (height, width) step"),
                "padding": Param("ints", default=0, minimum=0, doc="int or (height, width) zeros added on each side"),
                "dilation": Param("ints", default=1, minimum=1, doc="int or (height, width) spacing of the kernel taps"),
@@ -129,6 +144,10 @@ class Conv2d(Primitive):
     vjp_formula = ("g correlated back through {w} (a transposed convolution)", "g correlated with the windows of {x}",
                    "g summed over batch, height and width")
     params = CONV_PARAMS
+    batching = staticmethod(input_only)
+
+    def forward_batched(self, args, batched, **params):
+        return samples_batched(self)(args, batched, **params)
 
     def _geometry(self, x, w, b, stride, padding, dilation, groups) -> ConvGeometry:
         if np.ndim(x) != 4:
@@ -199,6 +218,10 @@ class Conv1d(Primitive):
               "padding": Param("int", default=0, minimum=0, doc="zeros added on each side"),
               "dilation": Param("int", default=1, minimum=1, doc="spacing of the kernel taps"),
               "groups": Param("int", default=1, minimum=1, doc="channel groups, each convolved with its own filters")}
+    batching = staticmethod(input_only)
+
+    def forward_batched(self, args, batched, **params):
+        return samples_batched(self)(args, batched, **params)
 
     @staticmethod
     def _as_2d(x, w, stride, padding, dilation, groups):
@@ -252,6 +275,10 @@ class ConvTranspose2d(Primitive):
     params = {**CONV_PARAMS,
               "output_padding": Param("ints", default=0, minimum=0, doc="int or (height, width) rows/columns added at the "
                                       "end of the result (< stride), to pick among the sizes a strided conv2d maps alike")}
+    batching = staticmethod(input_only)
+
+    def forward_batched(self, args, batched, **params):
+        return samples_batched(self)(args, batched, **params)
 
     def _geometry(self, x, w, b, stride, padding, output_padding, dilation, groups):
         if np.ndim(x) != 4:
@@ -410,6 +437,12 @@ class MaxPool2d(_Pool2d):
         patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf)
         share = tie_shares(patches, (-2, -1), np.max, float_dtype(x))
         return (self._fold(np.asarray(g)[..., None, None] * share, np.shape(x), kernel, stride, padding, extras),)
+
+    def jvp(self, tangents, out, x, kernel, stride=None, padding=0, ceil_mode=False):
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode)
+        patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf)
+        share = tie_shares(patches, (-2, -1), np.max, float_dtype(x))
+        return np.sum(self._windows(tangents[0], kernel, stride, padding, extras, 0.0) * share, axis=(-2, -1))
 
 
 @builtin
