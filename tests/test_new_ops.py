@@ -554,3 +554,33 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
     back = run("conv_transpose2d", y, w, np.zeros(4), **params, output_padding=(0, 1))
     assert back.shape == x.shape
     close(np.sum(run("conv2d", x, w, np.zeros(6), **params) * y), np.sum(x * back), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- the catalogue: gradcheck ops and docs/ops.md
+
+def test_docs_ops_md_is_the_registry():
+    """docs/ops.md is generated: regenerate it with `gradcheck ops --markdown > docs/ops.md`."""
+    from pathlib import Path
+
+    from gradcheck.ops.catalog import catalog_markdown
+
+    written = (Path(__file__).parent.parent / "docs" / "ops.md").read_text()
+    assert written == catalog_markdown(), "docs/ops.md is out of date: run `gradcheck ops --markdown > docs/ops.md`"
+    for name, info in BUILTIN_OPS.items():
+        assert f"| `{name}` | `{info.signature().replace('|', chr(92) + '|')}` |" in written, name
+
+
+def test_gradcheck_ops_lists_every_op_with_its_signature():
+    import json
+
+    from click.testing import CliRunner
+
+    from gradcheck.cli import main
+
+    listed = json.loads(CliRunner().invoke(main, ["ops", "--json"]).output)
+    assert {entry["name"]: entry["signature"] for entry in listed} == {
+        name: info.signature() for name, info in BUILTIN_OPS.items()}
+    for name in NEW_OPS:
+        assert name in {entry["name"] for entry in listed}
+    table = CliRunner().invoke(main, ["ops"]).output
+    assert all(re.search(rf"^ *{name} ", table, re.MULTILINE) for name in BUILTIN_OPS)
