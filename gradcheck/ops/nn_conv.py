@@ -76,10 +76,13 @@ class ConvGeometry:
         return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
                      for n, p, d, k, s in zip(spatial, self.padding, self.dilation, self.kernel, self.stride, strict=True))
 
+    def windows(self, x):
+        """(N, C, OH, OW, KH, KW): the windows of zero-padded x."""
+        return windows(pad_spatial(x, self.padding, self.padding), self.kernel, self.stride, self.dilation)
+
     def patches(self, x):
-        """(N, G, C/G, OH, OW, KH, KW): the windows of zero-padded x, channels split into the groups."""
-        padded = pad_spatial(x, self.padding, self.padding)
-        view = windows(padded, self.kernel, self.stride, self.dilation)
+        """(N, G, C/G, OH, OW, KH, KW): the windows, channels split into the groups."""
+        view = self.windows(x)
         n, c = np.shape(x)[:2]
         return view.reshape((n, self.groups, c // self.groups) + view.shape[2:])
 
@@ -87,24 +90,32 @@ class ConvGeometry:
         o = np.shape(w)[0]
         return np.reshape(w, (self.groups, o // self.groups) + np.shape(w)[1:])
 
-    def forward(self, x, w):
-        out = np.einsum("ngchwij,gocij->ngohw", self.patches(x), self.grouped(w), optimize=True)
-        return out.reshape((out.shape[0], -1) + out.shape[3:])
-
     def _grouped_grad(self, g):
         g = np.asarray(g)
         return g.reshape((g.shape[0], self.groups, g.shape[1] // self.groups) + g.shape[2:])
 
+    # groups == 1 contracts with tensordot (no copy of the strided windows); groups > 1 with einsum per group
+    def forward(self, x, w):
+        if self.groups == 1:
+            return np.moveaxis(np.tensordot(self.windows(x), w, axes=([1, 4, 5], [1, 2, 3])), -1, 1)
+        out = np.einsum("ngchwij,gocij->ngohw", self.patches(x), self.grouped(w), optimize=True)
+        return out.reshape((out.shape[0], -1) + out.shape[3:])
+
     def input_grad(self, g, w, x_shape):
         """The adjoint of x -> forward(x, w): g correlated back through w (a transposed convolution)."""
-        patch_grads = np.einsum("ngohw,gocij->ngchwij", self._grouped_grad(g), self.grouped(w), optimize=True)
         n, c, height, width = x_shape
-        patch_grads = patch_grads.reshape((n, c) + patch_grads.shape[3:])
+        if self.groups == 1:
+            patch_grads = np.moveaxis(np.tensordot(g, w, axes=([1], [0])), 3, 1)      # (N, C, OH, OW, KH, KW)
+        else:
+            patch_grads = np.einsum("ngohw,gocij->ngchwij", self._grouped_grad(g), self.grouped(w), optimize=True)
+            patch_grads = patch_grads.reshape((n, c) + patch_grads.shape[3:])
         padded_shape = (n, c, height + 2 * self.padding[0], width + 2 * self.padding[1])
         grad = fold_windows(patch_grads, padded_shape, self.kernel, self.stride, self.dilation)
         return crop_spatial(grad, self.padding, (height, width))
 
     def weight_grad(self, g, x):
+        if self.groups == 1:
+            return np.tensordot(g, self.windows(x), axes=([0, 2, 3], [0, 2, 3]))      # (O, C, KH, KW)
         grad = np.einsum("ngohw,ngchwij->gocij", self._grouped_grad(g), self.patches(x), optimize=True)
         return grad.reshape((-1,) + grad.shape[2:])
 
