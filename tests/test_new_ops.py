@@ -584,3 +584,39 @@ def test_gradcheck_ops_lists_every_op_with_its_signature():
         assert name in {entry["name"] for entry in listed}
     table = CliRunner().invoke(main, ["ops"]).output
     assert all(re.search(rf"^ *{name} ", table, re.MULTILINE) for name in BUILTIN_OPS)
+
+
+def test_an_index_result_too_large_is_refused_before_it_is_computed(tmp_path):
+    """x (2, 10000) indexed by 10000 row ids would build 10^8 elements: refused from the shapes alone."""
+    from gradcheck.engine import ForwardError, forward
+
+    graph = build(tmp_path, """
+        inputs:
+          x: {shape: [2, 10000], init: normal}
+          ids: {shape: [10000], init: randint, high: 2}
+        nodes: {y: "sum(x[ids])"}
+        """)
+    with pytest.raises(ForwardError, match=re.escape("would have shape (10000, 10000)")):
+        forward(graph, "float64")
+
+
+@pytest.mark.parametrize("pattern,shapes", [
+    (("indices", slice(None), 1), [(3, 4, 2), (2, 5)]), ((1, "indices", None, slice(0, 1)), [(3, 4, 2), (2,)]),
+    ((Ellipsis, "indices", None), [(2, 3, 4), (3,)]), (("indices", "indices"), [(3, 4), (2, 1), (1, 5)]),
+    ((None, slice(None, None, 2), "indices"), [(5, 3), (4,)]),
+])
+def test_index_result_shape_follows_numpy_from_shapes_alone(pattern, shapes):
+    x = np.zeros(shapes[0])
+    arrays = [np.zeros(shape, dtype=np.int64) for shape in shapes[1:]]
+    expected = run("index", x, *arrays, pattern=pattern).shape
+    assert BUILTIN_OPS["index"].result_shape(shapes, {"pattern": pattern}) == expected
+    arrays_iter = iter(arrays)
+    assert expected == x[tuple(next(arrays_iter) if item == "indices" else item for item in pattern)].shape
+    assert BUILTIN_OPS["index"].result_shape([(3, 4), (3, 4)], {"pattern": ("mask",)}) is None  # a count of data
+
+
+def test_erf_matches_scipy():
+    special = pytest.importorskip("scipy.special", reason="scipy is not installed (the independent erf reference)")
+    x = np.linspace(-4, 4, 41)
+    close(run("erf", x), special.erf(x), rtol=1e-15, atol=1e-16)
+    close(grads("erf", 1.0, x)[0], 2 / np.sqrt(np.pi) * np.exp(-x * x), rtol=1e-14)

@@ -208,6 +208,9 @@ def test_a_declared_result_shape_is_the_shape_forward_builds(name, case):
     shapes = [np.shape(x) for x in inputs]
     declared = info.result_shape(shapes, params)
     out = np.asarray(info.impl.forward(*inputs, **params))
+    if declared is None:  # "unknown" only where the shape is data: how many elements a boolean mask selects
+        assert name == "index" and "mask" in params["pattern"], f"{name}: result_shape gave None for shapes {shapes}"
+        return
     if isinstance(info.impl, MeanLoss):  # a mean of per-element losses: the broadcast is what forward builds
         assert declared == np.broadcast_shapes(*shapes) and out.shape == ()
     else:

@@ -74,8 +74,13 @@ def _check_masks(x_shape, arrays, pattern) -> None:
             axis += 1
 
 
+def is_advanced(item) -> bool:
+    """numpy treats an integer as an advanced index too once any index array is present."""
+    return item in ("mask", "indices") if isinstance(item, str) else isinstance(item, int) and not isinstance(item, bool)
+
+
 def advanced_rank(arrays, pattern) -> int:
-    """The number of result axes the index arrays make (their broadcast shape; a mask makes one)."""
+    """The number of result axes the advanced indices make (their broadcast shape; a mask makes one)."""
     arrays = iter(arrays)
     shapes = []
     for item in pattern:
@@ -88,9 +93,38 @@ def advanced_rank(arrays, pattern) -> int:
 
 
 def arrays_adjacent(pattern) -> bool:
-    """numpy keeps the axes of adjacent index arrays in place; separated ones move to the front."""
-    positions = [i for i, item in enumerate(pattern) if item in ("mask", "indices")]
+    """numpy keeps the axes of adjacent advanced indices in place; separated ones move to the front."""
+    positions = [i for i, item in enumerate(pattern) if is_advanced(item)]
     return not positions or positions[-1] - positions[0] == len(positions) - 1
+
+
+def index_result_shape(arg_shapes, params):
+    """The shape of x[pattern] from the shapes alone (None with a mask: its count of true values is data)."""
+    pattern, x_shape, index_shapes = tuple(params["pattern"]), tuple(arg_shapes[0]), iter(arg_shapes[1:])
+    if "mask" in pattern:
+        return None
+    consumed = sum(1 for item in pattern if item is not None and item is not Ellipsis)
+    expanded = []
+    for item in pattern:
+        expanded.extend([slice(None)] * (len(x_shape) - consumed) if item is Ellipsis else [item])
+    expanded += [slice(None)] * (len(x_shape) - sum(1 for item in expanded if item is not None))
+    kept, advanced, first = [], [], None
+    axis = 0
+    for item in expanded:
+        if item is None:
+            kept.append(1)
+            continue
+        length = x_shape[axis]  # IndexError: more indices than axes
+        axis += 1
+        if isinstance(item, slice):
+            kept.append(len(range(*item.indices(length))))
+        else:
+            advanced.append(() if isinstance(item, int) else tuple(next(index_shapes)))
+            first = len(kept) if first is None else first
+    broadcast = tuple(np.broadcast_shapes(*advanced))
+    if arrays_adjacent(expanded):
+        return tuple(kept[:first]) + broadcast + tuple(kept[first:])
+    return broadcast + tuple(kept)
 
 
 @builtin
@@ -100,6 +134,7 @@ class Index(Primitive):
     integer_args = tuple(range(1, MAX_INDEX_ARRAYS + 1))  # the index arrays are data
     complex_safe = True
     vjp_formula = ("g added back at the indexed elements (repeated positions accumulate)", None)
+    result_shape = staticmethod(index_result_shape)
     params = {"pattern": Param("any", doc="the subscript: integers, slices, None, ... and 'indices'/'mask' for each array")}
     batching = "custom"
 
@@ -146,7 +181,10 @@ class Index(Primitive):
                 ((n((3, 4)), rng.random((3, 4)) < 0.5), {"pattern": ("mask",)}),
                 ((n((3, 4)), np.array([True, False, True])), {"pattern": ("mask", slice(1, None))}),
                 ((n((2, 3, 4)), np.array([1, 0, 1])), {"pattern": (Ellipsis, "indices")}),
-                ((n((3, 4, 2)), np.array([0, 2]), np.array([1, 0])), {"pattern": ("indices", slice(None), "indices")})]
+                ((n((3, 4, 2)), np.array([0, 2]), np.array([1, 0])), {"pattern": ("indices", slice(None), "indices")}),
+                ((n((3, 4, 2)), np.array([[0, 2, 2]])), {"pattern": ("indices", slice(None), 1)}),
+                ((n((3, 4, 2)), np.array([3, 0])), {"pattern": (1, "indices", None, slice(0, 1))}),
+                ((n((2, 3, 4)), np.array([2, 2])), {"pattern": (Ellipsis, "indices", None)})]
 
 
 @builtin

@@ -291,7 +291,8 @@ class Pad(Linear):
     """Pad with a constant (default 0) or by reflecting, mirroring, repeating the edge or wrapping around."""
     name, args = "pad", ("x",)
     vjp_formula = ("g cropped to the input, plus what the reflected, edge or wrapped copies received",)
-    params = {"pad_width": Param("any", doc="n, (before, after), or one (before, after) pair per axis"),
+    params = {"pad_width": Param("any", doc="n, (before, after), one (before, after) pair per axis, or those pairs "
+                                            "flattened: (before0, after0, before1, after1, ...)"),
               "mode": Param("str", default="constant", choices=("constant", "reflect", "symmetric", "edge", "wrap"),
                             doc="what fills the border (numpy.pad's modes)"),
               "value": Param("float", default=0.0, doc="the fill of mode='constant'")}
