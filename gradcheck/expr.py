@@ -50,7 +50,7 @@ class Name:
 
 @dataclass
 class Constant:
-    value: float
+    value: float | np.ndarray  # an array: a literal index list, x[[0, 2, 2]]
     location: Location
     text: str
 
@@ -196,8 +196,10 @@ class ExpressionParser:
         positional = list(node.args)
         params = {}
         leading = self.leading_string_keyword(info)
-        if positional and isinstance(positional[0], ast.Constant) and isinstance(positional[0].value, str) and leading:
-            params[leading] = positional.pop(0).value
+        first = positional[0] if positional else None
+        if leading and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            params[leading] = first.value
+            positional.pop(0)
         args = [self.convert_condition(arg) if CONDITION_OF.get(op_name) == position else self.convert(arg)
                 for position, arg in enumerate(positional)]
         problem = info.check_arity(len(args))

@@ -27,7 +27,7 @@ RELATIONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operat
 def build_index(x_shape, arrays, pattern) -> tuple:
     """The numpy index of x[pattern] with the arrays filled in (a mask becomes its nonzero positions)."""
     arrays = iter(arrays)
-    index = []
+    index: list = []
     for item in pattern:
         if item == "mask":
             mask = np.asarray(real_part(next(arrays))) != 0

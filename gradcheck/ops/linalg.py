@@ -72,7 +72,7 @@ def einsum_grad(g, terms: list[str], output: str, operands, position: int) -> np
     # place it: element (i0, i1, ...) of the operand reads partial at its letters' coordinates; a repeated
     # letter whose coordinates differ is off the diagonal and gets 0; letters of this operand alone broadcast
     coordinates = np.indices(shape, sparse=True)
-    first = {}
+    first: dict[str, int] = {}
     on_diagonal = np.ones(shape, dtype=bool)
     for axis, letter in enumerate(term):
         if letter in first:
@@ -189,7 +189,7 @@ class _Contraction(Primitive):
     def subscripts(self, shape_a, shape_b, **params) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def result_shape(self, arg_shapes, params):
+    def result_shape(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads the subscripts
         return Einsum.result_shape(arg_shapes, {"subscripts": self.subscripts(*arg_shapes, **params)})
 
     def forward(self, a, b, **params):
@@ -213,8 +213,8 @@ class Tensordot(_Contraction):
     vjp_formula = ("g contracted with {b} over its free axes", "g contracted with {a} over its free axes")
     params = {"axes": Param("any", default=2, doc="n, or two lists of axes ((axes of a), (axes of b))")}
 
-    def subscripts(self, shape_a, shape_b, axes=2):
-        return tensordot_subscripts(tuple(shape_a), tuple(shape_b), axes)
+    def subscripts(self, shape_a, shape_b, **params):
+        return tensordot_subscripts(tuple(shape_a), tuple(shape_b), params.get("axes", 2))
 
     @staticmethod
     def test_cases(rng):
@@ -229,7 +229,7 @@ class Inner(_Contraction):
     name = "inner"
     vjp_formula = ("g contracted with {b}", "g contracted with {a}")
 
-    def subscripts(self, shape_a, shape_b):
+    def subscripts(self, shape_a, shape_b, **params):
         if shape_a and shape_b and shape_a[-1] != shape_b[-1]:
             raise OpArgumentError(f"inner(): the last axes of shapes {tuple(shape_a)} and {tuple(shape_b)} differ")
         last = 1 if shape_a and shape_b else 0
@@ -247,7 +247,7 @@ class Outer(_Contraction):
     name = "outer"
     vjp_formula = ("g @ {b}, reshaped to a", "{a} @ g, reshaped to b")
 
-    def subscripts(self, shape_a, shape_b):
+    def subscripts(self, shape_a, shape_b, **params):
         if len(shape_a) != 1 or len(shape_b) != 1:
             raise OpArgumentError("outer(): a flattening outer product takes vectors here; reshape first "
                                   f"(got shapes {tuple(shape_a)} and {tuple(shape_b)})")

@@ -244,9 +244,10 @@ class Conv1d(Primitive):
         return (np.expand_dims(x, 2), np.expand_dims(w, 2),
                 {"stride": (1, stride), "padding": (0, padding), "dilation": (1, dilation), "groups": groups})
 
-    def result_shape(self, arg_shapes, params):
+    @staticmethod
+    def result_shape(arg_shapes, params):
         x, w, b = arg_shapes
-        shape = Conv2d().result_shape([x[:2] + (1,) + x[2:], w[:2] + (1,) + w[2:], b], self._params_2d(params))
+        shape = Conv2d().result_shape([x[:2] + (1,) + x[2:], w[:2] + (1,) + w[2:], b], Conv1d._params_2d(params))
         return shape[:2] + shape[3:]
 
     @staticmethod
@@ -320,11 +321,13 @@ class ConvTranspose2d(Primitive):
         return tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 + e for n, s, p, d, k, e in
                      zip(spatial, geometry.stride, geometry.padding, geometry.dilation, geometry.kernel, extra, strict=True))
 
-    def result_shape(self, arg_shapes, params):
+    @staticmethod
+    def result_shape(arg_shapes, params):
         x, w, _ = arg_shapes
-        geometry = ConvGeometry(self.name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
-        extra = pair(params["output_padding"], "output_padding", self.name)
-        return (x[0], w[1] * params["groups"]) + self.output_size(geometry, x[2:], extra)
+        name = ConvTranspose2d.name
+        geometry = ConvGeometry(name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
+        extra = pair(params["output_padding"], "output_padding", name)
+        return (x[0], w[1] * params["groups"]) + ConvTranspose2d.output_size(geometry, x[2:], extra)
 
     def forward(self, x, w, b, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         geometry, shape = self._geometry(x, w, b, stride, padding, output_padding, dilation, groups)

@@ -324,8 +324,9 @@ class Pad(Linear):
     def vjp(self, g, out, x, pad_width, mode="constant", value=0.0):
         return (gather_adjoint(g, np.shape(x), lambda ids: self.apply(ids, pad_width, mode, 0)),)
 
-    def jvp(self, tangents, out, x, pad_width, mode="constant", value=0.0):
-        return self.apply(tangents[0], pad_width, mode, 0.0)  # the constant fill does not move with x
+    def jvp(self, tangents, out, x, **params):
+        # the constant fill does not move with x
+        return self.apply(tangents[0], params["pad_width"], params.get("mode", "constant"), 0.0)
 
     @staticmethod
     def test_cases(rng):
