@@ -281,7 +281,8 @@ class ExpressionParser:
             array = np.array(values)
         except ValueError:
             raise self.fail(f"the index list {self.show(node)} is ragged", node) from None
-        if array.size and array.dtype.kind not in "bi":
+        kinds = {type(item) for item in np.ravel(np.array(values, dtype=object))} if array.size else set()
+        if len(kinds) > 1:
             raise self.fail(f"an index list holds integers or booleans, not both: {self.show(node)}", node)
         return Constant(array.astype(np.int64) if array.dtype.kind != "b" else array, self.where(node), self.segment(node))
 

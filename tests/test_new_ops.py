@@ -319,6 +319,9 @@ def test_dot_t_is_the_transpose(tmp_path):
     ("sum(compare(x, 0, relation='>'))", r"compare\(\) is allowed only as the condition of where"),
     ("sum(where(0 < x < 1, x, 0))", r"chained comparison"),
     ("sum(where(x is x, x, 0))", r"not supported"),
+    ("sum(x[[true, 1]])", r"integers or booleans, not both"),
+    ("sum(x[[[0], [0, 1]]])", r"ragged"),
+    ("sum(x[[0.5]])", r"integers or booleans only"),
 ])
 def test_comparisons_and_attributes_outside_their_place_are_refused(tmp_path, expression, message):
     with pytest.raises(SpecError, match=message):
