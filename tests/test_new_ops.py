@@ -208,6 +208,7 @@ def test_squeeze_refuses_an_axis_longer_than_one():
     ("ij,jk->ik", [(2, 3), (3, 4)]), ("ii->", [(3, 3)]), ("ii->i", [(4, 4)]), ("i,j->ij", [(2,), (3,)]),
     ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]), ("ij,jk", [(2, 3), (3, 4)]), ("...ij,jk->...ik", [(2, 2, 3), (3, 4)]),
     ("ij->", [(2, 3)]), ("ij,j,jk->ik", [(2, 3), (3,), (3, 2)]), ("iij->j", [(2, 2, 3)]), ("ba,ab", [(2, 3), (3, 2)]),
+    ("...ij,...jk->...ik", [(1, 2, 3), (4, 3, 2)]), ("ij,ij->ij", [(1, 3), (2, 3)]), ("ij,ij->", [(2, 1), (2, 3)]),
 ])
 def test_einsum_matches_numpy_and_every_gradient_is_the_adjoint(subscripts, shapes):
     operands = [rng.standard_normal(shape) for shape in shapes]

@@ -52,13 +52,21 @@ def parse_subscripts(subscripts: str, shapes) -> tuple[list[str], str]:
     else:  # numpy's implicit output: the ellipsis axes, then the letters that appear once, in order
         counts = "".join(explicit)
         output = ellipsis + "".join(sorted(c for c in set(counts) if counts.count(c) == 1 and c not in ellipsis))
-    sizes: dict[str, int] = {}
-    for position, (term, shape) in enumerate(zip(explicit, shapes, strict=True)):
-        for letter, size in zip(term, shape, strict=True):
-            if sizes.setdefault(letter, size) != size:
-                raise OpArgumentError(f"einsum(): letter {letter!r} is {sizes[letter]} long in one operand and {size} in "
-                                      f"operand {position} (shape {shape})")
+    letter_sizes(explicit, shapes)
     return explicit, output
+
+
+def letter_sizes(terms, shapes) -> dict[str, int]:
+    """Each letter's length; a length of 1 broadcasts against the others, as numpy's einsum does."""
+    sizes: dict[str, int] = {}
+    for position, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
+        for letter, size in zip(term, shape, strict=True):
+            known = sizes.setdefault(letter, size)
+            if known != size and 1 not in (known, size):
+                raise OpArgumentError(f"einsum(): letter {letter!r} is {known} long in one operand and {size} in "
+                                      f"operand {position} (shape {tuple(shape)})")
+            sizes[letter] = max(known, size)
+    return sizes
 
 
 def einsum_grad(g, terms: list[str], output: str, operands, position: int) -> np.ndarray:
@@ -69,6 +77,12 @@ def einsum_grad(g, terms: list[str], output: str, operands, position: int) -> np
     reached = "".join(dict.fromkeys(c for c in term if c in available))
     spec = ",".join([output] + [t for t, _ in others]) + "->" + reached
     partial = np.einsum(spec, g, *[op for _, op in others])
+    # a letter of length 1 here but longer elsewhere was broadcast: its gradient is summed back (and the reverse)
+    for axis, letter in enumerate(reached):
+        length = shape[term.index(letter)]
+        if partial.shape[axis] != length:
+            partial = np.sum(partial, axis=axis, keepdims=True) if length == 1 else \
+                np.broadcast_to(partial, partial.shape[:axis] + (length,) + partial.shape[axis + 1:])
     # place it: element (i0, i1, ...) of the operand reads partial at its letters' coordinates; a repeated
     # letter whose coordinates differ is off the diagonal and gets 0; letters of this operand alone broadcast
     coordinates = np.indices(shape, sparse=True)
@@ -112,7 +126,7 @@ class Einsum(Primitive):
     @staticmethod
     def result_shape(arg_shapes, params):
         terms, output = parse_subscripts(params["subscripts"], arg_shapes)
-        sizes = {c: n for t, s in zip(terms, arg_shapes, strict=True) for c, n in zip(t, s, strict=True)}
+        sizes = letter_sizes(terms, arg_shapes)
         return tuple(sizes[c] for c in output)
 
     def forward(self, *operands, subscripts):
@@ -144,7 +158,8 @@ class Einsum(Primitive):
                 ((n((2, 2, 3)), n((2, 3, 2))), {"subscripts": "bij,bjk->bik"}), ((n((2, 3)), n((3, 4))), {"subscripts": "ij,jk"}),
                 ((n((2, 2, 3)), n((3, 4))), {"subscripts": "...ij,jk->...ik"}), ((n((2, 3)),), {"subscripts": "ij->i"}),
                 ((n((2, 3)), n((3,)), n((3, 2))), {"subscripts": "ij,j,jk->ik"}), ((n((2, 3)),), {"subscripts": "ij->ji"}),
-                ((n((3, 2, 3)),), {"subscripts": "iji->j"})]
+                ((n((3, 2, 3)),), {"subscripts": "iji->j"}), ((n((1, 2, 3)), n((4, 3, 2))), {"subscripts": "...ij,...jk->...ik"}),
+                ((n((1, 3)), n((2, 3))), {"subscripts": "ij,ij->ij"}), ((n((2, 1)), n((2, 3))), {"subscripts": "ij,ij->"})]
 
 
 def tensordot_subscripts(shape_a, shape_b, axes) -> str:
