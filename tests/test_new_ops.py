@@ -465,11 +465,14 @@ def grads_with(name, g, arrays, params):
 
 
 @needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch's note that it copies the input for an even kernel
 @pytest.mark.parametrize("shapes,params", [
     (((2, 3, 7, 6), (4, 3, 3, 2), (4,)), {}),
     (((1, 4, 8, 8), (6, 2, 3, 3), (6,)), {"stride": 2, "padding": 1, "groups": 2}),
     (((2, 2, 9, 7), (3, 2, 3, 2), (3,)), {"dilation": (2, 3), "padding": (2, 1)}),
     (((1, 6, 7, 7), (6, 1, 3, 3), (6,)), {"groups": 6, "stride": (2, 1), "dilation": 2, "padding": 2}),
+    (((1, 2, 6, 7), (3, 2, 2, 3), (3,)), {"padding": "same", "dilation": (3, 2)}),
+    (((1, 2, 6, 7), (3, 2, 2, 3), (3,)), {"padding": "valid"}),
 ])
 def test_conv2d_matches_torch(shapes, params):
     import torch.nn.functional as F
@@ -482,6 +485,7 @@ def test_conv2d_matches_torch(shapes, params):
 @pytest.mark.parametrize("shapes,params", [
     (((2, 3, 10), (4, 3, 3), (4,)), {}),
     (((1, 4, 11), (2, 2, 4), (2,)), {"stride": 2, "padding": 2, "dilation": 2, "groups": 2}),
+    (((2, 2, 9), (3, 2, 4), (3,)), {"padding": "same", "dilation": 2}),
 ])
 def test_conv1d_matches_torch(shapes, params):
     import torch.nn.functional as F
@@ -543,6 +547,15 @@ def test_max_pool2d_padding_never_wins_and_routes_to_the_real_maximum():
     expected = np.zeros((1, 1, 3, 3))
     expected[0, 0, 0, 0] = expected[0, 0, 0, 1] = expected[0, 0, 1, 0] = expected[0, 0, 1, 1] = 1.0
     close(grads("max_pool2d", 1.0, x, kernel=2, stride=2, padding=1)[0], expected)
+
+
+@pytest.mark.parametrize("name,params,message", [
+    ("conv2d", {"padding": "same", "stride": 2}, "needs stride 1"), ("conv2d", {"padding": "full"}, "'same', 'valid'"),
+    ("conv_transpose2d", {"padding": "same"}, "must be an integer"),
+])
+def test_conv_padding_names_are_pytorchs(name, params, message):
+    with pytest.raises(OpArgumentError, match=message):
+        run(name, np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), np.zeros(1), **params)
 
 
 def test_pool_padding_more_than_half_the_kernel_is_refused():

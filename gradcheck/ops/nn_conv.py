@@ -68,17 +68,32 @@ class ConvGeometry:
     """Stride, padding, dilation and groups of a 2-D convolution of x (N, C, H, W) with w (O, C / groups, KH, KW)."""
 
     def __init__(self, op: str, stride, padding, dilation, groups, kernel):
-        self.stride, self.padding = pair(stride, "stride", op), pair(padding, "padding", op)
-        self.dilation, self.groups, self.kernel = pair(dilation, "dilation", op), groups, tuple(kernel)
+        self.stride, self.dilation = pair(stride, "stride", op), pair(dilation, "dilation", op)
+        self.groups, self.kernel = groups, tuple(kernel)
+        if padding == "valid":
+            padding = 0
+        if padding == "same":  # PyTorch's rule: the total dilation (kernel - 1) split, the odd one after
+            if self.stride != (1, 1):
+                raise OpArgumentError(f"{op}(): padding='same' needs stride 1, got stride {self.stride}")
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel, strict=True)]
+            self.before = (totals[0] // 2, totals[1] // 2)
+            self.after = (totals[0] - self.before[0], totals[1] - self.before[1])
+        else:
+            self.before = self.after = pair(padding, "padding", op)
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        """The zeros on both sides of each axis, together."""
+        return self.before[0] + self.after[0], self.before[1] + self.after[1]
 
     def output_size(self, spatial) -> tuple[int, int]:
-        # each axis: (size + 2 padding - dilation (kernel - 1) - 1) // stride + 1 windows
-        return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+        # each axis: (size + padding - dilation (kernel - 1) - 1) // stride + 1 windows
+        return tuple((n + p - d * (k - 1) - 1) // s + 1
                      for n, p, d, k, s in zip(spatial, self.padding, self.dilation, self.kernel, self.stride, strict=True))
 
     def windows(self, x):
         """(N, C, OH, OW, KH, KW): the windows of zero-padded x."""
-        return windows(pad_spatial(x, self.padding, self.padding), self.kernel, self.stride, self.dilation)
+        return windows(pad_spatial(x, self.before, self.after), self.kernel, self.stride, self.dilation)
 
     def patches(self, x):
         """(N, G, C/G, OH, OW, KH, KW): the windows, channels split into the groups."""
@@ -109,9 +124,9 @@ class ConvGeometry:
         else:
             patch_grads = np.einsum("ngohw,gocij->ngchwij", self._grouped_grad(g), self.grouped(w), optimize=True)
             patch_grads = patch_grads.reshape((n, c) + patch_grads.shape[3:])
-        padded_shape = (n, c, height + 2 * self.padding[0], width + 2 * self.padding[1])
+        padded_shape = (n, c, height + self.padding[0], width + self.padding[1])
         grad = fold_windows(patch_grads, padded_shape, self.kernel, self.stride, self.dilation)
-        return crop_spatial(grad, self.padding, (height, width))
+        return crop_spatial(grad, self.before, (height, width))
 
     def weight_grad(self, g, x):
         if self.groups == 1:
@@ -142,7 +157,8 @@ def samples_batched(op):
 
 
 CONV_PARAMS = {"stride": Param("ints", default=1, minimum=1, doc="int or (height, width) step"),
-               "padding": Param("ints", default=0, minimum=0, doc="int or (height, width) zeros added on each side"),
+               "padding": Param("ints", default=0, minimum=0, choices=("same", "valid"),
+                                doc="int or (height, width) zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
                "dilation": Param("ints", default=1, minimum=1, doc="int or (height, width) spacing of the kernel taps"),
                "groups": Param("int", default=1, minimum=1, doc="channel groups, each convolved with its own filters")}
 
@@ -175,8 +191,8 @@ class Conv2d(Primitive):
                                   f"w {np.shape(w)}), got {np.shape(b)}")
         geometry = ConvGeometry(self.name, stride, padding, dilation, groups, np.shape(w)[2:])
         height, width = np.shape(x)[2:]
-        pad_h, pad_w = geometry.padding
-        padded = (height + 2 * pad_h, width + 2 * pad_w)
+        pad_h, pad_w = geometry.before
+        padded = (height + geometry.padding[0], width + geometry.padding[1])
         check_kernel_fits(geometry.kernel, padded, self.name,
                           f" (x is {height}x{width}, padded by {pad_h}x{pad_w} to {padded[0]}x{padded[1]})", geometry.dilation)
         return geometry
@@ -216,7 +232,9 @@ class Conv2d(Primitive):
                 ((n((2, 3, 5, 4)), n((2, 3, 3, 3)), n((2,))), {"stride": (2, 1), "padding": 1}),
                 ((n((1, 2, 7, 6)), n((3, 2, 3, 2)), n((3,))), {"dilation": (2, 3)}),
                 ((n((2, 4, 5, 5)), n((6, 2, 3, 3)), n((6,))), {"groups": 2, "padding": 1}),
-                ((n((1, 4, 6, 6)), n((4, 1, 3, 3)), n((4,))), {"groups": 4, "stride": 2, "dilation": 2, "padding": 2})]
+                ((n((1, 4, 6, 6)), n((4, 1, 3, 3)), n((4,))), {"groups": 4, "stride": 2, "dilation": 2, "padding": 2}),
+                ((n((1, 2, 5, 6)), n((2, 2, 2, 3)), n((2,))), {"padding": "same", "dilation": (2, 1)}),
+                ((n((1, 1, 4, 4)), n((1, 1, 3, 3)), n((1,))), {"padding": "valid"})]
 
 
 @builtin
@@ -226,7 +244,8 @@ class Conv1d(Primitive):
     complex_safe = True
     vjp_formula = Conv2d.vjp_formula
     params = {"stride": Param("int", default=1, minimum=1, doc="step"),
-              "padding": Param("int", default=0, minimum=0, doc="zeros added on each side"),
+              "padding": Param("int", default=0, minimum=0, choices=("same", "valid"),
+                               doc="zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
               "dilation": Param("int", default=1, minimum=1, doc="spacing of the kernel taps"),
               "groups": Param("int", default=1, minimum=1, doc="channel groups, each convolved with its own filters")}
     batching = staticmethod(input_only)
@@ -241,8 +260,8 @@ class Conv1d(Primitive):
             raise OpArgumentError(f"conv1d(): x must be NCL (3-D), got shape {np.shape(x)}")
         if np.ndim(w) != 3:
             raise OpArgumentError(f"conv1d(): w must be (O, C/groups, K) (3-D), got shape {np.shape(w)}")
-        return (np.expand_dims(x, 2), np.expand_dims(w, 2),
-                {"stride": (1, stride), "padding": (0, padding), "dilation": (1, dilation), "groups": groups})
+        return np.expand_dims(x, 2), np.expand_dims(w, 2), Conv1d._params_2d(
+            {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
 
     @staticmethod
     def result_shape(arg_shapes, params):
@@ -252,8 +271,9 @@ class Conv1d(Primitive):
 
     @staticmethod
     def _params_2d(params):
-        return {"stride": (1, params["stride"]), "padding": (0, params["padding"]), "dilation": (1, params["dilation"]),
-                "groups": params["groups"]}
+        padding = params["padding"]
+        return {"stride": (1, params["stride"]), "padding": padding if isinstance(padding, str) else (0, padding),
+                "dilation": (1, params["dilation"]), "groups": params["groups"]}
 
     def forward(self, x, w, b, stride=1, padding=0, dilation=1, groups=1):
         x2, w2, params = self._as_2d(x, w, stride, padding, dilation, groups)
@@ -274,7 +294,8 @@ class Conv1d(Primitive):
         n = rng.standard_normal
         return [((n((1, 1, 5)), n((1, 1, 2)), n((1,))), {}),
                 ((n((2, 3, 8)), n((2, 3, 3)), n((2,))), {"stride": 2, "padding": 1}),
-                ((n((1, 2, 9)), n((4, 1, 3)), n((4,))), {"dilation": 2, "groups": 2})]
+                ((n((1, 2, 9)), n((4, 1, 3)), n((4,))), {"dilation": 2, "groups": 2}),
+                ((n((2, 2, 7)), n((3, 2, 4)), n((3,))), {"padding": "same"})]
 
 
 @builtin
@@ -285,6 +306,8 @@ class ConvTranspose2d(Primitive):
     vjp_formula = ("conv2d(g, {w}) (the convolution it transposes)", "g's windows correlated with {x}",
                    "g summed over batch, height and width")
     params = {**CONV_PARAMS,
+              "padding": Param("ints", default=0, minimum=0, doc="int or (height, width): the padding of the conv2d it "
+                               "transposes, taken off each side of the result"),
               "output_padding": Param("ints", default=0, minimum=0, doc="int or (height, width) rows/columns added at the "
                                       "end of the result (< stride), to pick among the sizes a strided conv2d maps alike")}
     batching = staticmethod(input_only)
@@ -311,14 +334,14 @@ class ConvTranspose2d(Primitive):
                                   f"{geometry.stride}")
         size = self.output_size(geometry, np.shape(x)[2:], extra)
         if min(size) < 1:
-            raise OpArgumentError(f"conv_transpose2d(): padding {geometry.padding} leaves no output for x of shape "
+            raise OpArgumentError(f"conv_transpose2d(): padding {geometry.before} leaves no output for x of shape "
                                   f"{np.shape(x)} and kernel {geometry.kernel}")
         return geometry, (np.shape(x)[0], np.shape(w)[1] * groups) + size
 
     @staticmethod
     def output_size(geometry, spatial, extra):
-        # the input size of the conv2d whose output is x: (n - 1) stride - 2 padding + dilation (k - 1) + 1 (+ extra)
-        return tuple((n - 1) * s - 2 * p + d * (k - 1) + 1 + e for n, s, p, d, k, e in
+        # the input size of the conv2d whose output is x: (n - 1) stride - both paddings + dilation (k - 1) + 1 (+ extra)
+        return tuple((n - 1) * s - p + d * (k - 1) + 1 + e for n, s, p, d, k, e in
                      zip(spatial, geometry.stride, geometry.padding, geometry.dilation, geometry.kernel, extra, strict=True))
 
     @staticmethod
