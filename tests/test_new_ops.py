@@ -511,16 +511,19 @@ POOLS = [({"kernel": 2}, (1, 2, 6, 6)), ({"kernel": 3, "stride": 2, "padding": 1
          ({"kernel": 2, "ceil_mode": True}, (1, 1, 5, 7)),
          ({"kernel": (3, 2), "stride": 2, "padding": (1, 1), "ceil_mode": True}, (1, 2, 8, 5)),
          ({"kernel": 3, "stride": 3, "padding": 1, "ceil_mode": True}, (1, 1, 7, 7))]
+DILATED_POOLS = [({"kernel": 2, "stride": 1, "dilation": (2, 3)}, (1, 2, 7, 8)),
+                 ({"kernel": 2, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}, (1, 1, 7, 7)),
+                 ({"kernel": 3, "stride": 2, "padding": 1, "dilation": 2}, (2, 1, 9, 8))]
 
 
 def torch_pool_params(params):
     kernel = params["kernel"]
     return {"kernel_size": kernel, "stride": params.get("stride", kernel), "padding": params.get("padding", 0),
-            "ceil_mode": params.get("ceil_mode", False)}
+            "ceil_mode": params.get("ceil_mode", False), **({"dilation": params["dilation"]} if "dilation" in params else {})}
 
 
 @needs_torch
-@pytest.mark.parametrize("params,shape", POOLS)
+@pytest.mark.parametrize("params,shape", POOLS + DILATED_POOLS)
 def test_max_pool2d_matches_torch(params, shape):
     import torch.nn.functional as F
 

@@ -383,16 +383,17 @@ class ConvTranspose2d(Primitive):
                 ((n((1, 4, 3, 3)), n((4, 1, 2, 3)), n((2,))), {"groups": 2, "dilation": (2, 1), "stride": (1, 2)})]
 
 
-def pool_layout(op: str, spatial, kernel, stride, padding, ceil_mode):
+def pool_layout(op: str, spatial, kernel, stride, padding, ceil_mode, dilation=(1, 1)):
     """Output size and the extra zeros at the end of each axis that ceil_mode's last, partial window needs.
 
     Each axis has floor or ceil((n + 2 p - k) / s) + 1 windows; as in PyTorch, a last window that would start
     inside the right padding is dropped, so every window overlaps the input."""
     sizes, extras = [], []
-    for n, k, s, p in zip(spatial, kernel, stride, padding, strict=True):
+    for n, k, s, p, d in zip(spatial, kernel, stride, padding, dilation, strict=True):
         if 2 * p > k:
             raise OpArgumentError(f"{op}(): padding {p} is more than half the kernel {k} (a window could hold padding only)")
-        span = n + 2 * p - k
+        extent = (k - 1) * d + 1
+        span = n + 2 * p - extent
         if span < 0:
             raise OpArgumentError(f"{op}(): kernel {kernel[0]}x{kernel[1]} is larger than the {spatial[0]}x{spatial[1]} input"
                                   + (f" padded by {padding[0]}x{padding[1]}" if any(padding) else ""))
@@ -400,7 +401,7 @@ def pool_layout(op: str, spatial, kernel, stride, padding, ceil_mode):
         if ceil_mode and (count - 1) * s >= n + p:
             count -= 1
         sizes.append(count)
-        extras.append(max(0, (count - 1) * s + k - (n + 2 * p)))
+        extras.append(max(0, (count - 1) * s + extent - (n + 2 * p)))
     return tuple(sizes), tuple(extras)
 
 
@@ -414,30 +415,30 @@ class _Pool2d(Primitive):
               "stride": Param("ints", default=None, minimum=1, doc="int or (height, width) step; default: the kernel"),
               "padding": Param("ints", default=0, minimum=0, doc="int or (height, width) implicit padding on each side"),
               "ceil_mode": Param("bool", default=False, doc="round the window count up (a partial last window)")}
-    fill = 0.0
-
-    def _layout(self, shape, kernel, stride, padding, ceil_mode):
+    def _layout(self, shape, kernel, stride, padding, ceil_mode, dilation=1):
         if len(shape) < 2:
             raise OpArgumentError(f"{self.name}(): x must be (..., H, W), e.g. NCHW, got shape {tuple(shape)}")
         kernel = pair(kernel, "kernel", self.name)
         stride = kernel if stride is None else pair(stride, "stride", self.name)
-        padding = pair(padding, "padding", self.name)
+        padding, dilation = pair(padding, "padding", self.name), pair(dilation, "dilation", self.name)
         if not any(padding):
-            check_kernel_fits(kernel, tuple(shape)[-2:], self.name, f" of shape {tuple(shape)}")
-        sizes, extras = pool_layout(self.name, tuple(shape)[-2:], kernel, stride, padding, ceil_mode)
+            check_kernel_fits(kernel, tuple(shape)[-2:], self.name, f" of shape {tuple(shape)}", dilation)
+        sizes, extras = pool_layout(self.name, tuple(shape)[-2:], kernel, stride, padding, ceil_mode, dilation)
         return kernel, stride, padding, sizes, extras
 
     def result_shape(self, arg_shapes, params):
-        layout = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"], params["ceil_mode"])
+        layout = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"], params["ceil_mode"],
+                              params.get("dilation", 1))
         return tuple(arg_shapes[0][:-2]) + layout[3]
 
-    def _windows(self, x, kernel, stride, padding, extras, fill):
+    def _windows(self, x, kernel, stride, padding, extras, fill, dilation=1):
         after = (padding[0] + extras[0], padding[1] + extras[1])
-        return windows(pad_spatial(x, padding, after, fill), kernel, stride)
+        return windows(pad_spatial(x, padding, after, fill), kernel, stride, pair(dilation, "dilation", self.name))
 
-    def _fold(self, window_grads, shape, kernel, stride, padding, extras):
+    def _fold(self, window_grads, shape, kernel, stride, padding, extras, dilation=1):
         padded = tuple(shape[:-2]) + (shape[-2] + 2 * padding[0] + extras[0], shape[-1] + 2 * padding[1] + extras[1])
-        return crop_spatial(fold_windows(window_grads, padded, kernel, stride), padding, tuple(shape[-2:]))
+        folded = fold_windows(window_grads, padded, kernel, stride, pair(dilation, "dilation", self.name))
+        return crop_spatial(folded, padding, tuple(shape[-2:]))
 
     @staticmethod
     def test_cases(rng):
@@ -460,26 +461,40 @@ class MaxPool2d(_Pool2d):
     """Max over each kernel window of the last two axes (NCHW), padding and ceil_mode as PyTorch; kinks where a window ties."""
     name, has_kinks = "max_pool2d", True
     vjp_formula = ("g to each window's maximal element(s), shared at ties",)
+    params = {**_Pool2d.params,
+              "dilation": Param("ints", default=1, minimum=1, doc="int or (height, width) spacing of the window's taps")}
 
-    def forward(self, x, kernel, stride=None, padding=0, ceil_mode=False):
-        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode)
-        patches = self._windows(x, kernel, stride, padding, extras, -np.inf)  # padding never wins a window
+    def _shares(self, x, kernel, stride, padding, extras, dilation):
+        """Per window entry, its share of the window's gradient: 1 for the maximum, 1/k for each of k tied maxima."""
+        patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf, dilation)
+        return tie_shares(patches, (-2, -1), np.max, float_dtype(x))
+
+    def forward(self, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
+        patches = self._windows(x, kernel, stride, padding, extras, -np.inf, dilation)  # padding never wins a window
         flat = patches.reshape(patches.shape[:-2] + (-1,))
         best = np.argmax(real_part(flat), axis=-1)
         return np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
 
-    def vjp(self, g, out, x, kernel, stride=None, padding=0, ceil_mode=False):
-        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode)
-        # tied window maxima share the gradient equally, as max() does
-        patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf)
-        share = tie_shares(patches, (-2, -1), np.max, float_dtype(x))
-        return (self._fold(np.asarray(g)[..., None, None] * share, np.shape(x), kernel, stride, padding, extras),)
+    def vjp(self, g, out, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
+        share = self._shares(x, kernel, stride, padding, extras, dilation)  # ties share equally, as max() does
+        window_grads = np.asarray(g)[..., None, None] * share
+        return (self._fold(window_grads, np.shape(x), kernel, stride, padding, extras, dilation),)
 
-    def jvp(self, tangents, out, x, kernel, stride=None, padding=0, ceil_mode=False):
-        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode)
-        patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf)
-        share = tie_shares(patches, (-2, -1), np.max, float_dtype(x))
-        return np.sum(self._windows(tangents[0], kernel, stride, padding, extras, 0.0) * share, axis=(-2, -1))
+    def jvp(self, tangents, out, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
+        share = self._shares(x, kernel, stride, padding, extras, dilation)
+        return np.sum(self._windows(tangents[0], kernel, stride, padding, extras, 0.0, dilation) * share, axis=(-2, -1))
+
+    @staticmethod
+    def test_cases(rng):
+        def distinct(shape):
+            count = int(np.prod(shape))
+            return (rng.permutation(count).reshape(shape) - count / 2) * 0.1
+        return _Pool2d.test_cases(rng) + [((distinct((1, 2, 7, 6)),), {"kernel": 2, "stride": 1, "dilation": (2, 3)}),
+                                          ((distinct((1, 1, 8, 7)),), {"kernel": 3, "stride": 2, "padding": 1,
+                                                                       "dilation": 2, "ceil_mode": True})]
 
 
 @builtin
