@@ -190,6 +190,74 @@ def assert_output_as_quoted(quoted: str, expected_exit: int) -> None:
     assert comparable(result.stdout.splitlines()) == comparable(shown)
 
 
+# ------------------------------------------------------------------------------------------ code the docs name
+
+def documented_pages() -> list[Path]:
+    return sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+
+
+def gradcheck_modules() -> set[str]:
+    import pkgutil
+
+    import gradcheck
+
+    return {"gradcheck"} | {name for _, name, _ in pkgutil.iter_modules(gradcheck.__path__)}
+
+
+@pytest.mark.parametrize("path", documented_pages(), ids=lambda p: p.name)
+def test_every_constant_and_name_the_docs_cite_in_gradcheck_exists(path):
+    """`spec.MAX_NAME_CHARS`, `judge.CheckOptions`, `gradcheck.ops.base.unbroadcast(...)`: each resolves."""
+    import importlib
+
+    modules = gradcheck_modules()
+    cited = set(re.findall(r"`((?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*)[`(]", path.read_text(encoding="utf-8")))
+    for dotted in sorted(cited):
+        parts = dotted.split(".")
+        if parts[0] not in modules or parts[-1] in ("py", "yaml", "yml", "npy", "csv", "md", "json", "xml"):
+            continue
+        if parts[0] != "gradcheck":
+            parts.insert(0, "gradcheck")
+        obj, consumed = importlib.import_module(parts[0]), 1
+        while consumed < len(parts):
+            name = parts[consumed]
+            if not hasattr(obj, name):
+                obj = importlib.import_module(".".join(parts[:consumed + 1]))  # a submodule not imported yet
+            else:
+                obj = getattr(obj, name)
+            consumed += 1
+
+
+@pytest.mark.parametrize("path", documented_pages(), ids=lambda p: p.name)
+def test_every_repository_file_the_docs_name_exists(path):
+    named = re.findall(r"`((?:gradcheck|tests|specs|bench|docs)/[\w./-]*)`", path.read_text(encoding="utf-8"))
+    for relative in named:
+        assert (ROOT / relative).exists(), relative
+
+
+def test_cli_page_describes_every_run_option_and_plugin_option():
+    text = page("cli.md")
+    run_section = text.split("## gradcheck run")[1].split("\n## ")[0]
+    rows = "\n".join(line for line in run_section.splitlines() if line.startswith("| `"))
+    for param in main.commands["run"].params:
+        longest = [opt for opt in param.opts if opt.startswith("--")]
+        if longest and longest[0] != "--help":
+            assert longest[0] in rows, longest[0]
+    plugin = (ROOT / "gradcheck" / "pytest_plugin.py").read_text(encoding="utf-8")
+    plugin_section = text.split("## The pytest plugin")[1]
+    for option in re.findall(r'addoption\("(--[\w-]+)"', plugin) + re.findall(r'addini\("(\w+)"', plugin):
+        assert f"`{option}" in plugin_section, option
+
+
+def test_report_page_describes_every_status():
+    from gradcheck.results import Status
+
+    table = page("report.md").split("## Statuses")[1].split("\n## ")[0]
+    for status in Status:
+        if status is not Status.ERROR:  # a spec's status, and a jvp rule's: described beside them
+            assert f"| `{status.value}` |" in table, status.value
+    assert "`error`" in table
+
+
 # ------------------------------------------------------------------------------------------ links
 
 def slug(heading: str) -> str:
