@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..results import RunResult, Status
-from . import RenderOptions
+from . import DEFAULT_OPTIONS, RenderOptions
 from .common import (
     display_order,
     error_where,
@@ -22,7 +22,7 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS) -> str:
     lines = ["# gradcheck report", "", f"**{summary_line(run)}**", ""]
     for spec in run.specs:
         if options.quiet and spec.status == Status.PASS:
