@@ -580,7 +580,7 @@ class _Reader:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             hint = ""
             if isinstance(name, bool):
-                hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the name)"
+                hint = " (YAML reads true and false as booleans: quote the name)"
             elif isinstance(name, str) and keyword.iskeyword(name):
                 hint = " (it is a Python keyword)"
             raise SpecError(f"{what} name must be an identifier (letters, digits, _; not a Python keyword), got "

@@ -74,7 +74,7 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
         return [Annotation("error", spec.path, spec.error.line, spec.error.column, None, f"gradcheck: {spec.name}",
                            spec.error.message)]
     by_name = {node.name: node for node in spec.nodes}
-    failing = [node for node in spec.nodes if node.status == Status.FAIL]
+    failing = [node for node in spec.nodes if node.status == Status.FAIL or (options.strict and node.status == Status.KINK)]
     origins = [node for node in failing if node.name in {suspect.argument_node for suspect in spec.suspects}]
     first = (origins or failing or [None])[0]
 
@@ -92,17 +92,19 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
         leading.append(_at_node("error", spec, first, f"gradcheck fail: {spec.name} / {first.name}",
                                 failure_sentence(spec, first)))
     rest += [(node.line, failure_sentence(spec, node)) for node in failing if node is not first]
-    rest += [(jvp.line, jvp_sentence(jvp)) for jvp in spec.jvps if jvp.status in (Status.FAIL, Status.ERROR)]
-    missed = [(e.line, f"expect {e.what}: {expect_values_text(e)}") for e in spec.expectations if not e.ok]
-    if not leading and missed:  # a spec that fails only its expectations leads with the first of them
-        line, sentence = missed.pop(0)
-        leading.append(Annotation("error", spec.path, line, None, None, f"gradcheck expect: {spec.name}", sentence))
-    rest += missed
+    # rules and pins checked besides the gradients: a spec that fails only there leads with the first of them
+    others = [_at_node("error", spec, by_name.get(jvp.node), f"gradcheck jvp {jvp.status}: {spec.name} / {jvp.node}",
+                       jvp_sentence(jvp)) for jvp in spec.jvps if jvp.status in (Status.FAIL, Status.ERROR)]
+    others += [Annotation("error", spec.path, e.line, e.column, None, f"gradcheck expect: {spec.name}",
+                          f"expect {e.what}: {expect_values_text(e)}") for e in spec.expectations if not e.ok]
+    if not leading and others:
+        leading.append(others.pop(0))
+    rest += [(note.line, note.message) for note in others]
     notes = leading + _collapsed("error", spec, rest)
 
     if not options.quiet:
         warned = [(node, node.status, node.line, failure_sentence(spec, node))
-                  for node in spec.nodes if node.status in WARNING_STATUSES]
+                  for node in spec.nodes if node.status in WARNING_STATUSES and node not in failing]
         warned += [(by_name.get(jvp.node), jvp.status, jvp.line, jvp_sentence(jvp))
                    for jvp in spec.jvps if jvp.status in WARNING_STATUSES]
         if warned:
