@@ -399,13 +399,16 @@ def ops(as_json):
 
 
 @main.command()
-def schema():
-    """Print the JSON Schema of the spec format."""
-    import json
+@click.option("--report", is_flag=True, help="The JSON Schema of the JSON report (run --format json) instead.")
+def schema(report):
+    """Print the JSON Schema of the spec format (the file gradcheck/schemas/spec-v1.json).
 
-    from .schema import spec_schema
+    Editors validate specs with it: put `# yaml-language-server: $schema=<path or URL of spec-v1.json>`
+    on a spec's first line, or map the file pattern *.gradcheck.yaml to it (docs/ci.md).
+    """
+    from .schema import REPORT_SCHEMA_FILE, SPEC_SCHEMA_FILE, schema_text
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    click.echo(schema_text(REPORT_SCHEMA_FILE if report else SPEC_SCHEMA_FILE), nl=False)
 
 
 # ------------------------------------------------------------------------------------------ explain, graph
