@@ -388,14 +388,18 @@ def ops(as_json):
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", show_edge=False)
-    table.add_column("op")
-    table.add_column("signature")
-    table.add_column("doc")
+    # names whole (never cut), signatures folded, docs wrapped at words: readable at 80 columns
+    table = Table(box=None, header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("op", no_wrap=True)
+    table.add_column("signature", overflow="fold", ratio=1)
+    table.add_column("doc", ratio=2)
     for info in registry.values():
         table.add_row(Text(info.name, style="bold"), Text(info.signature()),
                       Text(info.doc + (" [kinks]" if info.has_kinks else "")))
-    _console(sys.stdout, "auto").print(table)
+    try:
+        _print_to_terminal(lambda console: console.print(table), "auto")
+    except OutputError as error:
+        _fail(str(error))
 
 
 @main.command()
