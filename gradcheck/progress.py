@@ -5,10 +5,13 @@ removed when the run ends, so neither stdout nor a log receives any of it.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+MIN_REDRAW_SECONDS = 0.1
 
 
 class TerminalProgress:
@@ -21,6 +24,7 @@ class TerminalProgress:
                                 redirect_stderr=False)
         self.specs = self.display.add_task("specs", total=None, detail="")
         self.nodes = self.display.add_task("nodes", total=None, detail="", visible=False)
+        self.drawn_at = 0.0  # when the display was last redrawn here (besides Rich's own 10 per second)
 
     def __enter__(self) -> TerminalProgress:
         self.display.start()
@@ -36,6 +40,10 @@ class TerminalProgress:
     def node_checked(self, name: str, done: int, total: int, evaluations: int) -> None:
         self.display.update(self.nodes, total=total, completed=done, visible=True,
                             detail=f"{name} · {evaluations:,} evaluations")
+        now = time.monotonic()
+        if now - self.drawn_at >= MIN_REDRAW_SECONDS:  # a spec's first node shows at once, however fast it is
+            self.drawn_at = now
+            self.display.refresh()
 
     def spec_finished(self, path: str) -> None:
         self.display.advance(self.specs)
