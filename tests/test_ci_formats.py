@@ -523,3 +523,10 @@ def test_pre_commit_try_repo_on_a_scratch_repository(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "skipped .github/workflows/ci.yml" in done.stdout and "Passed" in done.stdout
+
+
+def test_a_table_written_to_a_file_has_no_trailing_spaces(tmp_path):
+    target = tmp_path / "table.txt"
+    assert cli("run", ROOT / "specs" / "nn", "-o", target).exit_code == 0
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines and all(line == line.rstrip() and len(line) <= 120 for line in lines)

@@ -33,7 +33,9 @@ def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS, console: Co
         print_spec(console, spec, options)
     style = "green" if run.ok else "bold red"
     console.print(Text(summary_line(run), style=style))
-    return buffer.getvalue() if buffer is not None else ""
+    if buffer is None:
+        return ""
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())  # no table padding at line ends
 
 
 def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> None:
