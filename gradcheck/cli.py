@@ -262,8 +262,8 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
             refuse_inputs(path, found.specs)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
         with _progress(quiet) as progress:
-            options = CheckOptions(mode=mode, strict=strict, progress=progress)
-            result = check_paths(found.specs, overrides, options, _limits(timeout, max_memory))
+            check_options = CheckOptions(mode=mode, strict=strict, progress=progress)
+            result = check_paths(found.specs, overrides, check_options, _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
 

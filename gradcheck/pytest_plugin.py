@@ -223,16 +223,17 @@ class SpecFile(pytest.File):
         if not found.per_node:
             yield SpecItem.from_parent(self, name=self.path.stem)
             return
+        assert outcome.value is not None
         names, has_expectations = outcome.value
         for name in names:
             yield NodeItem.from_parent(self, name=name, node=name)
         if has_expectations:
             yield NodeItem.from_parent(self, name="expect", node=None)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, SpecCollectionError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
     def result(self):
         """The spec's check, run once (contained) and shared by its items."""
@@ -260,9 +261,14 @@ class SpecItem(pytest.Item):
         self.add_marker("gradcheck")
         self.result = None
 
+    @property
+    def spec_file(self) -> SpecFile:
+        assert isinstance(self.parent, SpecFile)
+        return self.parent
+
     def runtest(self):
         strict = self.config.stash[_SETTINGS].strict
-        result = self.parent.result()
+        result = self.spec_file.result()
         self.result = result
         if result.error is not None:
             from .report.common import error_where
@@ -293,7 +299,7 @@ class NodeItem(SpecItem):
 
     def runtest(self):
         strict = self.config.stash[_SETTINGS].strict
-        result = self.parent.result()
+        result = self.spec_file.result()
         self.result = result
         if result.error is not None:
             from .report.common import error_where
@@ -315,7 +321,7 @@ class NodeItem(SpecItem):
         if self.result is not None:
             located = next((node for node in self.result.nodes if node.name == self.node), None)
             line = located.line - 1 if located is not None and located.line else None
-        return self.path, line, f"gradcheck spec {self.parent.path.stem}, node {self.node or 'expectations'}"
+        return self.path, line, f"gradcheck spec {self.spec_file.path.stem}, node {self.node or 'expectations'}"
 
 
 def _fails(result, item, strict: bool) -> bool:
@@ -333,7 +339,7 @@ def _warn_kinks(item, result, nodes, jvps) -> None:
     kinks += [(jvp_sentence(jvp), jvp.line) for jvp in jvps if jvp.status == "kink"]
     for sentence, line in kinks:
         warnings.warn_explicit(GradcheckKinkWarning(sentence), GradcheckKinkWarning,
-                               filename=item.parent.display_path(), lineno=line or 1, module="gradcheck")
+                               filename=item.spec_file.display_path(), lineno=line or 1, module="gradcheck")
 
 
 def failure_text(result, strict: bool = False, only: set[str] | None = None, expectations: bool = True) -> str:

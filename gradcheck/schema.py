@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 from pathlib import Path
+from typing import cast
 
 from .spec import (
     DATA_FILE_SUFFIXES,
@@ -91,7 +92,8 @@ def _input_mapping() -> dict:
         {"required": ["shape", "init"], "allOf": [without("file")]},
     ]
     per_init = []
-    for init, parameters in INITIALISERS.items():
+    for init, defaults in INITIALISERS.items():
+        parameters = cast("dict[str, object]", defaults)  # name -> default (None: required)
         allowed = [key for key in INPUT_KEYS if key not in SHAPE_ONLY_KEYS and key != "value"]
         allowed += ["init", *parameters]
         then: dict = {"propertyNames": {"enum": allowed}}

@@ -76,7 +76,8 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
     by_name = {node.name: node for node in spec.nodes}
     failing = [node for node in spec.nodes if node.status == Status.FAIL or (options.strict and node.status == Status.KINK)]
     origins = [node for node in failing if node.name in {suspect.argument_node for suspect in spec.suspects}]
-    first = (origins or failing or [None])[0]
+    candidates = origins or failing
+    first: NodeResult | None = candidates[0] if candidates else None
 
     leading: list[Annotation] = []
     rest: list[tuple[int | None, str]] = []         # (line, sentence) for the collapsed annotation
@@ -103,6 +104,7 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
     notes = leading + _collapsed("error", spec, rest)
 
     if not options.quiet:
+        warned: list[tuple[NodeResult | None, Status, int | None, str]]
         warned = [(node, node.status, node.line, failure_sentence(spec, node))
                   for node in spec.nodes if node.status in WARNING_STATUSES and node not in failing]
         warned += [(by_name.get(jvp.node), jvp.status, jvp.line, jvp_sentence(jvp))
@@ -124,10 +126,10 @@ def _collapsed(level: str, spec: SpecResult, rest: list[tuple[int | None, str]])
                        f"gradcheck: and {len(rest)} more {kind} in {spec.name}", message)]
 
 
-def annotations(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS) -> list[Annotation]:
+def run_annotations(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS) -> list[Annotation]:
     return [note for spec in run.specs for note in spec_annotations(spec, options)]
 
 
 def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS) -> str:
-    lines = [command(note) for note in annotations(run, options)]
+    lines = [command(note) for note in run_annotations(run, options)]
     return "".join(line + "\n" for line in lines)

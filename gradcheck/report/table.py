@@ -77,7 +77,7 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         if node.checked == "probes" and node.status == Status.PASS:
             status_text.append(" (probes)", style="dim")
         errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
-        cells = [Text(name, style="dim" if depth else ""), Text(visible(node.op)), Text(shape_text(node.shape)),
+        cells: list[Text | str] = [Text(name, style="dim" if depth else ""), Text(visible(node.op)), Text(shape_text(node.shape)),
                  errors[0], errors[1]]
         table.add_row(*cells, *([Text(_worst(node))] if worst_shown else []), status_text)
         if options.verbose:
