@@ -12,10 +12,6 @@ import numpy  # noqa: F401
 import pytest
 import yaml  # noqa: F401
 
-# imported once here: in-process pytest runs drop the modules they import, and numpy and libyaml's parser
-# cannot be loaded twice in one process
-import gradcheck.pipeline  # noqa: F401
-
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
