@@ -291,9 +291,20 @@ def test_markdown_of_the_shipped_specs_is_short():
 
 # ------------------------------------------------------------------------------------------ which files are specs
 
+WORKFLOW = """name: ci
+on: [push, pull_request]
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: pytest
+"""
+
+
 def test_a_folder_skips_other_yaml_with_a_note(tmp_path):
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
-    shutil.copy(ROOT / ".github" / "workflows" / "ci.yml", tmp_path / ".github" / "workflows" / "ci.yml")
+    (tmp_path / ".github" / "workflows" / "ci.yml").write_text(WORKFLOW)
     shutil.copy(ROOT / "specs" / "gates.yaml", tmp_path / "gates.yaml")
     (tmp_path / "broken.gradcheck.yaml").write_text("jobs: {}\n")  # the naming convention: a spec, whatever it holds
     result = cli("run", tmp_path)
@@ -513,7 +524,7 @@ def test_pre_commit_try_repo_on_a_scratch_repository(tmp_path):
     """Installs the hook from this checkout's HEAD (committed files only), as a user's pre-commit would."""
     repo = tmp_path / "scratch"
     (repo / ".github" / "workflows").mkdir(parents=True)
-    shutil.copy(ROOT / ".github" / "workflows" / "ci.yml", repo / ".github" / "workflows" / "ci.yml")
+    (repo / ".github" / "workflows" / "ci.yml").write_text(WORKFLOW)
     shutil.copy(ROOT / "specs" / "gates.yaml", repo / "gates.yaml")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
