@@ -59,6 +59,16 @@ def test_every_option_the_cli_page_names_exists():
     assert named - known == set()
 
 
+@pytest.mark.parametrize("command", ["explain", "graph"])
+def test_cli_page_quotes_explain_and_graph_as_they_print(command, monkeypatch):
+    quoted = next(body for _, body in fenced_blocks(page("cli.md")) if body.startswith(f"$ gradcheck {command} specs/"))
+    lines = quoted.splitlines()
+    monkeypatch.chdir(ROOT)
+    result = run(*lines[0].split()[2:], "--color", "never", columns=100)
+    assert result.exit_code == 0, result.output
+    assert [line.rstrip() for line in result.stdout.splitlines()] == [line.rstrip() for line in lines[1:]]
+
+
 # ------------------------------------------------------------------------------------------ the spec format
 
 def test_spec_format_page_lists_every_top_level_key_initialiser_and_method():
