@@ -183,6 +183,35 @@ def linear_elementwise_change(coefficients, changes, out) -> Change:
     return Change.make(out.shape, pins, np.broadcast_to(total, box))
 
 
+def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
+    """mean(losses(a, b)) over the broadcast: the per-element losses change only where an argument changed."""
+    per_element = np.asarray(losses(*inputs, **params))
+    changed = elementwise_change(losses, changes, per_element, inputs, params)
+    total = changed.delta.reshape(changed.count, -1).sum(axis=1)
+    return Change.make((), {}, total / max(per_element.size, 1))
+
+
+def softmax_cross_entropy_change(change: Change, logits, targets, samples: int) -> Change | None:
+    """-Σ t·log softmax(z) / n under z -> z + d, row by row and without cancellation:
+    lse(z + d) - lse(z) = log Σ_c p_c e^{d_c} = log1p(Σ_c p_c expm1(d_c)), p = softmax(z), so a row's loss
+    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  None (recompute) where e^d overflowed."""
+    logits = np.asarray(logits)
+    rows = {a: p for a, p in change.pins.items() if a != logits.ndim - 1}
+    delta = change.widened(rows)
+    count = change.count
+    probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    targets = np.broadcast_to(targets, logits.shape)
+    p, t = gather(probabilities, rows, count), gather(targets, rows, count)  # views where no row is pinned
+    mixed = np.einsum("...c,...c->...", p, np.expm1(delta))
+    linear = np.einsum("...c,...c->...", t, delta)
+    per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
+    total = per_row.reshape(count, -1).sum(axis=1)
+    if not np.all(np.isfinite(total)):
+        return None
+    return Change.make((), {}, total / samples)
+
+
 # ---------------------------------------------------------------- along axes
 
 def reduce_change(change: Change, axis, keepdims: bool, scale: float = 1.0) -> Change:
