@@ -84,9 +84,12 @@ class Evaluator:
     def path_magnitude(self, index: int) -> float:
         """The largest value met downstream of node index: round-off is relative to it, not to the objective,
         when large terms cancel on the way (a + s - s)."""
-        magnitudes = [float(np.max(np.abs(self.values[j]))) for j in self.graph.downstream(index)
-                      if np.size(self.values[j]) and self.values[j].dtype.kind in "fc"]
-        return max(magnitudes, default=0.0)
+        return max((self.magnitudes[j] for j in self.graph.downstream(index)), default=0.0)
+
+    @cached_property
+    def magnitudes(self) -> list[float]:
+        """max |value| of each node (0 for data and empty nodes)."""
+        return [float(np.max(np.abs(v))) if np.size(v) and v.dtype.kind in "fc" else 0.0 for v in self.values]
 
     def copy_floats(self, index: int) -> int:
         """Floats one perturbed copy of node index occupies along its downstream."""

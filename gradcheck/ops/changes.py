@@ -36,9 +36,8 @@ class Change:
     @staticmethod
     def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray) -> Change:
         """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
-        shape = tuple(int(n) for n in shape)
-        kept = {a: np.asarray(p, dtype=np.intp) for a, p in pins.items() if shape[a] > 1}
-        return Change(shape, dict(sorted(kept.items())), np.asarray(delta))
+        shape = tuple(shape)
+        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta)
 
     @staticmethod
     def of_elements(shape, flat_elements: np.ndarray, offsets: np.ndarray) -> Change:
@@ -46,6 +45,7 @@ class Change:
         shape = tuple(shape)
         offsets = np.asarray(offsets)
         positions = np.unravel_index(np.asarray(flat_elements, dtype=np.intp), shape) if shape else ()
+        positions = [np.asarray(p, dtype=np.intp) for p in positions]
         delta = offsets.reshape((offsets.size,) + (1,) * len(shape))
         return Change.make(shape, dict(enumerate(positions)), delta)
 
@@ -66,7 +66,7 @@ class Change:
         return int(self.delta.size)
 
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        """base (an array of this change's shape) on the box of ``pins`` (default: this change's), shape (K, *box)."""
+        """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
         return gather(base, self.pins if pins is None else pins, self.count)
 
     def widened(self, pins: dict[int, np.ndarray]) -> np.ndarray:
@@ -95,15 +95,19 @@ class Change:
         delta = self.delta.reshape(self.count, -1)
         if weights is None:
             return delta.sum(axis=1)
-        return np.einsum("kn,kn->k", delta, self.gather(weights).reshape(self.count, -1))
+        on_box = self.gather(weights)
+        if on_box.shape[0] == 1:  # nothing pinned: one weight array for every copy
+            return delta @ on_box.reshape(-1)
+        return np.einsum("kn,kn->k", delta, on_box.reshape(self.count, -1))
 
 
 def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndarray:
-    """base at copy k's pinned indices, every other axis whole: shape (count, *box)."""
+    """base at copy k's pinned indices, every other axis whole: shape (count, *box) -- or (1, *shape) when
+    nothing is pinned, the same for every copy (it broadcasts against the copies)."""
     base = np.asarray(base)
     shape = base.shape
     if not pins:
-        return np.broadcast_to(base, (count,) + shape)
+        return base[None]
     ndim = len(shape)
     index = []
     for axis, n in enumerate(shape):
@@ -160,10 +164,9 @@ def elementwise_change(forward, changes, out, inputs, params) -> Change:
     count = next(c.count for c in changes if c is not None)
     pins = broadcast_pins(changes, inputs, out.shape)
     arguments = [_on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
-    new = np.asarray(forward(*arguments, **params))
-    old = gather(out, pins, count)
-    new = np.broadcast_to(new, old.shape) if new.shape != old.shape else new
-    return Change.make(out.shape, pins, changed_difference(new, old))
+    delta = changed_difference(np.asarray(forward(*arguments, **params)), gather(out, pins, count))
+    box = (count,) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
+    return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
 
 
 def linear_elementwise_change(coefficients, changes, out) -> Change:
@@ -243,7 +246,9 @@ def slices_change(forward, change: Change, x, out, axes: tuple[int, ...] | None,
     if not keepdims:
         kept = [a for a in range(ndim) if a not in mixed]
         pins = {kept.index(a): p for a, p in pins.items()}
-    return Change.make(np.shape(out), pins, changed_difference(new, gather(np.asarray(out), pins, change.count)))
+    delta = changed_difference(new, gather(np.asarray(out), pins, change.count))
+    box = (change.count,) + tuple(1 if a in pins else n for a, n in enumerate(np.shape(out)))
+    return Change.make(np.shape(out), pins, delta if delta.shape == box else np.broadcast_to(delta, box))
 
 
 def transpose_change(change: Change, permutation) -> Change:
