@@ -77,8 +77,10 @@ RULES = {name for name, info in BUILTIN_OPS.items() if info.propagate is not Non
 def test_the_ops_the_issue_names_have_a_change_rule():
     linear = {"matmul", "sum", "mean", "reshape", "transpose", "getitem", "concat", "add", "sub", "identity"}
     elementwise = {"sin", "tanh", "exp", "mul", "relu", "sigmoid", "where", "clip", "gelu"}
-    slices = {"softmax", "log_softmax", "logsumexp", "max", "layer_norm"}
-    assert linear | elementwise | slices <= RULES
+    slices = {"softmax", "log_softmax", "logsumexp", "max", "layer_norm", "max_pool2d", "avg_pool2d"}
+    linear |= {"conv2d"}
+    losses = {"cross_entropy", "mse", "hinge", "logistic_loss", "huber"}
+    assert linear | elementwise | slices | losses <= RULES
 
 
 def test_a_one_element_matmul_change_stays_one_row():

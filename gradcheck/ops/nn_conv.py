@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import OpArgumentError, Param, Primitive, real_part, view_shape
+from .changes import Change, slices_change
 from .nn import float_dtype
 from .reductions import tie_shares
 from .registry import builtin
@@ -93,6 +94,32 @@ class Conv2d(Primitive):
         out = np.tensordot(patches, w, axes=([1, 4, 5], [1, 2, 3]))         # (N, OH, OW, O)
         return np.moveaxis(out, -1, 1) + np.reshape(b, (-1, 1, 1))
 
+    def propagate(self, changes, out, x, w, b, stride=1, padding=0):
+        """Linear in each argument: conv(x, w + dw) - conv(x, w) = conv(x, dw) with no bias, all K kernels in one
+        contraction; a change of x is convolved sample by sample (K·N' samples in one call); a bias change
+        spreads over its channel.  Changes of more than one argument are recomputed (None)."""
+        changed = [i for i, c in enumerate(changes) if c is not None]
+        if len(changed) != 1:
+            return None
+        kernel, stride, padding = self._geometry(x, w, b, stride, padding)
+        change = changes[changed[0]]
+        count, shape = change.count, np.shape(out)
+        if changed[0] == 0:     # x: keep the sample pin, convolve each copy's changed samples
+            samples = {0: change.pins[0]} if 0 in change.pins else {}
+            delta = change.widened(samples)
+            flat = delta.reshape((-1,) + delta.shape[2:])
+            convolved = self.forward(flat, w, np.zeros(np.shape(b), dtype=delta.dtype), stride, padding)
+            return Change.make(shape, samples, convolved.reshape((count, delta.shape[1]) + convolved.shape[1:]))
+        if changed[0] == 1:     # w: keep the output-channel pin
+            channels = {1: change.pins[0]} if 0 in change.pins else {}
+            delta = change.widened({0: change.pins[0]} if 0 in change.pins else {})    # (K, O', C, KH, KW)
+            patches = windows(self._pad(x, padding), kernel, stride)                  # (N, C, OH, OW, KH, KW)
+            product = np.tensordot(patches, delta, axes=([1, 4, 5], [2, 3, 4]))      # (N, OH, OW, K, O')
+            return Change.make(shape, channels, np.moveaxis(product, (3, 4), (0, 2)))
+        channels = {1: change.pins[0]} if 0 in change.pins else {}                   # b: its channel, everywhere
+        delta = change.delta.reshape((count, 1, -1, 1, 1))
+        return Change.make(shape, channels, np.broadcast_to(delta, (count, shape[0], delta.shape[2]) + shape[2:]))
+
     def vjp(self, g, out, x, w, b, stride=1, padding=0):
         kernel, stride, padding = self._geometry(x, w, b, stride, padding)
         padded = self._pad(x, padding)
@@ -127,6 +154,11 @@ class _Pool2d(Primitive):
         kernel = pair(params["kernel"], "kernel", self.name)
         stride = kernel if params["stride"] is None else pair(params["stride"], "stride", self.name)
         return view_shape(arg_shapes[0], lambda x: windows(x, kernel, stride))[:-2]
+
+    def propagate(self, changes, out, x, kernel, stride=None):
+        """Windows never mix the leading axes (N, C): recompute the changed planes only."""
+        spatial = (np.ndim(x) - 2, np.ndim(x) - 1)
+        return slices_change(self.forward, changes[0], x, out, spatial, {"kernel": kernel, "stride": stride})
 
     def _geometry(self, x, kernel, stride):
         if np.ndim(x) < 2:
