@@ -115,6 +115,11 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """The process's peak resident memory (VmHWM: unlike ru_maxrss it does not carry the parent's peak over exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -125,8 +130,12 @@ def worker(task: dict) -> dict:
     np.seterr(all="ignore")
     spec_path = Path(task["spec"]) if task.get("spec") else None
     if task["tool"] == "gradcheck":
+        import gradcheck.pipeline  # noqa: F401  (every module a check uses, loaded before the baseline)
         from gradcheck import CheckOptions, check_spec
+        from gradcheck.ops import load_builtin_ops
         from gradcheck.spec import Overrides
+
+        load_builtin_ops()
 
         options = CheckOptions(mode=task.get("mode", "full"))
         overrides = Overrides(method=task.get("method"))
@@ -220,11 +229,13 @@ def blas_description() -> str:
 
 
 def torch_version() -> str | None:
+    """torch's version, without importing it here (each measurement imports what it needs in its own process)."""
+    from importlib import metadata
+
     try:
-        import torch
-    except ImportError:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
         return None
-    return torch.__version__
 
 
 def main():
