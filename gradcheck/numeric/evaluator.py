@@ -17,7 +17,7 @@ from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
 from ..ops.changes import Change, changed_difference
 
-MAX_CHANGE_FLOATS = 1_000_000  # the changes of one batch of copies are capped at ~8 MB of floats
+MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 
 
 class LeftDomain(Exception):
