@@ -293,6 +293,14 @@ def test_relative_links_resolve_to_files_and_headings(path):
             assert anchor in {slug(h) for h in headings}, target
 
 
+def test_report_page_table_example_is_the_one_docs_reproduce():
+    shown = next(body for _, body in fenced_blocks(page("report.md"))
+                 if body.startswith("FAIL  broken swish layer")).splitlines()
+    quoted = next(body for _, body in fenced_blocks(page("custom-ops.md"))
+                  if body.startswith("$ gradcheck run broken_swish.yaml\n")).splitlines()[1:-2]
+    assert [line for line in shown if "·" not in line] == [line for line in quoted if "·" not in line]
+
+
 def test_readme_failure_example_is_the_one_docs_reproduce():
     readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## What a failure looks like")[1]
     shown = fenced_blocks(readme)[0][1].splitlines()
