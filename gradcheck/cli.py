@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .errors import SpecError, Terminated, one_line
+from .format import visible
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .judge import CheckOptions
 from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
@@ -39,7 +40,7 @@ def _broken_pipe() -> None:
 def _error_line(path: str, error) -> str:
     from .report.common import error_where
 
-    return f"{error_where(path, error)}: error: {error.message}"
+    return f"{error_where(path, error)}: error: {visible(error.message)}"
 
 
 class _FiniteFloat(click.FloatRange):
@@ -241,7 +242,7 @@ def _print_to_terminal(print_with, color: str) -> None:
 
 def _fail(message: str) -> None:
     """One line on stderr, exit 2: a usage or output fault (never a traceback)."""
-    click.echo(f"gradcheck: error: {one_line(message)}", err=True)
+    click.echo(f"gradcheck: error: {visible(one_line(message))}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -293,7 +294,7 @@ def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_con
         _fail(str(error))
     outcome = contained(path, overrides, limits, build)
     if outcome.printed:
-        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {one_line(outcome.printed)[:300]}",
+        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {visible(one_line(outcome.printed)[:300])}",
                    err=True)
     if outcome.error is not None:
         click.echo(_error_line(path, outcome.error), err=True)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..explain import ArgumentStep, Step, Walkthrough, number_text
+from ..format import visible
 from .common import console_for
 
 FORMATS = ("text", "json", "markdown")
@@ -86,49 +87,49 @@ def gradient_name(walk: Walkthrough, step: Step) -> str:
 def text_lines(walk: Walkthrough) -> list[Text]:
     lines: list[Text] = []
     header = Text()
-    header.append(f"backward pass of {walk.name}", style="bold")
-    header.append(f"  {walk.path}", style="dim")
+    header.append(f"backward pass of {visible(walk.name)}", style="bold")
+    header.append(f"  {visible(walk.path)}", style="dim")
     lines.append(header)
     if walk.description.strip():
-        lines.append(Text(" ".join(walk.description.split()), style="italic"))
+        lines.append(Text(visible(" ".join(walk.description.split())), style="italic"))
     summary = f"output {walk.output} = {walk.output_value.text()} ({walk.dtype})"
     if walk.objective != walk.output:
         summary += f"; differentiated: L = {walk.objective} with a fixed random v"
-    lines.append(Text(summary))
+    lines.append(Text(visible(summary)))
     lines.append(Text(walk.chain_rule, style="dim"))
     lines.append(Text())
     op_steps = walk.op_steps
     width = len(str(len(op_steps)))
-    op_width = max((len(s.op) for s in op_steps), default=0)
+    op_width = max((len(visible(s.op)) for s in op_steps), default=0)
     for number, step in enumerate(op_steps, 1):
         line = Text(f"{number:>{width}}. ")
-        line.append(f"{step.op:<{op_width}}", style="cyan")
+        line.append(f"{visible(step.op):<{op_width}}", style="cyan")
         line.append("  ")
-        line.append(node_text(step), style="bold")
+        line.append(visible(node_text(step)), style="bold")
         line.append(" · ")
-        line.append(upstream_text(step))
+        line.append(visible(upstream_text(step)))
         passing = [a for a in step.arguments if a.differentiable]
         indent = " " * (width + 2 + op_width + 2)
         if len(passing) == 1:
-            line.append(" → " + passes_text(passing[0]))
+            line.append(" → " + visible(passes_text(passing[0])))
             lines.append(line)
         else:
             lines.append(line)
             for argument in passing:
-                lines.append(Text(f"{indent}→ {passes_text(argument)}"))
+                lines.append(Text(f"{indent}→ {visible(passes_text(argument))}"))
         if step.note:
             style = "red" if "failed" in step.note else "dim"
-            lines.append(Text(f"{indent}{step.note}", style=style))
+            lines.append(Text(f"{indent}{visible(step.note)}", style=style))
     lines.append(Text())
     lines.append(Text("gradients of the inputs:", style="bold"))
     for step in walk.input_steps:
         if step.upstream is None:
-            lines.append(Text(f"  {step.name} = {step.value.text()}: data, no gradient", style="dim"))
+            lines.append(Text(f"  {visible(step.name)} = {step.value.text()}: data, no gradient", style="dim"))
             continue
-        line = Text(f"  {gradient_name(walk, step)} = ")
+        line = Text(f"  {visible(gradient_name(walk, step))} = ")
         line.append(step.upstream.text(), style="bold green")
         if step.contributions:
-            line.append(f"  ({contributions_text(step)})", style="dim")
+            line.append(f"  ({visible(contributions_text(step))})", style="dim")
         lines.append(line)
     return lines
 
@@ -166,7 +167,7 @@ def render_json(walk: Walkthrough) -> str:
 # ------------------------------------------------------------------------------------------ markdown
 
 def cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return visible(text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " "))
 
 
 def code(text: str) -> str:
@@ -174,10 +175,10 @@ def code(text: str) -> str:
 
 
 def render_markdown(walk: Walkthrough) -> str:
-    lines = [f"# Backward pass of {cell(walk.name)}", "", f"`{walk.path}` · output `{walk.output}` = "
+    lines = [f"# Backward pass of {cell(walk.name)}", "", f"{code(walk.path)} · output {code(walk.output)} = "
              f"{walk.output_value.text()} ({walk.dtype})", ""]
     if walk.objective != walk.output:
-        lines += [f"Differentiated: L = `{walk.objective}` with a fixed random v.", ""]
+        lines += [f"Differentiated: L = {code(walk.objective)} with a fixed random v.", ""]
     lines += [f"> {cell(walk.chain_rule)}", "",
               "| # | op | node | expression | value | upstream | passes on |", "|---:|---|---|---|---:|---|---|"]
     for number, step in enumerate(walk.op_steps, 1):

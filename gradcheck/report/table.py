@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..format import visible
 from ..results import NodeResult, RunResult, SpecResult, Status
 from . import RenderOptions
 from .common import (
@@ -37,22 +38,22 @@ def render(run: RunResult, options: RenderOptions = RenderOptions(), console: Co
 def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> None:
     header = Text()
     header.append(spec.status.upper(), style=STATUS_STYLE[spec.status])
-    header.append(f"  {spec.name}", style="bold")
-    header.append(f"  {spec.path}", style="dim")
+    header.append(f"  {visible(spec.name)}", style="bold")
+    header.append(f"  {visible(spec.path)}", style="dim")
     console.print(header)
     if spec.error is not None:
         where = error_where(spec.path, spec.error)
         if options.errors_inline:
-            console.print(Text(f"  {where}: {spec.error.message}", style="red"))
+            console.print(Text(f"  {where}: {visible(spec.error.message)}", style="red"))
         console.print()
         return
     if spec.description and not options.quiet:
-        console.print(Text(f"  {spec.description.strip()}", style="italic"))
+        console.print(Text(f"  {visible(' '.join(spec.description.split()))}", style="italic"))
     output = spec.output_value
     if output is not None and getattr(output, "ndim", 0) == 0:
-        console.print(Text(f"  output {spec.output_name} = {number(float(output), 8)}"))
+        console.print(Text(f"  output {visible(spec.output_name)} = {number(float(output), 8)}"))
     for note in spec.notes:
-        console.print(Text(f"  note: {note}", style="dim"))
+        console.print(Text(f"  note: {visible(note)}", style="dim"))
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column, justify, wrap in (("node", "left", False), ("op", "left", False), ("shape", "right", False),
@@ -62,26 +63,26 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     for node, depth in display_order(spec):
         if options.quiet and node.status in (Status.PASS, Status.SKIP):
             continue
-        name = ("  └ " if depth else "") + node.name
+        name = ("  └ " if depth else "") + visible(node.name)
         status_text = Text(node.status, style=STATUS_STYLE[node.status])
         if node.checked == "probes" and node.status == Status.PASS:
             status_text.append(" (probes)", style="dim")
         errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
         worst = worst_text(node) if node.status in (Status.FAIL, Status.KINK) else ""
-        table.add_row(Text(name, style="dim" if depth else ""), Text(node.op), Text(shape_text(node.shape)),
+        table.add_row(Text(name, style="dim" if depth else ""), Text(visible(node.op)), Text(shape_text(node.shape)),
                       errors[0], errors[1], Text(worst), status_text)
         if options.verbose:
             add_element_rows(table, node)
     console.print(table)
     for status, sentence in failure_lines(spec):
-        console.print(Text("  " + sentence, style=STATUS_STYLE[status]))
+        console.print(Text("  " + visible(sentence), style=STATUS_STYLE[status]))
     for suspect in spec.suspects:
-        console.print(Text("  suspect: " + suspect_sentence(suspect), style="bold red"))
+        console.print(Text("  suspect: " + visible(suspect_sentence(suspect)), style="bold red"))
     for expectation in spec.expectations:
         if not expectation.ok:
-            console.print(Text(f"  expect {expectation.what} (line {expectation.line}): "
+            console.print(Text(f"  expect {visible(expectation.what)} (line {expectation.line}): "
                                f"{expect_values_text(expectation)} (abs error {number(expectation.max_abs_error)})"
-                               + (f": {expectation.message}" if expectation.message else ""), style="bold red"))
+                               + (f": {visible(expectation.message)}" if expectation.message else ""), style="bold red"))
         elif options.verbose:
             console.print(Text(f"  expect {expectation.what}: ok (abs error {number(expectation.max_abs_error)})",
                                style="green"))
