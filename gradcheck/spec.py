@@ -8,6 +8,7 @@ from __future__ import annotations
 import keyword
 import math
 import stat
+import unicodedata
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -226,6 +227,10 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         with _context(f"node '{node_name}'"):
             nodes[node_name] = _read_node(reader, node_name, entry, nodes_map)
 
+    _refuse_lookalike_names([(name, inputs_map.key_locations[name], "input") for name in inputs]
+                            + [(name, nodes_map.key_locations[name], "node") for name in nodes]
+                            + [(name, location, "custom op") for name, (_, location) in ops.items()])
+
     if "output" in document:
         output = document["output"]
         output_location = document.value_locations["output"]
@@ -243,6 +248,20 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
     return Spec(path=display, name=name, description=description, dtype=dtype, seed=seed, inputs=inputs,
                 nodes=nodes, output=output, output_location=output_location, tolerance=Tolerance(atol, rtol),
                 method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir)
+
+
+def _refuse_lookalike_names(names: list[tuple[str, Location, str]]) -> None:
+    """Names are used exactly as written; two that Python's parser would read as one identifier (it applies NFKC:
+    ``ℌ`` and ``H``, ``ﬁ`` and ``fi``) are refused, naming both, so an expression cannot silently mean the other."""
+    seen: dict[str, tuple[str, Location, str]] = {}
+    for name, location, what in names:
+        key = unicodedata.normalize("NFKC", name)
+        if key in seen and seen[key][0] != name:
+            other, other_location, other_what = seen[key]
+            raise SpecError(f"{what} {clipped_repr(name)} and {other_what} {clipped_repr(other)} (line "
+                            f"{other_location.line}) are the same identifier to Python ({clipped_repr(key)} after "
+                            "Unicode NFKC normalisation): rename one", location)
+        seen.setdefault(key, (name, location, what))
 
 
 def _read_node(reader: _Reader, name: str, entry, nodes_map: LocatedMap) -> NodeSpec:
