@@ -98,6 +98,16 @@ _limit_options = _options(
 )
 
 
+# what a spec may reach beyond its own text: run, explain and graph
+_trust_options = _options(
+    click.option("--no-custom-ops", "no_custom_ops", is_flag=True,
+                 help="Refuse every spec that names custom ops (ops:), before any of their code is imported: "
+                      "for reviewing a spec one did not write."),
+    click.option("--allow-outside-files", is_flag=True,
+                 help="Let file: inputs lie outside the spec's folder (links are followed before the check)."),
+)
+
+
 def _limits(timeout: float, max_memory: int | None) -> Limits:
     return Limits(timeout=timeout or None, max_memory=max_memory or default_memory_budget())
 
@@ -184,12 +194,13 @@ def _tolerant_streams() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically; - is stdout).")
 @_check_options
 @_limit_options
+@_trust_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
 @_color_option
-def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet,
-        verbose, color):
+def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory,
+        no_custom_ops, allow_outside_files, values, quiet, verbose, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
     from .pipeline import check_paths, collect_spec_paths
 
@@ -198,7 +209,8 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
         if not found:
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
         refuse_inputs(output, found)
-        overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
+        overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
+                              custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
         result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict), _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
@@ -317,8 +329,9 @@ def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_con
 @_dtype_option
 @_seed_option
 @_limit_options
+@_trust_options
 @_color_option
-def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color):
+def explain(spec, output_format, output, dtype, seed, timeout, max_memory, no_custom_ops, allow_outside_files, color):
     """Walk the backward pass of SPEC step by step, like a textbook.
 
     Node by node from the output back to the inputs: each node's forward value, the upstream
@@ -333,7 +346,8 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
     from .pipeline import run_loaded
     from .report import explain_text
 
-    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory),
+    overrides = Overrides(dtype=dtype, seed=seed, custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
+    _show(spec, overrides, _limits(timeout, max_memory),
           lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
@@ -345,8 +359,10 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_check_options
 @_limit_options
+@_trust_options
 @_color_option
-def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, color):
+def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory,
+          no_custom_ops, allow_outside_files, color):
     """Draw the graph of SPEC with values, gradients and statuses.
 
     Every node is annotated with its forward value, its gradient and its status (the check runs to
@@ -360,7 +376,8 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
     from .report import graph_view
     from .views import graph_view as view_of
 
-    overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
+    overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
+                          custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
     options = CheckOptions(mode=mode, strict=strict)
     _show(spec, overrides, _limits(timeout, max_memory), lambda loaded: view_of(run_loaded(loaded, options)),
           graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

@@ -203,8 +203,9 @@ class ExpressionParser:
         """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""
         if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
             return node.value
-        if isinstance(node, ast.Name) and self.as_written(node, node.id) in YAML_CONSTANTS:  # causal=true, as one writes it in YAML
-            return YAML_CONSTANTS[node.id]
+        written = self.as_written(node, node.id) if isinstance(node, ast.Name) else None
+        if written in YAML_CONSTANTS:  # causal=true, as one writes it in YAML
+            return YAML_CONSTANTS[written]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
                 and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
             return -node.operand.value
