@@ -152,6 +152,7 @@ def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.dup2(capture_fd, 1)                           # the op's print() cannot reach gradcheck's stdout
+        sys.dont_write_bytecode = True                   # an op's own later imports leave no __pycache__ either
         if limits.max_memory:
             import resource
 
