@@ -94,7 +94,8 @@ _limit_options = _options(
     click.option("--timeout", type=_FiniteFloat(min=0), default=DEFAULT_TIMEOUT, show_default=True,
                  help="Seconds one spec may take (0: no limit); past it the spec is an error (exit 2)."),
     click.option("--max-memory", type=_MemorySize(), default=None,
-                 help="Memory a spec with custom ops may take, e.g. 8G (default: half the machine's memory)."),
+                 help="Memory one spec's check may take, e.g. 8G; a spec that would need more is refused before it "
+                      "starts (exit 2) [default: half the machine's memory, or of the container's limit]."),
 )
 
 
@@ -347,8 +348,10 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, no_cu
     from .report import explain_text
 
     overrides = Overrides(dtype=dtype, seed=seed, custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
-    _show(spec, overrides, _limits(timeout, max_memory),
-          lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
+    limits = _limits(timeout, max_memory)
+    _show(spec, overrides, limits,
+          lambda loaded: walkthrough(run_loaded(loaded, CheckOptions(memory_budget=limits.max_memory), judge=False)),
+          explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
 
@@ -378,6 +381,7 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
                           custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
-    options = CheckOptions(mode=mode, strict=strict)
-    _show(spec, overrides, _limits(timeout, max_memory), lambda loaded: view_of(run_loaded(loaded, options)),
+    limits = _limits(timeout, max_memory)
+    options = CheckOptions(mode=mode, strict=strict, memory_budget=limits.max_memory)
+    _show(spec, overrides, limits, lambda loaded: view_of(run_loaded(loaded, options)),
           graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import sizing
 from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
@@ -109,13 +110,19 @@ def _shape(shape) -> str:
 
 
 def _refuse_oversized(node: Node, args: list) -> None:
-    """Refuse, before computing it, an op result (a broadcast, a matmul) with more than MAX_TOTAL_ELEMENTS,
-    from the shape the op's record declares (``result_shape``; None: unknown)."""
+    """Refuse, before computing it, an op result (a broadcast, a matmul) or intermediate (attention's scores) with
+    more than MAX_TOTAL_ELEMENTS, from what the op's record declares (``result_shape``, ``peak_elements``)."""
     shapes = [np.shape(a) for a in args]
     try:
         shape = node.op.result_shape(shapes, node.params)
     except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
         return
+    peak = sizing.peak_elements(node, shapes)
+    if peak > MAX_TOTAL_ELEMENTS and (shape is None or peak > math.prod(shape)):
+        raise ForwardError(f"node '{node.name}' ({clip(node.text)}): {node.op.name} on shapes "
+                           f"{', '.join(_shape(s) for s in shapes)} would build an intermediate of {peak:,} elements "
+                           f"(~{peak * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
+                           node.location)
     if shape is None:
         return
     count = math.prod(shape)

@@ -14,6 +14,7 @@ from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator
 from ..results import NodeResult, Outcome, Status
+from ..sizing import batch_floats
 from ..spec import Tolerance, stable_seed
 from .options import CheckOptions
 from .verdict import classify, element_status, outcome, relative_error
@@ -33,6 +34,7 @@ class Comparator:
         self.eps = eps
         self.options = options
         self.evaluator = Evaluator(graph, reference.values, reference.projection)
+        self.evaluator.max_batch_floats = batch_floats(options.memory_budget)
         self.notes: list[str] = []
 
     # ---------------------------------------------------------------------------------- per node

@@ -12,3 +12,4 @@ class CheckOptions:
     full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
     full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all
     keep_values: bool = True
+    memory_budget: int | None = None  # bytes the check may take (--max-memory); None: not sized (sizing.py)

@@ -24,8 +24,6 @@ from .stencils import (
     richardson_twice,
 )
 
-MAX_BATCH_FLOATS = 4_000_000  # perturbed copies evaluated at once are capped at ~32 MB of downstream values
-
 
 @dataclass(frozen=True)
 class ElementEstimate:
@@ -86,7 +84,7 @@ class NodeDifferentiator:
         steps = self.base * self.scale.reshape(-1)
         steps_out[:] = steps
         error_bound_out[:] = self.roundoff(steps, self.method)
-        chunk = max(1, MAX_BATCH_FLOATS // (len(offsets) * max(1, self.evaluator.copy_floats(self.index))))
+        chunk = max(1, self.evaluator.max_batch_floats // (len(offsets) * max(1, self.evaluator.batch_copy_floats(self.index))))
         flat_x = self.x.reshape(-1)
         for start in range(0, self.x.size, chunk):
             elements = np.arange(start, min(self.x.size, start + chunk))

@@ -8,6 +8,7 @@ import numpy as np
 from ..batching import batched_apply
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
+from ..sizing import MAX_BATCH_FLOATS, peak_elements
 
 
 class Evaluator:
@@ -22,6 +23,7 @@ class Evaluator:
         self.values = values64
         self.projection = projection
         self.evaluations = 0
+        self.max_batch_floats = MAX_BATCH_FLOATS  # a batch of perturbed copies holds at most this many floats
 
     @cached_property
     def f0(self) -> float:
@@ -76,6 +78,13 @@ class Evaluator:
     def copy_floats(self, index: int) -> int:
         """Floats one perturbed copy of node index occupies along its downstream."""
         return sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
+
+    def batch_copy_floats(self, index: int) -> int:
+        """Floats one perturbed copy of node index takes while its downstream is evaluated: each op's largest
+        array (its result or a larger intermediate, attention's scores), as sizing.peak_elements states it."""
+        nodes = self.graph.nodes
+        return int(np.size(self.values[index])) + sum(
+            peak_elements(nodes[j], [np.shape(self.values[a]) for a in nodes[j].args]) for j in self.graph.downstream(index))
 
     def complex_safe(self, index: int) -> str | None:
         """None if complex-step can run through node index's downstream, else the op that forbids it."""

@@ -6,6 +6,8 @@ adjoint of that view, which loops only over the kernel's KH * KW offsets.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -83,6 +85,14 @@ class Conv2d(Primitive):
         spatial = tuple((x[2 + i] + 2 * padding[i] - w[2 + i]) // stride[i] + 1 for i in (0, 1))
         return (x[0], w[0]) + spatial
 
+    def peak_elements(self, arg_shapes, params):
+        """The zero-padded input, and the unfolded windows (N, C, OH, OW, KH, KW) its products are taken over."""
+        x, w, _ = arg_shapes
+        padding = pair(params["padding"], "padding", self.name)
+        padded = x[0] * x[1] * (x[2] + 2 * padding[0]) * (x[3] + 2 * padding[1])
+        _, _, out_h, out_w = self.result_shape(arg_shapes, params)
+        return max(padded, x[0] * x[1] * max(out_h, 0) * max(out_w, 0) * w[2] * w[3])
+
     @staticmethod
     def _pad(x, padding):
         return np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
@@ -127,6 +137,12 @@ class _Pool2d(Primitive):
         kernel = pair(params["kernel"], "kernel", self.name)
         stride = kernel if params["stride"] is None else pair(params["stride"], "stride", self.name)
         return view_shape(arg_shapes[0], lambda x: windows(x, kernel, stride))[:-2]
+
+    def peak_elements(self, arg_shapes, params):
+        """The windows (..., OH, OW, KH, KW), which the rules copy (the max's tie mask, the folded gradient)."""
+        kernel = pair(params["kernel"], "kernel", self.name)
+        stride = kernel if params["stride"] is None else pair(params["stride"], "stride", self.name)
+        return math.prod(view_shape(arg_shapes[0], lambda x: windows(x, kernel, stride)))
 
     def _geometry(self, x, kernel, stride):
         if np.ndim(x) < 2:
