@@ -127,12 +127,13 @@ def refuse_over_budget(graph: Graph, shapes: list[Shape | None], dtype: str, bud
     for node in graph.nodes:  # the first node whose own intermediate alone is over the budget is named for it
         arg_shapes = [shapes[a] for a in node.args]
         if node.kind == "op" and all(s is not None for s in arg_shapes):
-            alone = TRANSIENT_COPIES * peak_elements(node, arg_shapes) * WORD
+            largest = peak_elements(node, arg_shapes)
+            alone = TRANSIENT_COPIES * largest * WORD
             if alone > budget:
-                raise SpecError(f"node '{node.name}' ({node.op.name}: {clip(node.text)}) on shapes "
-                                f"{', '.join(_shape(s) for s in arg_shapes)} would take ~{size_text(alone)} while it "
-                                f"runs, more than the memory budget of {size_text(budget)} (--max-memory)",
-                                node.location)
+                raise SpecError(f"node '{node.name}' ({node.op.name}: {clip(node.text)}) on "
+                                f"{', '.join(_shape(s) for s in arg_shapes)} builds arrays of {largest:,} elements "
+                                f"(~{size_text(alone)} with its temporaries), more than the memory budget of "
+                                f"{size_text(budget)} (--max-memory)", node.location)
     need = footprint(graph, shapes, dtype, budget)
     if need.total > budget:
         node = graph.nodes[graph.by_name[need.largest_node]]
