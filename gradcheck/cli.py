@@ -14,7 +14,7 @@ from .errors import SpecError, Terminated, one_line
 from .format import visible
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .judge import CheckOptions
-from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
+from .outfile import OutputError, is_stdout, refuse_inputs, silence_stdout, write_stdout, write_text, writing_stdout
 from .report import FORMATS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 
@@ -145,6 +145,12 @@ class _Program(click.Group):
             _interrupted(EXIT_SIGINT)
         except Terminated:
             _interrupted(EXIT_SIGTERM)
+        except OutputError as error:  # a command's own output (ops, schema) could not be written
+            _fail(str(error))
+        except OSError as error:  # click's own output (--help, --version) to a full device or a closed pipe
+            silence_stdout()
+            what = "the output pipe was closed" if isinstance(error, BrokenPipeError) else (error.strerror or str(error))
+            _fail(f"cannot write to standard output: {what}")
         finally:
             _on_sigterm(previous)
 
@@ -269,8 +275,8 @@ def ops(as_json):
     if as_json:
         import json
 
-        click.echo(json.dumps([{"name": info.name, "signature": info.signature(), "doc": info.doc,
-                                "kinks": info.has_kinks} for info in registry.values()], indent=2))
+        write_stdout(json.dumps([{"name": info.name, "signature": info.signature(), "doc": info.doc,
+                                  "kinks": info.has_kinks} for info in registry.values()], indent=2) + "\n")
         return
     from rich.table import Table
     from rich.text import Text
@@ -282,7 +288,7 @@ def ops(as_json):
     for info in registry.values():
         table.add_row(Text(info.name, style="bold"), Text(info.signature()),
                       Text(info.doc + (" [kinks]" if info.has_kinks else "")))
-    _console(sys.stdout, "auto").print(table)
+    _print_to_terminal(lambda console: console.print(table), "auto")
 
 
 @main.command()
@@ -292,7 +298,7 @@ def schema():
 
     from .schema import spec_schema
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    write_stdout(json.dumps(spec_schema(), indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ explain, graph

@@ -89,9 +89,9 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
             raise
         except (Exception, SystemExit) as error:  # an op's own message, located at its call
             raise ForwardError(_forward_failure(node, args, error), node.location) from None
-        if value.dtype.kind not in "biufc":
-            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {clip(value.dtype)} "
-                               "data, not numbers", node.location)
+        if value.dtype.kind not in "biuf":  # complex values are for the complex-step method's perturbations only
+            what = "complex numbers, not real ones" if value.dtype.kind == "c" else f"{clip(value.dtype)} data, not numbers"
+            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {what}", node.location)
         if value.size > MAX_TOTAL_ELEMENTS:
             raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {value.size:,} elements "
                                f"(shape {_shape(value.shape)}); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
