@@ -213,8 +213,12 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         location = inputs_map.key_locations[input_name]
         reader.identifier(input_name, location, "an input")
         with _context(f"input '{input_name}'"):
-            inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed,
-                                             overrides.allow_outside_files)
+            try:
+                inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed,
+                                                 overrides.allow_outside_files)
+            except MemoryError:  # the process is held to its memory budget (isolation.memory_cap)
+                raise SpecError(f"input '{input_name}': out of memory while reading it, with {total:,} elements of "
+                                "the inputs before it (the memory budget is set by --max-memory)", location) from None
         total += inputs[input_name].value.size
         if total > MAX_TOTAL_ELEMENTS:
             raise SpecError(f"the inputs hold more than {MAX_TOTAL_ELEMENTS:,} elements in all "

@@ -452,3 +452,113 @@ def test_a_malformed_data_file_is_located_by_line_and_column_only(tmp_path):
         ran = gradcheck("run", spec, cwd=tmp_path)
         assert ran.code == 2 and where in ran.err
         assert "password123" not in ran.err and "secret-header" not in ran.err
+
+
+def test_inputs_are_read_within_the_budget_and_the_input_is_named(tmp_path):
+    spec = write(tmp_path, "inputs.yaml", """
+        inputs:
+          a: {shape: [10000000], init: normal}
+          b: {shape: [10000000], init: normal}
+          c: {shape: [10000000], init: normal}
+        nodes:
+          y: sum(a)
+        """)
+    ran = gradcheck("run", spec, "--max-memory", "150M", cwd=tmp_path)
+    assert ran.code == 2 and "out of memory" in ran.err and f"{spec}:" in ran.err and "input '" in ran.err
+    assert ran.peak <= 150 * MiB
+
+
+OP_FAULTS = OPS + """
+    class Strings(Base):
+        def forward(self, x):
+            return np.array(["a", "b"])
+
+    class Complex(Base):
+        def forward(self, x):
+            return x * 1j
+
+    class Mapping(Base):
+        def forward(self, x):
+            return {"a": 1}
+
+    class FailsToConstruct:
+        def __init__(self):
+            raise RuntimeError("boom")
+
+    class Recurses(Base):
+        def forward(self, x):
+            return self.forward(x)
+"""
+
+
+@pytest.mark.parametrize("op", ["Strings", "Complex", "Mapping", "FailsToConstruct", "Recurses"])
+@pytest.mark.parametrize("command", [["run"], ["explain"], ["graph"], ["graph", "--format", "dot"]])
+def test_an_op_fault_is_one_located_line_in_every_command(tmp_path, op, command):
+    write(tmp_path, "myops.py", OP_FAULTS)
+    spec = write(tmp_path, "fault.yaml", f'ops: {{f: "myops:{op}"}}\ninputs:\n  x: [1.0, 2.0]\nnodes:\n  y: sum(f(x))\n')
+    ran = gradcheck(*command, spec, cwd=tmp_path, timeout=60)
+    assert ran.code == 2
+    errors = [line for line in ran.lines if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{spec}:")
+
+
+@pytest.mark.parametrize("command", [["ops"], ["ops", "--json"], ["schema"], ["--help"], ["--version"], ["run", "--help"]])
+def test_every_command_writing_to_a_full_device_ends_with_one_line(tmp_path, command):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "gradcheck", *command], cwd=tmp_path, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=TIMEOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == "gradcheck: error: cannot write to standard output: No space left on device"
+
+
+def test_a_module_in_the_working_folder_cannot_replace_one_gradcheck_imports(tmp_path):
+    marker = tmp_path / "ran"
+    for module in ("json", "numpy", "yaml", "rich"):
+        write(tmp_path, f"{module}.py", f"open({str(marker)!r}, 'w').close()\n")
+    spec = write(tmp_path, "ok.yaml", PASSING)
+    ran = gradcheck("run", spec, "--format", "json", cwd=tmp_path)
+    assert ran.code == 0 and json.loads(ran.out)["ok"] is True
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------ the pieces, in process
+
+def test_visible_escapes_every_character_that_drives_a_terminal_and_nothing_else():
+    from gradcheck.format import visible
+
+    assert visible("\x1b[2J") == "\\x1b[2J"
+    assert visible("a\tb\nc\rd") == "a\\tb\\nc\\rd"
+    assert visible("\x7f\x85\u202e\u200b\u2028") == "\\x7f\\x85\\u202e\\u200b\\u2028"
+    assert visible("ωℌ é ﬁ ∂L/∂x [1, 2]") == "ωℌ é ﬁ ∂L/∂x [1, 2]"
+    assert visible(visible("\x1b")) == visible("\x1b")
+
+
+def test_peak_elements_states_the_largest_intermediate_from_shapes():
+    from gradcheck.ops import BUILTIN_OPS
+
+    attention = BUILTIN_OPS["attention"]
+    assert attention.peak_elements([(2, 7, 3), (5, 3), (5, 4)], {"causal": False, "mask": None}) == 2 * 7 * 5
+    conv = BUILTIN_OPS["conv2d"]
+    # padded input 1*2*(4+2)*(5+2) = 84; windows N*C*OH*OW*KH*KW = 1*2*4*5*3*3 = 360 (OH = 4+2-3+1, OW = 5+2-3+1)
+    assert conv.peak_elements([(1, 2, 4, 5), (3, 2, 3, 3), (3,)], {"stride": 1, "padding": 1}) == 360
+    pool = BUILTIN_OPS["max_pool2d"]
+    assert pool.peak_elements([(1, 1, 4, 6)], {"kernel": 2, "stride": None}) == 2 * 3 * 2 * 2
+    assert BUILTIN_OPS["sin"].peak_elements([(3,)], {}) is None
+
+
+def test_the_footprint_counts_values_gradients_and_the_largest_op(tmp_path):
+    from gradcheck.graph import build_graph
+    from gradcheck.pipeline import load
+    from gradcheck.sizing import TRANSIENT_COPIES, WORD, footprint, node_shapes
+
+    spec = write(tmp_path, "chain.yaml", "inputs:\n  x: {shape: [1000], init: normal}\nnodes:\n  a: sin(x)\n"
+                                         "  y: sum(a * a)\n")
+    graph = build_graph(load(spec))
+    shapes = node_shapes(graph)
+    assert shapes == [(1000,), (1000,), (1000,), ()]
+    need = footprint(graph, shapes, "float64", budget=None)
+    # x: value, its one gradient, the judge's array, the spec's array = 4; a: value, two consumers' gradients and
+    # their sum, the judge's = 5; a*a: 3; the scalar: 3 words
+    assert need.kept == WORD * (4 * 1000 + 5 * 1000 + 3 * 1000 + 3)
+    assert need.peak >= WORD * TRANSIENT_COPIES * 1000
+
