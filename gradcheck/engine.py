@@ -7,7 +7,6 @@ comparison names the op and everything upstream of it shows as affected.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,27 +109,11 @@ def _shape(shape) -> str:
 
 
 def _refuse_oversized(node: Node, args: list) -> None:
-    """Refuse, before computing it, an op result (a broadcast, a matmul) or intermediate (attention's scores) with
-    more than MAX_TOTAL_ELEMENTS, from what the op's record declares (``result_shape``, ``peak_elements``)."""
-    shapes = [np.shape(a) for a in args]
+    """Refuse, before computing it, an op result or intermediate over the element limit (sizing.refuse_oversized)."""
     try:
-        shape = node.op.result_shape(shapes, node.params)
-    except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
-        return
-    peak = sizing.peak_elements(node, shapes)
-    if peak > MAX_TOTAL_ELEMENTS and (shape is None or peak > math.prod(shape)):
-        raise ForwardError(f"node '{node.name}' ({clip(node.text)}): {node.op.name} on shapes "
-                           f"{', '.join(_shape(s) for s in shapes)} would build an intermediate of {peak:,} elements "
-                           f"(~{peak * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
-                           node.location)
-    if shape is None:
-        return
-    count = math.prod(shape)
-    if count > MAX_TOTAL_ELEMENTS:
-        raise ForwardError(f"node '{node.name}' ({clip(node.text)}): the result of {node.op.name} on shapes "
-                           f"{', '.join(_shape(s) for s in shapes)} would have shape {_shape(shape)}, {count:,} elements "
-                           f"(~{count * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
-                           node.location)
+        sizing.refuse_oversized(node, [np.shape(a) for a in args])
+    except SpecError as error:
+        raise ForwardError(error.message, error.location) from None
 
 
 def _not_finite(node: Node, args: list, value: np.ndarray, dtype_name: str) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from .errors import SpecError, clip
 from .graph import Graph, Node
+from .spec import MAX_TOTAL_ELEMENTS
 
 WORD = 8                     # bytes of a float64
 TRANSIENT_COPIES = 4         # arrays of an op's largest size alive while its forward or vjp runs
@@ -90,6 +91,29 @@ def peak_elements(node: Node, arg_shapes: list[Shape]) -> int:
     return max(sizes, default=0)
 
 
+def refuse_oversized(node: Node, shapes: list[Shape]) -> None:
+    """Refuse, before computing it, an op result (a broadcast, a matmul) or intermediate (attention's scores) with
+    more than MAX_TOTAL_ELEMENTS, from what the op's record declares (``result_shape``, ``peak_elements``)."""
+    try:
+        shape = node.op.result_shape(shapes, node.params)
+    except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
+        return
+    peak = peak_elements(node, shapes)
+    if peak > MAX_TOTAL_ELEMENTS and (shape is None or peak > math.prod(shape)):
+        raise SpecError(f"node '{node.name}' ({clip(node.text)}): {node.op.name} on shapes "
+                        f"{', '.join(_dims(s) for s in shapes)} would build an intermediate of {peak:,} elements "
+                        f"(~{peak * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
+                        node.location)
+    if shape is None:
+        return
+    count = math.prod(shape)
+    if count > MAX_TOTAL_ELEMENTS:
+        raise SpecError(f"node '{node.name}' ({clip(node.text)}): the result of {node.op.name} on shapes "
+                        f"{', '.join(_dims(s) for s in shapes)} would have shape {_dims(shape)}, {count:,} elements "
+                        f"(~{count * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
+                        node.location)
+
+
 def footprint(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int | None) -> Footprint:
     """The memory the check of ``graph`` takes, from the nodes whose shapes are known."""
     sizes = [None if shape is None else math.prod(shape) for shape in shapes]
@@ -122,18 +146,19 @@ def footprint(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int 
 
 def refuse_over_budget(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int | None) -> None:
     """SpecError when the check would take more than ``budget`` bytes, naming the node that tips it over."""
-    if not budget:
-        return
-    for node in graph.nodes:  # the first node whose own intermediate alone is over the budget is named for it
+    for node in graph.nodes:  # the first node over the element limit, or alone over the budget, is named for it
         arg_shapes = [shapes[a] for a in node.args]
         if node.kind == "op" and all(s is not None for s in arg_shapes):
+            refuse_oversized(node, arg_shapes)
             largest = peak_elements(node, arg_shapes)
             alone = TRANSIENT_COPIES * largest * WORD
-            if alone > budget:
+            if budget and alone > budget:
                 raise SpecError(f"node '{node.name}' ({node.op.name}: {clip(node.text)}) on "
                                 f"{', '.join(_shape(s) for s in arg_shapes)} builds arrays of {largest:,} elements "
                                 f"(~{size_text(alone)} with its temporaries), more than the memory budget of "
                                 f"{size_text(budget)} (--max-memory)", node.location)
+    if not budget:
+        return
     need = footprint(graph, shapes, dtype, budget)
     if need.total > budget:
         node = graph.nodes[graph.by_name[need.largest_node]]
@@ -148,6 +173,10 @@ def size_text(size: float) -> str:
         if size >= scale:
             return f"{size / scale:,.1f} {unit}"
     return f"{int(size)} bytes"
+
+
+def _dims(shape) -> str:
+    return str(tuple(int(n) for n in shape))
 
 
 def _shape(shape) -> str:
