@@ -209,7 +209,7 @@ def _tolerant_streams() -> None:
 def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory,
         no_custom_ops, allow_outside_files, values, quiet, verbose, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
-    from .pipeline import check_paths, collect_spec_paths
+    from .pipeline import check_paths, collect_spec_paths, files_named
 
     try:
         found = collect_spec_paths(paths)
@@ -218,6 +218,8 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
         refuse_inputs(output, found)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
                               custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
+        if not is_stdout(output):  # a spec that fails still names data files and op modules the report must spare
+            refuse_inputs(output, [file for path in found for file in files_named(path, overrides)])
         result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict), _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
@@ -305,10 +307,11 @@ def schema():
 
 def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_console: bool, output, color: str) -> None:
     """explain / graph: the view of one contained pipeline run (a fault exits 2), printed or written, exit 0."""
-    from .pipeline import contained
+    from .pipeline import contained, files_named
 
     try:
         refuse_inputs(output, [path])
+        refuse_inputs(output, files_named(path, overrides))  # the spec's data files and op modules too
     except OutputError as error:
         _fail(str(error))
     outcome = contained(path, overrides, limits, build)

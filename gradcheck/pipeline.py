@@ -25,6 +25,7 @@ from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
+from .ops.custom import local_module_file
 from .results import RunResult, SpecResult, Status
 from .sizing import node_shapes, refuse_over_budget
 from .spec import Overrides, Spec, load_spec
@@ -140,6 +141,23 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
                             f"{clip(one_line(outcome.printed), 300)}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def files_named(path, overrides: Overrides = DEFAULT_OVERRIDES) -> list[str]:
+    """The files checking the spec at ``path`` would read, found without running any of its code: the spec, its
+    data files and the op modules beside it (what --output must never replace).  Just the spec where it does not load."""
+    try:
+        spec = load(path, overrides)
+    except INTERRUPTS:
+        raise
+    except BaseException:  # the check itself reports why, located
+        return [str(path)]
+    files = [str(path)] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
+    for reference, _ in spec.ops.values():
+        module_file = local_module_file(reference.split(":")[0], spec.base_dir)
+        if module_file is not None:
+            files.append(str(module_file))
+    return files
 
 
 def files_read(graph: Graph) -> list[str]:

@@ -562,3 +562,21 @@ def test_the_footprint_counts_values_gradients_and_the_largest_op(tmp_path):
     assert need.kept == WORD * (4 * 1000 + 5 * 1000 + 3 * 1000 + 3)
     assert need.peak >= WORD * TRANSIENT_COPIES * 1000
 
+
+
+@pytest.mark.parametrize("command", [["run", "--format", "json"], ["explain"], ["graph", "--format", "dot"]])
+@pytest.mark.parametrize("target", ["myops.py", "data.csv"])
+def test_no_command_writes_over_an_op_module_or_data_file_even_when_the_spec_fails(tmp_path, command, target):
+    write(tmp_path, "myops.py", OPS)
+    write(tmp_path, "data.csv", "1.0,2.0\n")
+    spec = write(tmp_path, "spec.yaml", """
+        ops: {f: "myops:Strings"}
+        inputs:
+          x: {file: data.csv}
+        nodes:
+          y: sum(f(x))
+        """)
+    before = snapshot(tmp_path)
+    ran = gradcheck(*command, spec, "--output", target, cwd=tmp_path)
+    assert ran.code == 2 and "which this run reads" in ran.err and len(ran.lines) == 1
+    assert {k: v for k, v in snapshot(tmp_path).items() if "__pycache__" not in k} == before

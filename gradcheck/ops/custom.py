@@ -57,10 +57,16 @@ def _load(name: str, reference: str, base_dir: Path, location: Location) -> OpIn
     return custom_op_info(name, target, reference)
 
 
-def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
+def local_module_file(module_name: str, base_dir: Path) -> Path | None:
+    """The file beside the spec that ``module_name`` names (module.py or module/__init__.py), if there is one."""
     local = base_dir.joinpath(*module_name.split(".")).with_suffix(".py")
     package_init = base_dir.joinpath(*module_name.split("."), "__init__.py")
-    candidate = local if local.is_file() else package_init if package_init.is_file() else None
+    return local if local.is_file() else package_init if package_init.is_file() else None
+
+
+def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
+    local = base_dir.joinpath(*module_name.split(".")).with_suffix(".py")
+    candidate = local_module_file(module_name, base_dir)
     top_level = module_name.split(".")[0]
     if candidate is None and (top_level in STANDARD_LIBRARY or top_level in sys.builtin_module_names):
         raise SpecError(f"custom op '{op_name}': '{module_name}' is a module of Python's standard library, not a "
