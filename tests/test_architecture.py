@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graph", ("graph",)),
     ("engine", ("engine", "sizing")),
     ("numeric", ("numeric", "batching")),
-    ("judge", ("judge", "compare", "forward_mode")),
+    ("judge", ("judge",)),
     ("pipeline", ("isolation", "pipeline")),
     ("views", ("explain", "views")),
     ("renderers", ("report",)),
