@@ -536,14 +536,16 @@ def test_visible_escapes_every_character_that_drives_a_terminal_and_nothing_else
 def test_peak_elements_states_the_largest_intermediate_from_shapes():
     from gradcheck.ops import BUILTIN_OPS
 
-    attention = BUILTIN_OPS["attention"]
-    assert attention.peak_elements([(2, 7, 3), (5, 3), (5, 4)], {"causal": False, "mask": None}) == 2 * 7 * 5
-    conv = BUILTIN_OPS["conv2d"]
+    def peak(op, shapes, **params):
+        return BUILTIN_OPS[op].peak_elements(shapes, BUILTIN_OPS[op].check_params(params))
+
+    assert peak("attention", [(2, 7, 3), (5, 3), (5, 4)]) == 2 * 7 * 5
     # padded input 1*2*(4+2)*(5+2) = 84; windows N*C*OH*OW*KH*KW = 1*2*4*5*3*3 = 360 (OH = 4+2-3+1, OW = 5+2-3+1)
-    assert conv.peak_elements([(1, 2, 4, 5), (3, 2, 3, 3), (3,)], {"stride": 1, "padding": 1}) == 360
-    pool = BUILTIN_OPS["max_pool2d"]
-    assert pool.peak_elements([(1, 1, 4, 6)], {"kernel": 2, "stride": None}) == 2 * 3 * 2 * 2
-    assert BUILTIN_OPS["sin"].peak_elements([(3,)], {}) is None
+    assert peak("conv2d", [(1, 2, 4, 5), (3, 2, 3, 3), (3,)], padding=1) == 360
+    # a length-9 signal with a kernel of 4: 6 windows of 4 taps, for 2 channels
+    assert peak("conv1d", [(1, 2, 9), (3, 2, 4), (3,)]) == 2 * 6 * 4
+    assert peak("max_pool2d", [(1, 1, 4, 6)], kernel=2) == 2 * 3 * 2 * 2
+    assert peak("sin", [(3,)]) is None
 
 
 def test_the_footprint_counts_values_gradients_and_the_largest_op(tmp_path):
