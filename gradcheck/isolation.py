@@ -110,7 +110,7 @@ def memory_cap(budget: int | None):
         import resource
     except ImportError:
         now = None
-    if now is None or not hasattr(resource, "RLIMIT_AS"):
+    if budget is None or now is None or not hasattr(resource, "RLIMIT_AS"):
         yield
         return
     address_space, resident = now

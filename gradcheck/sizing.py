@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from .errors import SpecError, clip
 from .graph import Graph, Node
+from .ops import OpInfo
 from .spec import MAX_TOTAL_ELEMENTS
 
 WORD = 8                     # bytes of a float64
@@ -61,16 +62,28 @@ def node_shapes(graph: Graph) -> list[Shape | None]:
     shapes: list[Shape | None] = []
     for node in graph.nodes:
         if node.kind != "op":
-            shapes.append(tuple(node.value.shape))
+            assert node.value is not None, "inputs and constants hold their value"
+            shapes.append(tuple(int(n) for n in node.value.shape))
             continue
-        args = [shapes[a] for a in node.args]
-        shapes.append(None if any(a is None for a in args) else result_shape(node, args))
+        args = known_shapes(shapes, node)
+        shapes.append(None if args is None else result_shape(node, args))
     return shapes
+
+
+def known_shapes(shapes: list[Shape | None], node: Node) -> list[Shape] | None:
+    """The shapes of node's arguments, or None where one of them is unknown."""
+    args = [shapes[a] for a in node.args]
+    return None if any(shape is None for shape in args) else [shape for shape in args if shape is not None]
+
+
+def _op(node: Node) -> OpInfo:
+    assert node.op is not None, "an op node has an op"
+    return node.op
 
 
 def result_shape(node: Node, arg_shapes: list[Shape]) -> Shape | None:
     try:
-        shape = node.op.result_shape(arg_shapes, node.params)
+        shape = _op(node).result_shape(arg_shapes, node.params)
     except (ValueError, TypeError, IndexError, KeyError):
         return None
     return None if shape is None else tuple(int(n) for n in shape)
@@ -83,7 +96,7 @@ def peak_elements(node: Node, arg_shapes: list[Shape]) -> int:
     if shape is not None:
         sizes.append(math.prod(shape))
     try:
-        declared = node.op.peak_elements(arg_shapes, node.params)
+        declared = _op(node).peak_elements(arg_shapes, node.params)
     except (ValueError, TypeError, IndexError, KeyError):
         declared = None
     if declared is not None:
@@ -95,12 +108,12 @@ def refuse_oversized(node: Node, shapes: list[Shape]) -> None:
     """Refuse, before computing it, an op result (a broadcast, a matmul) or intermediate (attention's scores) with
     more than MAX_TOTAL_ELEMENTS, from what the op's record declares (``result_shape``, ``peak_elements``)."""
     try:
-        shape = node.op.result_shape(shapes, node.params)
+        shape = _op(node).result_shape(shapes, node.params)
     except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
         return
     peak = peak_elements(node, shapes)
     if peak > MAX_TOTAL_ELEMENTS and (shape is None or peak > math.prod(shape)):
-        raise SpecError(f"node '{node.name}' ({clip(node.text)}): {node.op.name} on shapes "
+        raise SpecError(f"node '{node.name}' ({clip(node.text)}): {_op(node).name} on shapes "
                         f"{', '.join(_dims(s) for s in shapes)} would build an intermediate of {peak:,} elements "
                         f"(~{peak * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
                         node.location)
@@ -108,7 +121,7 @@ def refuse_oversized(node: Node, shapes: list[Shape]) -> None:
         return
     count = math.prod(shape)
     if count > MAX_TOTAL_ELEMENTS:
-        raise SpecError(f"node '{node.name}' ({clip(node.text)}): the result of {node.op.name} on shapes "
+        raise SpecError(f"node '{node.name}' ({clip(node.text)}): the result of {_op(node).name} on shapes "
                         f"{', '.join(_dims(s) for s in shapes)} would have shape {_dims(shape)}, {count:,} elements "
                         f"(~{count * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
                         node.location)
@@ -132,8 +145,8 @@ def footprint(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int 
         if node.kind == "input":
             words += size                                # the spec's own array, besides the pass's copy
         if node.kind == "op":
-            arg_shapes = [shapes[a] for a in node.args]
-            if all(s is not None for s in arg_shapes):
+            arg_shapes = known_shapes(shapes, node)
+            if arg_shapes is not None:
                 peak = max(peak, TRANSIENT_COPIES * peak_elements(node, arg_shapes))
             downstream_words += size
         kept += words
@@ -147,13 +160,13 @@ def footprint(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int 
 def refuse_over_budget(graph: Graph, shapes: list[Shape | None], dtype: str, budget: int | None) -> None:
     """SpecError when the check would take more than ``budget`` bytes, naming the node that tips it over."""
     for node in graph.nodes:  # the first node over the element limit, or alone over the budget, is named for it
-        arg_shapes = [shapes[a] for a in node.args]
-        if node.kind == "op" and all(s is not None for s in arg_shapes):
+        arg_shapes = known_shapes(shapes, node)
+        if node.kind == "op" and arg_shapes is not None:
             refuse_oversized(node, arg_shapes)
             largest = peak_elements(node, arg_shapes)
             alone = TRANSIENT_COPIES * largest * WORD
             if budget and alone > budget:
-                raise SpecError(f"node '{node.name}' ({node.op.name}: {clip(node.text)}) on "
+                raise SpecError(f"node '{node.name}' ({_op(node).name}: {clip(node.text)}) on "
                                 f"{', '.join(_shape(s) for s in arg_shapes)} builds arrays of {largest:,} elements "
                                 f"(~{size_text(alone)} with its temporaries), more than the memory budget of "
                                 f"{size_text(budget)} (--max-memory)", node.location)
