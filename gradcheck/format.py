@@ -22,12 +22,19 @@ def number(value: float | None, digits: int = 3) -> str:
 _INVISIBLE = {*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F,
               *range(0x2028, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF}
 _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_VISIBLE_TABLE = {code: _SHORT_ESCAPES.get(chr(code)) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-                  for code in _INVISIBLE}
+_LINE_TABLE = {code: _SHORT_ESCAPES.get(chr(code)) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+               for code in _INVISIBLE}
+_TEXT_TABLE = {code: escape for code, escape in _LINE_TABLE.items() if chr(code) not in "\n\t"}
 
 
 def visible(text: object) -> str:
-    """User text (a name, a description, a path, a message) as it is, with every character that would drive
-    or hide on a terminal shown as an escape instead: ESC as \\x1b, a newline as \\n, U+202E as \\u202e.
-    Idempotent: the escapes themselves are printable."""
-    return str(text).translate(_VISIBLE_TABLE)
+    """User text (a name, a path, a message) with every character that would drive or hide on a terminal shown as
+    an escape instead: ESC as \\x1b, U+202E as \\u202e, a carriage return as \\r.  Newlines and tabs are kept
+    (multi-line report bodies); :func:`visible_line` escapes them too.  Idempotent: the escapes are printable."""
+    return str(text).translate(_TEXT_TABLE)
+
+
+def visible_line(text: object) -> str:
+    """:func:`visible`, and newlines and tabs escaped too (\\n, \\t): for text that must stay on its line (a
+    name, a path, a sentence in a table), so a spec cannot start a line of its own in the report."""
+    return str(text).translate(_LINE_TABLE)

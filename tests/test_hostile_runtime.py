@@ -524,10 +524,10 @@ def test_a_module_in_the_working_folder_cannot_replace_one_gradcheck_imports(tmp
 # ------------------------------------------------------------------------------------------ the pieces, in process
 
 def test_visible_escapes_every_character_that_drives_a_terminal_and_nothing_else():
-    from gradcheck.format import visible
+    from gradcheck.format import visible, visible_line
 
     assert visible("\x1b[2J") == "\\x1b[2J"
-    assert visible("a\tb\nc\rd") == "a\\tb\\nc\\rd"
+    assert visible_line("a\tb\nc\rd") == "a\\tb\\nc\\rd" and visible("a\tb\nc\rd") == "a\tb\nc\\rd"
     assert visible("\x7f\x85\u202e\u200b\u2028") == "\\x7f\\x85\\u202e\\u200b\\u2028"
     assert visible("ωℌ é ﬁ ∂L/∂x [1, 2]") == "ωℌ é ﬁ ∂L/∂x [1, 2]"
     assert visible(visible("\x1b")) == visible("\x1b")
