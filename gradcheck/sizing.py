@@ -14,7 +14,8 @@ The model, per element, in float64 words of 8 bytes:
   held while one op runs     TRANSIENT_COPIES arrays of the op's largest size (result, argument or
                              intermediate): the result and the temporaries of its forward and vjp;
   held by the numeric pass   the perturbed copies of a node's downstream: up to STENCIL_COPIES copies
-                             at once, or a batch of at most ``batch_floats(budget)`` (numeric.evaluator caps a batch at the smaller of that and its own bound).
+                             at once, or a batch of at most ``batch_floats(budget)`` (the evaluator
+                             caps its batches at the smaller of that and its own bound).
 """
 from __future__ import annotations
 
