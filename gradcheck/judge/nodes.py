@@ -14,7 +14,9 @@ import numpy as np
 from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator
+from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..results import NodeResult, Outcome, Status
+from ..sizing import batch_floats
 from ..spec import Tolerance, stable_seed
 from .local import local_fault
 from .options import CheckOptions
@@ -35,6 +37,7 @@ class Comparator:
         self.eps = eps
         self.options = options
         self.evaluator = Evaluator(graph, reference.values, reference.projection)
+        self.evaluator.max_change_floats = min(MAX_CHANGE_FLOATS, batch_floats(options.memory_budget))
         self.notes: list[str] = []
 
     # ---------------------------------------------------------------------------------- per node
