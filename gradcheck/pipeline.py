@@ -25,6 +25,7 @@ from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
+from .ops.frameworks import FRAMEWORKS, is_installed
 from .results import RunResult, SpecResult, Status
 from .spec import Overrides, Spec, load_spec
 
@@ -112,6 +113,9 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
     started = time.perf_counter()
 
     def judged(spec: Spec) -> SpecResult:
+        skipped = skipped_result(spec)
+        if skipped is not None:
+            return skipped
         result = run_loaded(spec, options).result
         assert result is not None
         return result
@@ -134,6 +138,18 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
                             f"{clip(one_line(outcome.printed), 300)}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def skipped_result(spec: Spec) -> SpecResult | None:
+    """The SKIP result of a spec whose ``requires:`` names a module that is not installed here, else None."""
+    missing = [module for module in spec.requires if not is_installed(module)]
+    if not missing:
+        return None
+    extras = [f'"gradcheck[{m}]"' for m in missing if m in FRAMEWORKS]
+    hint = f" (pip install {' '.join(extras)})" if extras else ""
+    return SpecResult(path=spec.path, name=spec.name, status=Status.SKIP, description=spec.description,
+                      notes=[f"skipped: it requires {', '.join(missing)}, which is not installed here{hint}"],
+                      dtype=spec.dtype, method=spec.method, seed=spec.seed, files_read=[spec.path])
 
 
 def files_read(graph: Graph) -> list[str]:

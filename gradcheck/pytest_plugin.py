@@ -125,6 +125,8 @@ class SpecItem(pytest.Item):
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        if result.status == "skip":  # a module its `requires:` names is not installed
+            pytest.skip(result.notes[0] if result.notes else "skipped")
         if result.status == "fail":
             raise SpecFailure(failure_text(result, strict=strict))
         from .report.common import failure_sentence, jvp_sentence

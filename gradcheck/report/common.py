@@ -107,7 +107,7 @@ def expect_values_text(expectation) -> str:
 
 
 def summary_line(run) -> str:
-    counts = {Status.PASS: 0, Status.FAIL: 0, Status.ERROR: 0}
+    counts = {Status.PASS: 0, Status.FAIL: 0, Status.ERROR: 0, Status.SKIP: 0}
     for spec in run.specs:
         counts[spec.status] += 1
     nodes = sum(len(s.nodes) for s in run.specs)
@@ -115,6 +115,8 @@ def summary_line(run) -> str:
     errors = counts[Status.ERROR]
     parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts[Status.PASS]} passed",
              f"{counts[Status.FAIL]} failed", f"{errors} error{'s' if errors != 1 else ''}"]
+    if counts[Status.SKIP]:
+        parts.append(f"{counts[Status.SKIP]} skipped")
     text = ", ".join(parts) + f" · {nodes} nodes"
     if kinks:
         text += f" ({kinks} at kinks)"

@@ -53,6 +53,9 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         console.print(Text(f"  output {spec.output_name} = {number(float(output), 8)}"))
     for note in spec.notes:
         console.print(Text(f"  note: {note}", style="dim"))
+    if spec.status == Status.SKIP:  # nothing was checked: no table
+        console.print()
+        return
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     for column, justify, wrap in (("node", "left", False), ("op", "left", False), ("shape", "right", False),
