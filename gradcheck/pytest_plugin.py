@@ -128,6 +128,8 @@ class SpecItem(pytest.Item):
         if result.status == "skip":  # a module its `requires:` names is not installed
             pytest.skip(result.notes[0] if result.notes else "skipped")
         if result.status == "fail":
+            from .report.common import failure_text
+
             raise SpecFailure(failure_text(result, strict=strict))
         from .report.common import failure_sentence, jvp_sentence
 
@@ -147,40 +149,3 @@ class SpecItem(pytest.Item):
         if self.result is not None and self.result.error is not None and self.result.error.line:
             line = self.result.error.line - 1
         return self.path, line, f"gradcheck spec {self.name}"
-
-
-def failure_text(result, strict: bool = False) -> str:
-    """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
-    from .format import number
-    from .report.common import display_order, failure_sentence, jvp_sentence, suspect_sentence
-
-    lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
-    for node, _ in display_order(result):
-        if node.status == "fail" or (strict and node.status == "kink"):
-            location = f"line {node.line}: " if node.line else ""
-            lines.append(f"  {location}{failure_sentence(result, node)}")
-    for suspect in result.suspects:
-        lines.append(f"  suspect: {suspect_sentence(suspect)}")
-    for jvp in result.jvps:
-        if jvp.status in ("fail", "error") or (strict and jvp.status == "kink"):
-            location = f"line {jvp.line}: " if jvp.line else ""
-            lines.append(f"  {location}{jvp_sentence(jvp)}")
-    for expectation in result.expectations:
-        if not expectation.ok:
-            where = f"line {expectation.line}: " if expectation.line else ""
-            actual = None if expectation.actual is None else _compact(expectation.actual)
-            text = (f"  {where}expect {expectation.what}: expected {_compact(expectation.expected)}, got {actual} "
-                    f"(abs error {number(expectation.max_abs_error)})")
-            lines.append(text + (f": {expectation.message}" if expectation.message else ""))
-    for note in result.notes:
-        lines.append(f"  note: {note}")
-    return "\n".join(lines)
-
-
-def _compact(array) -> str:
-    import numpy as np
-
-    array = np.asarray(array, dtype=np.float64)
-    if array.size > 6:
-        return f"{'×'.join(map(str, array.shape))} array"
-    return np.array2string(array, precision=6, separator=", ") if array.ndim else f"{float(array):.6g}"

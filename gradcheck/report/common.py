@@ -145,3 +145,37 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
         if jvp.status != Status.PASS:
             lines.append((Status.KINK if jvp.status == Status.KINK else Status.FAIL, jvp_sentence(jvp)))
     return lines
+
+
+def failure_text(result, strict: bool = False) -> str:
+    """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
+    lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
+    for node, _ in display_order(result):
+        if node.status == "fail" or (strict and node.status == "kink"):
+            location = f"line {node.line}: " if node.line else ""
+            lines.append(f"  {location}{failure_sentence(result, node)}")
+    for suspect in result.suspects:
+        lines.append(f"  suspect: {suspect_sentence(suspect)}")
+    for jvp in result.jvps:
+        if jvp.status in ("fail", "error") or (strict and jvp.status == "kink"):
+            location = f"line {jvp.line}: " if jvp.line else ""
+            lines.append(f"  {location}{jvp_sentence(jvp)}")
+    for expectation in result.expectations:
+        if not expectation.ok:
+            where = f"line {expectation.line}: " if expectation.line else ""
+            actual = None if expectation.actual is None else _compact(expectation.actual)
+            text = (f"  {where}expect {expectation.what}: expected {_compact(expectation.expected)}, got {actual} "
+                    f"(abs error {number(expectation.max_abs_error)})")
+            lines.append(text + (f": {expectation.message}" if expectation.message else ""))
+    for note in result.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _compact(array) -> str:
+    import numpy as np  # here: the command line prints error lines through this module before numpy is needed
+
+    array = np.asarray(array, dtype=np.float64)
+    if array.size > 6:
+        return f"{'×'.join(map(str, array.shape))} array"
+    return np.array2string(array, precision=6, separator=", ") if array.ndim else f"{float(array):.6g}"
