@@ -5,6 +5,17 @@ from .spec import FLOAT_DTYPES, INITIALISERS, INPUT_DTYPES, METHODS, TOP_LEVEL_K
 
 IDENTIFIER = "^[A-Za-z_][A-Za-z0-9_]*$"
 
+# the conventions of gradcheck.ops.conventions (which the spec layer cannot import): required keys, every key
+CONVENTION_SCHEMAS = (
+    (("forward", "backward"), {"forward": "reference", "backward": "reference", "constants": "names"}),
+    (("forward", "gradient"), {"forward": "reference", "gradient": "reference", "wrt": "name", "upstream": "upstream",
+                               "constants": "names"}),
+    (("layer",), {"layer": "reference", "init": "mapping", "params": "names", "store": "name", "inject": "reference",
+                  "grads": "names", "forward": "name", "backward": "name", "constants": "names"}),
+    (("torch",), {"torch": "reference", "constants": "names"}),
+    (("jax",), {"jax": "reference", "constants": "names"}),
+)
+
 
 def spec_schema() -> dict:
     number = {"type": "number"}
@@ -28,6 +39,14 @@ def spec_schema() -> dict:
     node_mapping = {"type": "object", "additionalProperties": False, "required": ["expr"],
                     "properties": {"expr": {"type": "string"}, "atol": {"type": "number", "minimum": 0},
                                    "rtol": {"type": "number", "minimum": 0}, "check": {"type": "boolean"}}}
+    reference = {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"}
+    module = {"type": "string", "pattern": r"^[A-Za-z_][\w.]*$"}
+    names = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    field = {"reference": reference, "names": names, "name": {"type": "string"}, "mapping": {"type": "object"},
+             "upstream": {"oneOf": [{"type": "string"}, {"type": "object", "required": ["op"]}]}}
+    conventions = [{"type": "object", "additionalProperties": False, "required": list(required),
+                    "properties": {key: field[kind] for key, kind in keys.items()}}
+                   for required, keys in CONVENTION_SCHEMAS]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://gradcheck.dev/schema/spec-v1.json",
@@ -50,7 +69,8 @@ def spec_schema() -> dict:
                         "properties": {"method": {"enum": list(METHODS), "default": "central"},
                                        "eps": {"oneOf": [{"const": "auto"}, {"type": "number", "exclusiveMinimum": 0}]}}},
             "ops": {"type": "object", "propertyNames": {"pattern": IDENTIFIER},
-                    "additionalProperties": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"}},
+                    "additionalProperties": {"oneOf": [reference, *conventions]}},
+            "requires": {"oneOf": [module, {"type": "array", "items": module}]},
             "expect": {"type": "object", "additionalProperties": False,
                        "properties": {"output": {"$ref": "#/$defs/nested"},
                                       "grad": {"type": "object", "additionalProperties": {"$ref": "#/$defs/nested"}},

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("engine",)),
     ("numeric", ("numeric", "batching")),
     ("judge", ("judge", "compare", "forward_mode")),
-    ("pipeline", ("pipeline",)),
+    ("pipeline", ("pipeline", "isolation")),
     ("views", ("explain", "views")),
     ("renderers", ("report",)),
     ("front ends", ("cli", "outfile", "pytest_plugin", "api", "__init__", "__main__")),
