@@ -396,7 +396,7 @@ def adapt(op_name: str, mapping: dict, location: Location, resolve: Resolve, bui
         if inject is not None and not callable(inject):
             raise declaration.fail("'inject:' must name a function (layer, {name: value}) -> None", "inject")
         return LayerOp(declaration.callable("layer"), declaration.names("params"), init=declaration.constants_map("init"),
-                       store=declaration.name("store", "") or None, inject=inject, grads=grads,
+                       store=declaration.name("store", "") if "store" in mapping else None, inject=inject, grads=grads,
                        forward=declaration.name("forward", "forward"), backward=declaration.name("backward", "backward"),
                        constants=constants)
     if convention == "loss":
