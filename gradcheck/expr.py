@@ -2,7 +2,8 @@
 
 Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional
 array arguments and constant keyword arguments (numbers, strings, lists and mappings of them), and
-subscripts with constant integers, slices, ``None`` and ``...``.  Everything else is refused with the offending text and its place.
+subscripts with constant integers, slices, ``None`` and ``...``.  Everything else is refused with
+the offending text and its place.
 """
 from __future__ import annotations
 

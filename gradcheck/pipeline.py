@@ -25,7 +25,7 @@ from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
-from .ops.frameworks import FRAMEWORKS, is_installed
+from .ops import frameworks
 from .results import RunResult, SpecResult, Status
 from .spec import Overrides, Spec, load_spec
 
@@ -142,10 +142,10 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
 
 def skipped_result(spec: Spec) -> SpecResult | None:
     """The SKIP result of a spec whose ``requires:`` names a module that is not installed here, else None."""
-    missing = [module for module in spec.requires if not is_installed(module)]
+    missing = [module for module in spec.requires if not frameworks.is_installed(module)]
     if not missing:
         return None
-    extras = [f'"gradcheck[{m}]"' for m in missing if m in FRAMEWORKS]
+    extras = [f'"gradcheck[{m}]"' for m in missing if m in frameworks.FRAMEWORKS]
     hint = f" (pip install {' '.join(extras)})" if extras else ""
     return SpecResult(path=spec.path, name=spec.name, status=Status.SKIP, description=spec.description,
                       notes=[f"skipped: it requires {', '.join(missing)}, which is not installed here{hint}"],
