@@ -157,11 +157,12 @@ def files_read(graph: Graph) -> list[str]:
     spec = graph.spec
     files = [spec.path] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
     for info in graph.ops.values():
-        if info.source != "builtin":
-            module = sys.modules.get(type(info.impl).__module__)
-            module_file = getattr(module, "__file__", None)
-            if module_file:
-                files.append(module_file)
+        if info.source != "builtin":  # an adapter of a convention (ops.conventions) names the user's objects
+            for target in getattr(info.impl, "wraps", (type(info.impl),)):
+                module = sys.modules.get(getattr(target, "__module__", None) or type(target).__module__)
+                module_file = getattr(module, "__file__", None)
+                if module_file and module_file not in files:
+                    files.append(module_file)
     return files
 
 

@@ -528,3 +528,20 @@ def test_an_op_object_is_refused_in_a_yaml_spec(folder):
     """)
     result = run_cli(path)
     assert result.exit_code == 2 and 'must be given as "module:attribute"' in result.output
+
+
+def test_the_report_never_replaces_the_module_a_convention_names(folder):
+    path = spec_at(folder, """
+        ops:
+          affine: {forward: "layers:affine_forward", backward: "layers:affine_backward"}
+        inputs:
+          x: [[1.0]]
+          w: [[2.0]]
+          b: [0.0]
+        nodes:
+          y: sum(affine(x, w, b))
+    """)
+    before = (folder / "layers.py").read_text()
+    result = CliRunner().invoke(main, ["run", str(path), "--format", "json", "--output", str(folder / "layers.py")])
+    assert result.exit_code == 2 and "which this run reads" in result.output
+    assert (folder / "layers.py").read_text() == before

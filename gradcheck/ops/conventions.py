@@ -23,7 +23,8 @@ A spec's ``ops:`` entry (and ``gradcheck.check_op``) may be a mapping instead of
     torch / jax: see gradcheck.ops.frameworks.
 
 Every adapter is an object with forward and vjp whose forward has the user's signature, so its op record
-is built by ``registry.custom_op_info`` (``registry.op_record``) like any op's.  What a forward call makes
+is built by ``registry.custom_op_info`` (``registry.op_record``) like any op's; its ``wraps`` names the
+user's objects (whose modules a run reads, so --output never replaces them).  What a forward call makes
 for its backward (the cache, the layer object, a framework's graph) is kept for the vjp of the same call
 (:class:`CallCache`), so backward sees the cache its own forward returned.
 """
@@ -179,6 +180,7 @@ class PairOp:
 
     def __init__(self, forward: Callable, backward: Callable, constants: Sequence[str] = ()):
         self._forward, self._backward = forward, backward
+        self.wraps = (forward, backward)
         self.calls = CallCache()
         self.signature = signature_of(forward, constants)
         self.forward = as_forward(self._forward_value, self.signature)
@@ -215,6 +217,7 @@ class LayerOp:
         self.factory, self.param_names, self.init = factory, tuple(params), dict(init or {})
         self.store, self.inject, self.grads = store, inject, grads
         self.forward_name, self.backward_name = forward, backward
+        self.wraps = (factory,) + ((inject,) if inject is not None else ())
         self.calls = CallCache()
         method = getattr(factory, forward, None) if isinstance(factory, type) else None
         if method is not None:
@@ -288,6 +291,7 @@ class LossOp:
     def __init__(self, forward: Callable, gradient: Callable, wrt: int, upstream=None, upstream_params=None,
                  constants: Sequence[str] = ()):
         self._forward, self._gradient, self.wrt = forward, gradient, wrt
+        self.wraps = (forward, gradient)
         self.upstream, self.upstream_params = upstream, dict(upstream_params or {})
         self.signature = signature_of(forward, constants)
         self.forward = as_forward(self._forward_value, self.signature)

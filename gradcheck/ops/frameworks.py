@@ -38,8 +38,8 @@ def require(framework: str, op_name: str, location: Location) -> Any:
     title, module = FRAMEWORKS[framework]
     if not is_installed(module):
         raise SpecError(f"custom op '{op_name}' is a {title} op, but {title} is not installed here: "
-                        f"pip install \"gradcheck[{framework}]\" (or give the spec `requires: [{module}]` to skip "
-                        f"it where {module} is missing)", location)
+                        f"pip install \"gradcheck[{framework}]\" (a spec that declares `requires: [{module}]` is skipped "
+                        f"where {module} is missing)", location)
     imported = importlib.import_module(module)
     if framework == "jax":
         imported.config.update("jax_enable_x64", True)
@@ -70,7 +70,7 @@ class TorchOp:
     """A torch.autograd.Function (or a function of tensors) as forward / vjp."""
 
     def __init__(self, torch, target: Callable, constants=()):
-        self.torch = torch
+        self.torch, self.wraps = torch, (target,)
         if _is_function_class(torch, target):
             self.call, self.signature = target.apply, signature_of(target.forward, constants, drop_first=1)
             self.order = target.forward  # apply takes constants by position, in forward's order (after ctx)
@@ -152,7 +152,7 @@ class JaxOp:
     """A JAX function (a custom_vjp one, or any differentiable one) as forward / vjp through jax.vjp."""
 
     def __init__(self, jax, target: Callable, constants=()):
-        self.jax, self.target = jax, target
+        self.jax, self.target, self.wraps = jax, target, (target,)
         self.signature = signature_of(target, constants)
         self.calls = CallCache()
         self.forward = as_forward(self._forward_value, self.signature)

@@ -20,6 +20,11 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             ET.SubElement(case, "error", message=spec.error.message, type="SpecError").text = f"{location}: {spec.error.message}"
             counts["tests"] += 1
             counts["errors"] += 1
+        if spec.status == Status.SKIP:  # a module its `requires:` names is not installed
+            case = ET.SubElement(suite, "testcase", classname=spec.name, name="spec", file=spec.path)
+            ET.SubElement(case, "skipped", message=spec.notes[0] if spec.notes else "skipped")
+            counts["tests"] += 1
+            counts["skipped"] += 1
         suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
         for node in spec.nodes:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name=node.name, file=spec.path)
