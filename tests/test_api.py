@@ -139,6 +139,39 @@ def test_options_mirror_the_command_line():
         gradcheck.check_op(Swish(), X, mode="quick")
 
 
+def test_check_op_takes_every_convention_with_functions():
+    def affine_forward(x, w):
+        return x @ w, (x, w)
+
+    def affine_backward(dout, cache):
+        x, w = cache
+        return dout @ w.T, x.T @ dout
+
+    class Dense:
+        def forward(self, x):
+            self.x = x
+            return x @ self.W
+
+        def backward(self, dy):
+            self.grads = {"W": self.x.T @ dy}
+            return dy @ self.W.T
+
+    def loss(y, p):
+        return -np.sum(y * np.log(p))
+
+    def grad(y, p):
+        return p - y
+
+    x, w = np.array([[1.0, -2.0]]), np.array([[0.5, 1.0, -1.0], [2.0, 0.0, 1.0]])
+    pair = gradcheck.check_op({"forward": affine_forward, "backward": affine_backward}, x, w)
+    assert pair.ok and [n.name for n in pair.nodes] == ["x", "w", "out"] and pair.op == "affine"
+    np.testing.assert_allclose(pair.node("w").analytic, x.T @ pair.nodes[-1].analytic)  # d<v, x w>/dw = xᵀ v
+    assert gradcheck.check_op({"layer": Dense, "params": ["W"], "grads": "grads"}, x, w).ok
+    y = np.array([[0.0, 1.0, 0.0]])
+    assert gradcheck.check_op({"forward": loss, "gradient": grad, "upstream": "softmax"}, y, x @ w, wrt=[1]).ok
+    assert not gradcheck.check_op({"forward": loss, "gradient": grad}, y, np.array([[0.2, 0.5, 0.3]]), wrt=[1]).ok
+
+
 def test_a_class_is_instantiated_and_module_attribute_is_imported(tmp_path, monkeypatch):
     (tmp_path / "mine.py").write_text(textwrap.dedent('''
         import numpy as np

@@ -48,7 +48,7 @@ CONVENTIONS: dict[str, tuple[str, ...]] = {
     "loss": ("forward", "gradient", "wrt", "upstream", "constants"),
     "pair": ("forward", "backward", "constants"),
 }
-MAX_CACHED_CALLS = 64  # forward calls whose by-products wait for their vjp (more use sites than this: forward reruns)
+MAX_CACHED_CALLS = 16  # forward calls whose by-products wait for their vjp (more use sites than this: forward reruns)
 MISSING = object()
 
 Resolve = Callable[[Any, str], Any]  # (a declaration's value, its key) -> the Python object it names
@@ -120,10 +120,11 @@ def signature_of(function: Callable, constants: Sequence[str] = (), drop_first: 
             keyword.append(parameter)
         else:
             var_keyword.append(parameter)
-    positional += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in extra_args]
-    # required positional parameters after one with a default would be refused by Signature: keep the order valid
+    # the arrays: forward's required positional parameters, then extra_args; a positional parameter with a
+    # default (forward(X, retain_derived=True)) is a keyword constant of the op
     first_default = next((i for i, p in enumerate(positional) if p.default is not p.empty), len(positional))
-    head = positional[:first_default]
+    head = positional[:first_default] + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                         for name in extra_args]
     tail = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in positional[first_default:]]
     return inspect.Signature(head + var_positional + tail + keyword + var_keyword)
 
