@@ -114,6 +114,14 @@ softplus_bad.defvjp(lambda x: (softplus_bad(x), x), lambda x, g: (g * jax.nn.sig
 
 def scaled(x, scale=2.0):
     return jnp.sin(x) * scale
+
+
+@jax.custom_jvp
+def cube_bad_jvp(x):
+    return x ** 3
+
+
+cube_bad_jvp.defjvp(lambda primals, tangents: (primals[0] ** 3, 2 * primals[0] ** 2 * tangents[0]))  # planted: 2, not 3
 '''
 
 
@@ -275,6 +283,21 @@ def test_jax_runs_in_float64_and_takes_keywords(folder):
     assert result.ok
     np.testing.assert_allclose(result.nodes[-1].value, 3.0 * np.sin([0.1, 1.2]), rtol=1e-15)  # float32 would not
     assert gradcheck.check_op(jax_ops.softplus, np.array([0.5])).ok  # a custom_vjp function, recognised
+
+
+@needs_jax
+def test_a_custom_jvp_rule_is_checked_in_forward_mode(folder):
+    sys.path.insert(0, str(folder))
+    try:
+        import jax_ops
+    finally:
+        sys.path.remove(str(folder))
+    result = gradcheck.check_op({"jax": jax_ops.cube_bad_jvp}, np.array([0.5, -1.0]))
+    # its vjp is the transpose of the same wrong rule, so the gradient fails too; the jvp check names the rule
+    assert [(j.status, j.argument) for j in result.jvps] == [("fail", 0)]
+    np.testing.assert_allclose(result.node("x").analytic, 2 * np.array([0.5, -1.0]) ** 2 * result.nodes[-1].analytic)
+    assert gradcheck.check_op({"jax": jax_ops.scaled}, np.array([0.3])).jvps[0].status == "pass"
+    assert gradcheck.check_op({"jax": jax_ops.softplus}, np.array([0.3])).jvps == []  # custom_vjp: no forward mode
 
 
 # ------------------------------------------------------------------------------------------ without the framework

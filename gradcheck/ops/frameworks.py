@@ -3,7 +3,8 @@
 - torch: a ``torch.autograd.Function`` subclass (its ``apply``) or a function of tensors; forward runs on
   tensors made from the arrays (float64 stays float64), the vjp is ``torch.autograd.grad`` of that call.
 - jax: a function of arrays, typically with a ``jax.custom_vjp`` rule; forward is ``jax.vjp`` of it, whose
-  pullback is the vjp.  JAX is switched to 64-bit floats (``jax_enable_x64``) when the first jax op is loaded:
+  pullback is the vjp; a function that is not a custom_vjp one (a ``custom_jvp`` rule, say) also has
+  its jvp checked.  JAX is switched to 64-bit floats (``jax_enable_x64``) when the first jax op is loaded:
   finite differences need float64.
 
 Neither framework is imported unless a spec (or ``check_op``) names such an op; where it is not installed
@@ -157,8 +158,11 @@ class JaxOp:
         self.calls = CallCache()
         self.forward = as_forward(self._forward_value, self.signature)
         self.__doc__ = (getattr(target, "__doc__", None) or "").strip().split("\n")[0] or "jax op"
+        if type(target).__name__ != "custom_vjp":  # a custom_vjp rule has no forward mode; a custom_jvp one is checked
+            self.jvp = self._jvp
 
-    def _run(self, inputs, params):
+    def _of_floats(self, inputs, params):
+        """(the float arguments' positions, their arrays, the function of them alone, integers held fixed)."""
         jnp = self.jax.numpy
         arrays = [jnp.asarray(np.array(x)) for x in inputs]
         positions = _float_positions(inputs)
@@ -170,8 +174,20 @@ class JaxOp:
                 merged[position] = value
             return call_in_order(self.target, self.signature, merged, params)
 
-        out, pullback = self.jax.vjp(of_floats, *[arrays[i] for i in positions])
+        return positions, [arrays[i] for i in positions], of_floats
+
+    def _run(self, inputs, params):
+        positions, floats, of_floats = self._of_floats(inputs, params)
+        out, pullback = self.jax.vjp(of_floats, *floats)
         return positions, out, pullback
+
+    def _jvp(self, tangents, out, *inputs, **params):
+        positions, floats, of_floats = self._of_floats(inputs, params)
+        jnp = self.jax.numpy
+        directions = [jnp.zeros_like(x) if tangents[i] is None else jnp.asarray(np.asarray(tangents[i]), dtype=x.dtype)
+                      for i, x in zip(positions, floats, strict=True)]
+        _, tangent_out = self.jax.jvp(of_floats, tuple(floats), tuple(directions))
+        return np.asarray(tangent_out).copy()
 
     def _forward_value(self, *inputs, **params):
         positions, out, pullback = self._run(inputs, params)
