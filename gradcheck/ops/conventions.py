@@ -265,7 +265,7 @@ class LayerOp:
         if not self.param_names:
             return ()
         grads = self.grads
-        if isinstance(grads, (list, tuple)):  # one attribute per parameter
+        if not isinstance(grads, str):  # one attribute per parameter
             return tuple(getattr(layer, attribute) for attribute in grads)
         if grads.endswith("()"):
             found = getattr(layer, grads[:-2])()

@@ -134,6 +134,8 @@ def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
             if unique in sys.modules:
                 return sys.modules[unique]
             spec = importlib.util.spec_from_file_location(unique, candidate)
+            if spec is None or spec.loader is None:  # a .py file always has one; no loader: nothing to run
+                raise SpecError(f"custom op '{op_name}': {candidate} cannot be imported", location)
             module = importlib.util.module_from_spec(spec)
             sys.modules[unique] = module
             try:

@@ -70,7 +70,7 @@ def _float_positions(inputs) -> list[int]:
 class TorchOp:
     """A torch.autograd.Function (or a function of tensors) as forward / vjp."""
 
-    def __init__(self, torch, target: Callable, constants=()):
+    def __init__(self, torch, target: Any, constants=()):
         self.torch, self.wraps = torch, (target,)
         if _is_function_class(torch, target):
             self.call, self.signature = target.apply, signature_of(target.forward, constants, drop_first=1)
@@ -116,7 +116,7 @@ class TorchOp:
             upstream = torch.as_tensor(np.asarray(g), dtype=result.dtype).reshape(result.shape)
             computed = torch.autograd.grad(result, wanted, grad_outputs=upstream, allow_unused=True)
             grads_out = {id(t): c for t, c in zip(wanted, computed, strict=True)}
-        grads = []
+        grads: list[np.ndarray | None] = []
         for tensor in tensors:
             if not tensor.requires_grad:
                 grads.append(None)
