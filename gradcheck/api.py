@@ -200,7 +200,7 @@ def _op_record(op: Any, where: Location):
 
 
 def _name_of(op: Any) -> str:
-    """An identifier for the op in messages, from what the user called it."""
+    """An identifier for the op in messages, as the user spelled it (a pair's "affine_forward" is "affine")."""
     if isinstance(op, str):
         raw = op.split(":")[1].split(".")[-1]
     elif isinstance(op, dict):
@@ -208,7 +208,7 @@ def _name_of(op: Any) -> str:
         raw = first.split(":")[-1].split(".")[-1] if isinstance(first, str) else getattr(first, "__name__", "op")
     else:
         raw = getattr(op, "__name__", None) or type(op).__name__
-    name = re.sub(r"\W", "_", str(raw)).lower().removesuffix("_forward").strip("_") or "op"
+    name = re.sub(r"\W", "_", str(raw)).removesuffix("_forward").strip("_") or "op"
     if name[0].isdigit() or keyword.iskeyword(name):
         name = f"op_{name}"
     return name

@@ -78,7 +78,7 @@ def test_a_wrong_vjp_fails_at_the_worst_element_with_the_closed_form_values():
     np.testing.assert_allclose(x.worst_analytic, (v * sigmoid(X))[x.worst_index], rtol=1e-9)
     s = sigmoid(X)
     np.testing.assert_allclose(x.worst_numeric, (v * (s + X * s * (1 - s)))[x.worst_index], rtol=1e-6)
-    assert [(s.op, s.argument) for s in result.suspects] == [("swishforgetsterm", 0)]
+    assert [(s.op, s.argument) for s in result.suspects] == [("SwishForgetsTerm", 0)]
 
 
 def test_assert_gradients_is_one_line_and_says_what_the_table_says():
@@ -86,16 +86,16 @@ def test_assert_gradients_is_one_line_and_says_what_the_table_says():
     with pytest.raises(AssertionError) as caught:
         gradcheck.assert_gradients(SwishForgetsTerm(), X)
     message = str(caught.value)
-    assert message.startswith("gradcheck: op 'swishforgetsterm' failed")
+    assert message.startswith("gradcheck: op 'SwishForgetsTerm' failed")
     assert "x (input): gradient wrong at [" in message and "6 of 6 elements fail" in message
-    assert "suspect: op 'swishforgetsterm' at node out passes a wrong gradient to its argument 0 (x)" in message
+    assert "suspect: op 'SwishForgetsTerm' at node out passes a wrong gradient to its argument 0 (x)" in message
 
 
 def test_the_jvp_is_checked_when_the_op_has_one():
     result = gradcheck.check_op(SwishWrongJvp(), X)
-    assert [(j.op, j.status) for j in result.jvps] == [("swishwrongjvp", "fail")]
+    assert [(j.op, j.status) for j in result.jvps] == [("SwishWrongJvp", "fail")]
     assert not result.ok
-    assert "jvp of op 'swishwrongjvp'" in result.message()
+    assert "jvp of op 'SwishWrongJvp'" in result.message()
 
 
 def test_a_kink_is_a_warning_and_strict_makes_it_a_failure():
@@ -203,7 +203,7 @@ def test_an_op_whose_forward_raises_is_a_spec_error_naming_it():
         def forward(self, x):
             raise RuntimeError("shapes do not fit")
 
-    with pytest.raises(SpecError, match="custom op broken.*raised RuntimeError: shapes do not fit"):
+    with pytest.raises(SpecError, match="custom op Broken.*raised RuntimeError: shapes do not fit"):
         gradcheck.check_op(Broken(), X)
 
 
