@@ -293,3 +293,16 @@ def test_a_spec_without_framework_ops_never_imports_torch_or_jax(tmp_path):
     subprocess.run([sys.executable, "-m", "gradcheck", "run", str(spec)], env=env, cwd=tmp_path, capture_output=True,
                    timeout=120)
     assert [p.name for p in (tmp_path / "markers").iterdir()] == ["torch"]
+
+
+def test_a_skipped_spec_is_skipped_in_junit_and_in_pytest(tmp_path):
+    spec = tmp_path / "needs.yaml"
+    spec.write_text("requires: [no_such_framework_gc]\ninputs:\n  x: 1.0\nnodes:\n  y: x * x\n")
+    junit = CliRunner().invoke(main, ["run", str(spec), "--format", "junit"])
+    assert junit.exit_code == 0
+    assert '<skipped message="skipped: it requires no_such_framework_gc' in junit.stdout
+    assert 'skipped="1"' in junit.stdout
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gradcheck", str(tmp_path),
+                           "-rs"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout
+    assert "1 skipped" in done.stdout and "no_such_framework_gc" in done.stdout
