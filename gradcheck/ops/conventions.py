@@ -189,7 +189,7 @@ class PairOp:
 
     def _run(self, inputs, params) -> tuple[Any, Any]:
         result = self._forward(*inputs, **copy.deepcopy(params))
-        if not isinstance(result, tuple) or len(result) != 2:
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise TypeError(f"forward returned {type(result).__name__}, not the pair (out, cache) this convention "
                             "expects (a forward without a cache is an ordinary op: give forward and vjp)")
         return result
@@ -220,11 +220,11 @@ class LayerOp:
         self.forward_name, self.backward_name = forward, backward
         self.wraps = (factory,) + ((inject,) if inject is not None else ())
         self.calls = CallCache()
-        method = getattr(factory, forward, None) if isinstance(factory, type) else None
-        if method is not None:
-            self.signature = signature_of(method, constants, drop_first=1, extra_args=self.param_names)
-        else:  # a factory function: forward's inputs are not known before a layer exists
-            self.signature = signature_of(lambda x: None, constants, extra_args=self.param_names)
+        if isinstance(factory, type):
+            self.signature = signature_of(getattr(factory, forward), constants, drop_first=1, extra_args=self.param_names)
+        else:  # a factory function: forward's inputs are read off a layer it makes
+            self.signature = signature_of(getattr(factory(**copy.deepcopy(self.init)), forward), constants,
+                                          extra_args=self.param_names)
         self.input_count = len([p for p in self.signature.parameters.values()
                                 if p.kind == p.POSITIONAL_OR_KEYWORD]) - len(self.param_names)
         self.forward = as_forward(self._forward_value, self.signature)
