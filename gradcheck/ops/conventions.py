@@ -192,7 +192,8 @@ class PairOp:
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise TypeError(f"forward returned {type(result).__name__}, not the pair (out, cache) this convention "
                             "expects (a forward without a cache is an ordinary op: give forward and vjp)")
-        return result
+        out, cache = result
+        return out, cache
 
     def _forward_value(self, *inputs, **params):
         out, cache = self._run(inputs, params)
