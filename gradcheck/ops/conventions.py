@@ -165,6 +165,10 @@ def _doc(target) -> str | None:
     return lines[0] if lines else None
 
 
+def _name(target) -> str:
+    return getattr(target, "__qualname__", None) or type(target).__name__
+
+
 def _gradients_tuple(grads, count: int, what: str) -> tuple:
     if isinstance(grads, (tuple, list)):
         return tuple(grads)
@@ -185,7 +189,7 @@ class PairOp:
         self.calls = CallCache()
         self.signature = signature_of(forward, constants)
         self.forward = as_forward(self._forward_value, self.signature)
-        self.__doc__ = _doc(forward)
+        self.__doc__ = _doc(forward) or f"{_name(forward)} / {_name(backward)}, a forward/backward pair with a cache"
 
     def _run(self, inputs, params) -> tuple[Any, Any]:
         result = self._forward(*inputs, **copy.deepcopy(params))
@@ -229,7 +233,7 @@ class LayerOp:
         self.input_count = len([p for p in self.signature.parameters.values()
                                 if p.kind == p.POSITIONAL_OR_KEYWORD]) - len(self.param_names)
         self.forward = as_forward(self._forward_value, self.signature)
-        self.__doc__ = _doc(factory)
+        self.__doc__ = _doc(factory) or f"the stateful layer {_name(factory)}"
 
     def _run(self, arrays, params):
         inputs, values = arrays[: self.input_count], arrays[self.input_count:]
@@ -297,7 +301,7 @@ class LossOp:
         self.upstream, self.upstream_params = upstream, dict(upstream_params or {})
         self.signature = signature_of(forward, constants)
         self.forward = as_forward(self._forward_value, self.signature)
-        self.__doc__ = _doc(forward)
+        self.__doc__ = _doc(forward) or f"the loss {_name(forward)} with its gradient {_name(gradient)}"
 
     def _arguments(self, inputs) -> list:
         arguments = list(inputs)
