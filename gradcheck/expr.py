@@ -1,11 +1,11 @@
 """Expression text -> a small expression tree, with Python's ``ast`` parser; never evaluated.
 
-Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional
-array arguments and constant keyword arguments -- numbers, strings, lists and mappings of them (a
-leading string constant sets the op's one required string keyword: einsum('ij,jk->ik', a, b)), ``x.T`` (the one attribute: transpose), comparisons
-< <= > >= == != only as the condition of where(...), and subscripts with constant integers, slices,
-``None`` and ``...`` (getitem) or with index arrays -- names, expressions or lists of integers or
-booleans (the index op: integer-array and boolean-mask indexing).  Everything else is refused with
+Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional array
+arguments and constant keyword arguments -- numbers, strings, lists and mappings of them (a leading string
+constant sets the op's one required string keyword: einsum('ij,jk->ik', a, b)), ``x.T`` (the one attribute:
+transpose), comparisons < <= > >= == != only as the condition of where(...), and subscripts with constant
+integers, slices, ``None`` and ``...`` (getitem) or with index arrays -- names, expressions or lists of
+integers or booleans (the index op: integer-array and boolean-mask indexing). Everything else is refused with
 the offending text and its place.
 """
 from __future__ import annotations
