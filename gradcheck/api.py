@@ -226,9 +226,12 @@ def _input_names(args: tuple[str, ...], count: int, op_name: str) -> list[str]:
 
 
 def _input(array, differentiable: bool) -> dict:
-    """A spec input for one argument: numpy integer arrays are data (labels, ids), Python numbers are floats."""
+    """A spec input for one argument: numpy integer and bool arrays are data (labels, ids, masks), Python numbers
+    are floats."""
     value = np.asarray(array, dtype=np.float64) if isinstance(array, (int, float, list, tuple)) else np.asarray(array)
-    if value.dtype.kind in "iub":
+    if value.dtype.kind == "b":
+        return {"value": value, "dtype": "bool"}  # a mask
+    if value.dtype.kind in "iu":
         return {"value": value.astype(np.int64), "dtype": "int64"}
     if value.dtype.kind != "f":
         raise TypeError(f"check_op takes arrays of real numbers, got a {value.dtype} array")

@@ -337,7 +337,7 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
         value = reader.array(entry, location, f"input '{name}'")
     given = entry.get("value") if isinstance(entry, LocatedMap) else entry
     if dtype is None and isinstance(given, np.ndarray) and given.dtype.kind in "iub":
-        dtype = "int64"  # a dict spec's integer array is data (labels, ids), as its dtype says
+        dtype = "bool" if given.dtype.kind == "b" else "int64"  # a dict spec's integer or bool array is data
     if dtype is None:
         dtype = spec_dtype
     if dtype == "int64":

@@ -284,3 +284,11 @@ def test_the_public_names_are_exported():
     for name in ("check", "check_op", "assert_gradients", "CheckResult", "SpecResult", "NodeResult", "Status",
                  "Suspect", "JvpResult", "RunResult", "SpecError"):
         assert name in gradcheck.__all__ and getattr(gradcheck, name) is not None
+
+
+def test_integer_and_boolean_arrays_are_data():
+    x, mask = np.array([1.0, -2.0, 3.0]), np.array([True, False, True])
+    result = gradcheck.check_op("where", mask, x, np.zeros(3))
+    assert result.ok and result.node("cond").status == "skip"
+    v = result.nodes[-1].analytic  # the random cotangent: d<v, where(mask, a, b)>/da = v where the mask holds
+    np.testing.assert_allclose(result.node("a").analytic, np.where(mask, v, 0.0))
