@@ -147,20 +147,37 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
     return lines
 
 
-def failure_text(result, strict: bool = False) -> str:
-    """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
+def fails(result, item, strict: bool) -> bool:
+    """Whether a node or jvp rule fails its spec (a kink only when strict; inconclusive unless allowed)."""
+    if item.status in ("fail", "error"):
+        return True
+    if item.status == "kink":
+        return strict
+    return item.status not in ("pass", "skip") and result.status == "fail"  # inconclusive, unless allowed
+
+
+def failure_text(result, strict: bool = False, only: set[str] | None = None, expectations: bool = True) -> str:
+    """The concise report of a failed spec: failing nodes, suspect ops, jvp rules, missed expectations.
+
+    ``only``: just these nodes (and the suspects that feed them or sit in them); ``expectations``: the missed
+    ``expect`` values too.
+    """
+    def chosen(name: str) -> bool:
+        return only is None or name in only
+
     lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
     for node, _ in display_order(result):
-        if node.status == "fail" or (strict and node.status == "kink"):
+        if chosen(node.name) and fails(result, node, strict):
             location = f"line {node.line}: " if node.line else ""
             lines.append(f"  {location}{failure_sentence(result, node)}")
     for suspect in result.suspects:
-        lines.append(f"  suspect: {suspect_sentence(suspect)}")
+        if chosen(suspect.node) or chosen(suspect.argument_node):
+            lines.append(f"  suspect: {suspect_sentence(suspect)}")
     for jvp in result.jvps:
-        if jvp.status in ("fail", "error") or (strict and jvp.status == "kink"):
+        if chosen(jvp.node) and fails(result, jvp, strict):
             location = f"line {jvp.line}: " if jvp.line else ""
             lines.append(f"  {location}{jvp_sentence(jvp)}")
-    for expectation in result.expectations:
+    for expectation in result.expectations if expectations else []:
         if not expectation.ok:
             where = f"line {expectation.line}: " if expectation.line else ""
             actual = None if expectation.actual is None else _compact(expectation.actual)
