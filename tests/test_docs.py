@@ -147,6 +147,32 @@ def test_report_page_lists_every_skip_reason_the_comparator_gives():
         assert reason in page("report.md"), reason
 
 
+# ------------------------------------------------------------------------------------------ the Python API
+
+def test_api_page_example_runs_and_raises_what_it_quotes():
+    text = page("api.md")
+    example = next(body for language, body in fenced_blocks(text) if language == "python")
+    quoted = next(body for _, body in fenced_blocks(text) if body.startswith("AssertionError: "))
+    *setup, last = example.rstrip().splitlines()
+    namespace: dict = {}
+    exec("\n".join(setup), namespace)  # everything but the last line passes
+    with pytest.raises(AssertionError) as raised:
+        exec(last, namespace)
+    assert f"AssertionError: {raised.value}" == quoted.rstrip()
+
+
+def test_api_page_names_every_parameter_of_the_api():
+    import inspect
+
+    import gradcheck
+
+    text = page("api.md")
+    for function in (gradcheck.check, gradcheck.check_op):
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.kind is parameter.KEYWORD_ONLY:
+                assert f"`{name}`" in text or f"{name}=" in text, (function.__name__, name)
+
+
 # ------------------------------------------------------------------------------------------ custom ops
 
 def custom_ops_layer() -> str:
