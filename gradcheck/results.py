@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,27 @@ class NodeResult(Comparison):
     value: np.ndarray | None = None      # forward value (float64 reference pass)
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """What kind of wrong a rule's gradient is: scale, sign, transpose, unreduced, swapped, region, missing,
+    fault (the rule raised or returned no usable array) or unknown; ``detail`` says it in a sentence and
+    ``numbers`` holds the kind's own figures (the factor, the axes, the threshold, the swapped argument)."""
+
+    kind: str
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """Where the code of a custom op's rule starts: the line to fix."""
+
+    file: str
+    line: int
+    rule: str                            # vjp | backward | jvp: which of the op's functions
+    function: str = ""                   # its qualified name
+
+
 @dataclass
 class Suspect:
     node: str
@@ -103,6 +125,8 @@ class Suspect:
     argument: int
     argument_node: str
     message: str
+    diagnosis: Diagnosis | None = None   # None: the op-local comparison of the whole argument found nothing wrong
+    source: RuleSource | None = None     # custom ops only
 
 
 @dataclass(kw_only=True)
@@ -114,6 +138,7 @@ class JvpResult(Comparison):
     op: str
     argument: int
     argument_node: str
+    source: RuleSource | None = None     # the jvp's code, for a custom op
 
 
 @dataclass

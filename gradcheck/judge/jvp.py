@@ -17,6 +17,7 @@ from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Slopes, element_scale, one_sided_slopes, richardson_central
 from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
+from .diagnosis import rule_source
 from .verdict import classify, outcome
 
 STEP = 1e-3  # relative to each element's scale; Richardson removes the h² term
@@ -50,7 +51,7 @@ class JvpCheck:
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
-                                  text=node.text, location=node.location)
+                                  text=node.text, location=node.location, source=rule_source(node.op, "jvp"))
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
 
     def run(self) -> JvpResult:

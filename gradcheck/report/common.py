@@ -71,12 +71,24 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
 def suspect_sentence(suspect) -> str:
     text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
             f"({suspect.argument_node})")
-    return text + (f": {suspect.message}" if suspect.message else "")
+    diagnosis = getattr(suspect, "diagnosis", None)
+    if diagnosis is not None and diagnosis.kind != "unknown":
+        text += f": {diagnosis.kind}: {diagnosis.detail}"
+    else:
+        text += f": {suspect.message}" if suspect.message else ""
+        text += f" (diagnosis unknown: {diagnosis.detail})" if diagnosis is not None else ""
+    return text + source_text(getattr(suspect, "source", None))
+
+
+def source_text(source) -> str:
+    """" (the vjp at layers.py:12)": where a custom op's rule is written."""
+    return f" ({source.rule} at {source.file}:{source.line})" if source is not None else ""
 
 
 def jvp_sentence(jvp) -> str:
     """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
-    where = f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
+    where = (f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
+             f"{source_text(getattr(jvp, 'source', None))}")
     if jvp.status == Status.ERROR:
         return f"{where}: {jvp.message}"
     if jvp.status == Status.KINK:

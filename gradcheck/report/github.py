@@ -39,11 +39,18 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
         for suspect in spec.suspects:
             lines.append(annotation("error", spec.path, None, None, f"gradcheck suspect: {suspect.op}",
                                     suspect_sentence(suspect)))
+            if suspect.source is not None:  # the same message on the line of the rule to fix
+                lines.append(annotation("error", suspect.source.file, suspect.source.line, None,
+                                        f"gradcheck: wrong gradient from {suspect.op}.{suspect.source.rule}",
+                                        suspect_sentence(suspect)))
         for jvp in spec.jvps:
             if jvp.status in (Status.FAIL, Status.ERROR) or (jvp.status == Status.KINK and not options.quiet):
                 level = "warning" if jvp.status == Status.KINK else "error"
                 lines.append(annotation(level, spec.path, jvp.line, jvp.column,
                                         f"gradcheck jvp {jvp.status}: {spec.name} / {jvp.node}", jvp_sentence(jvp)))
+                if jvp.source is not None and level == "error":
+                    lines.append(annotation("error", jvp.source.file, jvp.source.line, None,
+                                            f"gradcheck: wrong jvp of {jvp.op}", jvp_sentence(jvp)))
         for expectation in spec.expectations:
             if not expectation.ok:
                 lines.append(annotation("error", spec.path, expectation.line, expectation.column,
