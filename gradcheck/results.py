@@ -139,6 +139,7 @@ class JvpResult(Comparison):
     argument: int
     argument_node: str
     source: RuleSource | None = None     # the jvp's code, for a custom op
+    diagnosis: Diagnosis | None = None   # what kind of wrong J·t is, when it fails
 
 
 @dataclass

@@ -151,6 +151,16 @@ class TanhWrong(Tanh):
 
     def jvp(self, tangents, out, x):
         return tangents[0] * (1 - out)
+
+
+class TanhJvpSign(Tanh):
+    def jvp(self, tangents, out, x):
+        return -tangents[0] * (1 - out ** 2)
+
+
+class TanhJvpRegion(Tanh):
+    def jvp(self, tangents, out, x):
+        return tangents[0] * np.where(x > 0.5, 1.0, 1 - out ** 2)
 '''
 
 AFFINE = """
@@ -200,6 +210,9 @@ CASES = {
     "HuberUpper": (UNARY, {0: ("region", {"input": 0, "side": ">", "threshold": 1.0})}),
     "TanhWrong": (UNARY, {0: ("unknown", {})}),
 }
+# forward-mode rules planted wrong beside a right vjp: class -> (kind, numbers)
+JVP_CASES = {"TanhJvpSign": ("sign", {"factor": -1.0}),
+             "TanhJvpRegion": ("region", {"side": ">", "threshold": 0.5, "input_node": "x"})}
 TWINS = {"Affine": AFFINE, "MatMul": PAIR % ("3, 3", "3, 3"), "Mul": PAIR % ("5", "5"), "MeanLoss": LOSS,
          "LeakyRelu": UNARY, "Huber": UNARY, "Tanh": UNARY}
 
@@ -222,6 +235,8 @@ def planted(tmp_path_factory) -> Path:
     (folder / "planted.py").write_text(PLANTED)
     for name, (body, _) in CASES.items():
         (folder / f"{name}.yaml").write_text(f'ops: {{op: "planted:{name}"}}\n' + textwrap.dedent(body))
+    for name in JVP_CASES:
+        (folder / f"{name}.yaml").write_text(f'ops: {{op: "planted:{name}"}}\n' + textwrap.dedent(UNARY))
     for name, body in TWINS.items():
         (folder / f"{name}.yaml").write_text(f'ops: {{op: "planted:{name}"}}\n' + textwrap.dedent(body))
     return folder
@@ -280,6 +295,18 @@ def test_a_wrong_jvp_points_at_the_jvp(report, planted):
     jvp = report["TanhWrong"]["jvp"][0]
     assert jvp["status"] == "fail"
     assert jvp["source"]["line"] == rule_line("TanhWrong", "jvp") and jvp["source"]["rule"] == "jvp"
+
+
+@pytest.mark.parametrize("name", sorted(JVP_CASES))
+def test_a_wrong_jvp_is_diagnosed(report, name):
+    kind, numbers = JVP_CASES[name]
+    spec = report[name]
+    assert spec["status"] == "fail" and spec["suspects"] == []
+    (jvp,) = spec["jvp"]
+    assert jvp["status"] == "fail" and jvp["diagnosis"]["kind"] == kind
+    for key, value in numbers.items():
+        assert jvp["diagnosis"][key] == value
+    assert jvp["source"]["line"] == rule_line(name, "jvp")
 
 
 def test_github_annotates_the_python_line_as_well_as_the_spec(planted):
@@ -494,3 +521,12 @@ def test_a_right_gradient_is_never_diagnosed(seed, scale):
     error = np.abs(rng.standard_normal(shape)) * 1e-9 * scale
     within = right + rng.uniform(-1, 1, shape) * (0.5 * (TOL.atol + TOL.rtol * np.abs(right)))
     assert classify(within, [LocalEstimate(right, error)], 0, [rng.standard_normal(shape)], TOL) is None
+
+
+def test_a_threshold_on_an_element_value_keeps_that_element_on_its_side():
+    x = np.array([-2.0, -1.5, -1.0, 0.0, 0.5, 1.0, 1.5])
+    right = np.ones_like(x)
+    below = classify(np.where(x <= 0.0, 0.0, right), [exact(right)], 0, [x], TOL)  # x = 0 is wrong: x < t, t > 0
+    assert below.kind == "region" and below.numbers["side"] == "<" and below.numbers["threshold"] > 0.0
+    above = classify(np.where(x >= 0.0, 0.0, right), [exact(right)], 0, [x], TOL)  # x = 0 is wrong: x > t, t < 0
+    assert above.kind == "region" and above.numbers["side"] == ">" and above.numbers["threshold"] < 0.0

@@ -66,7 +66,8 @@ def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray]
     args = [np.asarray(values[a]) for a in node.args]
     names = [graph.nodes[a].name for a in node.args]
     returned_none = key in backward.declared_none
-    found = classify(None if returned_none else returned, local_gradients(node, args, g), position, args, tol,
+    returned = None if returned_none else returned
+    found = classify(returned, local_gradients(node, args, g, position, returned), position, args, tol,
                      names=names, output_shape=np.shape(g))
     if found is not None:
         return found
@@ -81,13 +82,16 @@ def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray]
         returned = None
     elif position not in wrong_shaped and np.all(np.isnan(returned)):
         return None
-    return classify(returned, local_gradients(node, args, g), position, args, tol, names=names,
+    return classify(returned, local_gradients(node, args, g, position, returned), position, args, tol, names=names,
                     output_shape=np.shape(g))
 
 
-def local_gradients(node: Node, args: list[np.ndarray], g) -> list[LocalEstimate | None]:
-    """numeric_j for every differentiable argument j (None for the others)."""
-    return [local_gradient(node, args, g, j) if differentiable(arg) else None for j, arg in enumerate(args)]
+def local_gradients(node: Node, args: list[np.ndarray], g, position: int, returned) -> list[LocalEstimate | None]:
+    """numeric_j for argument ``position`` and for every other differentiable argument j whose gradient could be
+    what was returned (the same shape: the swapped kind); None for the others."""
+    shape = None if returned is None else np.shape(returned)
+    return [local_gradient(node, args, g, j) if differentiable(arg) and (j == position or np.shape(arg) == shape)
+            else None for j, arg in enumerate(args)]
 
 
 def local_gradient(node: Node, args: list[np.ndarray], g, position: int) -> LocalEstimate:
@@ -272,8 +276,8 @@ def _scaled(returned, right: LocalEstimate, known, tol: Tolerance, args, names, 
         named = (c, None, {})
     factor, length, where = named
     if factor == -1.0:
-        return Diagnosis("sign", f"analytic = -numeric everywhere: the gradient of '{names[position]}' has the "
-                                 "wrong sign", {"factor": -1.0})
+        return Diagnosis("sign", f"analytic = -numeric everywhere: the rule's result for '{names[position]}' has "
+                                 "the wrong sign", {"factor": -1.0})
     numbers: dict = {"factor": factor}
     text = f"analytic = {_factor_text(factor, length)} × numeric everywhere"
     if length is not None:
@@ -399,7 +403,9 @@ def _threshold_split(values: np.ndarray, wrong: np.ndarray) -> tuple[str, float,
         return None
     if np.any(v[changes] == v[changes + 1]):
         return None  # equal values on both sides: no threshold separates them
-    cuts = [_round_between(float(v[c]), float(v[c + 1])) for c in changes]
+    # into the wrong set going up: wrong where x > t, t in [below, above); out of it: wrong where x < t, t in (below, above]
+    cuts = [_round_between(float(v[c]), float(v[c + 1])) if w[c + 1] else -_round_between(-float(v[c + 1]), -float(v[c]))
+            for c in changes]
     if len(changes) == 1:
         return (">", cuts[0], math.inf) if w[-1] else ("<", -math.inf, cuts[0])
     if not w[changes[0] + 1]:
@@ -418,11 +424,13 @@ def _round_between(low: float, high: float) -> float:
     """The roundest number t with low <= t < high (0 when it lies there): the threshold a rule would write."""
     if low <= 0.0 < high:
         return 0.0
+    middle = (low + high) / 2
     for decimals in range(-6, 16):
         step = 10.0 ** -decimals
-        candidate = math.ceil(low / step) * step
-        if low <= candidate < high:
-            return round(candidate, max(decimals, 0))
+        first, last = math.ceil(low / step), math.ceil(high / step) - 1
+        if first <= last:  # the round numbers of this many decimals in the gap: the one nearest its middle
+            nearest = min(max(round(middle / step), first), last)
+            return round(nearest * step, max(decimals, 0))
     return low
 
 

@@ -96,9 +96,13 @@ def jvp_sentence(jvp) -> str:
                 f"one-sided derivative")
     if jvp.status == Status.PASS:
         return f"{where}: ok (max abs error {number(jvp.max_abs_error)})"
-    return (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
+    text = (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
             f"differences {number(jvp.worst_numeric, 6)} (abs error {number(jvp.max_abs_error)}, rel "
             f"{number(jvp.max_rel_error)}; {jvp.failing} of {max(1, _size(jvp.shape))} output elements fail)")
+    diagnosis = getattr(jvp, "diagnosis", None)
+    if diagnosis is not None and diagnosis.kind != "unknown":
+        text += f"; {diagnosis.kind}: {diagnosis.detail}"
+    return text
 
 
 def _size(shape) -> int:

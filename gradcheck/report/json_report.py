@@ -81,7 +81,8 @@ def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
                  "max_rel_error": finite_or_none(j.max_rel_error), "worst_index": list(j.worst_index),
                  "worst_jvp": finite_or_none(j.worst_analytic), "worst_numeric": finite_or_none(j.worst_numeric),
                  "failing_elements": j.failing, "kink_elements": j.kinks, "message": j.message or None,
-                 "line": j.line, "source": source_to_dict(j.source)} for j in spec.jvps],
+                 "line": j.line, "source": source_to_dict(j.source), "diagnosis": diagnosis_to_dict(j.diagnosis)}
+                for j in spec.jvps],
         "expect": [{"what": e.what, "ok": e.ok, "expected": (array_to_json(e.expected)),
                     "actual": (array_to_json(e.actual)), "max_abs_error": finite_or_none(e.max_abs_error),
                     "line": e.line} for e in spec.expectations],
