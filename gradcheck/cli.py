@@ -329,11 +329,15 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
     pass/fail); 2 for a spec or usage error.
     """
     from .explain import walkthrough
+    from .judge.diagnosis import local_suspects
     from .pipeline import run_loaded
     from .report import explain_text
 
-    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory),
-          lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
+    def walk(loaded):  # the op-local checks mark (and diagnose) the wrong gradients passed on
+        checked = run_loaded(loaded, judge=False)
+        return walkthrough(checked, local_suspects(checked.graph, checked.backward, checked.analytic.values))
+
+    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory), walk, explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
 

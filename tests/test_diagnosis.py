@@ -530,3 +530,15 @@ def test_a_threshold_on_an_element_value_keeps_that_element_on_its_side():
     assert below.kind == "region" and below.numbers["side"] == "<" and below.numbers["threshold"] > 0.0
     above = classify(np.where(x >= 0.0, 0.0, right), [exact(right)], 0, [x], TOL)  # x = 0 is wrong: x > t, t < 0
     assert above.kind == "region" and above.numbers["side"] == ">" and above.numbers["threshold"] < 0.0
+
+
+def test_explain_marks_the_wrong_gradient_at_its_step(planted):
+    text = CliRunner().invoke(main, ["explain", str(planted / "AffineMeanBias.yaml")]).stdout
+    (marked,) = [line for line in text.splitlines() if "✗ wrong" in line]
+    assert "to b" in marked and "scale: analytic = 1/4" in marked
+    assert f"planted.py:{rule_line('AffineMeanBias')}" in marked
+    walk = json.loads(CliRunner().invoke(main, ["explain", str(planted / "MulSwapped.yaml"), "--format", "json"]).stdout)
+    (step,) = [s for s in walk["steps"] if s["name"] == "y"]
+    assert [a["diagnosis"]["kind"] for a in step["arguments"]] == ["swapped", "swapped"]
+    assert [a["diagnosis"]["numbers"]["argument"] for a in step["arguments"]] == [1, 0]
+    assert "✗" not in CliRunner().invoke(main, ["explain", str(planted / "Affine.yaml")]).stdout

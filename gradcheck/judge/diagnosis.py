@@ -27,8 +27,9 @@ from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, eval
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale, richardson_central
 from ..ops.base import OpInfo
-from ..results import Diagnosis, RuleSource
+from ..results import Diagnosis, RuleSource, Suspect
 from ..spec import Tolerance, stable_seed
+from .local import local_fault
 from .verdict import agrees, allowed_error
 
 STEP = 1e-3                 # relative to each element's scale; Richardson removes the h² term
@@ -84,6 +85,26 @@ def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray]
         return None
     return classify(returned, local_gradients(node, args, g, position, returned), position, args, tol, names=names,
                     output_shape=np.shape(g))
+
+
+def local_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndarray]) -> list[Suspect]:
+    """Every edge whose op-local check fails, diagnosed, without the global comparison (``gradcheck explain``):
+    the ops whose vjp passes an argument something other than the op's own derivative."""
+    suspects = []
+    for node in graph.nodes:
+        if node.kind != "op" or backward.adjoints[node.index] is None:
+            continue
+        tol = node.tolerance if node.tolerance is not None else graph.spec.tolerance
+        for position, arg in enumerate(node.args):
+            if not graph.nodes[arg].requires_grad or (node.index, position) not in backward.edge_grads:
+                continue
+            message = local_fault(graph, backward, values, node, position, tol)
+            if message:
+                suspects.append(Suspect(node=node.name, op=node.op_name, argument=position,
+                                        argument_node=graph.nodes[arg].name, message=message,
+                                        diagnosis=diagnose_edge(graph, backward, values, node, position, tol),
+                                        source=rule_source(node.op)))
+    return suspects
 
 
 def local_gradients(node: Node, args: list[np.ndarray], g, position: int, returned) -> list[LocalEstimate | None]:
