@@ -37,7 +37,6 @@ class BackwardPass:
     edge_grads: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (node, arg position) -> passed grad
     faults: dict[int, str] = field(default_factory=dict)  # node index -> what its vjp did wrong
     declared_none: set[tuple[int, int]] = field(default_factory=set)  # (node, arg position): vjp gave None
-    wrong_shaped: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # what a vjp returned instead
 
 
 def cast_value(value: np.ndarray, dtype) -> np.ndarray:
@@ -178,10 +177,8 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
         g = adjoints[node.index]
         if node.kind != "op" or g is None:
             continue
-        returned: dict[int, np.ndarray] = {}
         grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
-                         result.declared_none, returned)
-        result.wrong_shaped.update({(node.index, position): grad for position, grad in returned.items()})
+                         result.declared_none)
         for position, (arg, grad) in enumerate(zip(node.args, grads)):
             if grad is None:
                 continue
@@ -190,10 +187,8 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
     return result
 
 
-def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_none: set | None = None,
-             wrong_shaped: dict[int, np.ndarray] | None = None) -> list:
-    """The gradients node passes to its arguments; faults are recorded and replaced by NaN (a wrong-shaped
-    gradient is kept, as returned, in ``wrong_shaped`` by argument position, for the diagnosis)."""
+def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_none: set | None = None) -> list:
+    """The gradients node passes to its arguments; faults are recorded and replaced by NaN."""
     def poisoned():
         return [np.full(np.shape(a), np.nan) if differentiable(a) else None for a in args]
 
@@ -225,8 +220,6 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
         if grad.shape != np.shape(arg):
             faults[node.index] = (f"vjp returned a gradient of shape {grad.shape} for argument {position} "
                                   f"({_arg_name(node, position)}), expected {np.shape(arg)}")
-            if wrong_shaped is not None:
-                wrong_shaped[position] = grad
             grad = np.full(np.shape(arg), np.nan)
         checked.append(grad)
     return checked

@@ -542,3 +542,22 @@ def test_explain_marks_the_wrong_gradient_at_its_step(planted):
     assert [a["diagnosis"]["kind"] for a in step["arguments"]] == ["swapped", "swapped"]
     assert [a["diagnosis"]["numbers"]["argument"] for a in step["arguments"]] == [1, 0]
     assert "✗" not in CliRunner().invoke(main, ["explain", str(planted / "Affine.yaml")]).stdout
+
+
+def test_a_rule_that_raises_is_a_fault_not_a_guess(tmp_path):
+    (tmp_path / "raising.py").write_text(textwrap.dedent('''
+        import numpy as np
+
+        class Raising:
+            def forward(self, x):
+                return np.sin(x)
+
+            def vjp(self, g, out, x):
+                raise ValueError("not written yet")
+    '''))
+    (tmp_path / "raising.yaml").write_text('ops: {op: "raising:Raising"}\ninputs:\n  x: [0.1, 0.2]\n'
+                                           'nodes:\n  y: op(x)\n  loss: sum(y * y)\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--format", "json"])
+    (suspect,) = json.loads(result.stdout)["specs"][0]["suspects"]
+    assert suspect["diagnosis"]["kind"] == "fault" and "not written yet" in suspect["diagnosis"]["detail"]
+    assert suspect["source"]["line"] == 8

@@ -18,12 +18,12 @@ import inspect
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, evaluation_failures
+from ..engine import BackwardPass, differentiable, evaluate_node, evaluation_failures, rule_failure
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale, richardson_central
 from ..ops.base import OpInfo
@@ -52,59 +52,76 @@ class LocalEstimate:
 
 # ------------------------------------------------------------------------------------------ at a suspect
 
+def diagnose_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndarray], suspects: list[Suspect],
+                      tolerance_of) -> list[Suspect]:
+    """The suspects, each with its diagnosis and (for a custom op) the line of its rule."""
+    by_name = {node.name: node for node in graph.nodes}
+    diagnosed = []
+    for suspect in suspects:
+        node = by_name[suspect.node]
+        diagnosed.append(replace(suspect, source=rule_source(node.op), diagnosis=diagnose_edge(
+            graph, backward, values, node, suspect.argument, tolerance_of(node))))
+    return diagnosed
+
+
 def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray], node: Node, position: int,
                   tol: Tolerance) -> Diagnosis | None:
-    """The diagnosis of what node's vjp passes to its argument at position, with the cotangent it got; where that
-    cotangent hides the fault (the whole comparison agrees), once more with a random cotangent."""
+    """What node's vjp returns for its argument at position, as returned (any shape, or None), against the
+    op-local numeric gradients, with the cotangent the vjp got in the backward pass; where that cotangent hides
+    the fault (the whole comparison agrees), once more with a random cotangent."""
     g = backward.adjoints[node.index]
     if g is None:
         return None
-    key = (node.index, position)
-    returned = backward.wrong_shaped.get(key, backward.edge_grads.get(key))
-    fault = backward.faults.get(node.index)
-    if fault and key not in backward.wrong_shaped and (returned is None or np.all(np.isnan(returned))):
-        return Diagnosis("fault", f"the rule returned no usable gradient: {fault}")
     args = [np.asarray(values[a]) for a in node.args]
-    names = [graph.nodes[a].name for a in node.args]
-    returned_none = key in backward.declared_none
-    returned = None if returned_none else returned
-    found = classify(returned, local_gradients(node, args, g, position, returned), position, args, tol,
-                     names=names, output_shape=np.shape(g))
-    if found is not None:
-        return found
-    rng = np.random.default_rng(stable_seed(graph.spec.seed, "diagnosis", node.name, str(position)))
-    g = rng.standard_normal(np.shape(g))
     out = np.asarray(values[node.index])
-    wrong_shaped: dict[int, np.ndarray] = {}
-    declared_none: set = set()
-    grads = call_vjp(node, g, out, [np.array(a) for a in args], {}, declared_none, wrong_shaped)
-    returned = wrong_shaped.get(position, grads[position] if position < len(grads) else None)
-    if returned is None or (node.index, position) in declared_none:
-        returned = None
-    elif position not in wrong_shaped and np.all(np.isnan(returned)):
-        return None
-    return classify(returned, local_gradients(node, args, g, position, returned), position, args, tol, names=names,
-                    output_shape=np.shape(g))
+    names = [graph.nodes[a].name for a in node.args]
+    rng = np.random.default_rng(stable_seed(graph.spec.seed, "diagnosis", node.name, str(position)))
+    for cotangent in (np.asarray(g, dtype=np.float64), rng.standard_normal(np.shape(g))):
+        returned, fault = returned_gradient(node, cotangent, out, args, position)
+        if fault:
+            return Diagnosis("fault", f"the rule returned no usable gradient: {fault}")
+        found = classify(returned, local_gradients(node, args, cotangent, position, returned), position, args, tol,
+                         names=names, output_shape=np.shape(g))
+        if found is not None:
+            return found
+    return None
+
+
+def returned_gradient(node: Node, g, out, args: list[np.ndarray], position: int) -> tuple[object, str]:
+    """What the vjp returns for argument position, untouched (the engine replaces a wrong shape by NaN), called on
+    copies; or what went wrong with the call."""
+    try:
+        with np.errstate(all="ignore"):
+            grads = node.op.impl.vjp(np.array(g), np.array(out), *[np.array(a) for a in args], **node.params)
+    except (SystemExit, Exception) as error:
+        return None, rule_failure("vjp", error)
+    if not isinstance(grads, (tuple, list)):
+        if len(args) == 1 and grads is not None:
+            return grads, ""
+        return None, f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
+    if len(grads) != len(args):
+        return None, f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
+    return grads[position], ""
 
 
 def local_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndarray]) -> list[Suspect]:
     """Every edge whose op-local check fails, diagnosed, without the global comparison (``gradcheck explain``):
     the ops whose vjp passes an argument something other than the op's own derivative."""
+    def tolerance_of(node: Node) -> Tolerance:
+        return node.tolerance if node.tolerance is not None else graph.spec.tolerance
+
     suspects = []
     for node in graph.nodes:
         if node.kind != "op" or backward.adjoints[node.index] is None:
             continue
-        tol = node.tolerance if node.tolerance is not None else graph.spec.tolerance
         for position, arg in enumerate(node.args):
             if not graph.nodes[arg].requires_grad or (node.index, position) not in backward.edge_grads:
                 continue
-            message = local_fault(graph, backward, values, node, position, tol)
+            message = local_fault(graph, backward, values, node, position, tolerance_of(node))
             if message:
                 suspects.append(Suspect(node=node.name, op=node.op_name, argument=position,
-                                        argument_node=graph.nodes[arg].name, message=message,
-                                        diagnosis=diagnose_edge(graph, backward, values, node, position, tol),
-                                        source=rule_source(node.op)))
-    return suspects
+                                        argument_node=graph.nodes[arg].name, message=message))
+    return diagnose_suspects(graph, backward, values, suspects, tolerance_of)
 
 
 def local_gradients(node: Node, args: list[np.ndarray], g, position: int, returned) -> list[LocalEstimate | None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from ..engine import BackwardPass
 from ..graph import Graph, Node
 from ..results import NodeResult, Status, Suspect
-from .diagnosis import diagnose_edge, rule_source
 from .local import local_fault
 
 
@@ -27,8 +26,6 @@ def find_suspects(graph: Graph, backward: BackwardPass, values, results: list[No
         if not confirmed:  # the local checks could not separate them: name every candidate
             confirmed = [(node, position, "") for node, position in edges]
         for node, position, message in confirmed:
-            diagnosis = diagnose_edge(graph, backward, values, node, position, tolerance_of(node))
             suspects.append(Suspect(node=node.name, op=node.op_name, argument=position,
-                                    argument_node=graph.nodes[arg].name, message=message, diagnosis=diagnosis,
-                                    source=rule_source(node.op)))
+                                    argument_node=graph.nodes[arg].name, message=message))
     return suspects
