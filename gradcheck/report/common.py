@@ -87,10 +87,10 @@ def source_text(source) -> str:
 
 def jvp_sentence(jvp) -> str:
     """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
-    where = (f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
-             f"{source_text(getattr(jvp, 'source', None))}")
+    where = f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
+    source = source_text(getattr(jvp, "source", None)) if jvp.status in (Status.FAIL, Status.ERROR) else ""
     if jvp.status == Status.ERROR:
-        return f"{where}: {jvp.message}"
+        return f"{where}: {jvp.message}{source}"
     if jvp.status == Status.KINK:
         return (f"{where}: kink at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)} is a "
                 f"one-sided derivative")
@@ -102,7 +102,7 @@ def jvp_sentence(jvp) -> str:
     diagnosis = getattr(jvp, "diagnosis", None)
     if diagnosis is not None and diagnosis.kind != "unknown":
         text += f"; {diagnosis.kind}: {diagnosis.detail}"
-    return text
+    return text + source
 
 
 def _size(shape) -> int:
