@@ -524,7 +524,7 @@ def test_a_right_gradient_is_never_diagnosed(seed, scale):
 
 
 def test_a_threshold_on_an_element_value_keeps_that_element_on_its_side():
-    x = np.array([-2.0, -1.5, -1.0, 0.0, 0.5, 1.0, 1.5])
+    x = np.round(np.linspace(-2.0, 2.0, 21), 10)  # 0.0 among them
     right = np.ones_like(x)
     below = classify(np.where(x <= 0.0, 0.0, right), [exact(right)], 0, [x], TOL)  # x = 0 is wrong: x < t, t > 0
     assert below.kind == "region" and below.numbers["side"] == "<" and below.numbers["threshold"] > 0.0
@@ -561,3 +561,124 @@ def test_a_rule_that_raises_is_a_fault_not_a_guess(tmp_path):
     (suspect,) = json.loads(result.stdout)["specs"][0]["suspects"]
     assert suspect["diagnosis"]["kind"] == "fault" and "not written yet" in suspect["diagnosis"]["detail"]
     assert suspect["source"]["line"] == 8
+
+
+# ------------------------------------------------------------------------------------------ (c') end to end
+
+CORRUPTIBLE = '''
+import numpy as np
+
+
+class Op:
+    """f(a, b) = a * b + a**2, whose right vjp is (g (b + 2a), g a); ``corrupt`` is set by the test."""
+
+    corrupt = None
+
+    def forward(self, a, b):
+        return a * b + a ** 2
+
+    def vjp(self, g, out, a, b):
+        grads = (g * (b + 2 * a), g * a)
+        return grads if self.corrupt is None else self.corrupt(grads, a, b)
+'''
+E2E_SPEC = """
+seed: %d
+ops: {op: "corruptible:Op"}
+inputs:
+  a: {shape: [3, 3], init: normal}
+  b: {shape: [3, 3], init: normal}
+nodes:
+  y: op(a, b)
+  loss: sum(y * y)
+"""
+
+
+@pytest.fixture(scope="module")
+def corruptible(tmp_path_factory):
+    from gradcheck.pipeline import run
+
+    folder = tmp_path_factory.mktemp("corruptible")
+    (folder / "corruptible.py").write_text(CORRUPTIBLE)
+    paths = []
+    for seed in range(4):
+        path = folder / f"spec{seed}.yaml"
+        path.write_text(textwrap.dedent(E2E_SPEC % seed))
+        paths.append(path)
+    checked = run(paths[0])
+    return paths, type(checked.graph.ops["op"].impl)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_corrupted_rule_end_to_end_is_diagnosed_only_with_what_is_true_of_it(corruptible, data):
+    """Through the whole pipeline: a corruption T of one argument's right gradient; the suspect's diagnosis,
+    unless unknown, must be what T did (its factor, its transposition, the swapped argument, its wrong set)."""
+    from gradcheck.pipeline import run
+
+    paths, op_class = corruptible
+    seed = data.draw(st.integers(0, 3), label="seed")
+    position = data.draw(st.integers(0, 1), label="position")
+    kind = data.draw(st.sampled_from(["identity", "scale", "zeros", "transpose", "swapped", "region", "noise"]),
+                     label="kind")
+    factor = data.draw(st.sampled_from([-1.0, 0.5, 2.0, 1 / 3, 1 / 9, 4.2]), label="factor")
+    threshold = data.draw(st.floats(-1.0, 1.0).map(lambda t: round(t, 1)), label="threshold")
+    region_factor = data.draw(st.sampled_from([0.0, -1.0, 3.0]), label="region factor")
+    rows = data.draw(st.lists(st.integers(0, 8), min_size=1, max_size=4, unique=True), label="noisy elements")
+
+    def corrupt(grads, a, b):
+        grads = list(grads)
+        x = np.asarray(grads[position], dtype=np.float64)
+        inputs = (a, b)
+        grads[position] = {
+            "identity": lambda: x,
+            "scale": lambda: factor * x,
+            "zeros": lambda: np.zeros_like(x),
+            "transpose": lambda: x.T.copy(),
+            "swapped": lambda: np.asarray(grads[1 - position]),
+            "region": lambda: np.where(inputs[position] > threshold, region_factor * x, x),
+            "noise": lambda: x + np.isin(np.arange(9), rows).reshape(3, 3) * (1.0 + np.abs(x)),
+        }[kind]()
+        return tuple(grads)
+
+    op_class.corrupt = staticmethod(corrupt)
+    try:
+        checked = run(paths[seed])
+    finally:
+        op_class.corrupt = None
+    result, inputs = checked.result, [np.asarray(v) for v in checked.analytic.values[:2]]
+    assert result is not None
+    if kind == "region":  # a region every element lies in is a factor on the whole argument, none: no bug
+        inside = inputs[position] > threshold
+        if inside.all():
+            kind, factor = ("zeros", factor) if region_factor == 0.0 else ("scale", region_factor)
+        elif not inside.any():
+            kind = "identity"
+    blamed = [s for s in result.suspects if s.node == "y" and s.argument == position]
+    if kind == "identity":
+        assert result.status == "pass" and not result.suspects
+        return
+    diagnosed = [s.diagnosis for s in blamed if s.diagnosis is not None]
+    if not diagnosed:
+        return  # the corruption changed nothing the judge can see (a region no element lies in)
+    (diagnosis,) = diagnosed
+    if diagnosis.kind in ("scale", "sign"):
+        assert kind == "scale" and diagnosis.numbers["factor"] == pytest.approx(factor, rel=1e-3)
+    elif diagnosis.kind == "transpose":
+        assert kind == "transpose"
+    elif diagnosis.kind == "swapped":
+        assert kind == "swapped" and diagnosis.numbers["argument"] == 1 - position
+    elif diagnosis.kind == "missing":
+        assert kind == "zeros" or (kind == "region" and region_factor == 0.0)
+    elif diagnosis.kind == "region":
+        numbers = diagnosis.numbers
+        value = inputs[numbers["input"]]
+        claimed = {">": lambda: value > numbers["threshold"], "<": lambda: value < numbers["threshold"],
+                   "between": lambda: (value > numbers["low"]) & (value < numbers["high"])}[numbers["side"]]()
+        changed = inputs[position] > threshold if kind == "region" else np.isin(np.arange(9), rows).reshape(3, 3)
+        assert kind in ("region", "noise") and np.array_equal(claimed, changed)
+    else:
+        assert diagnosis.kind == "unknown", diagnosis
+    if kind in ("scale", "zeros", "transpose", "swapped"):  # these explain the whole argument: always named
+        assert diagnosis.kind == {"scale": "sign" if factor == -1 else "scale", "zeros": "missing",
+                                  "transpose": "transpose", "swapped": "swapped"}[kind]

@@ -33,8 +33,11 @@ from .local import local_fault
 from .verdict import agrees, allowed_error
 
 STEP = 1e-3                 # relative to each element's scale; Richardson removes the h² term
-MAX_ELEMENTS = 1024         # elements differentiated per argument; beyond, a seeded sample of this many
+MAX_ELEMENTS = 512          # elements differentiated per argument; beyond, a seeded sample of this many
 SMALL_FACTORS = (2,)        # named besides -1 and the axis lengths: the 2 of d(x²) dropped or doubled
+# a region is named only where so clean a split would rarely arise by chance from the wrong elements' count
+REGION_CHANCE = 0.01        # a threshold or an interval
+SIGN_CHANCE = 0.25          # a split at 0 (x < 0, x > 0): the branch a rule most often gets wrong
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -402,16 +405,19 @@ def _region(returned, right: LocalEstimate, known, ok, tol: Tolerance, args, nam
     correct = known & ok
     if wrong.sum() < 2 or correct.sum() < 2:
         return None
-    found = []
+    aligned = {}
     for k, arg in enumerate(args):
         if np.asarray(arg).dtype.kind not in "fiu":
             continue
         try:
-            values = np.broadcast_to(np.asarray(arg, dtype=np.float64), returned.shape)
+            aligned[k] = np.broadcast_to(np.asarray(arg, dtype=np.float64), returned.shape)
         except ValueError:
             continue
+    found = []
+    for k, values in aligned.items():
         split = _threshold_split(values[known], wrong[known])
-        if split is not None:
+        if split is not None and _by_chance(split, int(wrong.sum()), int(known.sum()), len(aligned)) <= \
+                (SIGN_CHANCE if _split_rank(split)[0] == 0 else REGION_CHANCE):
             found.append((_split_rank(split), k, split))
     if not found:
         return None
@@ -429,6 +435,14 @@ def _region(returned, right: LocalEstimate, known, ok, tol: Tolerance, args, nam
     return Diagnosis("region", f"wrong only where {where}{sign}: {count} of {total} elements{there[0]}, right elsewhere",
                      {"input": k, "input_node": name, "side": side, **numbers, "wrong": count, "right": total - count,
                       "total": total, "there": there[1]})
+
+
+def _by_chance(split: tuple[str, float, float], wrong: int, total: int, inputs: int) -> float:
+    """How likely a set of ``wrong`` elements drawn at random from ``total`` would form such a split of one of
+    ``inputs`` inputs: splits of this form in sorted order (2 one-sided, total - wrong - 1 interior) over
+    C(total, wrong), the number of such sets."""
+    splits = 2 if split[0] != "between" else total - wrong - 1
+    return min(1.0, inputs * splits / math.comb(total, wrong))
 
 
 def _threshold_split(values: np.ndarray, wrong: np.ndarray) -> tuple[str, float, float] | None:
