@@ -682,3 +682,31 @@ def test_a_corrupted_rule_end_to_end_is_diagnosed_only_with_what_is_true_of_it(c
     if kind in ("scale", "zeros", "transpose", "swapped"):  # these explain the whole argument: always named
         assert diagnosis.kind == {"scale": "sign" if factor == -1 else "scale", "zeros": "missing",
                                   "transpose": "transpose", "swapped": "swapped"}[kind]
+
+
+def test_an_op_that_adapts_a_backward_function_points_at_that_function(tmp_path):
+    """backward_rule (the op record hook): the line is the user's backward, not the adapter's vjp."""
+    (tmp_path / "adapted.py").write_text(textwrap.dedent('''
+        import numpy as np
+
+
+        def scale_backward(dout, x):
+            return 0.5 * dout * 3.0
+
+
+        class Scale:
+            backward_rule = staticmethod(scale_backward)
+
+            def forward(self, x):
+                return 3.0 * x
+
+            def vjp(self, g, out, x):
+                return (scale_backward(g, x),)
+    '''))
+    (tmp_path / "adapted.yaml").write_text('ops: {op: "adapted:Scale"}\ninputs:\n  x: [0.1, 0.2, 0.3]\n'
+                                           'nodes:\n  y: op(x)\n  loss: sum(y * y)\n')
+    report = json.loads(CliRunner().invoke(main, ["run", str(tmp_path), "--format", "json"]).stdout)
+    (suspect,) = report["specs"][0]["suspects"]
+    assert suspect["source"]["line"] == 5 and suspect["source"]["rule"] == "backward"
+    assert suspect["source"]["function"] == "scale_backward"
+    assert suspect["diagnosis"]["kind"] == "scale" and suspect["diagnosis"]["factor"] == 0.5
