@@ -33,7 +33,7 @@ from .verdict import agrees, allowed_error
 
 STEP = 1e-3                 # relative to each element's scale; Richardson removes the h² term
 MAX_ELEMENTS = 512          # elements differentiated per argument; beyond, a seeded sample of this many
-SMALL_FACTORS = (2,)        # named besides -1 and the axis lengths: the 2 of d(x²) dropped or doubled
+SMALL_FACTORS = (2,)        # named besides -1 and the axis lengths: the 2 of d(x²), dropped or doubled
 # a region is named only where so clean a split would rarely arise by chance from the wrong elements' count
 REGION_CHANCE = 0.02        # a threshold or an interval
 SIGN_CHANCE = 0.25          # a split at 0 (x < 0, x > 0): the branch a rule most often gets wrong
@@ -285,8 +285,7 @@ def _named_factors(args: Sequence, names: Sequence[str], output_shape) -> list[t
             lengths.setdefault(int(size), {"axis": None, "of": of, "text": f"all elements of {what}"})
     factors: list[tuple[float, int | None, dict]] = []
     for n, where in sorted(lengths.items()):
-        if n not in SMALL_FACTORS:  # a 2 is more often a dropped factor of x² than an axis of length 2
-            factors += [(1.0 / n, n, where), (float(n), n, where)]
+        factors += [(1.0 / n, n, where), (float(n), n, where)]
     for n in SMALL_FACTORS:
         factors += [(float(n), None, {}), (1.0 / n, None, {})]
     factors = [(-1.0, None, {})] + factors + [(-f, n, where) for f, n, where in factors]
@@ -326,6 +325,8 @@ def _scaled(returned, right: LocalEstimate, known, tol: Tolerance, args, names, 
             text += f": a mean instead of a sum over {where['text']} (n = {length}), or a division by n too many{sign}"
         else:
             text += f": a sum instead of a mean over {where['text']} (n = {length}), or a missing division by n{sign}"
+        if length in SMALL_FACTORS:
+            text += f" (or a factor {length} of the rule's own formula)"
     return Diagnosis("scale", text, numbers)
 
 
