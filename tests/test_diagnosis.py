@@ -416,6 +416,11 @@ def test_missing():
     assert found.numbers["wrong"] == 3
 
 
+def test_a_gradient_zero_within_the_tolerance_is_missing_not_a_tiny_scale():
+    found = classify(1e-12 * RIGHT, [exact(RIGHT)], 0, [X], TOL)
+    assert found.kind == "missing" and found.numbers["wrong"] == RIGHT.size
+
+
 def test_unknown_names_the_worst_element():
     returned = RIGHT.copy()
     returned[2, 1] += 5.0
@@ -463,7 +468,7 @@ def true_claim(diagnosis, returned, numeric, args, position) -> bool:
         if returned is None:
             return not close(np.zeros_like(right), right)
         wrong = ~(np.abs(returned - right) <= TOL.atol + TOL.rtol * np.abs(right) + 1e-9)
-        return bool(wrong.any()) and bool(np.all(returned[wrong] == 0))
+        return bool(wrong.any()) and bool(np.all(np.abs(returned[wrong]) <= TOL.atol))
     if kind == "region":
         v = np.broadcast_to(args[numbers["input"]], right.shape)
         wrong = ~(np.abs(returned - right) <= TOL.atol + TOL.rtol * np.abs(right) + 1e-9)

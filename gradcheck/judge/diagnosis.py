@@ -232,12 +232,12 @@ def classify(returned, numeric: Sequence[LocalEstimate | None], position: int, a
     ok = _agree(returned, right.values, right.error, tol, known)
     if ok[known].all():
         return None
-    return (_missing_everywhere(returned, right, known, names[position])
+    return (_missing_everywhere(returned, right, known, tol, names[position])
             or _scaled(returned, right, known, tol, args, names, output_shape, position)
             or _transposed(returned, right, tol)
             or _swapped(returned, numeric, position, tol, names)
             or _region(returned, right, known, ok, tol, args, names)
-            or _missing_somewhere(returned, right, known, ok)
+            or _missing_somewhere(returned, known, ok, tol)
             or _unknown(returned, right, known, ok, tol))
 
 
@@ -262,8 +262,8 @@ def _all_small(estimate: LocalEstimate, known, tol: Tolerance) -> bool:
     return not _significant(estimate, known, tol).any()
 
 
-def _missing_everywhere(returned, right: LocalEstimate, known, name: str) -> Diagnosis | None:
-    if np.any(returned[known] != 0):
+def _missing_everywhere(returned, right: LocalEstimate, known, tol: Tolerance, name: str) -> Diagnosis | None:
+    if np.any(np.abs(returned[known]) > tol.atol):  # zero within the tolerance, as the judge reads any value
         return None
     return Diagnosis("missing", f"the rule returns zeros for '{name}', whose gradient is not zero (largest |numeric| "
                                 f"{_num(np.nanmax(np.abs(right.values[known])))})",
@@ -492,7 +492,7 @@ def _decimals(value: float) -> int:
 
 def _there(returned, right: LocalEstimate, wrong, tol: Tolerance) -> tuple[str, str]:
     """What the rule returns on the wrong region: zero, a flipped sign, or other values."""
-    if np.all(returned[wrong] == 0):
+    if np.all(np.abs(returned[wrong]) <= tol.atol):
         return " (the gradient is zero there)", "zero"
     region = right.known & wrong
     if _fits(-right.values, right.error, returned, tol, region):
@@ -500,9 +500,9 @@ def _there(returned, right: LocalEstimate, wrong, tol: Tolerance) -> tuple[str, 
     return "", "other"
 
 
-def _missing_somewhere(returned, right: LocalEstimate, known, ok) -> Diagnosis | None:
+def _missing_somewhere(returned, known, ok, tol: Tolerance) -> Diagnosis | None:
     wrong = known & ~ok
-    if np.any(returned[wrong] != 0):
+    if np.any(np.abs(returned[wrong]) > tol.atol):
         return None
     count, total = int(wrong.sum()), int(known.sum())
     return Diagnosis("missing", f"the rule returns zero at {count} of {total} elements where the right gradient is "
