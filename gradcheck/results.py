@@ -97,13 +97,35 @@ class NodeResult(Comparison):
     value: np.ndarray | None = None      # forward value (float64 reference pass)
 
 
+class Kind(str, Enum):
+    """What kind of wrong a rule's result is (see gradcheck/judge/diagnosis.py).  Prints as its value."""
+
+    SCALE = "scale"            # analytic = c · numeric everywhere
+    SIGN = "sign"              # c = -1
+    TRANSPOSE = "transpose"    # the right gradient transposed (or the right one for a transposed argument)
+    UNREDUCED = "unreduced"    # the broadcast shape, right once summed over the broadcast axes
+    SWAPPED = "swapped"        # the right gradient of another argument
+    REGION = "region"          # wrong only where an input lies past a threshold (0: a sign) or inside an interval
+    MISSING = "missing"        # zero or None where the right gradient is not
+    FAULT = "fault"            # the rule raised or returned no usable array
+    UNKNOWN = "unknown"        # none of these explains it: the worst element
+
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """What kind of wrong a rule's gradient is: scale, sign, transpose, unreduced, swapped, region, missing,
     fault (the rule raised or returned no usable array) or unknown; ``detail`` says it in a sentence and
     ``numbers`` holds the kind's own figures (the factor, the axes, the threshold, the swapped argument)."""
 
-    kind: str
+    kind: Kind
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
 

@@ -27,7 +27,7 @@ from ..engine import BackwardPass, differentiable, evaluate_node, evaluation_fai
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale, richardson_central
 from ..ops.base import OpInfo
-from ..results import Diagnosis, RuleSource, Suspect
+from ..results import Diagnosis, Kind, RuleSource, Suspect
 from ..spec import Tolerance, stable_seed
 from .verdict import agrees, allowed_error
 
@@ -81,7 +81,7 @@ def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray]
     for cotangent in (np.asarray(g, dtype=np.float64), rng.standard_normal(np.shape(g))):
         returned, fault = returned_gradient(node, cotangent, out, args, position)
         if fault:
-            return Diagnosis("fault", f"the rule returned no usable gradient: {fault}")
+            return Diagnosis(Kind.FAULT, f"the rule returned no usable gradient: {fault}")
         found = classify(returned, local_gradients(node, args, cotangent, position, returned), position, args, tol,
                          names=names, output_shape=np.shape(g))
         if found is not None:
@@ -220,13 +220,13 @@ def classify(returned, numeric: Sequence[LocalEstimate | None], position: int, a
     if returned is None:
         if _all_small(right, known, tol):
             return None
-        return Diagnosis("missing", f"the rule returned None for '{names[position]}', whose gradient is not zero "
+        return Diagnosis(Kind.MISSING, f"the rule returned None for '{names[position]}', whose gradient is not zero "
                                     f"(largest |numeric| {_num(np.nanmax(np.abs(right.values)))})",
                          {"returned_none": True, "wrong": int(known.sum()), "total": int(known.sum())})
     try:
         returned = np.asarray(returned, dtype=np.float64)
     except (TypeError, ValueError):
-        return Diagnosis("fault", f"the rule returned {type(returned).__name__}, not an array of numbers")
+        return Diagnosis(Kind.FAULT, f"the rule returned {type(returned).__name__}, not an array of numbers")
     if returned.shape != shape:
         return _wrong_shape(returned, numeric, position, tol, names)
     ok = _agree(returned, right.values, right.error, tol, known)
@@ -265,7 +265,7 @@ def _all_small(estimate: LocalEstimate, known, tol: Tolerance) -> bool:
 def _missing_everywhere(returned, right: LocalEstimate, known, tol: Tolerance, name: str) -> Diagnosis | None:
     if np.any(np.abs(returned[known]) > tol.atol):  # zero within the tolerance, as the judge reads any value
         return None
-    return Diagnosis("missing", f"the rule returns zeros for '{name}', whose gradient is not zero (largest |numeric| "
+    return Diagnosis(Kind.MISSING, f"the rule returns zeros for '{name}', whose gradient is not zero (largest |numeric| "
                                 f"{_num(np.nanmax(np.abs(right.values[known])))})",
                      {"returned_none": False, "wrong": int(known.sum()), "total": int(known.sum())})
 
@@ -314,7 +314,7 @@ def _scaled(returned, right: LocalEstimate, known, tol: Tolerance, args, names, 
         named = (c, None, {})
     factor, length, where = named
     if factor == -1.0:
-        return Diagnosis("sign", f"analytic = -numeric everywhere: the rule's result for '{names[position]}' has "
+        return Diagnosis(Kind.SIGN, f"analytic = -numeric everywhere: the rule's result for '{names[position]}' has "
                                  "the wrong sign", {"factor": -1.0})
     numbers: dict = {"factor": factor}
     text = f"analytic = {_factor_text(factor, length)} × numeric everywhere"
@@ -327,7 +327,7 @@ def _scaled(returned, right: LocalEstimate, known, tol: Tolerance, args, names, 
             text += f": a sum instead of a mean over {where['text']} (n = {length}), or a missing division by n{sign}"
         if length in SMALL_FACTORS:
             text += f" (or a factor {length} of the rule's own formula)"
-    return Diagnosis("scale", text, numbers)
+    return Diagnosis(Kind.SCALE, text, numbers)
 
 
 def _factor_text(factor: float, length: int | None) -> str:
@@ -342,7 +342,7 @@ def _transposed(returned, right: LocalEstimate, tol: Tolerance) -> Diagnosis | N
     flipped = LocalEstimate(np.swapaxes(right.values, -1, -2), np.swapaxes(right.error, -1, -2))
     if not _fits(flipped.values, flipped.error, returned, tol, flipped.known) or _all_small(flipped, flipped.known, tol):
         return None
-    return Diagnosis("transpose", "analytic = numericᵀ: the rule returns the transpose of the right gradient",
+    return Diagnosis(Kind.TRANSPOSE, "analytic = numericᵀ: the rule returns the transpose of the right gradient",
                      {"axes": [returned.ndim - 1, returned.ndim - 2]})
 
 
@@ -351,7 +351,7 @@ def _swapped(returned, numeric: Sequence[LocalEstimate | None], position: int, t
         if j == position or other is None or other.values.shape != returned.shape:
             continue
         if _fits(other.values, other.error, returned, tol, other.known) and not _all_small(other, other.known, tol):
-            return Diagnosis("swapped", f"the gradient returned for argument {position} ('{names[position]}') is the "
+            return Diagnosis(Kind.SWAPPED, f"the gradient returned for argument {position} ('{names[position]}') is the "
                                         f"right gradient of argument {j} ('{names[j]}')",
                              {"argument": j, "argument_node": names[j]})
     return None
@@ -367,19 +367,19 @@ def _wrong_shape(returned, numeric: Sequence[LocalEstimate | None], position: in
         summed = returned.sum(axis=axes, keepdims=True).reshape(-1) if axes else returned.reshape(-1)
         summed = summed.reshape(shape) if summed.size == right.values.size else None
         if summed is not None and _fits(right.values, right.error, summed, tol, right.known):
-            return Diagnosis("unreduced", f"the rule returns the broadcast shape {_shape(returned.shape)} for "
+            return Diagnosis(Kind.UNREDUCED, f"the rule returns the broadcast shape {_shape(returned.shape)} for "
                                           f"'{names[position]}' of shape {_shape(shape)}: sum over axes {axes} "
                                           "before returning",
                              {"axes": list(axes), "returned_shape": list(returned.shape)})
     if returned.ndim >= 2 and returned.shape == shape[:-2] + (shape[-1], shape[-2]):
         if _fits(right.values, right.error, np.swapaxes(returned, -1, -2), tol, right.known):
-            return Diagnosis("transpose", f"the rule returns shape {_shape(returned.shape)} for '{names[position]}' "
+            return Diagnosis(Kind.TRANSPOSE, f"the rule returns shape {_shape(returned.shape)} for '{names[position]}' "
                                           f"of shape {_shape(shape)}: the right gradient, transposed",
                              {"axes": [returned.ndim - 1, returned.ndim - 2], "returned_shape": list(returned.shape)})
     swapped = _swapped(returned, numeric, position, tol, names)
     if swapped is not None:
         return swapped
-    return Diagnosis("unknown", f"the rule returns shape {_shape(returned.shape)} for '{names[position]}' of shape "
+    return Diagnosis(Kind.UNKNOWN, f"the rule returns shape {_shape(returned.shape)} for '{names[position]}' of shape "
                                 f"{_shape(shape)}, and no reduction, transpose or other argument's gradient explains it",
                      {"returned_shape": list(returned.shape)})
 
@@ -431,7 +431,7 @@ def _region(returned, right: LocalEstimate, known, ok, tol: Tolerance, args, nam
         where, numbers = f"{_num(low)} < {name} < {_num(high)}", {"low": low, "high": high}
     sign = " (a sign: a branch)" if numbers.get("threshold") == 0.0 else ""
     there = _there(returned, right, wrong, tol)
-    return Diagnosis("region", f"wrong only where {where}{sign}: {count} of {total} elements{there[0]}, right elsewhere",
+    return Diagnosis(Kind.REGION, f"wrong only where {where}{sign}: {count} of {total} elements{there[0]}, right elsewhere",
                      {"input": k, "input_node": name, "side": side, **numbers, "wrong": count, "right": total - count,
                       "total": total, "there": there[1]})
 
@@ -496,7 +496,7 @@ def _there(returned, right: LocalEstimate, wrong, tol: Tolerance) -> tuple[str, 
         return " (the gradient is zero there)", "zero"
     region = right.known & wrong
     if _fits(-right.values, right.error, returned, tol, region):
-        return " (the sign is flipped there)", "sign"
+        return " (the sign is flipped there)", "flipped"
     return "", "other"
 
 
@@ -505,7 +505,7 @@ def _missing_somewhere(returned, known, ok, tol: Tolerance) -> Diagnosis | None:
     if np.any(np.abs(returned[wrong]) > tol.atol):
         return None
     count, total = int(wrong.sum()), int(known.sum())
-    return Diagnosis("missing", f"the rule returns zero at {count} of {total} elements where the right gradient is "
+    return Diagnosis(Kind.MISSING, f"the rule returns zero at {count} of {total} elements where the right gradient is "
                                 "not, and the right value elsewhere",
                      {"returned_none": False, "wrong": count, "total": total})
 
@@ -519,9 +519,10 @@ def _unknown(returned, right: LocalEstimate, known, ok, tol: Tolerance) -> Diagn
     index = [int(i) for i in np.unravel_index(flat, returned.shape)] if returned.ndim else []
     analytic, numeric = float(returned.reshape(-1)[flat]), float(values.reshape(-1)[flat])
     count, total = int(wrong.sum()), int(known.sum())
-    return Diagnosis("unknown", f"no simple relation explains it: {count} of {total} elements wrong, the worst at "
+    return Diagnosis(Kind.UNKNOWN, f"no simple relation explains it: {count} of {total} elements wrong, the worst at "
                                 f"[{', '.join(map(str, index))}]: analytic {_num(analytic)}, numeric {_num(numeric)}",
-                     {"index": index, "analytic": analytic, "numeric": numeric, "wrong": count, "total": total})
+                     {"worst_index": index, "worst_analytic": analytic, "worst_numeric": numeric, "wrong": count,
+                      "total": total})
 
 
 def _num(value: float) -> str:

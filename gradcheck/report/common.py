@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Location
 from ..format import number
-from ..results import NodeResult, SpecResult, Status
+from ..results import Kind, NodeResult, SpecResult, Status
 
 if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
     from rich.console import Console
@@ -72,7 +72,7 @@ def suspect_sentence(suspect) -> str:
     text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
             f"({suspect.argument_node})")
     diagnosis = getattr(suspect, "diagnosis", None)
-    if diagnosis is not None and diagnosis.kind != "unknown":
+    if diagnosis is not None and diagnosis.kind != Kind.UNKNOWN:
         text += f": {diagnosis.kind}: {diagnosis.detail}"
     else:
         text += f": {suspect.message}" if suspect.message else ""
@@ -100,7 +100,7 @@ def jvp_sentence(jvp) -> str:
             f"differences {number(jvp.worst_numeric, 6)} (abs error {number(jvp.max_abs_error)}, rel "
             f"{number(jvp.max_rel_error)}; {jvp.failing} of {max(1, _size(jvp.shape))} output elements fail)")
     diagnosis = getattr(jvp, "diagnosis", None)
-    if diagnosis is not None and diagnosis.kind != "unknown":
+    if diagnosis is not None and diagnosis.kind != Kind.UNKNOWN:
         text += f"; {diagnosis.kind}: {diagnosis.detail}"
     return text + source
 

@@ -40,7 +40,7 @@ def diagnosis_to_dict(diagnosis) -> dict | None:
         return None
     numbers = {key: finite_or_none(value) if isinstance(value, float) else value
                for key, value in diagnosis.numbers.items()}
-    return {"kind": diagnosis.kind, "detail": diagnosis.detail, **numbers}
+    return {"kind": str(diagnosis.kind), "detail": diagnosis.detail, **numbers}
 
 
 def source_to_dict(source) -> dict | None:
