@@ -64,7 +64,7 @@ CASES = [
     ("self-reference", "inputs:\n  x: 1\nnodes:\n  y: x + y\n", 4, 10, "node 'y' refers to itself"),
     ("invalid-syntax", "inputs:\n  x: 1\nnodes:\n  y: \"x +* 2\"\n", 4, None, "invalid expression 'x +* 2'"),
     ("attribute-access", "inputs:\n  x: 1\nnodes:\n  y: x.real\n", 4, 6, "attribute access is not allowed"),
-    ("comparison", "inputs:\n  x: 1\nnodes:\n  y: \"x < 1\"\n", 4, 7, "a comparison is not allowed"),
+    ("comparison", "inputs:\n  x: 1\nnodes:\n  y: \"x < 1\"\n", 4, 7, "a comparison is allowed only as the condition of where"),
     ("string-constant", "inputs:\n  x: 1\nnodes:\n  y: \"x * 'a'\"\n", 4, 11, "is not a number"),
     ("number-too-large", "inputs:\n  x: 1\nnodes:\n  y: x * 1e999\n", 4, 10, "out of the float64 range"),
     ("node-not-a-string", "inputs:\n  x: 1\nnodes:\n  y: [x]\n", 4, 6, "must be an expression string"),
