@@ -724,3 +724,10 @@ def test_an_op_that_adapts_a_backward_function_points_at_that_function(tmp_path)
     assert suspect["source"]["line"] == 5 and suspect["source"]["rule"] == "backward"
     assert suspect["source"]["function"] == "scale_backward"
     assert suspect["diagnosis"]["kind"] == "scale" and suspect["diagnosis"]["factor"] == 0.5
+
+
+def test_github_annotates_a_wrong_jvp_on_its_line(planted):
+    result = CliRunner().invoke(main, ["run", str(planted / "TanhJvpSign.yaml"), "--format", "github"])
+    on_code = [line for line in result.stdout.splitlines() if line.startswith("::") and "planted.py" in line.split("::")[1]]
+    assert len(on_code) == 1 and f"line={rule_line('TanhJvpSign', 'jvp')}," in on_code[0]
+    assert "sign: analytic = -numeric everywhere" in on_code[0]
