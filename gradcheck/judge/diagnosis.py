@@ -519,8 +519,8 @@ def _unknown(returned, right: LocalEstimate, known, ok, tol: Tolerance) -> Diagn
     index = [int(i) for i in np.unravel_index(flat, returned.shape)] if returned.ndim else []
     analytic, numeric = float(returned.reshape(-1)[flat]), float(values.reshape(-1)[flat])
     count, total = int(wrong.sum()), int(known.sum())
-    return Diagnosis(Kind.UNKNOWN, f"no simple relation explains it: {count} of {total} elements wrong, the worst at "
-                                f"[{', '.join(map(str, index))}]: analytic {_num(analytic)}, numeric {_num(numeric)}",
+    return Diagnosis(Kind.UNKNOWN, f"no simple relation explains it; worst at [{', '.join(map(str, index))}]: analytic "
+                                   f"{_num(analytic)}, numeric {_num(numeric)} ({count} of {total} elements wrong)",
                      {"worst_index": index, "worst_analytic": analytic, "worst_numeric": numeric, "wrong": count,
                       "total": total})
 

@@ -69,14 +69,14 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
 
 
 def suspect_sentence(suspect) -> str:
+    """Which op passes which argument a wrong gradient, what kind of wrong it is, and the rule's line."""
     text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
             f"({suspect.argument_node})")
     diagnosis = getattr(suspect, "diagnosis", None)
-    if diagnosis is not None and diagnosis.kind != Kind.UNKNOWN:
+    if diagnosis is not None:  # the op-local comparison of every element says more than one direction's
         text += f": {diagnosis.kind}: {diagnosis.detail}"
-    else:
-        text += f": {suspect.message}" if suspect.message else ""
-        text += f" (diagnosis unknown: {diagnosis.detail})" if diagnosis is not None else ""
+    elif suspect.message:
+        text += f": {suspect.message}"
     return text + source_text(getattr(suspect, "source", None))
 
 
