@@ -330,7 +330,8 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
     Node by node from the output back to the inputs: each node's forward value, the upstream
     gradient it receives, the gradient it passes to each argument and the local derivative
     (passed = upstream × local); then the gradients of the inputs. Arrays with more than 6
-    elements are shown by shape and norm.
+    elements are shown by shape and norm. A gradient a custom op's vjp gets wrong (checked on
+    the op alone) is marked ✗ with what kind of wrong it is and the line of the rule.
 
     Exit status: 0 (this command explains, it does not judge: use `gradcheck run` for
     pass/fail); 2 for a spec or usage error.
