@@ -95,6 +95,8 @@ class NodeResult(Comparison):
     numeric: np.ndarray | None = None    # the float64 finite-difference reference (None when probed)
     checked: str = "full"                # full | probes | none
     value: np.ndarray | None = None      # forward value (float64 reference pass)
+    arguments: list[str] = field(default_factory=list)  # the nodes and inputs its op reads (constants left out)
+    seconds: float = 0.0                 # time its check took
 
 
 class Kind(str, Enum):
