@@ -493,20 +493,25 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, no_cu
     Node by node from the output back to the inputs: each node's forward value, the upstream
     gradient it receives, the gradient it passes to each argument and the local derivative
     (passed = upstream × local); then the gradients of the inputs. Arrays with more than 6
-    elements are shown by shape and norm.
+    elements are shown by shape and norm. A gradient a custom op's vjp gets wrong (checked on
+    the op alone) is marked ✗ with what kind of wrong it is and the line of the rule.
 
     Exit status: 0 (this command explains, it does not judge: use `gradcheck run` for
     pass/fail); 2 for a spec or usage error.
     """
     from .explain import walkthrough
+    from .judge.diagnosis import local_suspects
     from .pipeline import run_loaded
     from .report import explain_text
 
     overrides = Overrides(dtype=dtype, seed=seed, custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
     limits = _limits(timeout, max_memory)
-    _show(spec, overrides, limits,
-          lambda loaded: walkthrough(run_loaded(loaded, CheckOptions(memory_budget=limits.max_memory), judge=False)),
-          explain_text.renderer(output_format),
+
+    def walk(loaded):  # the op-local checks mark (and diagnose) the wrong gradients passed on
+        checked = run_loaded(loaded, CheckOptions(memory_budget=limits.max_memory), judge=False)
+        return walkthrough(checked, local_suspects(checked.graph, checked.backward, checked.analytic.values))
+
+    _show(spec, overrides, limits, walk, explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from .engine import BackwardPass, ForwardPass
 from .format import number
 from .graph import Graph, Node
+from .results import Diagnosis, RuleSource, Suspect
 
 if TYPE_CHECKING:  # explain consumes a pipeline run; it never starts one
     from .pipeline import Checked
@@ -94,6 +95,9 @@ class ArgumentStep:
     local: float | list | None       # passed / upstream for elementwise cases (None where not meaningful)
     formula: str | None              # "-1/x²" (a local derivative) or "g @ bᵀ" (a rule for the passed gradient)
     formula_kind: str | None         # "local" | "rule" | None
+    wrong: str | None = None         # the op's vjp passes a wrong gradient here: what the check found
+    diagnosis: Diagnosis | None = None
+    source: RuleSource | None = None  # the line of the custom rule to fix
 
 
 @dataclass
@@ -284,12 +288,22 @@ class Walkthrough:
         return [s for s in self.steps if s.kind != "input"]
 
 
-def walkthrough(checked: Checked) -> Walkthrough:
-    """The walk-through of one pipeline run (``pipeline.run(path, judge=False)``), in the spec's dtype."""
+def walkthrough(checked: Checked, suspects: list[Suspect] | None = None) -> Walkthrough:
+    """The walk-through of one pipeline run (``pipeline.run(path, judge=False)``), in the spec's dtype; the
+    suspects (the judged run's, unless given) mark the arguments their op passes a wrong gradient."""
     graph, fwd, bwd = checked.graph, checked.analytic, checked.backward
     spec = graph.spec
     output = graph.nodes[graph.output].name
     objective = output if fwd.projection is None else f"sum(v * {output})"
+    steps = explain(graph, fwd, bwd)
+    if suspects is None and checked.result is not None:
+        suspects = checked.result.suspects
+    wrong = {(suspect.node, suspect.argument): suspect for suspect in suspects or []}
+    for step in steps:
+        for argument in step.arguments:
+            suspect = wrong.get((step.name, argument.position))
+            if suspect is not None:
+                argument.wrong, argument.diagnosis, argument.source = suspect.message, suspect.diagnosis, suspect.source
     return Walkthrough(name=spec.name, path=spec.path, description=spec.description or "", output=output,
                        output_value=quantity(fwd.output_value), objective=objective, dtype=spec.dtype,
-                       chain_rule=CHAIN_RULE, steps=explain(graph, fwd, bwd))
+                       chain_rule=CHAIN_RULE, steps=steps)

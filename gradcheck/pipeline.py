@@ -22,6 +22,7 @@ from .errors import INTERRUPTS, clip, one_line
 from .graph import Graph, build_graph
 from .isolation import Contained, Limits, contain, describe_fault, memory_cap
 from .judge import CheckOptions
+from .judge.diagnosis import diagnose_suspects
 from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
 from .judge.nodes import Comparator
@@ -226,6 +227,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
         comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options)
         nodes = comparator.compare_all()
         suspects = find_suspects(graph, grads, reference.values, nodes, comparator.tolerance)
+        suspects = diagnose_suspects(graph, grads, reference.values, suspects, comparator.tolerance)
         jvps = check_jvps(graph, analytic_fwd, reference, grads, comparator.tolerance)
     result = SpecResult(path=spec.path, name=spec.name, status=Status.PASS, description=spec.description,
                         output_name=spec.output, output_value=analytic_fwd.output_value, nodes=nodes,

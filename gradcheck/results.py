@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,49 @@ class NodeResult(Comparison):
     seconds: float = 0.0                 # time its check took
 
 
+class Kind(str, Enum):
+    """What kind of wrong a rule's result is (see gradcheck/judge/diagnosis.py).  Prints as its value."""
+
+    SCALE = "scale"            # analytic = c · numeric everywhere
+    SIGN = "sign"              # c = -1
+    TRANSPOSE = "transpose"    # the right gradient transposed (or the right one for a transposed argument)
+    UNREDUCED = "unreduced"    # the broadcast shape, right once summed over the broadcast axes
+    SWAPPED = "swapped"        # the right gradient of another argument
+    REGION = "region"          # wrong only where an input lies past a threshold (0: a sign) or inside an interval
+    MISSING = "missing"        # zero or None where the right gradient is not
+    FAULT = "fault"            # the rule raised or returned no usable array
+    UNKNOWN = "unknown"        # none of these explains it: the worst element
+
+    __hash__ = str.__hash__
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self.value, format_spec)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What kind of wrong a rule's gradient is: scale, sign, transpose, unreduced, swapped, region, missing,
+    fault (the rule raised or returned no usable array) or unknown; ``detail`` says it in a sentence and
+    ``numbers`` holds the kind's own figures (the factor, the axes, the threshold, the swapped argument)."""
+
+    kind: Kind
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """Where the code of a custom op's rule starts: the line to fix."""
+
+    file: str
+    line: int
+    rule: str                            # vjp | backward | jvp: which of the op's functions
+    function: str = ""                   # its qualified name
+
+
 @dataclass
 class Suspect:
     node: str
@@ -105,6 +149,8 @@ class Suspect:
     argument: int
     argument_node: str
     message: str
+    diagnosis: Diagnosis | None = None   # None: the op-local comparison of the whole argument found nothing wrong
+    source: RuleSource | None = None     # custom ops only
 
 
 @dataclass(kw_only=True)
@@ -116,6 +162,8 @@ class JvpResult(Comparison):
     op: str
     argument: int
     argument_node: str
+    source: RuleSource | None = None     # the jvp's code, for a custom op
+    diagnosis: Diagnosis | None = None   # what kind of wrong J·t is, when it fails
 
 
 @dataclass

@@ -103,8 +103,14 @@ def test_json_report_follows_the_contract(broken):
         assert {"name", "op", "parent", "shape", "status", "max_abs_error", "max_rel_error", "worst_index",
                 "analytic", "numeric"} <= set(node)
     assert len(nodes["x"]["analytic"]) == 2 and len(nodes["x"]["analytic"][0]) == 3
+    suspect = spec["suspects"][0]
     assert spec["suspects"] == [{"node": "out/act#1", "op": "act", "argument": 0, "argument_node": "h",
-                                 "message": spec["suspects"][0]["message"]}]
+                                 "message": suspect["message"], "diagnosis": suspect["diagnosis"],
+                                 "source": suspect["source"]}]
+    # the forgotten term x s (1 - s) is no constant factor, sign, transpose or threshold: unknown, worst element
+    assert suspect["diagnosis"]["kind"] == "unknown" and suspect["diagnosis"]["wrong"] == 4
+    assert suspect["source"]["line"] == BROKEN_LAYER.splitlines().index("    def vjp(self, g, out, x):") + 1
+    assert Path(suspect["source"]["file"]).name == "layers.py"
 
 
 def test_json_without_values_and_for_errors(malformed):

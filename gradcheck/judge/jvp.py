@@ -17,6 +17,8 @@ from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Slopes, element_scale, one_sided_slopes, richardson_central
 from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
+from .diagnosis import LocalEstimate, rule_source
+from .diagnosis import classify as diagnose
 from .verdict import classify, outcome
 
 STEP = 1e-3  # relative to each element's scale; Richardson removes the h² term
@@ -50,8 +52,9 @@ class JvpCheck:
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
-                                  text=node.text, location=node.location)
+                                  text=node.text, location=node.location, source=rule_source(node.op, "jvp"))
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
+        self.names = [graph.nodes[a].name for a in node.args]
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
@@ -122,4 +125,11 @@ class JvpCheck:
         found = outcome(analytic, numeric, failing, kinks, self.tol, self.template.shape)
         if found.status == Status.PASS:  # a rule that holds has no element to name
             found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None
-        return replace(self.template, **found.outcome_fields())
+        diagnosis = None
+        if found.status == Status.FAIL:
+            estimates = [None] * len(self.reference_args)
+            estimates[self.position] = LocalEstimate(np.asarray(numeric, dtype=np.float64),
+                                                     np.broadcast_to(error_bound, np.shape(numeric)))
+            diagnosis = diagnose(analytic, estimates, self.position, self.reference_args, self.tol,
+                                 names=self.names, output_shape=self.template.shape)
+        return replace(self.template, **found.outcome_fields(), diagnosis=diagnosis)

@@ -43,6 +43,9 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       with placeholders {x}, {a}, {b}, ... or the argument names ({pred})
   vjp_formula: str | tuple[str | None, ...] | None = None -- explain
       for an op whose Jacobian is not diagonal: the gradient passed on, in terms of the upstream g ("g @ {b}ᵀ")
+  backward_rule: Callable | None = None -- judge (the suspect's source line)
+      the user's function whose code computes the vjp when the vjp only adapts it (a pair's backward, a
+      layer's backward method); None: the vjp itself
 
 Built-in metadata (class attributes of a Primitive; a custom op's come from its forward's signature):
 ``name``, ``args``, ``params``, ``domains``, ``integer_args``, ``test_cases`` -- see :class:`Primitive`.
@@ -231,6 +234,10 @@ class Primitive:
     """For `gradcheck explain`, the gradient passed on by an op whose Jacobian is not diagonal, in terms of
     the upstream gradient g (e.g. "g @ {b}ᵀ"); one string for every argument or one per argument."""
 
+    backward_rule: Callable | None = None
+    """The function that holds the code of the backward rule when vjp only adapts it (a forward/backward
+    pair's backward): the line a wrong gradient is pointed at.  None: the vjp itself."""
+
     def forward(self, *inputs, **params):  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -247,7 +254,7 @@ class Primitive:
 
 
 OPTIONAL_HOOKS = ("jvp", "has_kinks", "complex_safe", "draws_random", "batching", "batch_params", "forward_batched",
-                  "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula")
+                  "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula", "backward_rule")
 
 
 def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
@@ -346,6 +353,7 @@ class OpInfo:
     peak_elements: Callable
     local_derivative: str | tuple[str | None, ...] | None
     vjp_formula: str | tuple[str | None, ...] | None
+    backward_rule: Callable | None
 
     @property
     def has_jvp(self) -> bool:

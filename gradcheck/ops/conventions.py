@@ -185,6 +185,7 @@ class PairOp:
 
     def __init__(self, forward: Callable, backward: Callable, constants: Sequence[str] = ()):
         self._forward, self._backward = forward, backward
+        self.backward_rule = backward  # where a suspect points: the user's backward, not this adapter
         self.wraps = (forward, backward)
         self.calls = CallCache()
         self.signature = signature_of(forward, constants)
@@ -223,6 +224,7 @@ class LayerOp:
         self.factory, self.param_names, self.init = factory, tuple(params), dict(init or {})
         self.store, self.inject, self.grads = store, inject, grads
         self.forward_name, self.backward_name = forward, backward
+        self.backward_rule = getattr(factory, backward, None) if isinstance(factory, type) else None
         self.wraps = (factory,) + ((inject,) if inject is not None else ())
         self.calls = CallCache()
         if isinstance(factory, type):
@@ -297,6 +299,7 @@ class LossOp:
     def __init__(self, forward: Callable, gradient: Callable, wrt: int, upstream=None, upstream_params=None,
                  constants: Sequence[str] = ()):
         self._forward, self._gradient, self.wrt = forward, gradient, wrt
+        self.backward_rule = gradient
         self.wraps = (forward, gradient)
         self.upstream, self.upstream_params = upstream, dict(upstream_params or {})
         self.signature = signature_of(forward, constants)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Location
 from ..format import number, visible_line
-from ..results import NodeResult, SpecResult, Status
+from ..results import Kind, NodeResult, SpecResult, Status
 
 if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
     from rich.console import Console
@@ -72,24 +72,39 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
 
 
 def suspect_sentence(suspect) -> str:
+    """Which op passes which argument a wrong gradient, what kind of wrong it is, and the rule's line."""
     text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
             f"({suspect.argument_node})")
-    return visible_line(text + (f": {suspect.message}" if suspect.message else ""))
+    if suspect.diagnosis is not None:  # the op-local comparison of every element says more than one direction's
+        text += f": {suspect.diagnosis.kind}: {suspect.diagnosis.detail}"
+    elif suspect.message:
+        text += f": {suspect.message}"
+    return visible_line(text + source_text(suspect.source))
+
+
+def source_text(source) -> str:
+    """" (the vjp at layers.py:12)": where a custom op's rule is written."""
+    return f" ({source.rule} at {source.file}:{source.line})" if source is not None else ""
 
 
 def jvp_sentence(jvp) -> str:
     """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
     where = visible_line(f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})")
+    source = source_text(jvp.source) if jvp.status in (Status.FAIL, Status.ERROR) else ""
     if jvp.status == Status.ERROR:
-        return f"{where}: {visible_line(jvp.message)}"
+        return f"{where}: {visible_line(jvp.message)}{source}"
     if jvp.status == Status.KINK:
         return (f"{where}: kink at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)} is a "
                 f"one-sided derivative")
     if jvp.status == Status.PASS:
         return f"{where}: ok (max abs error {number(jvp.max_abs_error)})"
-    return (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
+    text = (f"{where}: wrong at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)}, finite "
             f"differences {number(jvp.worst_numeric, 6)} (abs error {number(jvp.max_abs_error)}, rel "
             f"{number(jvp.max_rel_error)}; {jvp.failing} of {max(1, _size(jvp.shape))} output elements fail)")
+    diagnosis = getattr(jvp, "diagnosis", None)
+    if diagnosis is not None and diagnosis.kind != Kind.UNKNOWN:
+        text += f"; {diagnosis.kind}: {diagnosis.detail}"
+    return text + source
 
 
 def _size(shape) -> int:

@@ -43,7 +43,17 @@ def passes_text(argument: ArgumentStep) -> str:
     passed = "nothing" if argument.passed is None else argument.passed.text()
     text = f"passes {passed} to {argument.name}"
     local = local_text(argument)
-    return text + (f" ({local})" if local else "")
+    return text + (f" ({local})" if local else "") + wrong_text(argument)
+
+
+def wrong_text(argument: ArgumentStep) -> str:
+    """' ✗ wrong: scale: analytic = 1/4 × numeric ... (vjp at layers.py:5)' where the op's vjp is wrong here."""
+    if argument.wrong is None and argument.diagnosis is None:
+        return ""
+    diagnosis = argument.diagnosis
+    what = f"{diagnosis.kind}: {diagnosis.detail}" if diagnosis is not None else argument.wrong
+    source = argument.source
+    return f" ✗ wrong: {what}" + (f" ({source.rule} at {source.file}:{source.line})" if source is not None else "")
 
 
 def contributions_text(step: Step) -> str:

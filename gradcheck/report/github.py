@@ -2,8 +2,9 @@
 
 GitHub shows at most ten error and ten warning annotations per step, so each spec leads with its
 cause and collapses the rest: the suspect ops first (the backward rules that are wrong, at the
-line and column of their node), then the first failing node (the one a suspect feeds a wrong
-gradient, else the first in the spec), then one "and N more" annotation listing the others.
+line and column of their node, and for a custom op again at the Python line of its rule), then
+the first failing node (the one a suspect feeds a wrong gradient, else the first in the spec),
+then one "and N more" annotation listing the others.
 Kinks and inconclusive elements are warnings, grouped the same way.  The summary line is not
 part of this output: the CLI prints it once, on stderr.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..format import visible
-from ..results import NodeResult, RunResult, SpecResult, Status
+from ..results import NodeResult, RuleSource, RunResult, SpecResult, Status
 from . import DEFAULT_OPTIONS, RenderOptions
 from .common import expect_values_text, failure_sentence, jvp_sentence, suspect_sentence
 
@@ -64,6 +65,11 @@ def _at_node(level: str, spec: SpecResult, node: NodeResult | None, title: str, 
     return Annotation(level, spec.path, node.line, node.column, _end_column(node.column, node.text), title, message)
 
 
+def _at_rule(source: RuleSource, title: str, message: str) -> Annotation:
+    """On the Python line of a custom op's rule, so the pull request shows it where the fix goes."""
+    return Annotation("error", source.file, source.line, None, None, title, message)
+
+
 def _place(line: int | None) -> str:
     return f"line {line}: " if line else ""
 
@@ -86,6 +92,9 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
             leading.append(_at_node("error", spec, by_name.get(suspect.node),
                                     f"gradcheck: wrong backward rule in op '{suspect.op}' ({spec.name})",
                                     suspect_sentence(suspect)))
+            if suspect.source is not None:  # the same message on the line of the rule to fix
+                leading.append(_at_rule(suspect.source, f"gradcheck: wrong gradient from {suspect.op}'s "
+                                        f"{suspect.source.rule} ({spec.name})", suspect_sentence(suspect)))
         else:
             node = by_name.get(suspect.node)
             rest.append((node.line if node else None, "suspect: " + suspect_sentence(suspect)))
@@ -100,6 +109,8 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
                           f"expect {e.what}: {expect_values_text(e)}") for e in spec.expectations if not e.ok]
     if not leading and others:
         leading.append(others.pop(0))
+    leading += [_at_rule(jvp.source, f"gradcheck: wrong jvp of {jvp.op} ({spec.name})", jvp_sentence(jvp))
+                for jvp in spec.jvps if jvp.status in (Status.FAIL, Status.ERROR) and jvp.source is not None]
     rest += [(note.line, note.message) for note in others]
     notes = leading + _collapsed("error", spec, rest)
 

@@ -34,6 +34,21 @@ def _clean(value):
     return value
 
 
+def diagnosis_to_dict(diagnosis) -> dict | None:
+    """{"kind", "detail", and the kind's numbers}: non-finite numbers become null."""
+    if diagnosis is None:
+        return None
+    numbers = {key: finite_or_none(value) if isinstance(value, float) else value
+               for key, value in diagnosis.numbers.items()}
+    return {"kind": str(diagnosis.kind), "detail": diagnosis.detail, **numbers}
+
+
+def source_to_dict(source) -> dict | None:
+    if source is None:
+        return None
+    return {"file": source.file, "line": source.line, "rule": source.rule, "function": source.function}
+
+
 def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
     nodes = []
     for node in spec.nodes:
@@ -59,13 +74,15 @@ def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
         "path": spec.path, "name": spec.name, "status": spec.status, "error": error, "output": output,
         "nodes": nodes,
         "suspects": [{"node": s.node, "op": s.op, "argument": s.argument, "argument_node": s.argument_node,
-                      "message": s.message} for s in spec.suspects],
+                      "message": s.message, "diagnosis": diagnosis_to_dict(s.diagnosis),
+                      "source": source_to_dict(s.source)} for s in spec.suspects],
         "jvp": [{"node": j.node, "op": j.op, "argument": j.argument, "argument_node": j.argument_node,
                  "status": j.status, "max_abs_error": finite_or_none(j.max_abs_error),
                  "max_rel_error": finite_or_none(j.max_rel_error), "worst_index": list(j.worst_index),
                  "worst_jvp": finite_or_none(j.worst_analytic), "worst_numeric": finite_or_none(j.worst_numeric),
                  "failing_elements": j.failing, "kink_elements": j.kinks, "message": j.message or None,
-                 "line": j.line} for j in spec.jvps],
+                 "line": j.line, "source": source_to_dict(j.source), "diagnosis": diagnosis_to_dict(j.diagnosis)}
+                for j in spec.jvps],
         "expect": [{"what": e.what, "ok": e.ok, "expected": (array_to_json(e.expected)),
                     "actual": (array_to_json(e.actual)), "max_abs_error": finite_or_none(e.max_abs_error),
                     "line": e.line} for e in spec.expectations],
