@@ -139,6 +139,14 @@ def test_report_page_documents_every_json_field_emitted(tmp_path):
     assert fields - documented == set()
 
 
+def test_report_page_lists_every_diagnosis_kind():
+    from gradcheck.results import Kind
+
+    section = page("report.md").split("**A diagnosis**")[1]
+    for kind in Kind:
+        assert f"| `{kind.value}` |" in section, kind.value
+
+
 def test_report_page_lists_every_skip_reason_the_comparator_gives():
     source = (ROOT / "gradcheck" / "judge" / "nodes.py").read_text(encoding="utf-8")
     reasons = re.findall(r'return f?"([^"{]+)', source.split("def skip_reason")[1].split("\n    def ")[0])
