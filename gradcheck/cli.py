@@ -185,10 +185,14 @@ def _tolerant_streams() -> None:
 @_limit_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
-@click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
+@click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing, kink and inconclusive nodes.")
+@click.option("--allow-inconclusive", is_flag=True,
+              help="Inconclusive elements (no float64 estimate resolves the tolerance) warn instead of failing.")
+@click.option("--taylor", is_flag=True,
+              help="Also run the Taylor remainder test per input: observed order ~2 right, ~1 wrong gradient.")
 @_color_option
 def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet,
-        verbose, color):
+        verbose, allow_inconclusive, taylor, color):
     """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
     from .pipeline import check_paths, collect_spec_paths
 
@@ -198,7 +202,8 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
         refuse_inputs(output, found)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-        result = check_paths(paths, overrides, CheckOptions(mode=mode, strict=strict), _limits(timeout, max_memory))
+        options = CheckOptions(mode=mode, strict=strict, allow_inconclusive=allow_inconclusive, taylor=taylor)
+        result = check_paths(paths, overrides, options, _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
 

@@ -168,6 +168,11 @@ class MaxPool2d(_Pool2d):
         share = tie_shares(real_part(windows(x, kernel, stride)), (-2, -1), np.max, float_dtype(x))
         return (fold_windows(np.asarray(g)[..., None, None] * share, np.shape(x), kernel, stride),)
 
+    def branches(self, x, kernel, stride=None):
+        kernel, stride = self._geometry(x, kernel, stride)
+        patches = real_part(windows(x, kernel, stride))
+        return patches == np.max(patches, axis=(-2, -1), keepdims=True)
+
 
 @builtin
 class AvgPool2d(_Pool2d):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import RunResult, Status
 from . import RenderOptions
-from .common import expect_values_text, failure_sentence, jvp_sentence, summary_line, suspect_sentence
+from .common import expect_values_text, failure_sentence, jvp_sentence, precision_text, summary_line, suspect_sentence
 
 
 def escape_data(text: str) -> str:
@@ -31,14 +31,14 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             lines.append(annotation("error", spec.path, spec.error.line, spec.error.column,
                                     f"gradcheck: {spec.name}", spec.error.message))
             continue
-        for node in spec.nodes:
-            if node.status == Status.FAIL or (node.status == Status.KINK and not options.quiet):
-                level = "error" if node.status == Status.FAIL else "warning"
-                lines.append(annotation(level, spec.path, node.line, node.column,
-                                        f"gradcheck {node.status}: {spec.name} / {node.name}", failure_sentence(spec, node)))
-        for suspect in spec.suspects:
+        for suspect in spec.suspects:  # the cause first
             lines.append(annotation("error", spec.path, None, None, f"gradcheck suspect: {suspect.op}",
                                     suspect_sentence(suspect)))
+        for node in spec.nodes:
+            if node.status in (Status.FAIL, Status.INCONCLUSIVE) or (node.status == Status.KINK and not options.quiet):
+                level = "warning" if node.status == Status.KINK else "error"
+                lines.append(annotation(level, spec.path, node.line, node.column,
+                                        f"gradcheck {node.status}: {spec.name} / {node.name}", failure_sentence(spec, node)))
         for jvp in spec.jvps:
             if jvp.status in (Status.FAIL, Status.ERROR) or (jvp.status == Status.KINK and not options.quiet):
                 level = "warning" if jvp.status == Status.KINK else "error"
@@ -49,5 +49,6 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
                 lines.append(annotation("error", spec.path, expectation.line, expectation.column,
                                         f"gradcheck expect: {spec.name}",
                                         f"expect {expectation.what}: {expect_values_text(expectation)}"))
-    lines.append(summary_line(run))
+    precisions = sorted({precision_text(spec) for spec in run.specs if spec.error is None})
+    lines.append(summary_line(run) + (f" · {'; '.join(precisions)}" if precisions else ""))
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 from ..results import RunResult, Status
 from . import RenderOptions
-from .common import error_where, expect_values_text, failure_sentence, jvp_sentence, suspect_sentence
+from .common import error_where, expect_values_text, failure_sentence, jvp_sentence, precision_text, suspect_sentence
 
 
 def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
@@ -20,13 +20,23 @@ def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
             ET.SubElement(case, "error", message=spec.error.message, type="SpecError").text = f"{location}: {spec.error.message}"
             counts["tests"] += 1
             counts["errors"] += 1
+        if spec.error is None:
+            properties = ET.SubElement(suite, "properties")
+            ET.SubElement(properties, "property", name="precision", value=precision_text(spec))
         suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
+        for suspect in spec.suspects:  # each op the checks blame is a failing test of its own
+            case = ET.SubElement(suite, "testcase", classname=spec.name,
+                                 name=f"op {suspect.op} at {suspect.node} argument {suspect.argument}", file=spec.path)
+            counts["tests"] += 1
+            counts["failures"] += 1
+            ET.SubElement(case, "failure", message=suspect_sentence(suspect), type="WrongBackwardRule").text = \
+                suspect_sentence(suspect)
         for node in spec.nodes:
             case = ET.SubElement(suite, "testcase", classname=spec.name, name=node.name, file=spec.path)
             if node.line:
                 case.set("line", str(node.line))
             counts["tests"] += 1
-            if node.status == Status.FAIL:
+            if node.status in (Status.FAIL, Status.INCONCLUSIVE):
                 counts["failures"] += 1
                 text = failure_sentence(spec, node) + ("\n" + suspects if suspects else "")
                 ET.SubElement(case, "failure", message=failure_sentence(spec, node), type="GradientMismatch").text = text

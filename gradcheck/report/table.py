@@ -8,6 +8,7 @@ from rich.text import Text
 from ..results import NodeResult, RunResult, SpecResult, Status
 from . import RenderOptions
 from .common import (
+    JUDGED,
     STATUS_STYLE,
     console_for,
     display_order,
@@ -16,6 +17,7 @@ from .common import (
     failure_lines,
     index_text,
     number,
+    precision_text,
     shape_text,
     summary_line,
     suspect_sentence,
@@ -39,6 +41,8 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     header.append(spec.status.upper(), style=STATUS_STYLE[spec.status])
     header.append(f"  {spec.name}", style="bold")
     header.append(f"  {spec.path}", style="dim")
+    if spec.error is None:
+        header.append(f"  ({precision_text(spec)})", style="dim")
     console.print(header)
     if spec.error is not None:
         where = error_where(spec.path, spec.error)
@@ -67,16 +71,19 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         if node.checked == "probes" and node.status == Status.PASS:
             status_text.append(" (probes)", style="dim")
         errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
-        worst = worst_text(node) if node.status in (Status.FAIL, Status.KINK) else ""
+        worst = worst_text(node) if node.status in JUDGED else ""
         table.add_row(Text(name, style="dim" if depth else ""), Text(node.op), Text(shape_text(node.shape)),
                       errors[0], errors[1], Text(worst), status_text)
         if options.verbose:
             add_element_rows(table, node)
     console.print(table)
+    for suspect in spec.suspects:  # the cause first, then what it caused
+        console.print(Text("  suspect: " + suspect_sentence(suspect), style="bold red"))
     for status, sentence in failure_lines(spec):
         console.print(Text("  " + sentence, style=STATUS_STYLE[status]))
-    for suspect in spec.suspects:
-        console.print(Text("  suspect: " + suspect_sentence(suspect), style="bold red"))
+    for test in spec.taylor:
+        console.print(Text(f"  taylor {test.input}: {test.status}: {test.message}",
+                           style=STATUS_STYLE[test.status]))
     for expectation in spec.expectations:
         if not expectation.ok:
             console.print(Text(f"  expect {expectation.what} (line {expectation.line}): "
@@ -90,13 +97,18 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
 
 def add_element_rows(table: Table, node: NodeResult) -> None:
     """A row per element the judge did not pass (the worst of each kind), with its status, then how many more."""
-    for status, total in ((Status.FAIL, node.failing), (Status.KINK, node.kinks)):
+    for status, total in ((Status.FAIL, node.failing), (Status.INCONCLUSIVE, node.inconclusive),
+                          (Status.KINK, node.kinks)):
         listed = node.elements_of(status)
         for element in listed:
+            values = f"a={number(element.analytic, 6)} n={number(element.numeric, 6)}"
+            if element.numeric_error:
+                values += f" ±{number(element.numeric_error, 2)}"
+            if element.right is not None:
+                values += f" slopes {number(element.right, 6)}/{number(element.left, 6)}"
             table.add_row(Text(f"      {index_text(element.index)}", style=STATUS_STYLE[status]), "", "",
-                          number(element.abs_error), "",
-                          Text(f"a={number(element.analytic, 6)} n={number(element.numeric, 6)}"),
-                          Text(status, style=STATUS_STYLE[status]))
+                          number(element.abs_error), "", Text(values), Text(status, style=STATUS_STYLE[status]))
         if total > len(listed) and listed:
-            noun = "failing elements" if status == Status.FAIL else "elements at kinks"
+            noun = {Status.FAIL: "failing elements", Status.KINK: "elements at kinks",
+                    Status.INCONCLUSIVE: "inconclusive elements"}[status]
             table.add_row(Text(f"      … {total - len(listed)} more {noun}", style="dim"), "", "", "", "", "", "")
