@@ -179,7 +179,7 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
             continue
         grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
                          result.declared_none)
-        for position, (arg, grad) in enumerate(zip(node.args, grads)):
+        for position, (arg, grad) in enumerate(zip(node.args, grads, strict=True)):
             if grad is None:
                 continue
             result.edge_grads[(node.index, position)] = grad
@@ -209,7 +209,7 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
         faults[node.index] = fault
         return poisoned()
     checked = []
-    for position, (grad, arg) in enumerate(zip(grads, args)):
+    for position, (grad, arg) in enumerate(zip(grads, args, strict=True)):
         if not differentiable(arg):
             checked.append(None)
             continue
@@ -234,7 +234,7 @@ def _guarded_vjp(node: Node, g, out, args: list) -> tuple[list | None, str]:
         grads = node.op.impl.vjp(g_copy, out_copy, *copies, **node.params)
     except (SystemExit, Exception) as error:
         return None, rule_failure("vjp", error)
-    mutated = [f"argument {i} ({_arg_name(node, i)})" for i, (a, c) in enumerate(zip(args, copies))
+    mutated = [f"argument {i} ({_arg_name(node, i)})" for i, (a, c) in enumerate(zip(args, copies, strict=True))
                if not _unchanged(a, c)]
     if not _unchanged(g, g_copy):
         mutated.insert(0, "the upstream gradient g")
@@ -258,7 +258,7 @@ def _unchanged(before, after) -> bool:
 
 
 def _same_gradients(first: list, second: list) -> bool:
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         if (a is None) != (b is None):
             return False
         if a is not None:

@@ -209,8 +209,8 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
         jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of)
         taylor = []
         if options.taylor:
-            inputs = [n.index for n in graph.nodes if n.kind == "input" and next(
-                (r for r in nodes if r.name == n.name)).status not in (Status.SKIP,)]
+            statuses = {r.name: r.status for r in nodes}
+            inputs = [n.index for n in graph.nodes if n.kind == "input" and statuses[n.name] != Status.SKIP]
             taylor = taylor_tests(graph, comparator.evaluator, grads.adjoints, inputs)
     result = SpecResult(path=spec.path, name=spec.name, status=Status.PASS, description=spec.description,
                         output_name=spec.output, output_value=analytic_fwd.output_value, nodes=nodes,
@@ -227,7 +227,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
     failing_jvps = {(j.node, j.argument) for j in jvps if j.status in (Status.FAIL, Status.ERROR)}
     transposes = [(name, position, message) for name, position, message in local.transposes
                   if (name, position) not in failing_jvps]
-    for name, position, message in transposes:
+    for name, _, message in transposes:
         result.notes.append(f"node '{name}': {message}")
     if spec.expect is not None:
         result.expectations = check_expectations(graph, analytic_fwd, grads)

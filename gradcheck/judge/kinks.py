@@ -4,7 +4,9 @@ An op with branches (relu, abs, max, max_pool2d, hinge, clip, ...) reports one d
 its inputs.  Moving one element of a node by a finite-difference step re-evaluates the ops downstream of
 it; where any of their decisions differs from the one at the reference point, the stencil straddles a
 branch (or the element sits on a tie, where every step changes a decision): a kink question, whatever the
-central difference happens to give.
+central difference happens to give.  Where one step changes the decisions of several outputs at once (a
+compound kink: one input feeding many tied windows), the function is piecewise linear in ways the two
+one-sided slopes along that element do not bound, and the count of changed decisions says so.
 """
 from __future__ import annotations
 
@@ -49,10 +51,11 @@ class BranchWatch:
         return self._reference[j]
 
     def changed(self, index: int, new_values: np.ndarray) -> np.ndarray:
-        """For each copy of node index's value stacked on axis 0, whether some downstream decision differs
-        from the reference one (a copy for which an op cannot be evaluated counts as changed)."""
+        """For each copy of node index's value stacked on axis 0, how many output elements of the ops
+        downstream have a decision that differs from the reference one (0: none; a copy for which an op
+        cannot be evaluated counts as changed)."""
         count = new_values.shape[0]
-        flips = np.zeros(count, dtype=bool)
+        flips = np.zeros(count, dtype=np.int64)
         watched = self.branching(index)
         if not watched or not count:
             return flips
@@ -67,7 +70,7 @@ class BranchWatch:
     def _changed_chunk(self, index, stacked, path, watched) -> np.ndarray:
         count = stacked.shape[0]
         overlay = {index: stacked}
-        flips = np.zeros(count, dtype=bool)
+        flips = np.zeros(count, dtype=np.int64)
         evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
         with np.errstate(all="ignore"):
             for j in path:
@@ -77,38 +80,49 @@ class BranchWatch:
                 if not any(batched):
                     continue
                 if j in watched:
-                    flips |= self._flipped(node, j, args, batched, count)
+                    flips += self._flipped(node, j, args, batched, count)
                 try:
                     overlay[j] = batched_apply(node, args, batched, count, np.shape(self.values[j]), evaluate)
                 except evaluation_failures(node):
-                    return np.ones(count, dtype=bool)
+                    return np.ones(count, dtype=np.int64)
         return flips
 
     def _flipped(self, node, j, args, batched, count) -> np.ndarray:
+        """Per copy, the number of the op's output elements whose decision changed: a decision array is grouped
+        by its leading axes, as many as the op's output has (max_pool2d: one window per output element)."""
         reference = self.reference(j)
-        flips = np.zeros(count, dtype=bool)
+        out_ndim = np.ndim(self.values[j])
+        flips = np.zeros(count, dtype=np.int64)
         for k in range(count):
             try:
-                found = decisions_of(node, [a[k] if b else a for a, b in zip(args, batched)])
+                found = decisions_of(node, [a[k] if b else a for a, b in zip(args, batched, strict=True)])
             except evaluation_failures(node):
-                flips[k] = True
+                flips[k] = 1
                 continue
-            flips[k] = len(found) != len(reference) or any(
-                d.shape != r.shape or not np.array_equal(d, r) for d, r in zip(found, reference))
+            if len(found) != len(reference) or any(d.shape != r.shape for d, r in zip(found, reference, strict=True)):
+                flips[k] = 1
+                continue
+            groups = None
+            for d, r in zip(found, reference, strict=True):
+                moved = np.asarray(d != r)
+                lead = min(out_ndim, moved.ndim)
+                moved = moved.reshape(moved.shape[:lead] + (-1,)).any(axis=-1) if moved.ndim > lead else moved
+                groups = moved if groups is None else groups | moved
+            flips[k] = int(np.count_nonzero(groups)) if groups is not None else 0
         return flips
 
     def element_flips(self, index: int, steps: np.ndarray, offsets=(1.0, -1.0), elements=None) -> np.ndarray:
-        """For each (flat) element, whether moving it alone by offset * its step, for any offset, changes a
-        decision downstream."""
+        """For each (flat) element, the most output decisions downstream that moving it alone by offset * its
+        step changes, over the offsets (0: none; more than 1: a compound kink)."""
         x = np.asarray(self.values[index], dtype=np.float64).reshape(-1)
         elements = np.arange(x.size) if elements is None else np.asarray(elements)
-        flips = np.zeros(elements.size, dtype=bool)
+        flips = np.zeros(elements.size, dtype=np.int64)
         if not self.watches(index) or not elements.size:
             return flips
         for offset in offsets:
             copies = np.tile(x, (elements.size, 1))
             copies[np.arange(elements.size), elements] += offset * np.asarray(steps).reshape(-1)[elements]
-            flips |= self.changed(index, copies.reshape((-1,) + np.shape(self.values[index])))
+            flips = np.maximum(flips, self.changed(index, copies.reshape((-1,) + np.shape(self.values[index]))))
         return flips
 
     def direction_flips(self, index: int, direction: np.ndarray, steps) -> bool:

@@ -23,6 +23,7 @@ from .kinks import BranchWatch
 from .options import CheckOptions
 from .verdict import agrees, allowed_error, classify, element_status, outcome
 
+FIRST_PROBE_STEP = 1e-2  # relative to each element's scale (the directions are scaled per element)
 KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
 
 
@@ -211,12 +212,12 @@ class Comparator:
                                          self.stencil_offsets(differ.method))
         for flat in np.flatnonzero(flips):
             status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, self.stencil_steps(
-                differ, estimate.steps)[flat])
+                differ, estimate.steps)[flat], compound=flips[flat] > 1)
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
-        for flat in np.flatnonzero((failing | inconclusive) & ~kinks & ~(flips & np.isin(
-                np.arange(flat_a.size), list(slopes)))):
+        judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
+        for flat in np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink):
             status, value, error, found = self.second_look(differ, int(flat), float(flat_a[flat]), tol,
                                                            float(numeric[flat]), float(errors[flat]))
             numeric[flat], errors[flat] = value, error
@@ -240,9 +241,12 @@ class Comparator:
             return BASE_STEP["central"] * differ.scale.reshape(-1)
         return np.asarray(steps, dtype=np.float64)
 
-    def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float):
+    def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
+                     compound: bool = False):
         """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
-        or lies between them, FAIL if it is neither; None where the slopes agree (no kink the objective sees)."""
+        or lies between them, FAIL if it is neither; None where the slopes agree (no kink the objective sees).
+        At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
+        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
         found = differ.one_sided(flat, step)
         right, left = float(found.right), float(found.left)
         if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
@@ -251,7 +255,7 @@ class Comparator:
         low, high = min(right, left), max(right, left)
         if high - low <= bound:
             return None, found
-        inside = low - bound <= analytic <= high + bound
+        inside = compound or low - bound <= analytic <= high + bound
         return (Status.KINK if inside else Status.FAIL), found
 
     def persistent_slopes(self, differ: NodeDifferentiator, flat: int, step: float) -> Slopes | None:
@@ -299,7 +303,7 @@ class Comparator:
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
         flat_a = analytic.reshape(-1)
         steps = BASE_STEP["central"] * differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, steps)
+        at_kink = self.watch.element_flips(node.index, steps) > 0
         singles = [int(flat) for flat in np.flatnonzero(at_kink)]
         worst_gap = 0.0
         for _ in range(self.options.probes):
@@ -337,8 +341,10 @@ class Comparator:
         analytic_dir = float(np.sum(flat_a * direction))
         # if every element were within its tolerance, the directional gap would be within this (triangle inequality)
         allowed = float(np.sum(np.abs(direction) * (tol.atol + tol.rtol * np.abs(flat_a))))
-        if step is None:
-            estimate = differ.directional_adaptive(shaped, enough=0.01 * allowed)
+        if step is None:  # one Richardson pair at the usual step first; the step sequence only if it is too rough
+            estimate = differ.directional_at(shaped, FIRST_PROBE_STEP)
+            if not (np.isfinite(estimate.value) and estimate.error_bound <= 0.01 * allowed):
+                estimate = differ.directional_adaptive(shaped, enough=0.01 * allowed)
         else:
             estimate = differ.directional_at(shaped, step)
         if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)) or estimate.error_bound > allowed:
@@ -376,8 +382,9 @@ class Comparator:
             first = differ.element(flat)
             status, value, error = element_status(a, first.value, tol, first.error_bound), first.value, first.error_bound
             step = self.stencil_steps(differ, np.array([first.step]))[0]
-            if self.watch.element_flips(differ.index, np.full(differ.x.size, step), elements=[flat])[0]:
-                verdict, found = self.kink_verdict(differ, flat, a, tol, step)
+            changed = self.watch.element_flips(differ.index, np.full(differ.x.size, step), elements=[flat])[0]
+            if changed:
+                verdict, found = self.kink_verdict(differ, flat, a, tol, step, compound=changed > 1)
                 if verdict is not None:
                     status, slopes[k] = verdict, found
             if status in (Status.FAIL, Status.INCONCLUSIVE) and k not in slopes:
