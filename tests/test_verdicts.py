@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,3 +317,15 @@ def test_the_taylor_remainder_shows_the_order(tmp_path, op, status, order):
     """, "--taylor")
     (test,) = report["taylor"]
     assert test["input"] == "x" and test["status"] == status and abs(test["order"] - order) < 0.2
+
+
+def test_complex_step_reaches_every_element_of_a_node_of_any_memory_layout():
+    # the small CNN's relu output is not C-ordered: a perturbation written through a reshaped view was lost
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "gradcheck", "run", str(REPO / "specs" / "nn" / "small_cnn.yaml"),
+                           "--mode", "full", "--method", "complex-step", "--format", "json", "--values"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    report = json.loads(done.stdout)["specs"][0]
+    features = next(n for n in report["nodes"] if n["name"] == "features")
+    assert done.returncode == 0 and features["status"] in ("pass", "kink")
+    assert any(abs(v) > 1e-3 for v in np.ravel(features["numeric"]))

@@ -84,3 +84,25 @@ class Evaluator:
             if not op.complex_safe:
                 return op.name
         return None
+
+    def objectives_at(self, index: int, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The objective with element elements[k] (flat index) of node index shifted by offsets[k], for every k
+        (complex offsets: complex-step); NaN where that evaluation left an op's domain.  Never mutates cached
+        values.  (The straightforward form: stacked copies through objectives_batch.)"""
+        elements = np.asarray(elements, dtype=np.int64).reshape(-1)
+        offsets = np.asarray(offsets).reshape(-1)
+        is_complex = np.iscomplexobj(offsets)
+        dtype = np.complex128 if is_complex else np.float64
+        flat_x = np.ascontiguousarray(self.values[index], dtype=dtype).reshape(-1)
+        shape = np.shape(self.values[index])
+        found = np.full(elements.size, np.nan, dtype=dtype)
+        chunk = max(1, 4_000_000 // max(1, self.copy_floats(index)))
+        for start in range(0, elements.size, chunk):
+            part = slice(start, min(elements.size, start + chunk))
+            copies = np.tile(flat_x, (len(elements[part]), 1))
+            copies[np.arange(copies.shape[0]), elements[part]] += offsets[part]
+            batch = None if is_complex else self.objectives_batch(index, copies.reshape((-1,) + shape))
+            if batch is None:  # complex copies, or an op refused some copy: one at a time
+                batch = np.array([self.objective_with(index, copy.reshape(shape)) for copy in copies], dtype=dtype)
+            found[part] = batch
+        return found
