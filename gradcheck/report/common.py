@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING
 
 from ..errors import Location
@@ -77,7 +78,8 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
         return (f"{where}: inconclusive at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
                 f"numeric {number(node.worst_numeric, 6)} ± {number(node.worst_numeric_error)}"
                 f"; {node.message or ''}").rstrip("; ")
-    if node.worst_analytic is None or node.worst_numeric is None:  # no element compared: the rule itself failed
+    if node.worst_analytic is None or node.worst_numeric is None or (
+            node.message and not math.isfinite(node.worst_analytic)):  # the rule itself failed: say how, not "nan"
         return f"{where}: {node.message or 'gradient wrong'}"
     own_abs = node.worst_abs_error if node.worst_abs_error is not None else node.max_abs_error
     own_rel = node.worst_rel_error if node.worst_rel_error is not None else node.max_rel_error
