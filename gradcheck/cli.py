@@ -252,9 +252,16 @@ def _fail(message: str) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
-def ops(as_json):
+@click.option("--markdown", is_flag=True, help="Print the op catalogue as Markdown (docs/ops.md).")
+def ops(as_json, markdown):
     """List every registered op with its signature and a one-line doc."""
     from .ops.registry import all_builtin_ops
+
+    if markdown:
+        from .ops.catalog import catalog_markdown
+
+        click.echo(catalog_markdown(), nl=False)
+        return
 
     registry = all_builtin_ops()
     if as_json:

@@ -1,8 +1,12 @@
 """Expression text -> a small expression tree, with Python's ``ast`` parser; never evaluated.
 
 Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional
-array arguments and constant keyword arguments, and subscripts with constant integers, slices,
-``None`` and ``...``.  Everything else is refused with the offending text and its place.
+array arguments and constant keyword arguments (a leading string constant sets the op's one required
+string keyword: einsum('ij,jk->ik', a, b)), ``x.T`` (the one attribute: transpose), comparisons
+< <= > >= == != only as the condition of where(...), and subscripts with constant integers, slices,
+``None`` and ``...`` (getitem) or with index arrays -- names, expressions or lists of integers or
+booleans (the index op: integer-array and boolean-mask indexing).  Everything else is refused with
+the offending text and its place.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import warnings
 from dataclasses import dataclass, field
 from types import EllipsisType
 
+import numpy as np
+
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
 from .yamlsource import MAX_NUMBER_DIGITS
 
@@ -20,6 +26,11 @@ MAX_EXPRESSION_CHARS = 20_000
 MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
 YAML_CONSTANTS = {"true": True, "false": False, "null": None}
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
+COMPARISONS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+COMPARE_OP = "compare"            # the op a comparison lowers to; it may stand only as where's condition
+CONDITION_OF = {"where": 0}       # op -> the position of its condition argument
+INDEX_OP = "index"                # x[ids], x[mask]: subscripts holding index arrays
+INDEX_ARRAY = "array"             # the index op's pattern entry where an index array goes
 REFUSED = {
     ast.Attribute: "attribute access", ast.Compare: "a comparison", ast.Lambda: "a lambda",
     ast.BoolOp: "a boolean operator", ast.IfExp: "a conditional expression", ast.ListComp: "a comprehension",
@@ -39,7 +50,7 @@ class Name:
 
 @dataclass
 class Constant:
-    value: float
+    value: float | np.ndarray  # an array: a literal index list, x[[0, 2, 2]]
     location: Location
     text: str
 
@@ -86,7 +97,7 @@ class ExpressionParser:
     def parse(self) -> Expr:
         if len(self.text) > MAX_EXPRESSION_CHARS:
             raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
-        long_number = re.search(r"\d{%d,}" % (MAX_NUMBER_DIGITS + 1), self.text)
+        long_number = re.search(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}", self.text)
         if long_number:  # on the first line its column is known
             on_first_line = "\n" not in self.text[: long_number.start()]
             raise SpecError(f"node '{self.node_name}': a number with {len(long_number.group()):,} digits is out of range "
@@ -156,12 +167,19 @@ class ExpressionParser:
         if isinstance(node, ast.Call):
             return self.convert_call(node)
         if isinstance(node, ast.Subscript):
-            index = self.constant_index(node.slice)
-            return Call("getitem", [self.convert(node.value)], {"index": index}, self.where(node), self.segment(node))
+            return self.convert_subscript(node)
+        if isinstance(node, ast.Attribute):
+            if node.attr == "T":
+                return Call("transpose", [self.convert(node.value)], {}, self.where(node), self.segment(node))
+            raise self.fail(f"attribute access is not allowed in an expression: {self.show(node)} (the one attribute "
+                            "is .T, the transpose)", node)
+        if isinstance(node, ast.Compare):
+            raise self.fail(f"a comparison is allowed only as the condition of where(...): {self.show(node)} "
+                            "(e.g. where(x > 0, x, 0.1 * x))", node)
         what = REFUSED.get(type(node), type(node).__name__)
         raise self.fail(f"{what} is not allowed in an expression: {self.show(node)}", node)
 
-    def convert_call(self, node: ast.Call) -> Call:
+    def convert_call(self, node: ast.Call, condition: bool = False) -> Call:
         if not isinstance(node.func, ast.Name):
             what = "attribute access" if isinstance(node.func, ast.Attribute) else "calling an expression"
             raise self.fail(f"{what} is not allowed: {self.show(node.func)}; call an op by its name", node.func)
@@ -170,14 +188,23 @@ class ExpressionParser:
         if info is None:
             raise self.fail(f"unknown op '{clip(op_name)}'{did_you_mean(op_name, self.known_ops)}; "
                             "`gradcheck ops` lists them", node.func)
+        if op_name == COMPARE_OP and not condition:
+            raise self.fail(f"{op_name}() is allowed only as the condition of where(...): {self.show(node)}", node.func)
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(f"unpacking (*) is not allowed in {self.show(node)}", arg)
-        args = [self.convert(arg) for arg in node.args]
+        positional = list(node.args)
+        params = {}
+        leading = self.leading_string_keyword(info)
+        first = positional[0] if positional else None
+        if leading and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            params[leading] = first.value
+            positional.pop(0)
+        args = [self.convert_condition(arg) if CONDITION_OF.get(op_name) == position else self.convert(arg)
+                for position, arg in enumerate(positional)]
         problem = info.check_arity(len(args))
         if problem:
             raise self.fail(f"{problem}: {self.show(node)}", node)
-        params = {}
         for kw in node.keywords:
             if kw.arg is None:
                 raise self.fail(f"**keyword unpacking is not allowed in {self.show(node)}", kw.value)
@@ -185,6 +212,79 @@ class ExpressionParser:
                 raise self.fail(f"keyword '{clip(kw.arg)}' is given twice in {self.show(node)}", kw)
             params[kw.arg] = self.constant_keyword(kw.value, op_name, kw.arg)
         return Call(op_name, args, params, self.where(node), self.segment(node))
+
+    @staticmethod
+    def leading_string_keyword(info) -> str | None:
+        """The keyword a leading string argument sets: the op's one required string keyword (einsum's subscripts)."""
+        params = getattr(info, "params", None) or {}
+        keys = [key for key, p in params.items() if p.kind == "str" and p.required]
+        return keys[0] if len(keys) == 1 else None
+
+    def convert_condition(self, node) -> Expr:
+        """where's condition: a comparison of two expressions (no gradient flows through it), or any expression."""
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == COMPARE_OP:
+            return self.convert_call(node, condition=True)
+        if not isinstance(node, ast.Compare):
+            return self.convert(node)
+        if len(node.ops) != 1:
+            raise self.fail(f"a chained comparison is not supported: {self.show(node)}; nest where(...) instead", node)
+        relation = COMPARISONS.get(type(node.ops[0]))
+        if relation is None:
+            raise self.fail(f"the comparison in {self.show(node)} is not supported (use < <= > >= == !=)", node)
+        left, right = self.convert(node.left), self.convert(node.comparators[0])
+        return Call(COMPARE_OP, [left, right], {"relation": relation}, self.where(node), self.segment(node))
+
+    def convert_subscript(self, node: ast.Subscript) -> Call:
+        """x[...]: constant integers and slices (getitem), or index arrays among them (the index op)."""
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if all(self.is_constant_index_item(item) for item in items):
+            index = self.constant_index(node.slice)
+            return Call("getitem", [self.convert(node.value)], {"index": index}, self.where(node), self.segment(node))
+        pattern: list = []
+        arrays = []
+        for item in items:
+            if self.is_constant_index_item(item):
+                pattern.extend(self.constant_index(item))
+            else:
+                pattern.append(INDEX_ARRAY)
+                arrays.append(self.index_list(item) if isinstance(item, ast.List) else self.convert(item))
+        if sum(1 for i in pattern if i is Ellipsis) > 1:
+            raise self.fail(f"an index can have only one '...': {self.show(node)}", node)
+        return Call(INDEX_OP, [self.convert(node.value), *arrays], {"pattern": tuple(pattern)}, self.where(node),
+                    self.segment(node))
+
+    @staticmethod
+    def is_constant_index_item(item) -> bool:
+        if isinstance(item, ast.Slice):
+            return True
+        if isinstance(item, ast.Constant):
+            value = item.value
+            return value is None or value is Ellipsis or (isinstance(value, int) and not isinstance(value, bool))
+        return isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub) and isinstance(item.operand, ast.Constant) \
+            and isinstance(item.operand.value, int) and not isinstance(item.operand.value, bool)
+
+    def index_list(self, node: ast.List) -> Constant:
+        """A literal index array: a (nested) list of integers, or of booleans (a mask)."""
+        def value(item):
+            if isinstance(item, ast.List):
+                return [value(i) for i in item.elts]
+            if isinstance(item, ast.Name) and item.id in ("true", "false", "True", "False"):
+                return item.id in ("true", "True")
+            if isinstance(item, ast.Constant) and isinstance(item.value, bool):
+                return item.value
+            if self.is_constant_index_item(item) and not isinstance(item, ast.Slice):
+                return self.constant_int(item)
+            raise self.fail(f"an index list holds integers or booleans only, got {self.show(item)}", item)
+
+        values = value(node)
+        try:
+            array = np.array(values)
+        except ValueError:
+            raise self.fail(f"the index list {self.show(node)} is ragged", node) from None
+        kinds = {type(item) for item in np.ravel(np.array(values, dtype=object))} if array.size else set()
+        if len(kinds) > 1:
+            raise self.fail(f"an index list holds integers or booleans, not both: {self.show(node)}", node)
+        return Constant(array.astype(np.int64) if array.dtype.kind != "b" else array, self.where(node), self.segment(node))
 
     def constant_keyword(self, node, op_name: str, key: str):
         """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""

@@ -12,7 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from .errors import Location, SpecError, clip, did_you_mean
-from .expr import Call, Constant, ExpressionParser, Name
+from .expr import INDEX_ARRAY, INDEX_OP, Call, Constant, ExpressionParser, Name
 from .ops import BUILTIN_OPS, OpArgumentError, OpInfo
 from .ops.custom import load_custom_op
 from .spec import Spec, Tolerance
@@ -173,6 +173,8 @@ class _Builder:
                                     extra.location)
                 given[key] = int(extra.value) if float(extra.value).is_integer() and _wants_int(info, key) else extra.value
         args = tuple(self.lower(arg, parent, named_location, tolerance, check) for arg in array_args)
+        if tree.op == INDEX_OP:
+            given["pattern"] = self._index_pattern(tree, args[1:], parent)
         try:
             params = info.check_params(given)
         except OpArgumentError as error:
@@ -189,6 +191,22 @@ class _Builder:
         return self.add(Node(0, name, "op", op=info, args=args, params=params, parent=owner,
                              location=named_location if top else tree.location, text=tree.text,
                              requires_grad=requires_grad, check=check, tolerance=tolerance))
+
+    def _index_pattern(self, tree: Call, index_args: tuple[int, ...], parent: str) -> tuple:
+        """x[...]'s pattern with each index array marked a boolean mask or integer positions, by its data."""
+        kinds = []
+        for arg, source in zip(index_args, tree.args[1:], strict=True):
+            value = self.nodes[arg].value
+            if value is not None and value.dtype == bool:
+                kinds.append("mask")
+            elif value is not None and value.dtype.kind == "f":
+                raise SpecError(f"node '{parent}': the index array '{clip(source.text)}' holds floats; an index array is "
+                                "an int64 input (dtype: int64), a boolean mask (dtype: bool) or a list of integers",
+                                source.location)
+            else:
+                kinds.append("indices")
+        marks = iter(kinds)
+        return tuple(next(marks) if item == INDEX_ARRAY else item for item in tree.params["pattern"])
 
     def _undefined(self, name: str, parent: str) -> str:
         shown = clip(name)

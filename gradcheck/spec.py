@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("name", "description", "dtype", "seed", "inputs", "nodes", "output", "tolerance",
                   "numeric", "ops", "expect")
 FLOAT_DTYPES = ("float64", "float32")
-INPUT_DTYPES = ("float64", "float32", "int64")
+INPUT_DTYPES = ("float64", "float32", "int64", "bool")
 METHODS = ("central", "forward", "backward", "five-point", "richardson", "complex-step")
 MAX_INPUT_ELEMENTS = 20_000_000  # 160 MB in float64, per input
 MAX_TOTAL_ELEMENTS = 50_000_000
@@ -310,6 +310,11 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
         if not np.all(np.isfinite(value)) or not np.all(value == np.round(value)):
             raise SpecError(f"input '{name}' is int64 but holds non-integer values", location)
         value = value.astype(np.int64)
+        requires_grad = False
+    elif dtype == "bool":  # masks: x[mask], where's condition
+        if not np.all((value == 0) | (value == 1)):
+            raise SpecError(f"input '{name}' is bool but holds values other than 0 and 1", location)
+        value = value.astype(bool)
         requires_grad = False
     else:
         bad = ~np.isfinite(value)  # every source above returns a fresh float64 array

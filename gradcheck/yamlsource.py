@@ -6,14 +6,18 @@ alias is expanded is measured on the composed node graph before anything is buil
 Every other resource is bounded too, each with a message that states the limit and points at
 the place: control characters, nesting depth, the number of values, digits of a number, and
 (in spec.py) the file size.  libyaml scans and parses when it is available (a 10 MB line in a
-fraction of a second); nodes are always composed in Python so the depth bound holds.
+fraction of a second); nodes are always composed in Python so the depth bound holds.  Where libyaml
+stops first at a limit of its own (newer builds refuse nesting beyond 1000 levels while scanning
+ahead), the text up to that place is composed again in Python, so gradcheck's bound is reported.
 """
 from __future__ import annotations
 
 import re
 import sys
+from typing import Any
 
 import yaml
+from yaml.composer import Composer
 
 from .errors import Location, SpecError, clip, clipped_repr, one_line
 
@@ -22,6 +26,7 @@ MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias b
 MAX_YAML_NODES = 50_000              # values and collections written in the file (parsing time)
 MAX_YAML_DEPTH = 100                 # nesting of mappings and lists
 MAX_NUMBER_DIGITS = 400              # digits of a number, in YAML and in expressions: beyond float64's range
+MAX_RECOMPOSE_CHARS = 1_000_000      # text composed again in Python after a libyaml error (about a second)
 
 
 class LocatedMap(dict):
@@ -40,9 +45,10 @@ class LocatedList(list):
     item_locations: list
 
 
-class _Bounded:
+class _Bounded(Composer):
     """Composer hooks that refuse, at the place they occur, nesting deeper than MAX_YAML_DEPTH and more
-    than MAX_YAML_NODES nodes, before the parser has read any further."""
+    than MAX_YAML_NODES nodes, before the parser has read any further.  Mixed in before a loader's parser
+    and constructor."""
 
     path = "<spec>"
     _depth = 0
@@ -82,11 +88,11 @@ class _Loader(_Bounded, yaml.SafeLoader):
     """The pure-Python safe loader, bounded."""
 
 
+_FastLoader: type[_Bounded]
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser
-    from yaml.composer import Composer
 
-    class _FastLoader(_Bounded, Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
+    class _LibyamlLoader(_Bounded, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
         """libyaml scans and parses (fast on long lines and big lists); the Python composer builds the nodes,
         so nesting is bounded by _Bounded (libyaml's own composer recurses in C without a limit)."""
 
@@ -95,6 +101,8 @@ if getattr(yaml, "__with_libyaml__", False):
             Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
+
+    _FastLoader = _LibyamlLoader
 else:  # pragma: no cover - PyYAML built without libyaml
     _FastLoader = _Loader
 
@@ -111,7 +119,7 @@ def _location(loader, mark) -> Location:
 def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
     if not isinstance(node, yaml.MappingNode):
         raise SpecError("the tag !!map needs a mapping here", _location(loader, node.start_mark))
-    seen = {}
+    seen: dict[str, Any] = {}  # key -> the mark where it was first given
     explicit = set()
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -127,7 +135,7 @@ def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
     mapping = LocatedMap()
     mapping.location = _location(loader, node.start_mark)
     mapping.key_locations, mapping.value_locations, mapping.value_styles = {}, {}, {}
-    key_nodes = {}
+    key_nodes: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) or key is None:
@@ -239,6 +247,24 @@ def _char_at(text: str, mark) -> str:
     return line[mark.column] if mark.column < len(line) else ""
 
 
+def _bound_passed_before(text: str, mark, path: str) -> SpecError | None:
+    """gradcheck's own bound (depth, number of values) if the pure-Python composer passes it in the text
+    before ``mark``, where libyaml stopped; None when it does not, or when that text is too long to recompose."""
+    if _FastLoader is _Loader or mark is None or mark.index > MAX_RECOMPOSE_CHARS:
+        return None
+    loader = _Loader(text[:mark.index])
+    loader.path = path
+    try:
+        loader.get_single_node()
+    except SpecError as error:
+        return error
+    except (yaml.YAMLError, RecursionError, MemoryError, ValueError, UnicodeError):
+        return None
+    finally:
+        loader.dispose()
+    return None
+
+
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecError:
     problem = (error.problem or error.context or "invalid YAML").strip()
     location = _mark_location(path, error.problem_mark or error.context_mark)
@@ -268,7 +294,7 @@ def load_yaml(text: str, path: str):
             loader.path = path
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
-            raise _syntax_error(error, text, path) from None
+            raise (_bound_passed_before(text, error.problem_mark, path) or _syntax_error(error, text, path)) from None
         except yaml.YAMLError as error:
             raise SpecError(f"YAML error: {clip(one_line(str(error)), 200)}", Location(path, 1, 1)) from None
         except (RecursionError, MemoryError):

@@ -1,6 +1,7 @@
 """Issue #4, part 2: hostile input.  Nothing in a spec runs code (except the custom ops it names in
 ``ops:``), nothing exhausts memory or hangs, and every file ends with exit 2, its path and line, and
-no traceback — within seconds.
+no traceback.  Each resource bomb must be stopped by the limit made for it (the message states it);
+a hang fails the test after conftest.HANG_SECONDS.
 
 Payloads that would execute try to create a sentinel file; the tests assert it never appears and
 that os.system / subprocess were never called.
@@ -11,14 +12,15 @@ import codecs
 import os
 import random
 import subprocess
-import time
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from gradcheck.cli import main
 
-SECONDS = 5.0  # generous: each of these finishes in well under a second on a laptop
+pytestmark = pytest.mark.usefixtures("hang_bound")
+
 BODY = "inputs:\n  x: [1.0, 2.0]\nnodes:\n"
 
 
@@ -39,12 +41,10 @@ def no_processes(monkeypatch):
 
 
 def run(path, *extra):
-    started = time.perf_counter()
-    result = CliRunner().invoke(main, ["run", *extra, str(path)])
-    return result, time.perf_counter() - started
+    return CliRunner().invoke(main, ["run", *extra, str(path)])
 
 
-def assert_clean_error(path, result, seconds, line=True, fragment=None):
+def assert_clean_error(path, result, line=True, fragment=None):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -57,7 +57,6 @@ def assert_clean_error(path, result, seconds, line=True, fragment=None):
     if fragment:
         assert fragment in errors[0], errors[0]
     assert len(errors[0]) < 2000
-    assert seconds < SECONDS, f"took {seconds:.2f} s"
     return errors[0]
 
 
@@ -86,8 +85,8 @@ def test_python_tags_are_refused_and_run_nothing(tmp_path, payload, no_processes
     sentinel = tmp_path / "PWNED"
     path = tmp_path / "spec.yaml"
     path.write_text(payload.format(s=sentinel))
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds)
+    result = run(path)
+    message = assert_clean_error(path, result)
     assert "is not allowed" in message
     assert not sentinel.exists()
     assert no_processes == []
@@ -120,7 +119,7 @@ EXPRESSIONS = [
     ("x if x else x", "a conditional expression"),
     ("not x", "not supported"),
     ("sum(x, axis=__import__('os'))", "must be a constant"),
-    ("x[__import__('os')]", "an index must be a constant"),
+    ("x[__import__('os')]", "unknown op '__import__'"),  # an index array is an expression: no such op
     ("tanh(x)(x)", "calling an expression"),
     ("'abc'", "is not a number"),
     ("b'abc'", "is not a number"),
@@ -135,8 +134,8 @@ def test_expressions_never_run_code(tmp_path, expression, fragment, no_processes
     text = expression.format(s=sentinel)
     path = tmp_path / "spec.yaml"
     path.write_text(BODY + "  y: " + _quoted(text) + "\n")
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds, fragment=fragment)
+    result = run(path)
+    message = assert_clean_error(path, result, fragment=fragment)
     assert f"{path}:4:" in message
     assert not sentinel.exists()
     assert no_processes == []
@@ -155,59 +154,77 @@ def billion_laughs(levels: int = 9, width: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Each bomb, and a fragment of the message of the limit that must stop it (the limits are gradcheck's own:
+# MAX_EXPANDED_SCALARS, MAX_YAML_DEPTH, MAX_YAML_NODES, MAX_NUMBER_DIGITS in yamlsource.py, MAX_EXPRESSION_CHARS
+# and MAX_EXPRESSION_DEPTH in expr.py, MAX_GRAPH_NODES in graph.py, MAX_INPUT_ELEMENTS and MAX_TOTAL_ELEMENTS in spec.py).
+ALIAS_LIMIT = "the limit is 1,000,000"
+DEPTH_LIMIT = "nests deeper than 100 levels; the limit is 100"
+VALUES_LIMIT = "the limit is 50,000 (large arrays belong in a .npy or .csv file: use file:)"
+EXPRESSION_LENGTH_LIMIT = "characters; the limit is 20,000"
+PARSER_DEPTH_LIMIT = "split it into several nodes"
+INPUT_ELEMENTS_LIMIT = "the limit is 20,000,000 elements"
+RESULT_ELEMENTS_LIMIT = "the limit is 50,000,000 elements"
 BOMBS = {
-    "billion-laughs-top-level": billion_laughs() + BODY + "  y: sum(x)\n",
-    "billion-laughs-in-an-input": "inputs:\n  x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    "billion-laughs-top-level": (billion_laughs() + BODY + "  y: sum(x)\n", ALIAS_LIMIT),
+    "billion-laughs-in-an-input": ("inputs:\n  x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
         f"  x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 8)) + "nodes:\n  y: sum(x7)\n",
-    "recursive-alias": "inputs: &a\n  x: *a\nnodes:\n  y: x\n",
-    "deep-flow-lists": "inputs:\n  x: " + "[" * 100_000 + "\nnodes:\n  y: x\n",
-    "deep-closed-lists": "inputs:\n  x: " + "[" * 100_000 + "1" + "]" * 100_000 + "\nnodes:\n  y: sum(x)\n",
-    "deep-flow-mappings": "inputs:\n  x: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\nnodes:\n  y: x\n",
-    "deep-block-mappings": "inputs:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(3000)) + "nodes:\n  y: x\n",
-    "deep-parentheses": BODY + "  y: \"" + "(" * 100_000 + "x" + ")" * 100_000 + "\"\n",
-    "deep-parentheses-under-the-length-limit": BODY + "  y: \"" + "(" * 5000 + "x" + ")" * 5000 + "\"\n",
-    "deep-calls": BODY + "  y: \"" + "tanh(" * 3000 + "x" + ")" * 3000 + "\"\n",
-    "deep-unary": BODY + "  y: \"" + "-" * 15_000 + "x\"\n",
-    "long-sum": BODY + "  y: \"" + "+".join(["x"] * 6000) + "\"\n",
-    "ten-megabyte-line": BODY + "  y: \"x + " + "1" * 10_000_000 + "\"\n",
-    "ten-megabyte-string-input": "inputs:\n  x: 1\n  junk: \"" + "a" * 10_000_000 + "\"\nnodes:\n  y: x\n",
-    "two-million-literal-values": "inputs:\n  x: [" + ", ".join(["1"] * 2_000_000) + "]\nnodes:\n  y: sum(x)\n",
-    "huge-integer": "inputs:\n  x: " + "9" * 100_000 + "\nnodes:\n  y: x\n",
-    "huge-integer-in-expression": BODY + "  y: \"x * " + "9" * 10_000 + "\"\n",
-    "many-inputs": "inputs:\n" + "".join(f"  x{i}: 1\n" for i in range(30_000)) + "nodes:\n  y: x0\n",
-    "many-nodes": "inputs:\n  x: 1\nnodes:\n" + "".join(f"  n{i}: x + 1\n" for i in range(20_000)) + "  y: undefined\n",
-    "huge-shape": "inputs:\n  x: {shape: [100000, 100000], init: normal}\nnodes:\n  y: sum(x)\n",
-    "huge-shape-with-a-zero": "inputs:\n  x: {shape: [0, 100000000000000000000000], init: zeros}\nnodes:\n  y: sum(x)\n",
-    "too-many-dimensions": "inputs:\n  x: {shape: [" + ", ".join(["1"] * 100) + "], init: zeros}\nnodes:\n  y: sum(x)\n",
-    "huge-broadcast": "inputs:\n  a: {shape: [100000, 1], init: ones}\n  b: {shape: [1, 100000], init: ones}\n"
-                      "nodes:\n  y: sum(a * b)\n",
-    "huge-outer-matmul": "inputs:\n  a: {shape: [30000, 1], init: ones}\n  b: {shape: [1, 30000], init: ones}\n"
-                         "nodes:\n  y: sum(a @ b)\n",
-    "huge-reshape": BODY + "  y: reshape(x, shape=(100000, 100000))\n",
+        ALIAS_LIMIT),
+    "recursive-alias": ("inputs: &a\n  x: *a\nnodes:\n  y: x\n", "a recursive alias"),
+    "deep-flow-lists": ("inputs:\n  x: " + "[" * 100_000 + "\nnodes:\n  y: x\n", DEPTH_LIMIT),
+    "deep-closed-lists": ("inputs:\n  x: " + "[" * 100_000 + "1" + "]" * 100_000 + "\nnodes:\n  y: sum(x)\n", DEPTH_LIMIT),
+    "deep-flow-mappings": ("inputs:\n  x: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\nnodes:\n  y: x\n", DEPTH_LIMIT),
+    "deep-block-mappings": ("inputs:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(3000)) + "nodes:\n  y: x\n",
+                            DEPTH_LIMIT),
+    "deep-parentheses": (BODY + "  y: \"" + "(" * 100_000 + "x" + ")" * 100_000 + "\"\n", EXPRESSION_LENGTH_LIMIT),
+    "deep-parentheses-under-the-length-limit": (BODY + "  y: \"" + "(" * 5000 + "x" + ")" * 5000 + "\"\n",
+                                                PARSER_DEPTH_LIMIT),
+    "deep-calls": (BODY + "  y: \"" + "tanh(" * 3000 + "x" + ")" * 3000 + "\"\n", PARSER_DEPTH_LIMIT),
+    "deep-unary": (BODY + "  y: \"" + "-" * 15_000 + "x\"\n", PARSER_DEPTH_LIMIT),
+    "long-sum": (BODY + "  y: \"" + "+".join(["x"] * 6000) + "\"\n", PARSER_DEPTH_LIMIT),
+    "ten-megabyte-line": (BODY + "  y: \"x + " + "1" * 10_000_000 + "\"\n", EXPRESSION_LENGTH_LIMIT),
+    "ten-megabyte-string-input": ("inputs:\n  x: 1\n  junk: \"" + "a" * 10_000_000 + "\"\nnodes:\n  y: x\n",
+                                  "input 'junk' must be a number"),
+    "two-million-literal-values": ("inputs:\n  x: [" + ", ".join(["1"] * 2_000_000) + "]\nnodes:\n  y: sum(x)\n",
+                                   VALUES_LIMIT),
+    "huge-integer": ("inputs:\n  x: " + "9" * 100_000 + "\nnodes:\n  y: x\n", "(the limit is 400 digits)"),
+    "huge-integer-in-expression": (BODY + "  y: \"x * " + "9" * 10_000 + "\"\n", "(the limit is 400 digits)"),
+    "many-inputs": ("inputs:\n" + "".join(f"  x{i}: 1\n" for i in range(30_000)) + "nodes:\n  y: x0\n", VALUES_LIMIT),
+    "many-nodes": ("inputs:\n  x: 1\nnodes:\n" + "".join(f"  n{i}: x + 1\n" for i in range(20_000)) + "  y: undefined\n",
+                   "more than 10,000 nodes"),
+    "huge-shape": ("inputs:\n  x: {shape: [100000, 100000], init: normal}\nnodes:\n  y: sum(x)\n", INPUT_ELEMENTS_LIMIT),
+    "huge-shape-with-a-zero": ("inputs:\n  x: {shape: [0, 100000000000000000000000], init: zeros}\nnodes:\n  y: sum(x)\n",
+                               INPUT_ELEMENTS_LIMIT),
+    "too-many-dimensions": ("inputs:\n  x: {shape: [" + ", ".join(["1"] * 100) + "], init: zeros}\nnodes:\n  y: sum(x)\n",
+                            "has 100 dimensions; the limit is 32"),
+    "huge-broadcast": ("inputs:\n  a: {shape: [100000, 1], init: ones}\n  b: {shape: [1, 100000], init: ones}\n"
+                       "nodes:\n  y: sum(a * b)\n", RESULT_ELEMENTS_LIMIT),
+    "huge-outer-matmul": ("inputs:\n  a: {shape: [30000, 1], init: ones}\n  b: {shape: [1, 30000], init: ones}\n"
+                          "nodes:\n  y: sum(a @ b)\n", RESULT_ELEMENTS_LIMIT),
+    "huge-reshape": (BODY + "  y: reshape(x, shape=(100000, 100000))\n", "cannot reshape an array of shape (2,)"),
 }
 
 
-@pytest.mark.parametrize("text", list(BOMBS.values()), ids=list(BOMBS))
-def test_resource_bombs_are_refused_quickly(tmp_path, text, no_processes):
+@pytest.mark.parametrize("text, limit", list(BOMBS.values()), ids=list(BOMBS))
+def test_resource_bombs_are_stopped_by_their_limit(tmp_path, text, limit, no_processes):
     path = tmp_path / "spec.yaml"
     path.write_text(text)
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds)
+    result = run(path)
+    assert_clean_error(path, result, fragment=limit)
 
 
 def test_alias_bomb_message_states_the_limit(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text(billion_laughs() + BODY + "  y: sum(x)\n")
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds)
+    result = run(path)
+    message = assert_clean_error(path, result)
     assert "alias" in message and "the limit is 1,000,000" in message
 
 
 def test_huge_shape_states_the_limit_and_a_memory_estimate(tmp_path):
     path = tmp_path / "shape.yaml"
     path.write_text("inputs:\n  x: {shape: [100000, 100000], init: normal}\nnodes:\n  y: sum(x)\n")
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds)
+    result = run(path)
+    message = assert_clean_error(path, result)
     assert f"{path}:2:14:" in message
     assert "10,000,000,000 elements" in message and "74.5 GiB" in message and "the limit is 20,000,000" in message
 
@@ -215,16 +232,29 @@ def test_huge_shape_states_the_limit_and_a_memory_estimate(tmp_path):
 def test_deep_nesting_names_the_place(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("inputs:\n  x: " + "[" * 100_000 + "\nnodes:\n  y: x\n")
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds, fragment="nests deeper than 100 levels")
-    assert message.startswith(f"{path}:2:")
+    result = run(path)
+    message = assert_clean_error(path, result, fragment="nests deeper than 100 levels")
+    # the top mapping is level 1 and inputs' mapping level 2, so the 99th '[' (column 5 + 99) opens level 101;
+    # libyaml's own nesting limit (1000 in newer builds) must not be what the user sees
+    assert message.startswith(f"{path}:2:104: error: ")
+
+
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML without libyaml")
+def test_nesting_past_the_limit_is_reported_before_a_later_syntax_error(tmp_path):
+    """libyaml scans ahead of the composer on one line: its error at '@' (column 157) must not hide the depth bound
+    passed earlier on that line (the same place as in test_deep_nesting_names_the_place)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("inputs:\n  x: " + "[" * 150 + " @\nnodes:\n  y: x\n")
+    result = run(path)
+    message = assert_clean_error(path, result, fragment="nests deeper than 100 levels")
+    assert message.startswith(f"{path}:2:104: error: ")
 
 
 def test_many_literal_values_point_to_data_files(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("inputs:\n  x: [" + ", ".join(["1"] * 2_000_000) + "]\nnodes:\n  y: sum(x)\n")
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds, fragment="use file:")
+    result = run(path)
+    assert_clean_error(path, result, fragment="use file:")
 
 
 def test_a_file_over_the_size_limit_is_refused_without_reading_it(tmp_path):
@@ -235,8 +265,8 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it(tmp_path):
         handle.write(b"inputs:\n  x: 1\nnodes:\n  y: x\n# ")
         handle.seek(MAX_FILE_BYTES + 10)
         handle.write(b"\n")
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds, fragment=f"the limit is {MAX_FILE_BYTES:,} bytes")
+    result = run(path)
+    assert_clean_error(path, result, fragment=f"the limit is {MAX_FILE_BYTES:,} bytes")
 
 
 # ------------------------------------------------------------------------------------------ garbage and odd files
@@ -268,8 +298,8 @@ GARBAGE = {
 def test_binary_garbage(tmp_path, content):
     path = tmp_path / "garbage.yaml"
     path.write_bytes(content)
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds)
+    result = run(path)
+    assert_clean_error(path, result)
 
 
 EMPTYISH = {
@@ -286,30 +316,30 @@ EMPTYISH = {
 def test_empty_files(tmp_path, content):
     path = tmp_path / "empty.yaml"
     path.write_text(content)
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds, fragment="the spec is empty")
+    result = run(path)
+    assert_clean_error(path, result, fragment="the spec is empty")
 
 
 def test_a_second_document_is_an_error_naming_its_line(tmp_path):
     path = tmp_path / "multi.yaml"
     first = BODY + "  y: sum(x)\n"
     path.write_text("---\n" + first + "---\n" + first)
-    result, seconds = run(path)
-    message = assert_clean_error(path, result, seconds, fragment="second document")
+    result = run(path)
+    message = assert_clean_error(path, result, fragment="second document")
     assert message.startswith(f"{path}:6:1:")
 
 
 def test_a_document_end_marker_alone_is_fine(tmp_path):
     path = tmp_path / "ended.yaml"
     path.write_text("---\n" + BODY + "  y: sum(x)\n...\n")
-    result, _ = run(path)
+    result = run(path)
     assert result.exit_code == 0, result.output
 
 
 def test_utf8_bom_and_crlf_are_fine(tmp_path):
     path = tmp_path / "windows.yaml"
     path.write_bytes(codecs.BOM_UTF8 + (BODY + "  y: sum(x)\n").replace("\n", "\r\n").encode())
-    result, _ = run(path)
+    result = run(path)
     assert result.exit_code == 0, result.output
 
 
@@ -320,8 +350,8 @@ def test_hostile_custom_op_reference_is_refused(tmp_path, no_processes):
                                        f"os:system('touch {sentinel}')", "a b:c", ":x", "x:"]):
         path = tmp_path / f"ops{index}.yaml"
         path.write_text(BODY + "  y: sum(x)\nops:\n  evil: " + _quoted(reference) + "\n")
-        result, seconds = run(path)
-        assert_clean_error(path, result, seconds, fragment="module:attribute")
+        result = run(path)
+        assert_clean_error(path, result, fragment="module:attribute")
     assert not sentinel.exists()
     assert no_processes == []
 
@@ -334,14 +364,12 @@ def test_a_whole_hostile_folder_runs_every_file(tmp_path, no_processes):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "garbage.yaml").write_bytes(_random_bytes(99))
-    started = time.perf_counter()
     result = CliRunner().invoke(main, ["run", str(tmp_path)])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     errors = [row for row in result.stderr.splitlines() if ": error:" in row]
     assert len(errors) == len(files)  # every file but good.yaml, plus garbage.yaml
     assert "1 passed" in result.output
-    assert time.perf_counter() - started < 3 * SECONDS
     assert not sentinel.exists() and no_processes == []
 
 
@@ -365,10 +393,8 @@ def test_a_real_process_on_a_hostile_folder(tmp_path):
     (folder / "garbage.yaml").write_bytes(_random_bytes(5))
     (folder / "good.yaml").write_text("inputs:\n  \u03c9: [1.0, 2.0]\nnodes:\n  y: sum(tanh(\u03c9))\n", encoding="utf-8")
     env = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C", "NO_COLOR": "1"}
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "gradcheck", "run", str(folder)], capture_output=True, env=env,
-                          timeout=120)
-    seconds = time.perf_counter() - started
+                          timeout=45)  # a hang raises TimeoutExpired, before conftest.HANG_SECONDS ends the test
     stdout, stderr = done.stdout.decode("ascii", "replace"), done.stderr.decode("ascii", "replace")
     assert done.returncode == 2, stdout + stderr
     assert "Traceback" not in stdout + stderr and "internal error" not in stdout + stderr, stdout + stderr
@@ -377,7 +403,6 @@ def test_a_real_process_on_a_hostile_folder(tmp_path):
         assert len(rows) == 1 and rows[0][len(f"{folder / name}:"):].split(":")[0].isdigit(), (name, stderr)
     assert "1 passed" in stdout
     assert not sentinel.exists()
-    assert seconds < 30, f"{seconds:.1f} s"
 
 
 def test_undecodable_file_names(tmp_path):
@@ -393,27 +418,30 @@ def test_undecodable_file_names(tmp_path):
     assert ":4:6: error: node 'y' uses 'q'" in result.stderr
 
 
+# Each misuse, the place of the tagged value, and gradcheck's words for it; None where gradcheck passes
+# PyYAML's own message through (its wording is PyYAML's, so only the place is asserted).
 STANDARD_TAGS_MISUSED = {
-    "int-on-text": ("inputs:\n  x: !!int abc\nnodes:\n  y: x\n", "cannot read 'abc' as !!int"),
-    "float-on-text": ("inputs:\n  x: !!float abc\nnodes:\n  y: x\n", "cannot read 'abc' as !!float"),
-    "bool-on-text": ("inputs:\n  x: !!bool maybe\nnodes:\n  y: x\n", "cannot read 'maybe' as !!bool"),
-    "bad-timestamp": ("inputs:\n  x: !!timestamp 2020-13-45\nnodes:\n  y: x\n", "as !!timestamp"),
-    "seq-on-mapping": ("inputs: !!seq {a: 1}\nnodes:\n  y: 1\n", "!!seq needs a list"),
-    "map-on-text": ("inputs: !!map abc\nnodes:\n  y: 1\n", "!!map needs a mapping"),
-    "str-on-mapping": ("inputs: !!str {a: 1}\nnodes:\n  y: 1\n", "expected a scalar node"),
-    "omap-on-number": ("inputs:\n  x: !!omap 5\nnodes:\n  y: x\n", "expected a sequence"),
-    "binary-input": ("inputs:\n  x: !!binary aGVsbG8=\nnodes:\n  y: x\n", "got a bytes"),
-    "set-document": ("!!set {inputs, nodes}\n", "not a set"),
-    "merge-of-a-number": ("inputs:\n  <<: 5\nnodes:\n  y: 1\n", "for merging"),
+    "int-on-text": ("inputs:\n  x: !!int abc\nnodes:\n  y: x\n", "2:6", "cannot read 'abc' as !!int"),
+    "float-on-text": ("inputs:\n  x: !!float abc\nnodes:\n  y: x\n", "2:6", "cannot read 'abc' as !!float"),
+    "bool-on-text": ("inputs:\n  x: !!bool maybe\nnodes:\n  y: x\n", "2:6", "cannot read 'maybe' as !!bool"),
+    "bad-timestamp": ("inputs:\n  x: !!timestamp 2020-13-45\nnodes:\n  y: x\n", "2:6", "cannot read '2020-13-45' as !!timestamp"),
+    "seq-on-mapping": ("inputs: !!seq {a: 1}\nnodes:\n  y: 1\n", "1:9", "the tag !!seq needs a list here"),
+    "map-on-text": ("inputs: !!map abc\nnodes:\n  y: 1\n", "1:9", "the tag !!map needs a mapping here"),
+    "str-on-mapping": ("inputs: !!str {a: 1}\nnodes:\n  y: 1\n", "1:9", None),
+    "omap-on-number": ("inputs:\n  x: !!omap 5\nnodes:\n  y: x\n", "2:6", None),
+    "binary-input": ("inputs:\n  x: !!binary aGVsbG8=\nnodes:\n  y: x\n", "2:6", "must be a number or a nested list of numbers"),
+    "set-document": ("!!set {inputs, nodes}\n", "1:1", "a spec must be a mapping"),
+    "merge-of-a-number": ("inputs:\n  <<: 5\nnodes:\n  y: 1\n", "2:7", None),
 }
 
 
-@pytest.mark.parametrize("text, fragment", list(STANDARD_TAGS_MISUSED.values()), ids=list(STANDARD_TAGS_MISUSED))
-def test_standard_tags_on_the_wrong_value(tmp_path, text, fragment):
+@pytest.mark.parametrize("text, place, fragment", list(STANDARD_TAGS_MISUSED.values()), ids=list(STANDARD_TAGS_MISUSED))
+def test_standard_tags_on_the_wrong_value(tmp_path, text, place, fragment):
     path = tmp_path / "tags.yaml"
     path.write_text(text)
-    result, seconds = run(path)
-    assert_clean_error(path, result, seconds, fragment=fragment)
+    result = run(path)
+    message = assert_clean_error(path, result, fragment=fragment)
+    assert message.startswith(f"{path}:{place}: error: "), message
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs POSIX devices")
@@ -429,8 +457,7 @@ def test_devices_and_pipes_never_block(tmp_path, kind):
         data = tmp_path / "data.npy"
         data.symlink_to("/dev/zero") if kind.endswith("dev-zero") else os.mkfifo(data)
         path.write_text("inputs:\n  x: {file: data.npy}\nnodes:\n  y: sum(x)\n")
-    result, seconds = run(path)
+    result = run(path)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert f"{path}" in result.stderr and ": error:" in result.stderr
-    assert seconds < SECONDS

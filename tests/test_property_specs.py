@@ -245,7 +245,8 @@ def test_mutated_specs_never_crash(tmp_path_factory, text):
 @settings(max_examples=200, **SETTINGS)
 @given(st.text(max_size=60))
 def test_junk_expressions_never_crash(tmp_path_factory, expression):
-    text = "inputs:\n  x: [1.0, 2.0]\n  s: 0.5\nnodes:\n  y: " + yaml.safe_dump(expression, width=10_000).split("\n...")[0].strip() + "\n"
+    quoted = yaml.safe_dump(expression, width=10_000).split("\n...")[0].strip()
+    text = "inputs:\n  x: [1.0, 2.0]\n  s: 0.5\nnodes:\n  y: " + quoted + "\n"
     assume("\n" not in text.split("  y: ", 1)[1].strip())
     assert_clean_run(tmp_path_factory.mktemp("junk") / "spec.yaml", text)
 

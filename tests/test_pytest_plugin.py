@@ -6,7 +6,11 @@ import os
 import textwrap
 from pathlib import Path
 
+# numpy and yaml are loaded for the whole session: pytester's in-process runs drop the modules they import,
+# and numpy and PyYAML's C parser cannot be imported a second time in one process.
+import numpy  # noqa: F401
 import pytest
+import yaml  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

@@ -106,7 +106,9 @@ def test_mlp_squared_error_matches_hand_backprop():
     g = grads(spec)
     values = {n.name: n.value for n in spec.nodes}
     X, y, W1, b1, W2, b2 = (values[k] for k in ("X", "y", "W1", "b1", "W2", "b2"))
-    sig = lambda z: 1 / (1 + np.exp(-z))
+    def sig(z):
+        return 1 / (1 + np.exp(-z))
+
     a1 = sig(X @ W1 + b1)
     a2 = sig(a1 @ W2 + b2)
     n = len(X)

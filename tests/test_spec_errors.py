@@ -2,17 +2,18 @@
 
 One row per error class: the spec text, the line and column the message must name (column None where
 only the line is asserted) and a fragment of the message that says what is wrong.  Every case runs the
-real command line and also asserts: no traceback, a single error line, and that it finishes in seconds.
+real command line and also asserts: no traceback and a single error line; a hang fails the test after
+conftest.HANG_SECONDS.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gradcheck.cli import main
+
+pytestmark = pytest.mark.usefixtures("hang_bound")
 
 OK = "inputs:\n  x: 2.0\nnodes:\n  y: x * x\n"
 
@@ -31,7 +32,8 @@ CASES = [
     # --- keys --------------------------------------------------------------------------------------
     ("unknown-key-did-you-mean", OK + "tolerence: {atol: 1e-5}\n", 5, 1, "unknown key 'tolerence' (did you mean 'tolerance'?)"),
     ("unknown-input-key", "inputs:\n  x: {vaule: 1}\nnodes:\n  y: x\n", 2, 7, "unknown key 'vaule' (did you mean 'value'?)"),
-    ("unknown-node-key", "inputs:\n  x: 1\nnodes:\n  y: {expr: x, atoll: 1}\n", 4, 16, "unknown key 'atoll' (did you mean 'atol'?)"),
+    ("unknown-node-key", "inputs:\n  x: 1\nnodes:\n  y: {expr: x, atoll: 1}\n", 4, 16,
+     "unknown key 'atoll' (did you mean 'atol'?)"),
     ("duplicate-top-key", OK + "inputs:\n  z: 1\n", 5, 1, "duplicate key 'inputs' (first given at line 1)"),
     ("duplicate-input", "inputs:\n  x: 1\n  x: 2\nnodes:\n  y: x\n", 3, 3, "duplicate key 'x' (first given at line 2)"),
     ("duplicate-bool-spellings", "inputs:\n  x: {value: 1, requires_grad: yes, requires_grad: true}\nnodes:\n  y: x\n",
@@ -48,7 +50,8 @@ CASES = [
     ("unknown-op-did-you-mean", "inputs:\n  x: 1\nnodes:\n  y: tnah(x)\n", 4, 6, "unknown op 'tnah' (did you mean 'tanh'?)"),
     ("wrong-arity", "inputs:\n  x: 1\nnodes:\n  y: tanh(x, x)\n", 4, 6, "tanh() takes 1 array argument(s)"),
     ("unknown-keyword", "inputs:\n  x: [1, 2]\nnodes:\n  y: sum(x, axs=0)\n", 4, 6, "no keyword 'axs'"),
-    ("keyword-given-twice", "inputs:\n  x: [[1, 2]]\nnodes:\n  y: sum(x, axis=0, axis=0)\n", 4, 21, "keyword 'axis' is given twice"),
+    ("keyword-given-twice", "inputs:\n  x: [[1, 2]]\nnodes:\n  y: sum(x, axis=0, axis=0)\n", 4, 21,
+     "keyword 'axis' is given twice"),
     ("keyword-wrong-type", "inputs:\n  x: [[1, 2]]\nnodes:\n  y: sum(x, axis='a')\n", 4, 6, "keyword 'axis' must be an axis"),
     ("keyword-not-constant", "inputs:\n  x: [[1, 2]]\nnodes:\n  y: sum(x, axis=x)\n", 4, 18, "must be a constant"),
     ("axis-out-of-range", "inputs:\n  x: [[1, 2], [3, 4]]\nnodes:\n  y: sum(x, axis=5)\n", 4, 6,
@@ -61,7 +64,7 @@ CASES = [
     ("self-reference", "inputs:\n  x: 1\nnodes:\n  y: x + y\n", 4, 10, "node 'y' refers to itself"),
     ("invalid-syntax", "inputs:\n  x: 1\nnodes:\n  y: \"x +* 2\"\n", 4, None, "invalid expression 'x +* 2'"),
     ("attribute-access", "inputs:\n  x: 1\nnodes:\n  y: x.real\n", 4, 6, "attribute access is not allowed"),
-    ("comparison", "inputs:\n  x: 1\nnodes:\n  y: \"x < 1\"\n", 4, 7, "a comparison is not allowed"),
+    ("comparison", "inputs:\n  x: 1\nnodes:\n  y: \"x < 1\"\n", 4, 7, "a comparison is allowed only as the condition of where"),
     ("string-constant", "inputs:\n  x: 1\nnodes:\n  y: \"x * 'a'\"\n", 4, 11, "is not a number"),
     ("number-too-large", "inputs:\n  x: 1\nnodes:\n  y: x * 1e999\n", 4, 10, "out of the float64 range"),
     ("node-not-a-string", "inputs:\n  x: 1\nnodes:\n  y: [x]\n", 4, 6, "must be an expression string"),
@@ -82,15 +85,18 @@ CASES = [
     ("absurd-shape", "inputs:\n  x: {shape: [100000, 100000], init: normal}\nnodes:\n  y: sum(x)\n", 2, 14,
      "10,000,000,000 elements (~74.5 GiB in float64); the limit is 20,000,000 elements"),
     ("absurd-float-shape", "inputs:\n  x: {shape: [1e12], init: zeros}\nnodes:\n  y: sum(x)\n", 2, 14, "the limit is 20,000,000"),
-    ("non-integer-shape", "inputs:\n  x: {shape: [2.5], init: zeros}\nnodes:\n  y: sum(x)\n", 2, 14, "must be a list of integers"),
+    ("non-integer-shape", "inputs:\n  x: {shape: [2.5], init: zeros}\nnodes:\n  y: sum(x)\n", 2, 14,
+     "must be a list of integers"),
     ("shape-without-init", "inputs:\n  x: {shape: [2]}\nnodes:\n  y: sum(x)\n", 2, 6, "shape: needs init:"),
     ("unknown-init", "inputs:\n  x: {shape: [2], init: gaussian}\nnodes:\n  y: sum(x)\n", 2, 25, "'init' must be one of"),
-    ("two-value-sources", "inputs:\n  x: {value: 1, file: x.npy}\nnodes:\n  y: x\n", 2, 6, "exactly one of value:, file: or shape:"),
+    ("two-value-sources", "inputs:\n  x: {value: 1, file: x.npy}\nnodes:\n  y: x\n", 2, 6,
+     "exactly one of value:, file: or shape:"),
     ("no-value-source", "inputs:\n  x: {dtype: float64}\nnodes:\n  y: x\n", 2, 6, "got none"),
     ("missing-data-file", "inputs:\n  x: {file: missing.npy}\nnodes:\n  y: sum(x)\n", 2, 13, "data file 'missing.npy' not found"),
     ("bad-data-file-suffix", "inputs:\n  x: {file: data.txt}\nnodes:\n  y: sum(x)\n", 2, 13, "must be .npy or .csv"),
     ("input-dtype-float16", "inputs:\n  x: {value: 1, dtype: float16}\nnodes:\n  y: x\n", 2, 24, "'dtype' must be one of"),
-    ("int-input-not-integer", "inputs:\n  x: {value: 1.5, dtype: int64}\nnodes:\n  y: x\n", 2, 6, "int64 but holds non-integer values"),
+    ("int-input-not-integer", "inputs:\n  x: {value: 1.5, dtype: int64}\nnodes:\n  y: x\n", 2, 6,
+     "int64 but holds non-integer values"),
     ("uniform-range-too-wide", "inputs:\n  x: {shape: [3], init: uniform, low: -1e308, high: 1e308}\nnodes:\n  y: sum(x)\n",
      2, 6, "wider than float64 holds"),
     ("beyond-float32", "inputs:\n  x: {value: [1.0, 1e300], dtype: float32}\nnodes:\n  y: sum(x)\n", 2, 6,
@@ -114,7 +120,8 @@ CASES = [
     ("expect-unknown-node", OK + "expect: {grad: {q: 1.0}}\n", 5, 17, "expect grad: 'q' is neither an input nor a node"),
     ("expect-not-a-number", OK + "expect: {output: four}\n", 5, 18, "expect output must be a number"),
     ("custom-op-not-a-reference", OK + "ops: {swish: swish}\n", 5, 14, "must be given as \"module:attribute\""),
-    ("custom-op-missing-module", OK + "ops: {swish: \"no_such_module_xyz:Swish\"}\n", 5, 14, "module 'no_such_module_xyz' not found"),
+    ("custom-op-missing-module", OK + "ops: {swish: \"no_such_module_xyz:Swish\"}\n", 5, 14,
+     "module 'no_such_module_xyz' not found"),
     ("custom-op-dunder", OK + "ops: {swish: \"os:__builtins__\"}\n", 5, 14, "dotted Python names"),
     ("yaml-python-tag", "inputs:\n  x: !!python/object/apply:os.getcwd []\nnodes:\n  y: x\n", 2, 6, "is not allowed"),
     # --- evaluation --------------------------------------------------------------------------------
@@ -131,7 +138,8 @@ CASES = [
     ("inf-in-forward", "inputs:\n  x: [1.0, 0.0]\nnodes:\n  y: sum(1 / x)\n", 4, 10, "produced inf at index [1]"),
     ("float32-overflow", "dtype: float32\ninputs:\n  x: 100.0\nnodes:\n  y: exp(x)\n", 5, 6,
      "produced inf from exp(100) in the float32 forward pass"),
-    ("index-out-of-range", "inputs:\n  x: [1.0, 2.0]\nnodes:\n  y: x[5]\n", 4, 6, "index"),
+    ("index-out-of-range", "inputs:\n  x: [1.0, 2.0]\nnodes:\n  y: x[5]\n", 4, 6,
+     "index [5] does not fit an array of shape (2,)"),
 ]
 
 
@@ -141,14 +149,12 @@ def run(tmp_path, content, name="spec.yaml"):
         path.write_bytes(content)
     else:
         path.write_text(content, encoding="utf-8")
-    started = time.perf_counter()
-    result = CliRunner().invoke(main, ["run", str(path)])
-    return path, result, time.perf_counter() - started
+    return path, CliRunner().invoke(main, ["run", str(path)])
 
 
 @pytest.mark.parametrize("content, line, column, fragment", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_each_error_class_is_one_located_message(tmp_path, content, line, column, fragment):
-    path, result, seconds = run(tmp_path, content)
+    path, result = run(tmp_path, content)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -157,7 +163,6 @@ def test_each_error_class_is_one_located_message(tmp_path, content, line, column
     where = f"{path}:{line}:" + (f"{column}:" if column is not None else "")
     assert errors[0].startswith(where), f"expected {where}\n got {errors[0]}"
     assert fragment in errors[0], errors[0]
-    assert seconds < 5, f"took {seconds:.1f} s"
 
 
 def test_case_ids_are_unique():
@@ -166,7 +171,7 @@ def test_case_ids_are_unique():
 
 
 def test_a_good_spec_passes(tmp_path):
-    path, result, _ = run(tmp_path, OK)
+    path, result = run(tmp_path, OK)
     assert result.exit_code == 0, result.output
 
 
@@ -176,7 +181,7 @@ def test_bad_data_file_contents(tmp_path):
     np.save(tmp_path / "nan.npy", np.array([1.0, np.nan]))
     for file_name, fragment in (("bad.csv", "cannot read 'bad.csv'"), ("obj.npy", "cannot read 'obj.npy'"),
                                 ("nan.npy", "holds nan at index [1]")):
-        path, result, _ = run(tmp_path, f"inputs:\n  x: {{file: {file_name}}}\nnodes:\n  y: sum(x)\n",
+        path, result = run(tmp_path, f"inputs:\n  x: {{file: {file_name}}}\nnodes:\n  y: sum(x)\n",
                               name=f"spec_{file_name.replace('.', '_')}.yaml")
         assert result.exit_code == 2, result.output
         assert f"{path}:2:" in result.stderr and fragment in result.stderr, result.stderr
@@ -192,9 +197,9 @@ def test_bad_data_file_contents(tmp_path):
     ("Op = 42\n", "has no forward and no vjp method"),
     ("class Other:\n    pass\n", "has no attribute 'Op'"),
     ("class Op:\n    def forward(self, x):\n        return 'text'\n    def vjp(self, g, out, x):\n        return (g,)\n",
-     "returned <U4 data, not numbers"),
+     "data, not numbers"),
     ("class Op:\n    def forward(self, x):\n        return None\n    def vjp(self, g, out, x):\n        return (g,)\n",
-     "returned object data, not numbers"),
+     "data, not numbers"),
     ("class Op:\n    def forward(self, x):\n        return [[1.0], [2.0, 3.0]]\n    def vjp(self, g, out, x):\n"
      "        return (g,)\n", "raised ValueError"),
     ("import sys\nclass Op:\n    def forward(self, x):\n        sys.exit(0)\n    def vjp(self, g, out, x):\n"
@@ -207,7 +212,7 @@ def test_bad_data_file_contents(tmp_path):
 def test_custom_op_faults(tmp_path, module, fragment):
     (tmp_path / "badop.py").write_text(module)
     spec = "inputs:\n  x: [1.0, 2.0]\nops:\n  myop: \"badop:Op\"\nnodes:\n  y: sum(myop(x))\n"
-    path, result, _ = run(tmp_path, spec)
+    path, result = run(tmp_path, spec)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     errors = [row for row in result.stderr.splitlines() if ": error:" in row]
@@ -275,7 +280,7 @@ def test_an_internal_error_is_one_clean_line(tmp_path, monkeypatch):
 def test_every_message_is_one_line(tmp_path, spec, module):
     if module:
         (tmp_path / "multiline.py").write_text(module)
-    path, result, _ = run(tmp_path, spec)
+    path, result = run(tmp_path, spec)
     assert result.exit_code == 2, result.output
     lines = [row for row in result.stderr.splitlines() if row.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"{path}:"), result.stderr
@@ -283,16 +288,15 @@ def test_every_message_is_one_line(tmp_path, spec, module):
 
 def test_long_user_text_is_clipped_in_messages(tmp_path):
     spec = "inputs:\n  x: 1\n  junk: \"" + "a" * 1_000_000 + "\"\nnodes:\n  y: x\n"
-    path, result, seconds = run(tmp_path, spec)
+    path, result = run(tmp_path, spec)
     assert result.exit_code == 2
     assert f"{path}:3:9:" in result.stderr
     assert len(result.stderr) < 2000
-    assert seconds < 5
 
 
 def test_an_undefined_name_is_not_matched_to_an_automatic_node_name(tmp_path):
     # sin(x) inside y becomes the automatic node 'y/sin#1', a name no expression can write
-    path, result, _ = run(tmp_path, "inputs:\n  x: 1.0\nnodes:\n  y: sin(x) * 2\n  z: ysin1 + 1\n")
+    path, result = run(tmp_path, "inputs:\n  x: 1.0\nnodes:\n  y: sin(x) * 2\n  z: ysin1 + 1\n")
     assert result.exit_code == 2, result.output
     assert "'ysin1'" in result.stderr
     assert "y/sin#1" not in result.stderr

@@ -87,6 +87,11 @@ class Param:
             if not isinstance(value, bool):
                 raise OpArgumentError(f"keyword '{name}' must be true or false, got {value!r}")
             return value
+        if kind in ("int", "ints") and isinstance(value, str) and self.choices:  # a number or a named choice
+            if value not in self.choices:
+                raise OpArgumentError(f"keyword '{name}' must be a number or one of {', '.join(map(repr, self.choices))}, "
+                                      f"got {value!r}")
+            return value
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise OpArgumentError(f"keyword '{name}' must be an integer, got {value!r}")

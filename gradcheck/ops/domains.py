@@ -20,6 +20,7 @@ SAMPLERS = {
     "unit": lambda rng, shape: rng.uniform(-0.9, 0.9, size=shape),
     "probability": lambda rng, shape: rng.uniform(0.05, 0.95, size=shape),
     "sign": lambda rng, shape: rng.choice([-1.0, 1.0], size=shape),
+    "off_integer": lambda rng, shape: rng.integers(-3, 3, size=shape) + rng.uniform(0.1, 0.9, size=shape),  # floor's jumps
     "mask": lambda rng, shape: rng.random(shape) < 0.5,  # 0/1 selection data (where's cond, attention masks)
 }
 

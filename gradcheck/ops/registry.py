@@ -16,7 +16,8 @@ from .base import OPTIONAL_HOOKS, OpInfo, Param, Primitive
 BUILTIN_OPS: dict[str, OpInfo] = {}
 
 # the modules of gradcheck.ops that define built-in ops
-OP_MODULES = ("elementwise", "losses", "nn", "nn_conv", "nn_layers", "nn_losses", "reductions", "shape")
+OP_MODULES = ("elementwise", "losses", "nn", "nn_conv", "nn_layers", "nn_losses", "reductions", "shape",
+              "math_more", "reductions_more", "shape_more", "linalg", "indexing")
 
 
 def load_builtin_ops() -> dict[str, OpInfo]:
