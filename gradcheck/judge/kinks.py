@@ -92,6 +92,9 @@ class BranchWatch:
         by its leading axes, as many as the op's output has (max_pool2d: one window per output element)."""
         reference = self.reference(j)
         out_ndim = np.ndim(self.values[j])
+        vectorised = self._flipped_at_once(node, args, batched, count, reference, out_ndim)
+        if vectorised is not None:
+            return vectorised
         flips = np.zeros(count, dtype=np.int64)
         for k in range(count):
             try:
@@ -110,6 +113,29 @@ class BranchWatch:
                 counts.append(int(np.count_nonzero(moved)))
             flips[k] = max(counts)  # the decision arrays of one op describe the same outputs
         return flips
+
+    @staticmethod
+    def _flipped_at_once(node, args, batched, count, reference, out_ndim) -> np.ndarray | None:
+        """The same count for every copy in one call, for ops whose forward broadcasts over leading batch axes
+        (their decisions do too); None where the op's decisions do not come out as (copies, *shape)."""
+        if node.op.batching != "broadcast" or not reference:
+            return None
+        rank = max(np.ndim(a) - (1 if b else 0) for a, b in zip(args, batched, strict=True))
+        aligned = [np.reshape(a, (count,) + (1,) * (rank - (np.ndim(a) - 1)) + np.shape(a)[1:]) if b else a
+                   for a, b in zip(args, batched, strict=True)]
+        try:
+            found = decisions_of(node, aligned)
+        except (ArithmeticError, ValueError, TypeError, IndexError):
+            return None
+        if len(found) != len(reference) or any(d.shape != (count,) + r.shape for d, r in zip(found, reference, strict=True)):
+            return None
+        counts = np.zeros(count, dtype=np.int64)
+        for d, r in zip(found, reference, strict=True):
+            moved = d != r[None]
+            lead = min(out_ndim, r.ndim)
+            moved = moved.reshape((count,) + r.shape[:lead] + (-1,)).any(axis=-1)
+            counts = np.maximum(counts, moved.reshape(count, -1).sum(axis=1))
+        return counts
 
     def element_flips(self, index: int, steps: np.ndarray, offsets=(1.0, -1.0), elements=None) -> np.ndarray:
         """For each (flat) element, the most output decisions downstream that moving it alone by offset * its
