@@ -281,8 +281,6 @@ def _gradient_problem(grad, arg) -> str:
         kind = {"c": "complex", "U": "string", "S": "bytes", "O": "object", "b": "boolean", "i": "integer",
                 "u": "integer"}.get(array.dtype.kind, str(array.dtype))
         return f"{kind} data (dtype {array.dtype}), not a floating-point gradient"
-    if array.dtype.itemsize < arg_dtype.itemsize:
-        return f"a {array.dtype} gradient for a {arg_dtype} argument (precision lost)"
     if array.shape != np.shape(arg):
         return f"a gradient of shape {array.shape}, expected {np.shape(arg)}"
     return ""

@@ -91,10 +91,14 @@ def adaptive_derivative(along, h0: float, magnitude: float, enough: float = 0.0,
     gain = SEQUENCE_RATIO ** 2 if side == 0 else SEQUENCE_RATIO  # the leading error term shrinks by this per step
     at_zero = along(0.0) if side else 0.0
     d_before = r_before = r_two_before = None
+    seen_change = False
     h = h0
     for _ in range(SEQUENCE_LENGTH):
         with np.errstate(all="ignore"):
             d = (along(h) - along(-h)) / (2 * h) if side == 0 else side * (along(side * h) - at_zero) / h
+        if d == 0 and seen_change:
+            break  # below the function's resolution (it is computed in lower precision): no step shorter helps
+        seen_change = seen_change or (np.isfinite(d) and d != 0)
         if not np.isfinite(d):
             d_before = r_before = r_two_before = None
             h /= SEQUENCE_RATIO
@@ -108,6 +112,9 @@ def adaptive_derivative(along, h0: float, magnitude: float, enough: float = 0.0,
                 best = Adaptive(float(r_before), h * SEQUENCE_RATIO, float(error))
             if best.error_bound <= enough:
                 break
+            converged = best.error_bound <= 1e-6 * abs(best.value)
+            if converged and error > 100 * best.error_bound:
+                break  # past the converged steps into noise (or a plateau of a function computed in low precision)
         if roundoff > 10 * best.error_bound:  # shorter steps only add round-off
             break
         d_before, r_two_before, r_before = d, r_before, r
