@@ -41,7 +41,7 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     header.append(spec.status.upper(), style=STATUS_STYLE[spec.status])
     header.append(f"  {spec.name}", style="bold")
     header.append(f"  {spec.path}", style="dim")
-    if spec.error is None:
+    if spec.error is None and spec.dtype != "float64":  # float64 is the default: said where it is not
         header.append(f"  ({precision_text(spec)})", style="dim")
     console.print(header)
     if spec.error is not None:
