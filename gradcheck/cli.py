@@ -4,8 +4,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -14,22 +16,35 @@ from .errors import SpecError, Terminated, one_line
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .judge import CheckOptions
 from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
-from .report import FORMATS, RenderOptions, renderer
+from .report import FORMATS, JUNIT_FLAVORS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 
 EXIT_USAGE = 2
+
+
+DEFAULT_WIDTH = 120  # columns where no terminal width is known: CI logs are wide (COLUMNS overrides)
 
 
 def _console(stream, color: str):
     from rich.console import Console
 
     force = {"always": True, "never": False}.get(color)
-    no_color = color == "never" or (color == "auto" and "NO_COLOR" in os.environ)
+    no_color = color == "never" or (color == "auto" and os.environ.get("NO_COLOR", "") != "")  # no-color.org: empty = unset
     console = Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 120  # CI logs: wide enough for a node table without wrapping names
+        console.width = terminal_width() or DEFAULT_WIDTH
     console.on_broken_pipe = _broken_pipe  # rich would exit(1) quietly: report it as any failed write is
     return console
+
+
+def terminal_width() -> int | None:
+    """The width of the terminal this process runs in (output piped on, stderr still there), if any."""
+    for stream in (sys.stderr,):
+        try:
+            return os.get_terminal_size(stream.fileno()).columns or None
+        except (AttributeError, ValueError, OSError):
+            continue
+    return None
 
 
 def _broken_pipe() -> None:
@@ -176,46 +191,106 @@ def _tolerant_streams() -> None:
                 pass
 
 
-@main.command()
+@main.command(epilog="Shell completion: see `docs/ci.md` (eval \"$(_GRADCHECK_COMPLETE=bash_source gradcheck)\").")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE (atomically; - is stdout).")
+@click.option("--junit-xml", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a JUnit XML report to FILE (same check, atomically).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the JSON report to FILE (with --values: the arrays too).")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the Markdown summary to FILE.")
+@click.option("--junit-flavor", type=click.Choice(JUNIT_FLAVORS), default="default", show_default=True,
+              help="default: junit-10 plus file/line on testcases (GitHub's readers); strict: junit-10.xsd exactly.")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Skip files whose name, path, or path under a given folder matches GLOB (repeatable).")
+@click.option("--skip-non-specs", is_flag=True,
+              help="Files named on the command line without gradcheck's keys are skipped with a note (as in folders).")
 @_check_options
 @_limit_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
-@click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary.")
+@click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary; no progress.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing, kink and inconclusive nodes.")
 @click.option("--allow-inconclusive", is_flag=True,
               help="Inconclusive elements (no float64 estimate resolves the tolerance) warn instead of failing.")
 @click.option("--taylor", is_flag=True,
               help="Also run the Taylor remainder test per input: observed order ~2 right, ~1 wrong gradient.")
 @_color_option
-def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet,
-        verbose, allow_inconclusive, taylor, color):
-    """Check every spec in PATHS (folders: every *.yaml / *.yml under them)."""
-    from .pipeline import check_paths, collect_spec_paths
+def run(paths, output_format, output, junit_file, json_file, markdown_file, junit_flavor, exclude, skip_non_specs,
+        atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet, verbose,
+        allow_inconclusive, taylor, color):
+    """Check every spec in PATHS (folders: every spec *.yaml / *.yml under them).
 
+    In a folder, a YAML file is a spec when it is named *.gradcheck.yaml / *.gradcheck.yml or has
+    'inputs' or 'nodes' at its top level; other YAML (CI workflows, configs) is skipped with a note.
+
+    One check writes every report asked for: the --format report (to stdout or --output) and
+    any of --junit-xml, --json and --markdown, each written atomically.  Under GitHub Actions
+    (GITHUB_ACTIONS=true), --format github also appends the Markdown summary to
+    $GITHUB_STEP_SUMMARY.  The summary line goes to stderr (stdout keeps the report alone).
+
+    \b
+    Examples:
+      gradcheck run specs/
+      gradcheck run specs/ --exclude 'specs/slow/*' -q
+      gradcheck run specs/ --format github --junit-xml report.xml --markdown summary.md
+      gradcheck run model.gradcheck.yaml --mode full --strict --atol 1e-8
+      gradcheck run specs/ --format json --values -o report.json
+
+    \b
+    Exit status:
+      0    every spec passed (kinks are warnings unless --strict)
+      1    a gradient mismatch, a failed expect, or an inconclusive element
+      2    a spec or usage error, or a spec that ran past --timeout
+      130  interrupted (SIGINT); 143: terminated (SIGTERM)
+    """
+    from .discovery import discover
+    from .pipeline import check_paths
+
+    reports = [(output_format, output)] + [(name, path) for name, path in
+                                           (("junit", junit_file), ("json", json_file), ("markdown", markdown_file)) if path]
     try:
-        found = collect_spec_paths(paths)
-        if not found:
-            raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}")
-        refuse_inputs(output, found)
+        _refuse_same_file(reports)
+        found = discover(paths, exclude, skip_non_specs)
+        if not quiet:
+            for path, reason in found.skipped:
+                click.echo(f"gradcheck: note: skipped {path}: {reason}", err=True)
+        if not found.specs:
+            if found.skipped and all(not Path(p).is_dir() for p in paths):
+                sys.exit(0)  # every file named was other YAML (a pre-commit run over YAML files): nothing to check
+            skipped = f" ({len(found.skipped)} other YAML file{'s' if len(found.skipped) != 1 else ''} skipped)" \
+                if found.skipped else ""
+            raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}{skipped}")
+        for _, path in reports:
+            refuse_inputs(path, found.specs)
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-        options = CheckOptions(mode=mode, strict=strict, allow_inconclusive=allow_inconclusive, taylor=taylor)
-        result = check_paths(paths, overrides, options, _limits(timeout, max_memory))
+        with _progress(quiet) as progress:
+            check_options = CheckOptions(mode=mode, strict=strict, progress=progress,
+                                         allow_inconclusive=allow_inconclusive, taylor=taylor)
+            result = check_paths(found.specs, overrides, check_options, _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))
 
     to_terminal = is_stdout(output)
-    options = RenderOptions(values=values, verbose=verbose, quiet=quiet,
+    options = RenderOptions(values=values, verbose=verbose, quiet=quiet, strict=strict, junit_flavor=junit_flavor,
                             errors_inline=not (output_format == "table" and to_terminal))
     for spec in result.specs:
         if spec.error is not None:
             click.echo(_error_line(spec.path, spec.error), err=True)
     try:
-        refuse_inputs(output, [path for spec in result.specs for path in spec.files_read])
-        _render(result, output_format, output, options, color)
+        read = [path for spec in result.specs for path in spec.files_read]
+        for _, path in reports:
+            refuse_inputs(path, read)
+        for name, path in reports:
+            _render(result, name, path, options, color)
+        if output_format == "github" and os.environ.get("GITHUB_ACTIONS") == "true":
+            _append_step_summary(result, options)
+        if not quiet and not (output_format == "table" and to_terminal):
+            from .report.common import summary_line
+
+            click.echo(summary_line(result), err=True)
     except OutputError as error:
         _fail(str(error))
     except Exception as error:  # a bug in a renderer: one line, never a traceback
@@ -225,6 +300,33 @@ def run(paths, output_format, output, atol, rtol, method, eps, dtype, seed, mode
     sys.exit(result.exit_code)
 
 
+def _refuse_same_file(reports) -> None:
+    seen: dict[str, str] = {}
+    for name, path in reports:
+        key = STDOUT_KEY if is_stdout(path) else str(Path(path).resolve())
+        if key in seen:
+            where = "standard output" if key == STDOUT_KEY else path
+            raise OutputError(f"the {seen[key]} and the {name} report would both go to {where}: give each its own file")
+        seen[key] = name
+
+
+STDOUT_KEY = "<stdout>"
+
+
+def _append_step_summary(result, options) -> None:
+    """GitHub Actions shows the Markdown appended to the file $GITHUB_STEP_SUMMARY names on the run's page."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    from .report import markdown
+
+    try:
+        with open(target, "a", encoding="utf-8", errors="backslashreplace") as stream:
+            stream.write(markdown.render(result, replace(options, color=False)) + "\n")
+    except OSError as error:
+        raise OutputError(f"cannot append to $GITHUB_STEP_SUMMARY ({target}): {error.strerror or error}") from None
+
+
 def _render(result, output_format, output, options, color) -> None:
     if output_format == "table" and is_stdout(output):
         from .report import table
@@ -232,16 +334,42 @@ def _render(result, output_format, output, options, color) -> None:
         _print_to_terminal(lambda console: table.render(result, options, console=console), color)
     else:
         write_text(renderer(output_format)(result, replace(options, color=False)), output)
-        if not options.quiet and output_format != "table":
-            from .report.common import summary_line
-
-            click.echo(summary_line(result), err=True)
 
 
 def _print_to_terminal(print_with, color: str) -> None:
-    """Rich output on stdout; a closed pipe or a full device becomes an OutputError, as for any other report."""
+    """Rich output on stdout, without trailing spaces; a closed pipe or a full device becomes an OutputError."""
+    console = _console(sys.stdout, color)
     with writing_stdout():
-        print_with(_console(sys.stdout, color))
+        with console.capture() as captured:
+            print_with(console)
+        sys.stdout.write(without_trailing_spaces(captured.get()))
+
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def without_trailing_spaces(text: str) -> str:
+    """Each line without the padding a table leaves at its end (kept: the colour codes after it)."""
+    return _TRAILING.sub(r"\1", text)
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    """A Rich progress display on stderr while specs are checked, when stderr is a terminal (else None)."""
+    from .progress import TerminalProgress
+
+    if quiet or not _is_terminal(sys.stderr) or os.environ.get("TERM") == "dumb":
+        yield None
+        return
+    with TerminalProgress(_console(sys.stderr, "auto")) as progress:
+        yield progress
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _fail(message: str) -> None:
@@ -273,24 +401,31 @@ def ops(as_json, markdown):
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", show_edge=False)
-    table.add_column("op")
-    table.add_column("signature")
-    table.add_column("doc")
+    # names whole (never cut), signatures folded, docs wrapped at words: readable at 80 columns
+    table = Table(box=None, header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("op", no_wrap=True)
+    table.add_column("signature", overflow="fold", ratio=1)
+    table.add_column("doc", ratio=2)
     for info in registry.values():
         table.add_row(Text(info.name, style="bold"), Text(info.signature()),
                       Text(info.doc + (" [kinks]" if info.has_kinks else "")))
-    _console(sys.stdout, "auto").print(table)
+    try:
+        _print_to_terminal(lambda console: console.print(table), "auto")
+    except OutputError as error:
+        _fail(str(error))
 
 
 @main.command()
-def schema():
-    """Print the JSON Schema of the spec format."""
-    import json
+@click.option("--report", is_flag=True, help="The JSON Schema of the JSON report (run --format json) instead.")
+def schema(report):
+    """Print the JSON Schema of the spec format (the file gradcheck/schemas/spec-v1.json).
 
-    from .schema import spec_schema
+    Editors validate specs with it: put `# yaml-language-server: $schema=<path or URL of spec-v1.json>`
+    on a spec's first line, or map the file pattern *.gradcheck.yaml to it (docs/ci.md).
+    """
+    from .schema import REPORT_SCHEMA_FILE, SPEC_SCHEMA_FILE, schema_text
 
-    click.echo(json.dumps(spec_schema(), indent=2))
+    click.echo(schema_text(REPORT_SCHEMA_FILE if report else SPEC_SCHEMA_FILE), nl=False)
 
 
 # ------------------------------------------------------------------------------------------ explain, graph

@@ -16,8 +16,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
-from .errors import INTERRUPTS, Location, SpecError, clip, one_line
+from .errors import INTERRUPTS, clip, one_line
 from .graph import Graph, build_graph
 from .isolation import Contained, Limits, contain, describe_fault
 from .judge import CheckOptions
@@ -30,7 +31,6 @@ from .judge.taylor import taylor_tests
 from .results import RunResult, SpecResult, Status
 from .spec import DEFAULT_TOLERANCE, Overrides, Spec, Tolerance, load_spec
 
-SPEC_SUFFIXES = (".yaml", ".yml")
 DEFAULT_OVERRIDES = Overrides()
 DEFAULT_OPTIONS = CheckOptions()
 T = TypeVar("T")
@@ -48,17 +48,9 @@ class Checked:
 
 
 def collect_spec_paths(paths) -> list[Path]:
-    """Expand folders into their *.yaml / *.yml files (sorted); raise SpecError for a missing path."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise SpecError(f"no such file or folder: {raw}", Location(str(raw)))
-    return found
+    """Expand folders into their spec files (sorted; other YAML left out, see gradcheck.discovery);
+    raise SpecError for a missing path."""
+    return discover(paths).specs
 
 
 def run(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS, *,
@@ -100,7 +92,14 @@ def contained(path, overrides: Overrides, limits: Limits, view: Callable[[Spec],
 def check_paths(paths, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOptions = DEFAULT_OPTIONS,
                 limits: Limits | None = None) -> RunResult:
     started = time.perf_counter()
-    results = [check_spec(path, overrides, options, limits) for path in collect_spec_paths(paths)]
+    files = collect_spec_paths(paths)
+    results = []
+    for number, path in enumerate(files, 1):
+        if options.progress is not None:
+            options.progress.spec_started(str(path), number, len(files))
+        results.append(check_spec(path, overrides, options, limits))
+        if options.progress is not None:
+            options.progress.spec_finished(str(path))
     return RunResult(results, time.perf_counter() - started)
 
 
@@ -171,6 +170,11 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
     result.dtype = spec.dtype
     result.output_value = analytic_fwd.output_value
     result.files_read = files_read(graph)
+    by_name = {node.name: node for node in graph.nodes}
+    for judged in result.nodes:
+        node = by_name.get(judged.name)
+        if node is not None:
+            judged.arguments = [graph.nodes[arg].name for arg in node.args if graph.nodes[arg].kind != "constant"]
     return Checked(graph, analytic_fwd, grads, reference, result)
 
 

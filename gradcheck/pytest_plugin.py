@@ -10,21 +10,34 @@ collected by accident:
 - the ini option ``gradcheck_specs = specs`` (paths relative to the ini file) does the same for
   every run; explicit command-line paths still select what runs.
 
-Each spec file is one test item.  A failing spec reports one sentence per failing node (the
-element, analytic vs numeric, the errors), the suspect ops and the missed ``expect`` values; a
-spec error reports ``path:line:col: message``.  Kinks pass, with a warning, unless
-``--gradcheck-strict``.  ``-p no:gradcheck`` switches the plugin off.
+Under a spec folder, YAML without gradcheck's keys (``inputs``, ``nodes``) is not collected.
+A spec that cannot be read or built (YAML, keys, expressions) is a collection error,
+``path:line:col: message``.  Each spec file is one test item; with ``--gradcheck-per-node``
+(ini ``gradcheck_per_node = true``) each input and named node is one (``spec.yaml::W1``) and the
+``expect`` values another, so ``-k`` selects nodes and every failing node is reported on its own.
+A failure reports one sentence per failing node (the element, analytic vs numeric, the errors),
+the suspect ops and the missed ``expect`` values.  Kinks pass, with a warning, unless strict.
+
+Settings (command line over ini over the specs' own): ``--gradcheck-atol`` / ``gradcheck_atol``,
+``--gradcheck-rtol`` / ``gradcheck_rtol``, ``--gradcheck-seed`` / ``gradcheck_seed``,
+``--gradcheck-mode`` / ``gradcheck_mode``, ``--gradcheck-strict`` / ``gradcheck_strict``,
+``--gradcheck-timeout`` / ``gradcheck_timeout``.  ``-p no:gradcheck`` switches the plugin off.
 """
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-SPEC_SUFFIXES = (".yaml", ".yml")
+SPEC_SUFFIXES = (".yaml", ".yml")  # as gradcheck.discovery (not imported here: pytest starts without numpy or YAML)
+
 _ROOTS = pytest.StashKey[list]()
 _EVERYWHERE = "<paths given to pytest>"
+MODES = ("auto", "full", "fast")
 
 
 class GradcheckKinkWarning(UserWarning):
@@ -35,20 +48,107 @@ class SpecFailure(Exception):
     """A spec failed its check or could not be checked; the message is the whole report."""
 
 
+class SpecCollectionError(Exception):
+    """A spec that cannot be read or built (YAML, keys, expressions): a collection error, ``path:line:col: message``."""
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck", "gradcheck specs as tests")
     group.addoption("--gradcheck", action="append", nargs="?", const=_EVERYWHERE, default=[], metavar="PATH",
                     dest="gradcheck_paths",
                     help="collect the gradcheck specs (*.yaml, *.yml) under PATH (repeatable); without PATH: "
                          "under the paths given to pytest")
-    group.addoption("--gradcheck-strict", action="store_true", default=False,
-                    help="gradcheck: kinks count as failures")
-    group.addoption("--gradcheck-mode", choices=("auto", "full", "fast"), default="auto",
-                    help="gradcheck: full (every element), fast (random probes) or auto (default)")
+    group.addoption("--gradcheck-strict", action="store_true", default=None,
+                    help="gradcheck: kinks count as failures (ini: gradcheck_strict)")
+    group.addoption("--gradcheck-mode", choices=MODES, default=None,
+                    help="gradcheck: full (every element), fast (random probes) or auto (default; ini: gradcheck_mode)")
+    group.addoption("--gradcheck-atol", type=_non_negative, default=None, metavar="ATOL",
+                    help="gradcheck: absolute tolerance, overriding the specs' (ini: gradcheck_atol)")
+    group.addoption("--gradcheck-rtol", type=_non_negative, default=None, metavar="RTOL",
+                    help="gradcheck: relative tolerance, overriding the specs' (ini: gradcheck_rtol)")
+    group.addoption("--gradcheck-seed", type=_seed, default=None, metavar="SEED",
+                    help="gradcheck: seed of every random draw, overriding the specs' (ini: gradcheck_seed)")
     group.addoption("--gradcheck-timeout", type=float, default=None, metavar="SECONDS",
-                    help="gradcheck: seconds one spec may take (default 600; 0: no limit)")
+                    help="gradcheck: seconds one spec may take (default 600; 0: no limit; ini: gradcheck_timeout)")
+    group.addoption("--gradcheck-per-node", action="store_true", default=None,
+                    help="gradcheck: one test item per input and named node of a spec (and one for its "
+                         "expectations), so each failing node is reported on its own (ini: gradcheck_per_node)")
     parser.addini("gradcheck_specs", "folders or files whose *.yaml / *.yml are gradcheck specs", type="paths",
                   default=[])
+    parser.addini("gradcheck_strict", "gradcheck: kinks count as failures", type="bool", default=False)
+    parser.addini("gradcheck_mode", "gradcheck: auto, full or fast", default="auto")
+    parser.addini("gradcheck_atol", "gradcheck: absolute tolerance overriding the specs'", default="")
+    parser.addini("gradcheck_rtol", "gradcheck: relative tolerance overriding the specs'", default="")
+    parser.addini("gradcheck_seed", "gradcheck: seed overriding the specs'", default="")
+    parser.addini("gradcheck_timeout", "gradcheck: seconds one spec may take (0: no limit)", default="")
+    parser.addini("gradcheck_per_node", "gradcheck: one test item per input and named node", type="bool",
+                  default=False)
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the plugin checks with: command-line options over ini options over gradcheck's defaults."""
+
+    overrides: Any                 # gradcheck.spec.Overrides
+    options: Any                   # gradcheck.judge.CheckOptions
+    timeout: float | None
+    per_node: bool
+
+    @property
+    def strict(self) -> bool:
+        return self.options.strict
+
+    def limits(self):
+        from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
+
+        return Limits(timeout=DEFAULT_TIMEOUT if self.timeout is None else (self.timeout or None),
+                      max_memory=default_memory_budget())
+
+
+def _setting(config, name: str, parse):
+    """The option --gradcheck-NAME if given, else the ini value gradcheck_NAME (parsed), else None."""
+    given = config.getoption(f"gradcheck_{name}")
+    if given is not None:
+        return given
+    raw = config.getini(f"gradcheck_{name}")
+    if raw in ("", None):
+        return None
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise pytest.UsageError(f"ini option gradcheck_{name} = {raw!r}: {error}") from None
+
+
+def settings(config) -> Settings:
+    from .judge.options import CheckOptions
+    from .spec import Overrides
+
+    mode = _setting(config, "mode", str) or "auto"
+    if mode not in MODES:
+        raise pytest.UsageError(f"ini option gradcheck_mode = {mode!r}: choose one of {', '.join(MODES)}")
+    strict = _setting(config, "strict", bool)
+    per_node = _setting(config, "per_node", bool)
+    overrides = Overrides(atol=_setting(config, "atol", _non_negative), rtol=_setting(config, "rtol", _non_negative),
+                          seed=_setting(config, "seed", _seed))
+    return Settings(overrides, CheckOptions(mode=mode, strict=bool(strict)), _setting(config, "timeout", float),
+                    bool(per_node))
+
+
+_SETTINGS = pytest.StashKey[Settings]()
 
 
 def pytest_configure(config):
@@ -60,6 +160,8 @@ def pytest_configure(config):
     if _EVERYWHERE in given:
         roots += [(invocation / arg.split("::")[0]).resolve() for arg in config.args]
     config.stash[_ROOTS] = roots
+    if roots:  # a project that does not opt in pays for nothing (and cannot be refused for a gradcheck_* value)
+        config.stash[_SETTINGS] = settings(config)
     # Make sure the spec folders are collected: paths from --gradcheck always; the ini's only when
     # pytest was not given explicit paths (those select what runs).
     source = getattr(config, "args_source", None)
@@ -81,7 +183,11 @@ def _is_spec(config, file_path: Path) -> bool:
     if not roots:
         return False
     resolved = file_path.resolve()
-    return any(resolved == root or root in resolved.parents for root in roots)
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        return False
+    from .discovery import why_not_a_spec
+
+    return resolved in roots or why_not_a_spec(file_path) is None  # other YAML in a spec folder is not collected
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -91,15 +197,11 @@ def pytest_collect_file(file_path: Path, parent):
 
 
 class SpecFile(pytest.File):
-    def collect(self):
-        yield SpecItem.from_parent(self, name=self.path.stem)
+    """A spec: read and built at collection (a fault there is a collection error), checked once for its items."""
 
-
-class SpecItem(pytest.Item):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.add_marker("gradcheck")
-        self.result = None
+        self._result = None
 
     def display_path(self) -> str:
         try:
@@ -107,19 +209,66 @@ class SpecItem(pytest.Item):
         except ValueError:
             return str(self.path)
 
-    def runtest(self):
-        from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
-        from .judge import CheckOptions
-        from .pipeline import check_spec
+    def collect(self):
+        from .graph import build_graph
+        from .pipeline import contained
 
-        strict = self.config.getoption("gradcheck_strict")
-        options = CheckOptions(mode=self.config.getoption("gradcheck_mode"), strict=strict)
-        timeout = self.config.getoption("gradcheck_timeout")
-        limits = Limits(timeout=DEFAULT_TIMEOUT if timeout is None else (timeout or None),
-                        max_memory=default_memory_budget())
-        # contained: a spec's custom op can neither end nor pass the pytest run (os._exit, sys.exit, a hang)
-        result = check_spec(self.path, options=options, limits=limits)
-        result.path = self.display_path()
+        found = self.config.stash[_SETTINGS]
+        # building a graph imports a spec's custom ops: contained, like the check (a child process for them)
+        outcome = contained(self.path, found.overrides, found.limits(), lambda spec: _named(build_graph(spec)))
+        if outcome.error is not None:
+            from .report.common import error_where
+
+            raise SpecCollectionError(f"{error_where(self.display_path(), outcome.error)}: {outcome.error.message}")
+        if not found.per_node:
+            yield SpecItem.from_parent(self, name=self.path.stem)
+            return
+        assert outcome.value is not None
+        names, has_expectations = outcome.value
+        for name in names:
+            yield NodeItem.from_parent(self, name=name, node=name)
+        if has_expectations:
+            yield NodeItem.from_parent(self, name="expect", node=None)
+
+    def repr_failure(self, excinfo):  # type: ignore[override]
+        if isinstance(excinfo.value, SpecCollectionError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def result(self):
+        """The spec's check, run once (contained) and shared by its items."""
+        if self._result is None:
+            from .pipeline import check_spec
+
+            found = self.config.stash[_SETTINGS]
+            result = check_spec(self.path, found.overrides, found.options, found.limits())
+            result.path = self.display_path()
+            self._result = result
+        return self._result
+
+
+def _named(graph) -> tuple[list[str], bool]:
+    """The inputs and named nodes of a built graph (the per-node items), and whether it pins values."""
+    spec = graph.spec
+    return [*spec.inputs, *spec.nodes], spec.expect is not None
+
+
+class SpecItem(pytest.Item):
+    """The whole spec as one test: fails with every failing node, suspect, jvp rule and missed expectation."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_marker("gradcheck")
+        self.result = None
+
+    @property
+    def spec_file(self) -> SpecFile:
+        assert isinstance(self.parent, SpecFile)
+        return self.parent
+
+    def runtest(self):
+        strict = self.config.stash[_SETTINGS].strict
+        result = self.spec_file.result()
         self.result = result
         if result.error is not None:
             from .report.common import error_where
@@ -127,13 +276,7 @@ class SpecItem(pytest.Item):
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
         if result.status == "fail":
             raise SpecFailure(failure_text(result, strict=strict))
-        from .report.common import failure_sentence, jvp_sentence
-
-        kinks = [(failure_sentence(result, node), node.line) for node in result.nodes if node.status == "kink"]
-        kinks += [(jvp_sentence(jvp), jvp.line) for jvp in result.jvps if jvp.status == "kink"]
-        for sentence, line in kinks:
-            warnings.warn_explicit(GradcheckKinkWarning(sentence), GradcheckKinkWarning,
-                                   filename=self.display_path(), lineno=line or 1, module="gradcheck")
+        _warn_kinks(self, result, result.nodes, result.jvps)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SpecFailure):
@@ -147,23 +290,83 @@ class SpecItem(pytest.Item):
         return self.path, line, f"gradcheck spec {self.name}"
 
 
-def failure_text(result, strict: bool = False) -> str:
-    """The concise report of a failed spec: failing nodes, suspect ops, missed expectations."""
+class NodeItem(SpecItem):
+    """One input or named node of a spec (with the automatic nodes inside it), or its expectations (node None)."""
+
+    def __init__(self, *, node: str | None, **kwargs):
+        super().__init__(**kwargs)
+        self.node = node
+
+    def runtest(self):
+        strict = self.config.stash[_SETTINGS].strict
+        result = self.spec_file.result()
+        self.result = result
+        if result.error is not None:
+            from .report.common import error_where
+
+            raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        if self.node is None:
+            if any(not expectation.ok for expectation in result.expectations):
+                raise SpecFailure(failure_text(result, strict=strict, only=set()))
+            return
+        members = {node.name for node in result.nodes if node.name == self.node or node.parent == self.node}
+        nodes = [node for node in result.nodes if node.name in members]
+        jvps = [jvp for jvp in result.jvps if jvp.node in members]
+        if any(_fails(result, item, strict) for item in [*nodes, *jvps]):
+            raise SpecFailure(failure_text(result, strict=strict, only=members, expectations=False))
+        _warn_kinks(self, result, nodes, jvps)
+
+    def reportinfo(self):
+        line = None
+        if self.result is not None:
+            located = next((node for node in self.result.nodes if node.name == self.node), None)
+            line = located.line - 1 if located is not None and located.line else None
+        return self.path, line, f"gradcheck spec {self.spec_file.path.stem}, node {self.node or 'expectations'}"
+
+
+def _fails(result, item, strict: bool) -> bool:
+    if item.status in ("fail", "error"):
+        return True
+    if item.status == "kink":
+        return strict
+    return item.status not in ("pass", "skip") and result.status == "fail"  # inconclusive, unless allowed
+
+
+def _warn_kinks(item, result, nodes, jvps) -> None:
+    from .report.common import failure_sentence, jvp_sentence
+
+    kinks = [(failure_sentence(result, node), node.line) for node in nodes if node.status == "kink"]
+    kinks += [(jvp_sentence(jvp), jvp.line) for jvp in jvps if jvp.status == "kink"]
+    for sentence, line in kinks:
+        warnings.warn_explicit(GradcheckKinkWarning(sentence), GradcheckKinkWarning,
+                               filename=item.spec_file.display_path(), lineno=line or 1, module="gradcheck")
+
+
+def failure_text(result, strict: bool = False, only: set[str] | None = None, expectations: bool = True) -> str:
+    """The concise report of a failed spec: failing nodes, suspect ops, jvp rules, missed expectations.
+
+    ``only``: just these nodes (and the suspects that feed them or sit in them); ``expectations``: the missed
+    ``expect`` values too.
+    """
     from .format import number
     from .report.common import display_order, failure_sentence, jvp_sentence, suspect_sentence
 
+    def chosen(name: str) -> bool:
+        return only is None or name in only
+
     lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
     for node, _ in display_order(result):
-        if node.status == "fail" or (strict and node.status == "kink"):
+        if chosen(node.name) and _fails(result, node, strict):
             location = f"line {node.line}: " if node.line else ""
             lines.append(f"  {location}{failure_sentence(result, node)}")
     for suspect in result.suspects:
-        lines.append(f"  suspect: {suspect_sentence(suspect)}")
+        if chosen(suspect.node) or chosen(suspect.argument_node):
+            lines.append(f"  suspect: {suspect_sentence(suspect)}")
     for jvp in result.jvps:
-        if jvp.status in ("fail", "error") or (strict and jvp.status == "kink"):
+        if chosen(jvp.node) and _fails(result, jvp, strict):
             location = f"line {jvp.line}: " if jvp.line else ""
             lines.append(f"  {location}{jvp_sentence(jvp)}")
-    for expectation in result.expectations:
+    for expectation in result.expectations if expectations else []:
         if not expectation.ok:
             where = f"line {expectation.line}: " if expectation.line else ""
             actual = None if expectation.actual is None else _compact(expectation.actual)

@@ -104,6 +104,8 @@ class NodeResult(Comparison):
     precision: str | None = None         # float32 specs: how far the float32 gradient is from the float64 one
     checked: str = "full"                # full | probes | none
     value: np.ndarray | None = None      # forward value (float64 reference pass)
+    arguments: list[str] = field(default_factory=list)  # the nodes and inputs its op reads (constants left out)
+    seconds: float = 0.0                 # time its check took
 
 
 @dataclass

@@ -29,6 +29,16 @@ MAX_INPUT_ELEMENTS = 20_000_000  # 160 MB in float64, per input
 MAX_TOTAL_ELEMENTS = 50_000_000
 MAX_NAME_CHARS = 100
 
+# the keys of each mapping of the format: read here and in the JSON Schema (gradcheck/schema.py)
+TOLERANCE_KEYS = ("atol", "rtol")
+NUMERIC_KEYS = ("method", "eps")
+NODE_KEYS = ("expr", "atol", "rtol", "check")
+INPUT_SOURCES = ("value", "file", "shape")
+SHAPE_ONLY_KEYS = ("init", "mean", "std", "low", "high")
+INPUT_KEYS = (*INPUT_SOURCES, "init", "dtype", "requires_grad", "mean", "std", "low", "high")
+EXPECT_KEYS = ("output", "grad", "values", "atol", "rtol")
+DATA_FILE_SUFFIXES = (".npy", ".csv")
+
 DEFAULT_TOLERANCE = {"float64": (1e-6, 1e-4), "float32": (1e-4, 1e-2)}
 
 INITIALISERS = {
@@ -170,7 +180,7 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
 
     atol, rtol = DEFAULT_TOLERANCE[dtype]
     if "tolerance" in document:
-        tol = reader.mapping(document, "tolerance", keys=("atol", "rtol"))
+        tol = reader.mapping(document, "tolerance", keys=TOLERANCE_KEYS)
         atol = reader.number(tol, "atol", default=atol, minimum=0.0)
         rtol = reader.number(tol, "rtol", default=rtol, minimum=0.0)
     atol = overrides.atol if overrides.atol is not None else atol
@@ -178,7 +188,7 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
 
     method, eps = "central", None
     if "numeric" in document:
-        numeric = reader.mapping(document, "numeric", keys=("method", "eps"))
+        numeric = reader.mapping(document, "numeric", keys=NUMERIC_KEYS)
         method = reader.choice(numeric, "method", METHODS, default="central")
         if "eps" in numeric and numeric["eps"] != "auto":
             eps = reader.number(numeric, "eps", minimum=0.0, exclusive=True)
@@ -251,7 +261,7 @@ def _read_node(reader: _Reader, name: str, entry, nodes_map: LocatedMap) -> Node
     atol = rtol = None
     check = True
     if isinstance(entry, LocatedMap):
-        reader.check_keys(entry, ("expr", "atol", "rtol", "check"), f"node '{name}'")
+        reader.check_keys(entry, NODE_KEYS, f"node '{name}'")
         if "expr" not in entry:
             raise SpecError(f"node '{name}' has no 'expr'", entry.location)
         atol = reader.number(entry, "atol", default=None, minimum=0.0)
@@ -279,10 +289,9 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
     requires_grad = True
     dtype = None
     if isinstance(entry, LocatedMap):
-        reader.check_keys(entry, ("value", "file", "shape", "init", "dtype", "requires_grad",
-                                  "mean", "std", "low", "high"), f"input '{name}'")
+        reader.check_keys(entry, INPUT_KEYS, f"input '{name}'")
         constant_init = "shape" in entry and entry.get("init") == "constant"
-        sources = [key for key in ("value", "file", "shape") if key in entry and not (key == "value" and constant_init)]
+        sources = [key for key in INPUT_SOURCES if key in entry and not (key == "value" and constant_init)]
         if len(sources) != 1:
             raise SpecError(
                 f"input '{name}' needs exactly one of value:, file: or shape: (with init:), got "
@@ -291,7 +300,7 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
         requires_grad = reader.boolean(entry, "requires_grad", default=True)
         source = sources[0]
         if source != "shape":
-            for key in ("init", "mean", "std", "low", "high"):
+            for key in SHAPE_ONLY_KEYS:
                 if key in entry:
                     raise SpecError(f"input '{name}': '{key}' goes with shape:, not with {source}:", entry.key_locations[key])
         if source == "value":
@@ -342,7 +351,7 @@ def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
     file_path = (base_dir / file_name)
     suffix = file_path.suffix.lower()
     shown = clip(file_name)
-    if suffix not in (".npy", ".csv"):
+    if suffix not in DATA_FILE_SUFFIXES:
         raise SpecError(f"input '{name}': data files must be .npy or .csv, got '{shown}'", where)
     try:
         found = file_path.is_file()
@@ -435,7 +444,7 @@ def _initialise(reader: _Reader, entry: LocatedMap, name: str, seed: int) -> np.
 
 
 def _read_expect(reader: _Reader, document: LocatedMap, inputs, nodes) -> Expectation:
-    expect_map = reader.mapping(document, "expect", keys=("output", "grad", "values", "atol", "rtol"))
+    expect_map = reader.mapping(document, "expect", keys=EXPECT_KEYS)
     result = Expectation()
     result.atol = reader.number(expect_map, "atol", default=result.atol, minimum=0.0)
     result.rtol = reader.number(expect_map, "rtol", default=result.rtol, minimum=0.0)
@@ -585,7 +594,7 @@ class _Reader:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             hint = ""
             if isinstance(name, bool):
-                hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the name)"
+                hint = " (YAML reads true and false as booleans: quote the name)"
             elif isinstance(name, str) and keyword.iskeyword(name):
                 hint = " (it is a Python keyword)"
             raise SpecError(f"{what} name must be an identifier (letters, digits, _; not a Python keyword), got "

@@ -1,5 +1,8 @@
 """Safe YAML reading that keeps a location on every mapping key, value and list item.
 
+Plain scalars are read by the YAML 1.2 core schema, as editors read them: ``1e-9`` is a number,
+``no``, ``on`` and ``yes`` are text, only ``true`` / ``false`` are booleans.
+
 Only PyYAML's SafeLoader constructors are reachable (no Python tags).  Duplicate keys are
 errors, not last-wins.  Aliases are bounded: the size a document would have once every
 alias is expanded is measured on the composed node graph before anything is built.
@@ -176,16 +179,39 @@ def _construct_float(loader, node: yaml.ScalarNode):
     return yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
 
 
+def _construct_core_int(loader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 core-schema integer: decimal (a leading 0 stays decimal), 0o octal, 0x hexadecimal."""
+    _construct_int(loader, node)  # the digit bound, at the place
+    text = node.value
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    if digits.startswith("0o"):
+        return sign * int(digits[2:], 8)
+    if digits.startswith("0x"):
+        return sign * int(digits[2:], 16)
+    return sign * int(digits, 10)
+
+
+# The YAML 1.2 core schema (what editors and yaml-language-server use): booleans are only true/false
+# (yes/no/on/off are text), null is ~/null/empty, numbers include 1e-9, 0o17 and 0x1f, no 1.1 sexagesimals
+# or timestamps.  Merge keys (<<) stay: they are widely written and editors read them.
+CORE_SCHEMA_RESOLVERS = [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     list("-+0123456789.")),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),
+]
+
 for _cls in {_Loader, _FastLoader}:
-    # YAML 1.1 reads 1e-6 (no dot) as a string; accept every float spelling a user would write.
-    _cls.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+)$"""),
-        list("-+0123456789"),
-    )
+    _cls.yaml_implicit_resolvers = {}
+    for _tag, _pattern, _first in CORE_SCHEMA_RESOLVERS:
+        _cls.add_implicit_resolver(_tag, re.compile(_pattern), _first)
     _cls.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
     _cls.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-    _cls.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    _cls.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
     _cls.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 

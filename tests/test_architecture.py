@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradcheck"
 # lowest first; a module name matches an entry exactly or as a package prefix ("ops" matches "ops.base")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("plain data", ("errors", "format", "results")),
-    ("spec", ("yamlsource", "spec", "expr", "schema")),
+    ("spec", ("yamlsource", "spec", "expr", "schema", "discovery")),
     ("ops", ("ops",)),
     ("graph", ("graph",)),
     ("engine", ("engine",)),
@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("isolation", "pipeline")),
     ("views", ("explain", "views")),
     ("renderers", ("report",)),
-    ("front ends", ("cli", "outfile", "pytest_plugin", "api", "__init__", "__main__")),
+    ("front ends", ("cli", "outfile", "progress", "pytest_plugin", "api", "__init__", "__main__")),
 ]
 # renderers draw plain data: results, view models and their own helpers, never a stage that computes
 RENDERER_MAY_IMPORT = ("plain data", "views", "renderers")

@@ -44,7 +44,7 @@ CASES = [
     ("empty-nodes", "inputs:\n  x: 1\nnodes:\n", 3, 7, "'nodes' is empty"),
     ("inputs-not-a-mapping", "inputs: [1, 2]\nnodes:\n  y: 1\n", 1, 9, "'inputs' must be a mapping"),
     ("keyword-as-name", "inputs:\n  lambda: 1\nnodes:\n  y: 2 * 1\n", 2, 3, "Python keyword"),
-    ("boolean-as-name", "inputs:\n  on: 1\nnodes:\n  y: 2\n", 2, 3, "quote the name"),
+    ("boolean-as-name", "inputs:\n  true: 1\nnodes:\n  y: 2\n", 2, 3, "quote the name"),  # YAML 1.2: on is a name
     ("name-clash", "inputs:\n  x: 1\nnodes:\n  x: x * 2\n", 4, 3, "'x' is both an input (line 2) and a node"),
     # --- expressions -------------------------------------------------------------------------------
     ("unknown-op-did-you-mean", "inputs:\n  x: 1\nnodes:\n  y: tnah(x)\n", 4, 6, "unknown op 'tnah' (did you mean 'tanh'?)"),

@@ -9,6 +9,7 @@ ops that declare no branches, slopes that stay apart as the step shrinks mark a 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -72,7 +73,15 @@ class Comparator:
     # ---------------------------------------------------------------------------------- per node
     def compare_all(self) -> list[NodeResult]:
         # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
-        return [self.compare_node(node) for node in self.graph.nodes if node.kind != "constant" or node.is_named]
+        compared = [node for node in self.graph.nodes if node.kind != "constant" or node.is_named]
+        results = []
+        for node in compared:
+            started = time.perf_counter()
+            results.append(self.compare_node(node))
+            results[-1].seconds = time.perf_counter() - started
+            if self.options.progress is not None:
+                self.options.progress.node_checked(node.name, len(results), len(compared), self.evaluator.evaluations)
+        return results
 
     def tolerance(self, node: Node) -> Tolerance:
         if self.tolerance_of is not None:

@@ -1,7 +1,16 @@
 """How thoroughly to check: the options of a run (no numpy here: the CLI and the plugin import it early)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """Told how a run advances (the CLI draws it on a terminal); every method returns at once."""
+
+    def spec_started(self, path: str, number: int, total: int) -> None: ...
+    def node_checked(self, name: str, done: int, total: int, evaluations: int) -> None: ...
+    def spec_finished(self, path: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -14,3 +23,4 @@ class CheckOptions:
     full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
     full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all
     keep_values: bool = True
+    progress: Progress | None = field(default=None, compare=False, repr=False)

@@ -15,9 +15,14 @@ class RenderOptions:
     quiet: bool = False      # only what failed, and the summary
     color: bool = True
     errors_inline: bool = True  # table: print spec errors in the table (False: the CLI prints them on stderr)
+    strict: bool = False     # kinks were counted as failures (--strict): JUnit and Markdown report them so
+    junit_flavor: str = "default"  # default: junit-10 plus file/line on testcases (GitHub readers); strict: junit-10 only
+    width: int = 120         # the table's width when it is rendered to a string (a file, a test)
 
 
+DEFAULT_OPTIONS = RenderOptions()
 FORMATS = ("table", "json", "junit", "github", "markdown")
+JUNIT_FLAVORS = ("default", "strict")
 
 
 def renderer(name: str):

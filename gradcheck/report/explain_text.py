@@ -83,20 +83,21 @@ def gradient_name(walk: Walkthrough, step: Step) -> str:
 
 # ------------------------------------------------------------------------------------------ text
 
-def text_lines(walk: Walkthrough) -> list[Text]:
-    lines: list[Text] = []
+def text_lines(walk: Walkthrough) -> list[tuple[int, Text]]:
+    """The walk-through, line by line, each with the indent its wrapped continuation lines take."""
+    lines: list[tuple[int, Text]] = []
     header = Text()
     header.append(f"backward pass of {walk.name}", style="bold")
     header.append(f"  {walk.path}", style="dim")
-    lines.append(header)
+    lines.append((0, header))
     if walk.description.strip():
-        lines.append(Text(" ".join(walk.description.split()), style="italic"))
+        lines.append((0, Text(" ".join(walk.description.split()), style="italic")))
     summary = f"output {walk.output} = {walk.output_value.text()} ({walk.dtype})"
     if walk.objective != walk.output:
         summary += f"; differentiated: L = {walk.objective} with a fixed random v"
-    lines.append(Text(summary))
-    lines.append(Text(walk.chain_rule, style="dim"))
-    lines.append(Text())
+    lines.append((0, Text(summary)))
+    lines.append((0, Text(walk.chain_rule, style="dim")))
+    lines.append((0, Text()))
     op_steps = walk.op_steps
     width = len(str(len(op_steps)))
     op_width = max((len(s.op) for s in op_steps), default=0)
@@ -111,33 +112,47 @@ def text_lines(walk: Walkthrough) -> list[Text]:
         indent = " " * (width + 2 + op_width + 2)
         if len(passing) == 1:
             line.append(" → " + passes_text(passing[0]))
-            lines.append(line)
+            lines.append((len(indent), line))
         else:
-            lines.append(line)
+            lines.append((len(indent), line))
             for argument in passing:
-                lines.append(Text(f"{indent}→ {passes_text(argument)}"))
+                lines.append((len(indent) + 2, Text(f"{indent}→ {passes_text(argument)}")))
         if step.note:
             style = "red" if "failed" in step.note else "dim"
-            lines.append(Text(f"{indent}{step.note}", style=style))
-    lines.append(Text())
-    lines.append(Text("gradients of the inputs:", style="bold"))
+            lines.append((len(indent), Text(f"{indent}{step.note}", style=style)))
+    lines.append((0, Text()))
+    lines.append((0, Text("gradients of the inputs:", style="bold")))
     for step in walk.input_steps:
         if step.upstream is None:
-            lines.append(Text(f"  {step.name} = {step.value.text()}: data, no gradient", style="dim"))
+            lines.append((4, Text(f"  {step.name} = {step.value.text()}: data, no gradient", style="dim")))
             continue
         line = Text(f"  {gradient_name(walk, step)} = ")
         line.append(step.upstream.text(), style="bold green")
         if step.contributions:
             line.append(f"  ({contributions_text(step)})", style="dim")
-        lines.append(line)
+        lines.append((4, line))
     return lines
 
 
 def render_text(walk: Walkthrough, color: bool = False, console: Console | None = None) -> str:
+    """The walk-through wrapped at the console's width, at word boundaries, continuation lines indented."""
     console, buffer = console_for(console, color, width=200)
-    for line in text_lines(walk):
-        console.print(line, soft_wrap=True, highlight=False)
+    for indent, line in text_lines(walk):
+        for wrapped in hanging(console, line, indent):
+            console.print(wrapped, soft_wrap=True, highlight=False)
     return buffer.getvalue() if buffer is not None else ""
+
+
+def hanging(console: Console, line: Text, indent: int) -> list[Text]:
+    """``line`` wrapped to the console's width; the lines after the first start ``indent`` columns in."""
+    indent = min(indent, console.width // 2)
+    head, body = line[:indent], line[indent:]
+    pieces = body.wrap(console, max(console.width - indent, 20)) if body.plain else [body]
+    wrapped = []
+    for number, piece in enumerate(pieces):
+        piece.rstrip()
+        wrapped.append(Text.assemble(head if number == 0 else " " * indent, piece))
+    return wrapped
 
 
 # ------------------------------------------------------------------------------------------ json
