@@ -18,7 +18,7 @@ import numpy as np
 
 from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
-from .errors import INTERRUPTS, clip, one_line
+from .errors import INTERRUPTS, SpecError, clip, one_line
 from .graph import Graph, build_graph
 from .isolation import Contained, Limits, contain, describe_fault
 from .judge import CheckOptions

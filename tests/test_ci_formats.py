@@ -150,21 +150,25 @@ def test_annotations_lead_with_the_suspect_then_the_first_failing_node(tmp_path)
     path = deep_spec(tmp_path / "specs")
     document = report(path, "json")["specs"][0]
     nodes = {node["name"]: node for node in document["nodes"]}
-    (suspect,) = document["suspects"]  # the wrong rule nearest the output: the one the check can pin
+    # issue 8: every use site of the wrong rule is checked on its own, so every one is a suspect
+    suspects = document["suspects"]
+    assert {s["op"] for s in suspects} == {"bad"} and len(suspects) == LAYERS
+    suspect = suspects[0]
     failing = [node["name"] for node in document["nodes"] if node["status"] == "fail"]
     assert len(failing) > 10
     found = annotations(report(path, "github"))
-    assert [level for level, _, _ in found] == ["error", "error", "error"]  # fits in GitHub's ten
-    (_, first, first_text), (_, second, second_text), (_, rest, rest_text) = found
+    assert len(found) <= 10 and {level for level, _, _ in found} == {"error"}  # fits in GitHub's ten
+    (_, first, first_text) = found[0]
     text_line = path.read_text().splitlines()[nodes[suspect["node"]]["line"] - 1]
     assert "wrong backward rule in op 'bad'" in first["title"].replace("%3A", ":")
     assert int(first["line"]) == nodes[suspect["node"]]["line"]
     column = int(first["col"])
     assert text_line[column - 1:int(first["endColumn"]) - 1] == nodes[suspect["node"]]["expr"]
     assert suspect["node"] in first_text
-    assert int(second["line"]) == nodes[suspect["argument_node"]]["line"] and second_text.startswith(suspect["argument_node"])
-    assert f"and {len(failing) - 1} more failures" in rest["title"]
-    assert all(name in rest_text for name in failing if name != suspect["argument_node"])
+    (_, rest, rest_text) = found[-1]
+    assert "more" in rest["title"]
+    shown = " ".join(text for _, _, text in found)
+    assert all(name in shown for name in failing)
 
 
 def test_kinks_are_warnings_and_expect_misses_lead_their_spec(mixed):

@@ -224,9 +224,12 @@ class OpCheck:
     def compare(self, position, g, passed, direction, jd, error) -> str:
         analytic = float(np.sum(passed * direction))
         numeric = float(np.sum(g * jd))
-        # the op's own scale: the sum of the absolute terms of both inner products
+        # the op's own scale: the sum of the absolute terms of both inner products; if every element of the
+        # gradient passed on were within atol + rtol |element|, the inner product would be within the first term
         scale = float(np.sum(np.abs(g * jd))) + float(np.sum(np.abs(passed * direction)))
-        bound = self.tol.rtol * scale + float(np.sum(np.abs(g) * error)) + 16 * MACHINE_EPS * scale
+        allowed = float(np.sum(np.abs(direction) * (self.tol.atol + self.tol.rtol * np.abs(passed))))
+        bound = (allowed + self.tol.rtol * float(np.sum(np.abs(g * jd))) + float(np.sum(np.abs(g) * error))
+                 + 16 * MACHINE_EPS * scale)
         if not np.isfinite(analytic) or abs(analytic - numeric) > bound:
             which = "the cotangent the graph gives" if g is self.cotangents[0] else "a random cotangent"
             return (f"checked on its own with {which}: <vjp(g), d> = {analytic:.6g} where finite differences of "

@@ -102,10 +102,12 @@ def _spec_cases(suite: _Suite, spec: SpecResult, options: RenderOptions) -> None
         suite.fault(suite.case("spec", spec.error.line, spec.seconds), "error", "SpecError", where, spec.error.message)
         return
     suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
+    by_name = {node.name: node for node in spec.nodes}
     for suspect in spec.suspects:  # each op the local checks blame is a failing test of its own, named first
-        where = Location(spec.path, None, None)
-        suite.fault(suite.case(f"op {suspect.op} at {suspect.node} argument {suspect.argument}", None), "failure",
-                    "WrongBackwardRule", where, suspect_sentence(suspect))
+        at = by_name.get(suspect.node)
+        where = Location(spec.path, at.line if at else None, at.column if at else None)
+        suite.fault(suite.case(f"op {suspect.op} at {suspect.node} argument {suspect.argument}", where.line),
+                    "failure", "WrongBackwardRule", where, suspect_sentence(suspect))
     for node in spec.nodes:
         case = suite.case(node.name, node.line, node.seconds)
         where = Location(spec.path, node.line, node.column)
