@@ -126,7 +126,9 @@ _check_options = _options(
     _dtype_option,
     _seed_option,
     click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
-                 help="full: every element; fast: random directional probes; auto: full for small nodes."),
+                 help="full: every element of every node (quadratic in the length of a chain); fast: random "
+                      "directional probes; auto: full for small nodes, within a budget of downstream evaluations, "
+                      "the others vouched for by local checks of the ops after them."),
     click.option("--strict", is_flag=True, help="Kinks count as failures."),
 )
 

@@ -189,9 +189,23 @@ def test_a_bug_below_the_numeric_reference_is_an_internal_error_not_a_nan(tmp_pa
         raise TypeError("a bug in gradcheck")
 
     monkeypatch.setattr(evaluator, "evaluate_node", buggy)
+    # tanh and sum carry perturbations by their change rules, not by forward: a bug there must surface too
+    monkeypatch.setattr(evaluator.Evaluator, "node_change", staticmethod(lambda *args: buggy(None, None, None)))
     result = check_spec(write(tmp_path, "inputs: {x: [0.3, 1.2]}\nnodes: {f: sum(tanh(x))}\n"))
     assert result.status == "error"
     assert "internal error: TypeError" in result.error.message and "please report" in result.error.message
+
+
+def test_a_bug_in_a_change_rule_is_an_internal_error_not_a_nan(tmp_path, monkeypatch):
+    from gradcheck.ops import BUILTIN_OPS
+
+    def buggy(*args, **params):
+        raise TypeError("a bug in a change rule")
+
+    monkeypatch.setattr(BUILTIN_OPS["tanh"], "propagate", buggy)
+    result = check_spec(write(tmp_path, "inputs: {x: [0.3, 1.2]}\nnodes: {f: sum(tanh(x))}\n"))
+    assert result.status == "error"
+    assert "internal error: TypeError" in result.error.message
 
 
 def test_estimates_are_returned_with_their_steps_and_error_bounds(tmp_path):

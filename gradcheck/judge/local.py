@@ -259,3 +259,16 @@ class OpCheck:
                 return (f"its jvp and vjp are not each other's transpose for argument {position}: "
                         f"<g, jvp(t)> = {forward_side:.6g}, <vjp(g), t> = {reverse_side:.6g}")
         return ""
+
+
+def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, position: int, tol: Tolerance) -> str:
+    """What is wrong with the gradient node's vjp passes to its argument at position, or '' if nothing is
+    (the checks above, for one edge)."""
+    if node.index in backward.faults:
+        return f"its vjp is faulty: {backward.faults[node.index]}"
+    if backward.adjoints[node.index] is None or not np.all(np.isfinite(backward.adjoints[node.index])):
+        return ""
+    if not differentiable(values[node.args[position]]) or position in node.op.integer_args:
+        return ""
+    message, _ = OpCheck(graph, node, backward, values, tol).check(position)
+    return message

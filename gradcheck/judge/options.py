@@ -22,5 +22,7 @@ class CheckOptions:
     probes: int = 3
     full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
     full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all
+    global_budget: int = 20_000   # auto: the downstream node evaluations all global checks may take (beyond it,
+                                  # nodes are vouched for by local checks of every op between them and the output)
     keep_values: bool = True
     progress: Progress | None = field(default=None, compare=False, repr=False)

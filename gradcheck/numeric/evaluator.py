@@ -1,4 +1,11 @@
-"""The objective with one node's value replaced, recomputing only what lies downstream of it."""
+"""The objective with one node's value replaced, recomputing only what lies downstream of it.
+
+Perturbations are carried as their change (gradcheck/ops/changes.py): K perturbed copies of a node
+travel downstream as K differences confined to a box, each op applying its ``propagate`` rule (a
+rank-1 update for matmul, the changed entries of an elementwise op, the changed rows of a softmax)
+or, where it declares none, recomputing forward on the perturbed inputs.  The objective's change is
+summed from the changed entries alone, so it is formed without cancelling against the objective.
+"""
 from __future__ import annotations
 
 from functools import cached_property
@@ -8,6 +15,13 @@ import numpy as np
 from ..batching import batched_apply
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
+from ..ops.changes import Change, changed_difference
+
+MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
+
+
+class LeftDomain(Exception):
+    """An op raised for some copy of a batch: the copies are then evaluated one by one."""
 
 
 class Evaluator:
@@ -22,6 +36,7 @@ class Evaluator:
         self.values = values64
         self.projection = projection
         self.evaluations = 0
+        self._copies_per_batch: dict[int, int] = {}
 
     @cached_property
     def f0(self) -> float:
@@ -69,9 +84,12 @@ class Evaluator:
     def path_magnitude(self, index: int) -> float:
         """The largest value met downstream of node index: round-off is relative to it, not to the objective,
         when large terms cancel on the way (a + s - s)."""
-        magnitudes = [float(np.max(np.abs(self.values[j]))) for j in self.graph.downstream(index)
-                      if np.size(self.values[j]) and self.values[j].dtype.kind in "fc"]
-        return max(magnitudes, default=0.0)
+        return max((self.magnitudes[j] for j in self.graph.downstream(index)), default=0.0)
+
+    @cached_property
+    def magnitudes(self) -> list[float]:
+        """max |value| of each node (0 for data and empty nodes)."""
+        return [float(np.max(np.abs(v))) if np.size(v) and v.dtype.kind in "fc" else 0.0 for v in self.values]
 
     def copy_floats(self, index: int) -> int:
         """Floats one perturbed copy of node index occupies along its downstream."""
@@ -85,24 +103,96 @@ class Evaluator:
                 return op.name
         return None
 
+    # ------------------------------------------------------------------ change propagation
     def objectives_at(self, index: int, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """The objective with element elements[k] (flat index) of node index shifted by offsets[k], for every k
-        (complex offsets: complex-step); NaN where that evaluation left an op's domain.  Never mutates cached
-        values.  (The straightforward form: stacked copies through objectives_batch.)"""
-        elements = np.asarray(elements, dtype=np.int64).reshape(-1)
+        """The objective with element elements[k] (flat) of node index moved by offsets[k], for every k
+        (complex offsets: complex-step); NaN where an evaluation left an op's domain."""
+        return self.f0 + self.changes_at(index, elements, offsets)
+
+    def objectives_along(self, index: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The objective at x + steps[k] * direction, for every k."""
+        return self.f0 + self.changes_along(index, direction, steps)
+
+    def changes_at(self, index: int, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """objectives_at minus f0, summed from the changed entries alone (no cancellation against f0)."""
+        elements = np.asarray(elements, dtype=np.intp).reshape(-1)
         offsets = np.asarray(offsets).reshape(-1)
-        is_complex = np.iscomplexobj(offsets)
-        dtype = np.complex128 if is_complex else np.float64
-        flat_x = np.ascontiguousarray(self.values[index], dtype=dtype).reshape(-1)
+        if elements.shape != offsets.shape:
+            raise ValueError(f"{elements.size} elements for {offsets.size} offsets: give one element per offset")
         shape = np.shape(self.values[index])
-        found = np.full(elements.size, np.nan, dtype=dtype)
-        chunk = max(1, 4_000_000 // max(1, self.copy_floats(index)))
-        for start in range(0, elements.size, chunk):
-            part = slice(start, min(elements.size, start + chunk))
-            copies = np.tile(flat_x, (len(elements[part]), 1))
-            copies[np.arange(copies.shape[0]), elements[part]] += offsets[part]
-            batch = None if is_complex else self.objectives_batch(index, copies.reshape((-1,) + shape))
-            if batch is None:  # complex copies, or an op refused some copy: one at a time
-                batch = np.array([self.objective_with(index, copy.reshape(shape)) for copy in copies], dtype=dtype)
-            found[part] = batch
-        return found
+        return self._in_batches(index, len(offsets), np.iscomplexobj(offsets),
+                                lambda batch: Change.of_elements(shape, elements[batch], offsets[batch]))
+
+    def changes_along(self, index: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """objectives_along minus f0."""
+        direction = np.asarray(direction)
+        steps = np.asarray(steps).reshape(-1)
+        return self._in_batches(index, len(steps), np.iscomplexobj(steps) or np.iscomplexobj(direction),
+                                lambda batch: Change.dense(steps[batch].reshape((-1,) + (1,) * direction.ndim) * direction))
+
+    def _in_batches(self, index: int, count: int, complex_result: bool, change_of) -> np.ndarray:
+        """The objective's change for copies 0..count-1 (change_of(slice) builds a batch's Change), in batches
+        sized from the floats a copy's changes took in the batch before (the first from a dense bound)."""
+        self.evaluations += count
+        result = np.empty(count, dtype=np.complex128 if complex_result else np.float64)
+        per_batch = self._copies_per_batch.get(index) or max(1, MAX_CHANGE_FLOATS // max(1, self.copy_floats(index)))
+        start = 0
+        while start < count:
+            batch = slice(start, min(count, start + per_batch))
+            change = change_of(batch)
+            try:
+                with np.errstate(all="ignore"):
+                    result[batch], floats = self._propagated(index, change)
+            except LeftDomain:
+                result[batch], floats = self._one_by_one(index, change), 0
+            per_batch = max(1, int(MAX_CHANGE_FLOATS * change.count // max(floats, 1)))
+            start = batch.stop
+        self._copies_per_batch[index] = per_batch
+        return result
+
+    def _propagated(self, index: int, change: Change) -> tuple[np.ndarray, int]:
+        """The objective's change for each copy, and the floats the changes took on the way."""
+        changes = {index: change}
+        floats = change.floats()
+        for j in self.graph.downstream(index):
+            node = self.graph.nodes[j]
+            arg_changes = [changes.get(a) for a in node.args]
+            if all(c is None for c in arg_changes):
+                continue  # every change that reached this node was exactly zero
+            try:
+                changed = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[j])
+            except evaluation_failures(node):
+                raise LeftDomain from None
+            if changed is not None:
+                changes[j] = changed
+                floats += changed.floats()
+        out = changes.get(self.graph.output)
+        if out is None:
+            return np.zeros(change.count), floats
+        return out.weighted_sum(self.projection), floats
+
+    @staticmethod
+    def node_change(node, arg_changes: list, args: list, out: np.ndarray) -> Change | None:
+        """How node's value changes under its arguments' changes (None: not at all): the op's propagate rule,
+        else forward recomputed on the perturbed arguments (stacked; gradcheck/batching.py)."""
+        count = next(c.count for c in arg_changes if c is not None)
+        out = np.asarray(out)
+        rule = node.op.propagate
+        changed = rule(arg_changes, out, *args, **node.params) if rule is not None else None
+        if not (isinstance(changed, Change) and changed.shape == out.shape
+                and changed.delta.shape == (count,) + changed.box):
+            stacked = [a if c is None else c.new_values(np.asarray(a), {}) for a, c in zip(args, arg_changes, strict=True)]
+            batched = [c is not None for c in arg_changes]
+            evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
+            new = batched_apply(node, stacked, batched, count, out.shape, evaluate)
+            changed = Change.dense(changed_difference(new, out))
+        return changed if np.any(changed.delta) else None
+
+    def _one_by_one(self, index: int, change: Change) -> np.ndarray:
+        """The copies of a batch in which some op raised, each on its own (NaN for those that raise)."""
+        base = np.asarray(self.values[index])
+        new_values = change.new_values(base, {})
+        evaluations = self.evaluations
+        objectives = np.array([self.objective_with(index, new_values[k]) for k in range(change.count)])
+        self.evaluations = evaluations
+        return objectives - self.f0

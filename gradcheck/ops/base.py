@@ -30,6 +30,10 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       the keyword parameters that make forward take the batched input (axes moved past the batch axis)
   forward_batched: (aligned_args, batched, **params) -> ndarray, or None = None -- gradcheck/batching.py ("custom")
       the copies' values, shape (K, *shape), computed by the op itself
+  propagate: (changes, out, *inputs, **params) -> Change | None = None -- numeric (the evaluator)
+      how a change of the arguments changes the result (gradcheck/ops/changes.py): ``changes`` holds one
+      Change or None (unchanged) per positional input, ``out`` is the unperturbed result; None (the hook,
+      or its return): recompute forward on the perturbed inputs -- always correct, so custom ops need nothing
   result_shape: (arg_shapes, params) -> tuple | None = returns None -- engine
       the shape of the largest array forward builds (its result, or a mean loss's per-element terms), so
       an oversized one is refused before it is computed; None: unknown
@@ -199,6 +203,12 @@ class Primitive:
     forward_batched: Callable | None = None
     """For the "custom" rule: ``forward_batched(aligned_args, batched, **params) -> (K, *shape)``."""
 
+    propagate: Callable | None = None
+    """How a change of the arguments changes the result: ``propagate(changes, out, *inputs, **params) ->
+    Change | None`` (gradcheck/ops/changes.py), one Change or None per positional input.  Linear ops act on
+    the difference alone, elementwise ops recompute the changed entries.  None, as hook or as result:
+    the evaluator recomputes forward on the perturbed inputs (correct for any op)."""
+
     @staticmethod
     def result_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
         """The shape of the largest array forward builds for these argument shapes -- its result, or an
@@ -232,8 +242,8 @@ class Primitive:
         return None
 
 
-OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params", "forward_batched",
-                  "result_shape", "local_derivative", "vjp_formula")
+OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params",
+                  "forward_batched", "propagate", "result_shape", "local_derivative", "vjp_formula")
 
 
 def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
@@ -328,6 +338,7 @@ class OpInfo:
     batching: str | Callable | None
     batch_params: Callable
     forward_batched: Callable | None
+    propagate: Callable | None
     result_shape: Callable
     local_derivative: str | tuple[str | None, ...] | None
     vjp_formula: str | tuple[str | None, ...] | None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Param, Primitive, broadcast_result, real_part, unbroadcast
+from .changes import elementwise_change, linear_elementwise_change
 from .registry import builtin
 
 
@@ -40,6 +41,10 @@ class Elementwise(Primitive):
     complex_safe = True
     result_shape = staticmethod(broadcast_result)
 
+    def propagate(self, changes, out, *inputs, **params):
+        """Each result entry depends on the same (broadcast) entry of each argument: recompute the changed ones."""
+        return elementwise_change(self.forward, changes, out, inputs, params)
+
 
 # ---------------------------------------------------------------- arithmetic
 
@@ -51,6 +56,9 @@ class Add(Elementwise):
 
     def forward(self, a, b):
         return np.add(a, b)
+
+    def propagate(self, changes, out, a, b):
+        return linear_elementwise_change((1, 1), changes, out)
 
     def vjp(self, g, out, a, b):
         return unbroadcast(g, np.shape(a)), unbroadcast(g, np.shape(b))
@@ -64,6 +72,9 @@ class Sub(Elementwise):
 
     def forward(self, a, b):
         return np.subtract(a, b)
+
+    def propagate(self, changes, out, a, b):
+        return linear_elementwise_change((1, -1), changes, out)
 
     def vjp(self, g, out, a, b):
         return unbroadcast(g, np.shape(a)), unbroadcast(-g, np.shape(b))

@@ -5,6 +5,7 @@ import numpy as np
 
 from .base import Primitive, broadcast_result, real_part, unbroadcast
 from .batching import per_copy_mean
+from .changes import mean_of_elementwise_change
 from .elementwise import sigmoid_stable, softplus_stable
 from .nn import broadcast_shapes
 from .registry import builtin
@@ -25,6 +26,9 @@ class MeanLoss(Primitive):
     def forward_batched(self, args, batched, **params):
         a, b = args
         return per_copy_mean(self.losses(a, b, **params), len(a if batched[0] else b))
+
+    def propagate(self, changes, out, a, b, **params):
+        return mean_of_elementwise_change(self.losses, changes, (a, b), params)
 
     def _count(self, a, b) -> int:
         return int(np.prod(self._shape(a, b), dtype=np.int64))

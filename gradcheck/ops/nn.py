@@ -28,6 +28,7 @@ from .base import (
     unbroadcast,
 )
 from .batching import shift_axis_param
+from .changes import concat_change, slices_change
 from .elementwise import Elementwise
 from .reductions import AXIS, KEEPDIMS, reduced_shape
 from .registry import builtin
@@ -125,6 +126,10 @@ class Softmax(Primitive):
     def forward(self, x, axis=-1):
         return stable_softmax(x, class_axis(x, axis, self.name))
 
+    def propagate(self, changes, out, x, axis=-1):
+        axis = class_axis(x, axis, self.name)
+        return slices_change(self.forward, changes[0], x, out, (axis,), {"axis": axis + 1})
+
     def vjp(self, g, out, x, axis=-1):
         return (softmax_vjp(g, out, class_axis(x, axis, self.name)),)
 
@@ -148,6 +153,8 @@ class LogSoftmax(Primitive):
     def forward(self, x, axis=-1):
         return log_softmax(x, class_axis(x, axis, self.name))
 
+    propagate = Softmax.propagate
+
     def vjp(self, g, out, x, axis=-1):
         # d(x_i - lse)/dx_j = delta_ij - softmax_j
         axis = class_axis(x, axis, self.name)
@@ -170,6 +177,10 @@ class LogSumExp(Primitive):
         axes = normalize_axes(axis, np.ndim(x))
         result = logsumexp_keepdims(x, axes)
         return result if keepdims else np.squeeze(result, axis=axes)
+
+    def propagate(self, changes, out, x, axis=None, keepdims=False):
+        batched = shift_axis_param({"axis": axis, "keepdims": keepdims}, np.shape(x))
+        return slices_change(self.forward, changes[0], x, out, normalize_axes(axis, np.ndim(x)), batched, keepdims)
 
     def vjp(self, g, out, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))
@@ -204,6 +215,7 @@ class Gelu(Primitive):
     result_shape = staticmethod(first_argument_shape)
     local_derivative = ("Φ({x}) + {x}·φ({x}) (the erf form)",)
     batching = "broadcast"
+    propagate = Elementwise.propagate
     params = {"approximate": Param("str", default="none", choices=("none", "tanh"),
                                    doc="'none': exact erf form; 'tanh': the tanh approximation")}
     complex_safe = False  # the erf form evaluates math.erfc, which is real-only
@@ -211,13 +223,13 @@ class Gelu(Primitive):
     def forward(self, x, approximate="none"):
         x = np.asarray(x)
         if approximate == "tanh":
-            return 0.5 * x * (1 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x ** 3)))
+            return 0.5 * x * (1 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * (x * x * x))))  # x*x*x: pow() is ~15x slower
         return x * _normal_cdf_float64(x).astype(float_dtype(x))
 
     def vjp(self, g, out, x, approximate="none"):
         x = np.asarray(x)
         if approximate == "tanh":
-            t = np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x ** 3))
+            t = np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * (x * x * x)))
             slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _TANH_SCALE * (1 + 3 * _TANH_CUBIC * x * x)
             return (g * slope,)
         # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density
@@ -243,6 +255,7 @@ class Clip(Primitive):
     result_shape = staticmethod(first_argument_shape)
     local_derivative = ("1 if lo ≤ {x} ≤ hi else 0",)
     batching = "broadcast"
+    propagate = Elementwise.propagate
     params = {"lo": Param("float", default=None, doc="lower bound"),
               "hi": Param("float", default=None, doc="upper bound")}
 
@@ -364,6 +377,7 @@ class Where(Primitive):
     result_shape = staticmethod(broadcast_result)
     local_derivative = (None, "1 if {cond} else 0", "0 if {cond} else 1")
     batching = "broadcast"
+    propagate = Elementwise.propagate
 
     def forward(self, cond, a, b):
         broadcast_shapes(self.name, cond=np.shape(cond), a=np.shape(a), b=np.shape(b))
@@ -427,6 +441,9 @@ class Concat(Primitive):
 
     def forward(self, *arrays, axis=0):
         return np.concatenate(arrays, axis=self._axis(arrays, axis))
+
+    def propagate(self, changes, out, *arrays, axis=0):
+        return concat_change(changes, arrays, self._axis(arrays, axis))
 
     def vjp(self, g, out, *arrays, axis=0):
         axis = self._axis(arrays, axis)

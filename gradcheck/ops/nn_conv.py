@@ -12,6 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import OpArgumentError, Param, Primitive, real_part
+from .changes import Change, slices_change
 from .nn import float_dtype
 from .reductions import tie_shares
 from .registry import builtin
@@ -209,6 +210,30 @@ class Conv2d(Primitive):
     def vjp(self, g, out, x, w, b, stride=1, padding=0, dilation=1, groups=1):
         geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
         return geometry.input_grad(g, w, np.shape(x)), geometry.weight_grad(g, x), np.sum(g, axis=(0, 2, 3))
+
+    def propagate(self, changes, out, x, w, b, stride=1, padding=0, dilation=1, groups=1):
+        """Linear in each argument: conv(x, w + dw) - conv(x, w) = conv(x, dw) with no bias, all K kernels in one
+        contraction; a change of x is convolved sample by sample (K·N' samples in one call); a bias change
+        spreads over its channel.  Changes of more than one argument, and kernel changes with groups, are
+        recomputed (None)."""
+        changed = [i for i, c in enumerate(changes) if c is not None]
+        if len(changed) != 1 or (changed[0] == 1 and groups != 1):
+            return None
+        geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
+        change = changes[changed[0]]
+        count, shape = change.count, np.shape(out)
+        if changed[0] == 0:     # x: keep the sample pin, convolve each copy's changed samples
+            samples = {0: change.pins[0]} if 0 in change.pins else {}
+            delta = change.widened(samples)
+            convolved = geometry.forward(delta.reshape((-1,) + delta.shape[2:]), w)
+            return Change.make(shape, samples, convolved.reshape((count, delta.shape[1]) + convolved.shape[1:]))
+        channels = {1: change.pins[0]} if 0 in change.pins else {}
+        if changed[0] == 1:     # w: keep the output-channel pin
+            delta = change.widened({0: change.pins[0]} if 0 in change.pins else {})    # (K, O', C, KH, KW)
+            product = np.tensordot(geometry.windows(x), delta, axes=([1, 4, 5], [2, 3, 4]))  # (N, OH, OW, K, O')
+            return Change.make(shape, channels, np.moveaxis(product, (3, 4), (0, 2)))
+        delta = change.delta.reshape((count, 1, -1, 1, 1))                            # b: its channel, everywhere
+        return Change.make(shape, channels, np.broadcast_to(delta, (count, shape[0], delta.shape[2]) + shape[2:]))
 
     def jvp(self, tangents, out, x, w, b, stride=1, padding=0, dilation=1, groups=1):
         geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
@@ -415,6 +440,12 @@ class _Pool2d(Primitive):
               "stride": Param("ints", default=None, minimum=1, doc="int or (height, width) step; default: the kernel"),
               "padding": Param("ints", default=0, minimum=0, doc="int or (height, width) implicit padding on each side"),
               "ceil_mode": Param("bool", default=False, doc="round the window count up (a partial last window)")}
+
+    def propagate(self, changes, out, x, **params):
+        """Windows never mix the leading axes (N, C): recompute the changed planes only."""
+        spatial = (np.ndim(x) - 2, np.ndim(x) - 1)
+        return slices_change(self.forward, changes[0], x, out, spatial, params)
+
     def _layout(self, shape, kernel, stride, padding, ceil_mode, dilation=1):
         if len(shape) < 2:
             raise OpArgumentError(f"{self.name}(): x must be (..., H, W), e.g. NCHW, got shape {tuple(shape)}")

@@ -7,6 +7,7 @@ import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, first_argument_shape, real_part, unbroadcast
 from .batching import first_argument_only
+from .changes import slices_change
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
 from .registry import builtin
 
@@ -56,6 +57,14 @@ class LayerNorm(Primitive):
     def forward(self, x, gamma, beta, eps=1e-5):
         x_hat, _ = standardize(x, self._axes(x, gamma, beta), eps)
         return x_hat * gamma + beta
+
+    def propagate(self, changes, out, x, gamma, beta, eps=1e-5):
+        """A change of x alone: recompute the changed rows (normalised over the last axis)."""
+        change_x, change_gamma, change_beta = changes
+        if change_gamma is not None or change_beta is not None:
+            return None
+        last = np.ndim(x) - 1
+        return slices_change(lambda rows: self.forward(rows, gamma, beta, eps), change_x, x, out, (last,), {})
 
     def vjp(self, g, out, x, gamma, beta, eps=1e-5):
         axes = self._axes(x, gamma, beta)

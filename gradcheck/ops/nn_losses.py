@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, real_part, scalar_result
+from .changes import softmax_cross_entropy_change
 from .elementwise import sigmoid_stable, softplus_stable
 from .losses import MeanLoss
 from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
@@ -73,6 +74,13 @@ class CrossEntropy(Primitive):
     def forward(self, logits, labels):
         targets, _, samples = self._targets(logits, labels)
         return -np.sum(targets * log_softmax(logits, -1)) / samples
+
+    def propagate(self, changes, out, logits, labels):
+        change_logits, change_labels = changes
+        if change_labels is not None:
+            return None
+        targets, _, samples = self._targets(logits, labels)
+        return softmax_cross_entropy_change(change_logits, logits, targets, samples)
 
     def vjp(self, g, out, logits, labels):
         targets, are_indices, samples = self._targets(logits, labels)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
 from .batching import shift_axis_param
+from .changes import reduce_change, slices_change
 from .registry import builtin
 
 AXIS = Param("axes", default=None, doc="axis or tuple of axes; None reduces everything")
@@ -46,6 +47,9 @@ class Sum(Primitive):
     def forward(self, x, axis=None, keepdims=False):
         return np.sum(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
 
+    def propagate(self, changes, out, x, axis=None, keepdims=False):
+        return reduce_change(changes[0], axis, keepdims)
+
     def vjp(self, g, out, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))
         return (np.broadcast_to(expand_reduced(g, np.shape(x), axes, keepdims), np.shape(x)).copy(),)
@@ -63,6 +67,9 @@ class Mean(Primitive):
 
     def forward(self, x, axis=None, keepdims=False):
         return np.mean(x, axis=normalize_axes(axis, np.ndim(x)), keepdims=keepdims)
+
+    def propagate(self, changes, out, x, axis=None, keepdims=False):
+        return reduce_change(changes[0], axis, keepdims, 1.0 / reduced_count(np.shape(x), normalize_axes(axis, np.ndim(x))))
 
     def vjp(self, g, out, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))
@@ -87,6 +94,11 @@ class _Extremum(Primitive):
             winners = self._winners(x, axes)
             return np.sum(np.where(winners, x, 0), axis=axes, keepdims=keepdims) / np.sum(winners, axis=axes, keepdims=keepdims)
         return self.reducer(x, axis=axes, keepdims=keepdims)
+
+    def propagate(self, changes, out, x, axis=None, keepdims=False):
+        """The winner moves only within a changed slice: recompute those."""
+        batched = shift_axis_param({"axis": axis, "keepdims": keepdims}, np.shape(x))
+        return slices_change(self.forward, changes[0], x, out, normalize_axes(axis, np.ndim(x)), batched, keepdims)
 
     def _winners(self, x, axes):
         best = self.reducer(real_part(x), axis=axes, keepdims=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, first_argument_shape, normalize_axis, unbroadcast, view_shape
+from .changes import Change, matmul_change, transpose_change
 from .registry import builtin
 
 
@@ -42,6 +43,8 @@ class Matmul(Primitive):
             raise OpArgumentError(
                 f"matmul: shapes {np.shape(a)} and {np.shape(b)} do not align ({inner_a} != {inner_b})")
         return np.matmul(a, b)
+
+    propagate = staticmethod(matmul_change)
 
     def vjp(self, g, out, a, b):
         a2 = a[None, :] if np.ndim(a) == 1 else a          # promote vectors to matrices as matmul does
@@ -97,6 +100,9 @@ class Transpose(Primitive):
     def forward(self, x, axes=None):
         return np.transpose(x, self._axes(x, axes))
 
+    def propagate(self, changes, out, x, axes=None):
+        return transpose_change(changes[0], self._axes(x, axes))
+
     def vjp(self, g, out, x, axes=None):
         axes = self._axes(x, axes)
         return (np.transpose(g, None if axes is None else np.argsort(axes)),)
@@ -129,6 +135,12 @@ class Reshape(Primitive):
     def vjp(self, g, out, x, shape):
         return (np.reshape(g, np.shape(x)),)
 
+    def propagate(self, changes, out, x, shape):
+        """Linear: the difference is reshaped (whole, unless nothing is pinned)."""
+        (change,) = changes
+        delta = change.delta if not change.pins else change.full()
+        return Change.dense(np.reshape(delta, (change.count,) + np.shape(out)))
+
     @staticmethod
     def test_cases(rng):
         n = rng.standard_normal
@@ -157,6 +169,12 @@ class Getitem(Primitive):
             return np.asarray(x)[index]
         except IndexError as error:
             raise OpArgumentError(f"index {format_index(index)} does not fit an array of shape {np.shape(x)}: {error}") from None
+
+    def propagate(self, changes, out, x, index):
+        """Linear: the difference is subscripted (whole, unless nothing is pinned)."""
+        (change,) = changes
+        delta = change.delta if not change.pins else change.full()
+        return Change.dense(delta[(slice(None),) + (index if isinstance(index, tuple) else (index,))])
 
     def vjp(self, g, out, x, index):
         grad = np.zeros(np.shape(x), dtype=np.result_type(g, np.float32))
@@ -193,6 +211,9 @@ class Identity(Primitive):
 
     def forward(self, x):
         return np.array(x, copy=True)
+
+    def propagate(self, changes, out, x):
+        return changes[0]
 
     def vjp(self, g, out, x):
         return (g,)

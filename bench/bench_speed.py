@@ -1,0 +1,363 @@
+"""gradcheck against torch.autograd.gradcheck, measured side by side in the same run (issue 12's targets).
+
+    python bench/bench_speed.py [--repeat 3] [--only mlp,nets,chain,fast,methods,threads,startup]
+
+Every measurement runs in a fresh child process (so its peak memory is its own): the best of --repeat
+runs, BLAS pinned to --threads threads (OPENBLAS_NUM_THREADS and friends set before numpy loads; with
+threadpoolctl installed, the pools it reports are printed).  torch is optional: without it the torch
+columns say so.  gradcheck's --mode full checks every node; torch's full check checks the inputs only.
+Not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_VERBOSE")
+MLP_WIDTHS = {"1.4k": 32, "4.8k": 64, "17.8k": 128, "68k": 256}  # square hidden layer, 10 classes, batch 32
+
+
+# ---------------------------------------------------------------------------------------------- the models
+def mlp_spec(width: int) -> str:
+    import numpy as np
+
+    labels = np.random.default_rng(0).integers(0, 10, 32).tolist()
+    return textwrap.dedent(f"""
+        name: tanh MLP {width}-{width}-10
+        seed: 0
+        inputs:
+          X: {{shape: [32, {width}], init: normal, requires_grad: false}}
+          labels: {{value: {labels}, dtype: int64}}
+          W1: {{shape: [{width}, {width}], init: normal, std: {width ** -0.5:.5f}}}
+          b1: {{shape: [{width}], init: uniform, low: -0.1, high: 0.1}}
+          W2: {{shape: [{width}, 10], init: normal, std: {width ** -0.5:.5f}}}
+          b2: {{shape: [10], init: zeros}}
+        nodes:
+          h: tanh(X @ W1 + b1)
+          logits: h @ W2 + b2
+          loss: cross_entropy(logits, labels)
+    """)
+
+
+CNN_2K = textwrap.dedent("""
+    name: 2k-parameter CNN
+    seed: 4
+    inputs:
+      images: {shape: [4, 1, 8, 8], init: normal, requires_grad: false}
+      labels: {value: [3, 17, 0, 25], dtype: int64}
+      kernels: {shape: [8, 1, 3, 3], init: normal, std: 0.4}
+      kernel_bias: {shape: [8], init: uniform, low: -0.1, high: 0.1}
+      W: {shape: [72, 26], init: normal, std: 0.15}
+      b: {shape: [26], init: zeros}
+    nodes:
+      features: tanh(conv2d(images, kernels, kernel_bias, stride=1, padding=0))
+      pooled: max_pool2d(features, kernel=2)
+      flat: reshape(pooled, shape=(4, 72))
+      logits: flat @ W + b
+      loss: cross_entropy(logits, labels)
+""")
+
+
+def torch_model(kind: str, spec):
+    """(function of the inputs torch checks, those inputs) for the same model and numbers as the spec."""
+    import torch
+    import torch.nn.functional as F
+
+    values = {name: torch.tensor(entry.value, dtype=torch.float64 if entry.value.dtype.kind == "f" else torch.int64)
+              for name, entry in spec.inputs.items()}
+    checked = [name for name, entry in spec.inputs.items() if entry.requires_grad and entry.value.dtype.kind == "f"]
+    for name in checked:
+        values[name].requires_grad_(True)
+
+    def bind(fn):
+        return lambda *args: fn({**values, **dict(zip(checked, args, strict=True))})
+
+    if kind == "mlp":
+        def model(v):
+            return F.cross_entropy(torch.tanh(v["X"] @ v["W1"] + v["b1"]) @ v["W2"] + v["b2"], v["labels"])
+    elif kind in ("cnn", "cnn-tanh"):
+        activation = torch.relu if kind == "cnn" else torch.tanh
+
+        def model(v):
+            features = activation(F.conv2d(v["images"], v["kernels"], v["kernel_bias"]))
+            pooled = F.max_pool2d(features, 2)
+            return F.cross_entropy(pooled.reshape(pooled.shape[0], -1) @ v["W"] + v["b"], v["labels"])
+    elif kind == "transformer":
+        def model(v):
+            tokens, width, heads = 6, 32, 4
+            h1 = F.layer_norm(v["x"], (width,), v["ln1_gain"], v["ln1_bias"], eps=1e-5)
+            split = [(h1 @ v[w]).reshape(tokens, heads, width // heads).transpose(0, 1) for w in ("Wq", "Wk", "Wv")]
+            heads_out = F.scaled_dot_product_attention(*split, is_causal=True)
+            r1 = v["x"] + heads_out.transpose(0, 1).reshape(tokens, width) @ v["Wo"]
+            h2 = F.layer_norm(r1, (width,), v["ln2_gain"], v["ln2_bias"], eps=1e-5)
+            r2 = r1 + F.gelu(h2 @ v["W1"] + v["b1"], approximate="tanh") @ v["W2"] + v["b2"]
+            return F.mse_loss(r2, v["target"])
+    else:
+        raise ValueError(kind)
+    return bind(model), [values[name] for name in checked]
+
+
+# ---------------------------------------------------------------------------------------------- one measurement
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    """The process's peak resident memory (VmHWM: unlike ru_maxrss it does not carry the parent's peak over exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(task: dict) -> dict:
+    """Runs in the child: the best of `repeat` runs and the peak memory above what the process held before."""
+    import numpy as np
+
+    np.seterr(all="ignore")
+    spec_path = Path(task["spec"]) if task.get("spec") else None
+    if task["tool"] == "gradcheck":
+        import gradcheck.pipeline  # noqa: F401  (every module a check uses, loaded before the baseline)
+        from gradcheck import CheckOptions, check_spec
+        from gradcheck.ops import load_builtin_ops
+        from gradcheck.spec import Overrides
+
+        load_builtin_ops()
+
+        options = CheckOptions(mode=task.get("mode", "full"))
+        overrides = Overrides(method=task.get("method"))
+
+        def run():
+            return check_spec(spec_path, overrides, options)
+    else:
+        import torch
+
+        from gradcheck.spec import load_spec
+
+        torch.set_num_threads(task["threads"])
+        fn, inputs = torch_model(task["model"], load_spec(spec_path))
+
+        def run():
+            return torch.autograd.gradcheck(fn, inputs, fast_mode=task.get("fast", False))
+    baseline = rss_mb()
+    times, outcome = [], None
+    for _ in range(task["repeat"]):
+        start = time.perf_counter()
+        outcome = run()
+        times.append(time.perf_counter() - start)
+    result = {"seconds": min(times), "peak_mb": max(peak_mb() - baseline, 0.0)}
+    if task["tool"] == "gradcheck":
+        result["status"] = str(outcome.status)
+        result["nodes"] = len([n for n in outcome.nodes if n.checked != "none"])
+        result["checked"] = sorted({n.checked for n in outcome.nodes if n.checked != "none"})
+    else:
+        result["status"] = "pass" if outcome else "fail"
+    return result
+
+
+def measure(task: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[variable] = str(task["threads"])
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(task)], env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_process_ms(command: list[str], runs: int = 10) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(command, env=env, capture_output=True)  # warm the file cache and the bytecode
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, capture_output=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------- the report
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, what, ours, theirs, ratio, target, met, notes=""):
+        self.rows.append((what, ours, theirs, ratio, target, met, notes))
+        print(self.format(self.rows[-1]), flush=True)
+
+    @staticmethod
+    def header() -> str:
+        return Table.format(("what", "gradcheck", "torch", "ratio", "target", "met", "notes"))
+
+    @staticmethod
+    def format(row) -> str:
+        what, ours, theirs, ratio, target, met, notes = row
+        return f"| {what:44} | {ours:>16} | {theirs:>16} | {ratio:>9} | {target:>14} | {met:>4} | {notes}"
+
+
+def seconds(result) -> str:
+    if "error" in result:
+        return "error"
+    return f"{result['seconds']:.3f} s"
+
+
+def blas_description() -> str:
+    try:
+        import numpy  # noqa: F401  (loads the BLAS threadpoolctl reports)
+        from threadpoolctl import threadpool_info
+
+        pools = [f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads)" for p in threadpool_info()]
+        return "; ".join(pools) or "no BLAS pool found"
+    except ImportError:
+        return "threadpoolctl not installed (pip install threadpoolctl to list the BLAS pools)"
+
+
+def torch_version() -> str | None:
+    """torch's version, without importing it here (each measurement imports what it needs in its own process)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--only", default="mlp,nets,chain,fast,methods,threads,startup")
+    parser.add_argument("--sizes", default=",".join(MLP_WIDTHS))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    sections = set(args.only.split(","))
+    torch_here = torch_version()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; python {platform.python_version()}")
+    print(f"BLAS: {blas_description()}; pinned per measurement to {args.threads} thread(s) via "
+          + ", ".join(f"{v}={os.environ.get(v, '(unset)') if v not in BLAS_VARIABLES[:3] else args.threads}"
+                      for v in BLAS_VARIABLES))
+    print(f"torch: {torch_here or 'not installed: the torch columns are empty (pip install torch to compare)'}; "
+          f"best of {args.repeat}; every measurement in a fresh process")
+    print(Table.header())
+    table = Table()
+    folder = Path(tempfile.mkdtemp(prefix="gradcheck-bench-"))
+
+    def task(spec, tool="gradcheck", **extra):
+        return {"spec": str(spec), "tool": tool, "repeat": args.repeat, "threads": args.threads, **extra}
+
+    def versus_torch(what, spec, model, target_ratio, gradcheck_extra=None, torch_extra=None, memory=False):
+        ours = measure(task(spec, **(gradcheck_extra or {"mode": "full"})))
+        theirs = measure(task(spec, "torch", model=model, **(torch_extra or {}))) if torch_here else {"error": "no torch"}
+        if "error" in ours or "error" in theirs:
+            table.add(what, seconds(ours), seconds(theirs), "-", f">= {target_ratio}x", "?",
+                      ours.get("error") or theirs.get("error"))
+            return ours, theirs
+        speedup = theirs["seconds"] / ours["seconds"]
+        notes = f"{ours['status']}, {ours['nodes']} nodes ({'/'.join(ours['checked'])})"
+        met = speedup >= target_ratio
+        if memory:
+            ratio_mb = ours["peak_mb"] / max(theirs["peak_mb"], 1e-9)
+            notes += f"; peak {ours['peak_mb']:.0f} MB vs {theirs['peak_mb']:.0f} MB ({ratio_mb:.2f}, target <= 0.25)"
+            met = met and ratio_mb <= 0.25
+        target = f">= {target_ratio}x faster" if target_ratio >= 1 else f"<= {1 / target_ratio:g}x torch time"
+        table.add(what, seconds(ours), seconds(theirs), f"{speedup:.1f}x", target,
+                  "yes" if met else "NO", notes)
+        return ours, theirs
+
+    mlps = {}
+    for size in args.sizes.split(","):
+        path = folder / f"mlp_{size}.yaml"
+        path.write_text(mlp_spec(MLP_WIDTHS[size]))
+        mlps[size] = path
+    if "mlp" in sections:
+        for size, path in mlps.items():
+            versus_torch(f"MLP {size}: --mode full vs torch full", path, "mlp", 10, memory=True)
+    if "nets" in sections:
+        cnn2k = folder / "cnn_2k.yaml"
+        cnn2k.write_text(CNN_2K)
+        for what, path, model in (("shipped small CNN", ROOT / "specs/nn/small_cnn.yaml", "cnn"),
+                                  ("2k-parameter CNN (tanh)", cnn2k, "cnn-tanh"),
+                                  ("shipped transformer block", ROOT / "specs/nn/transformer_block.yaml", "transformer")):
+            versus_torch(f"{what}: --mode full vs torch full", path, model, 3)
+    if "fast" in sections:
+        for size, path in mlps.items():
+            ours, theirs = versus_torch(f"MLP {size}: --mode fast vs torch fast", path, "mlp", 0.5,
+                                        {"mode": "fast"}, {"fast": True})
+    if "chain" in sections:
+        lines = ["inputs:", "  x: 0.5", "nodes:", "  y1: sin(x)"] + [f"  y{i}: sin(y{i - 1})" for i in range(2, 9001)]
+        chain = folder / "chain_9000.yaml"
+        chain.write_text("\n".join(lines) + "\n")
+        result = measure({**task(chain, mode="auto"), "repeat": 1})
+        met = "error" not in result and result["seconds"] < 10
+        table.add("chain of 9000 sin nodes, default mode", seconds(result), "-", "-", "< 10 s", "yes" if met else "NO",
+                  result.get("error") or f"{result['status']}, checked: {'/'.join(result['checked'])}")
+    if "methods" in sections:
+        for what, path in (("MLP 17.8k", mlps.get("17.8k")), ("transformer block", ROOT / "specs/nn/transformer_block.yaml")):
+            if path is None:
+                continue
+            central = measure(task(path, mode="full", method="central"))
+            for method in ("richardson", "complex-step", "five-point", "forward"):
+                other = measure(task(path, mode="full", method=method))
+                if "error" in central or "error" in other:
+                    table.add(f"{what}: --method {method} / central", seconds(other), "-", "-", "<= 3x", "?")
+                    continue
+                ratio = other["seconds"] / central["seconds"]
+                table.add(f"{what}: --method {method} / central (full)", seconds(other), "-", f"{ratio:.2f}x",
+                          "<= 3x central", "yes" if ratio <= 3 else "NO", f"central {central['seconds']:.3f} s")
+    if "threads" in sections:
+        for size in ("17.8k", "68k"):
+            if size not in mlps:
+                continue
+            one = measure({**task(mlps[size], mode="full"), "threads": 1})
+            two = measure({**task(mlps[size], mode="full"), "threads": 2})
+            if "error" in one or "error" in two:
+                continue
+            ratio = max(one["seconds"], two["seconds"]) / min(one["seconds"], two["seconds"])
+            table.add(f"MLP {size} --mode full: 2 vs 1 BLAS threads", seconds(two), seconds(one) + " (1 thr)",
+                      f"{ratio:.2f}x", "within 1.3x", "yes" if ratio <= 1.3 else "NO", "gradcheck in both columns")
+    if "startup" in sections:
+        python = sys.executable
+        numpy_ms = median_process_ms([python, "-c", "import numpy"])
+        cli_ms = median_process_ms([python, "-c", "import gradcheck.cli"])
+        table.add("import gradcheck.cli, above import numpy", f"{cli_ms - numpy_ms:.0f} ms", "-", "-", "<= 60 ms",
+                  "yes" if cli_ms - numpy_ms <= 60 else "NO", f"10-run medians: {cli_ms:.0f} vs {numpy_ms:.0f} ms")
+        run_ms = median_process_ms([python, "-m", "gradcheck", "run", str(ROOT / "specs/neuron_sigmoid.yaml")])
+        torch_ms = None
+        if torch_here:
+            script = folder / "neuron_sigmoid_torch.py"
+            script.write_text(textwrap.dedent("""
+                import torch
+                w = torch.tensor([2.0, -3.0, -3.0], dtype=torch.float64, requires_grad=True)
+                x = torch.tensor([-1.0, -2.0], dtype=torch.float64, requires_grad=True)
+                f = lambda w, x: torch.sigmoid(w[0] * x[0] + w[1] * x[1] + w[2])
+                print(torch.autograd.gradcheck(f, (w, x)))
+            """))
+            torch_ms = median_process_ms([python, str(script)])
+        bare_ms = median_process_ms([python, "-c", "pass"])
+        table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{run_ms:.0f} ms",
+                  f"{torch_ms:.0f} ms" if torch_ms else "-", f"{torch_ms / run_ms:.1f}x" if torch_ms else "-",
+                  "<= 100 ms", "yes" if run_ms <= 100 else "NO", f"python -c pass: {bare_ms:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

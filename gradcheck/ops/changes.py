@@ -1,0 +1,332 @@
+"""Change propagation: K perturbations of one array carried as their differences, confined to a box.
+
+The numeric reference moves one element at a time.  Instead of K full copies of a node (and of
+everything after it), a :class:`Change` holds only what differs: along each *pinned* axis, copy k's
+change sits at one index (``pins[axis][k]``); along every other axis it may cover the whole length.
+A one-element perturbation pins every axis; ``X @ (W + s·eᵢeⱼᵀ) = XW + s·X[:, i] eⱼᵀ`` pins the
+column; a tanh after it stays pinned there.
+
+An op says how a change of its arguments changes its result with the ``propagate`` hook of its
+record (gradcheck/ops/base.py):  ``propagate(changes, out, *inputs, **params) -> Change | None``,
+``changes`` holding one Change (or None: unchanged) per positional input, ``out`` the unperturbed
+result.  None means "recompute" (the evaluator then rebuilds the perturbed inputs and calls
+forward), the default for every op that declares nothing, custom ops included.
+
+The rules below are shared by the built-in ops: linear maps act on the difference alone (so it is
+exact: no f(x+h) - f(x) cancellation), elementwise ops recompute only the changed entries, ops
+that act along an axis (softmax) recompute only the changed slices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import normalize_axes
+
+
+@dataclass(frozen=True)
+class Change:
+    """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis."""
+
+    shape: tuple[int, ...]
+    pins: dict[int, np.ndarray]
+    delta: np.ndarray
+
+    @staticmethod
+    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray) -> Change:
+        """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
+        shape = tuple(shape)
+        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta)
+
+    @staticmethod
+    def of_elements(shape, flat_elements: np.ndarray, offsets: np.ndarray) -> Change:
+        """Copy k moves element flat_elements[k] (a flat index) by offsets[k]."""
+        shape = tuple(shape)
+        offsets = np.asarray(offsets)
+        positions = np.unravel_index(np.asarray(flat_elements, dtype=np.intp), shape) if shape else ()
+        positions = [np.asarray(p, dtype=np.intp) for p in positions]
+        delta = offsets.reshape((offsets.size,) + (1,) * len(shape))
+        return Change.make(shape, dict(enumerate(positions)), delta)
+
+    @staticmethod
+    def dense(delta: np.ndarray) -> Change:
+        """Changes that may touch every element: delta has shape (K, *shape)."""
+        return Change.make(np.shape(delta)[1:], {}, delta)
+
+    @property
+    def count(self) -> int:
+        return int(self.delta.shape[0])
+
+    @property
+    def box(self) -> tuple[int, ...]:
+        return tuple(1 if a in self.pins else n for a, n in enumerate(self.shape))
+
+    def floats(self) -> int:
+        return int(self.delta.size)
+
+    def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
+        return gather(base, self.pins if pins is None else pins, self.count)
+
+    def widened(self, pins: dict[int, np.ndarray]) -> np.ndarray:
+        """The delta on the box of ``pins`` (a subset of this change's pins, at the same indices), (K, *box)."""
+        delta = self.delta
+        for axis, index in self.pins.items():
+            if axis in pins:
+                continue
+            full = np.zeros(delta.shape[: axis + 1] + (self.shape[axis],) + delta.shape[axis + 2:], dtype=delta.dtype)
+            np.put_along_axis(full, index.reshape((-1,) + (1,) * len(self.shape)), delta, axis=axis + 1)
+            delta = full
+        return delta
+
+    def full(self) -> np.ndarray:
+        """The whole difference array of every copy, (K, *shape)."""
+        return np.broadcast_to(self.widened({}), (self.count,) + self.shape)
+
+    def new_values(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """The perturbed values on the box of ``pins`` (default: this change's own box)."""
+        pins = self.pins if pins is None else pins
+        values = self.gather(base, pins) + self.widened(pins)
+        return values if base.dtype.kind in "fc" else values.astype(base.dtype)  # data (a mask) keeps its type
+
+    def weighted_sum(self, weights: np.ndarray | None) -> np.ndarray:
+        """sum(weights * delta) per copy: the change of the objective sum(v * out) (sum(out) when weights is None)."""
+        delta = self.delta.reshape(self.count, -1)
+        if weights is None:
+            return delta.sum(axis=1)
+        on_box = self.gather(weights)
+        if on_box.shape[0] == 1:  # nothing pinned: one weight array for every copy
+            return delta @ on_box.reshape(-1)
+        return np.einsum("kn,kn->k", delta, on_box.reshape(self.count, -1))
+
+
+def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndarray:
+    """base at copy k's pinned indices, every other axis whole: shape (count, *box) -- or (1, *shape) when
+    nothing is pinned, the same for every copy (it broadcasts against the copies)."""
+    base = np.asarray(base)
+    shape = base.shape
+    if not pins:
+        return base[None]
+    ndim = len(shape)
+    index = []
+    for axis, n in enumerate(shape):
+        if axis in pins:
+            index.append(pins[axis].reshape((count,) + (1,) * ndim))
+        else:
+            index.append(np.arange(n).reshape((1,) * (axis + 1) + (n,) + (1,) * (ndim - axis - 1)))
+    return base[tuple(index)]
+
+
+def changed_difference(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """new - old, in float64 for data (integer or boolean) results."""
+    if old.dtype.kind in "fc" and new.dtype.kind in "fc":
+        return new - old
+    return np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- elementwise ops
+
+def _aligned_pins(change: Change, out_ndim: int) -> dict[int, np.ndarray]:
+    """The change's pins as axes of a broadcast result of rank out_ndim (arguments align on the right)."""
+    shift = out_ndim - len(change.shape)
+    return {a + shift: p for a, p in change.pins.items()}
+
+
+def broadcast_pins(changes, inputs, out_shape) -> dict[int, np.ndarray]:
+    """The pins a broadcasting elementwise op's result keeps: an axis every changed argument pins at the
+    same indices, and that no changed argument broadcasts (a length-1 axis spreads a change along it)."""
+    ndim = len(out_shape)
+    common = None
+    for change in changes:
+        if change is None:
+            continue
+        aligned = _aligned_pins(change, ndim)
+        if common is None:
+            common = aligned
+        else:
+            common = {a: p for a, p in common.items() if a in aligned and np.array_equal(aligned[a], p)}
+    return {a: p for a, p in (common or {}).items() if out_shape[a] > 1}
+
+
+def _on_box(array, change: Change | None, out_pins, out_ndim: int, count: int) -> np.ndarray:
+    """An argument (perturbed or not) on the result's box, shaped to broadcast against (K, *box)."""
+    array = np.asarray(array)
+    shift = out_ndim - array.ndim
+    pins = {a - shift: p for a, p in out_pins.items() if a - shift >= 0 and array.shape[a - shift] > 1}
+    values = gather(array, pins, count) if change is None else change.new_values(array, pins)
+    return values.reshape((values.shape[0],) + (1,) * shift + values.shape[1:])
+
+
+def elementwise_change(forward, changes, out, inputs, params) -> Change:
+    """Recompute an elementwise (broadcasting) op on the changed entries only."""
+    out = np.asarray(out)
+    count = next(c.count for c in changes if c is not None)
+    pins = broadcast_pins(changes, inputs, out.shape)
+    arguments = [_on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
+    delta = changed_difference(np.asarray(forward(*arguments, **params)), gather(out, pins, count))
+    box = (count,) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
+    return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
+
+
+def linear_elementwise_change(coefficients, changes, out) -> Change:
+    """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
+    out = np.asarray(out)
+    pins = broadcast_pins(changes, None, out.shape)
+    total = None
+    for coefficient, change in zip(coefficients, changes, strict=True):
+        if change is None:
+            continue
+        delta = change.widened({a - (out.ndim - len(change.shape)): p for a, p in pins.items()
+                                if a - (out.ndim - len(change.shape)) in change.pins})
+        delta = delta.reshape((delta.shape[0],) + (1,) * (out.ndim - len(change.shape)) + delta.shape[1:])
+        term = delta if coefficient == 1 else coefficient * delta
+        total = term if total is None else total + term
+    box = (total.shape[0],) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
+    return Change.make(out.shape, pins, np.broadcast_to(total, box))
+
+
+def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
+    """mean(losses(a, b)) over the broadcast: the per-element losses change only where an argument changed."""
+    per_element = np.asarray(losses(*inputs, **params))
+    changed = elementwise_change(losses, changes, per_element, inputs, params)
+    total = changed.delta.reshape(changed.count, -1).sum(axis=1)
+    return Change.make((), {}, total / max(per_element.size, 1))
+
+
+def softmax_cross_entropy_change(change: Change, logits, targets, samples: int) -> Change | None:
+    """-Σ t·log softmax(z) / n under z -> z + d, row by row and without cancellation:
+    lse(z + d) - lse(z) = log Σ_c p_c e^{d_c} = log1p(Σ_c p_c expm1(d_c)), p = softmax(z), so a row's loss
+    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  None (recompute) where e^d overflowed."""
+    logits = np.asarray(logits)
+    rows = {a: p for a, p in change.pins.items() if a != logits.ndim - 1}
+    delta = change.widened(rows)
+    count = change.count
+    probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    targets = np.broadcast_to(targets, logits.shape)
+    p, t = gather(probabilities, rows, count), gather(targets, rows, count)  # views where no row is pinned
+    mixed = np.einsum("...c,...c->...", p, np.expm1(delta))
+    linear = np.einsum("...c,...c->...", t, delta)
+    per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
+    total = per_row.reshape(count, -1).sum(axis=1)
+    if not np.all(np.isfinite(total)):
+        return None
+    return Change.make((), {}, total / samples)
+
+
+# ---------------------------------------------------------------- along axes
+
+def reduce_change(change: Change, axis, keepdims: bool, scale: float = 1.0) -> Change:
+    """sum (scale 1) or mean (scale 1/n) over axis: linear, so the change is reduced alone."""
+    ndim = len(change.shape)
+    axes = normalize_axes(axis, ndim)
+    reduced = tuple(range(ndim)) if axes is None else axes
+    delta = np.sum(change.delta, axis=tuple(a + 1 for a in reduced), keepdims=keepdims)
+    if scale != 1.0:
+        delta = delta * scale
+    kept = [a for a in range(ndim) if a not in reduced]
+    if keepdims:
+        shape = tuple(1 if a in reduced else n for a, n in enumerate(change.shape))
+        pins = {a: p for a, p in change.pins.items() if a not in reduced}
+    else:
+        shape = tuple(change.shape[a] for a in kept)
+        pins = {kept.index(a): p for a, p in change.pins.items() if a in kept}
+    return Change.make(shape, pins, delta)
+
+
+def slices_change(forward, change: Change, x, out, axes: tuple[int, ...] | None, params, keepdims: bool = True) -> Change:
+    """An op that mixes entries only along ``axes`` of x (softmax over the last axis, a max over an axis):
+    recompute the changed slices; the result keeps the pins off those axes (renumbered when the op drops
+    them, keepdims false).  ``params`` are forward's keywords for an input with a leading batch axis."""
+    ndim = len(change.shape)
+    mixed = tuple(range(ndim)) if axes is None else tuple(axes)
+    pins = {a: p for a, p in change.pins.items() if a not in mixed}
+    new = np.asarray(forward(change.new_values(np.asarray(x), pins), **params))
+    if not keepdims:
+        kept = [a for a in range(ndim) if a not in mixed]
+        pins = {kept.index(a): p for a, p in pins.items()}
+    delta = changed_difference(new, gather(np.asarray(out), pins, change.count))
+    box = (change.count,) + tuple(1 if a in pins else n for a, n in enumerate(np.shape(out)))
+    return Change.make(np.shape(out), pins, delta if delta.shape == box else np.broadcast_to(delta, box))
+
+
+def transpose_change(change: Change, permutation) -> Change:
+    ndim = len(change.shape)
+    permutation = tuple(reversed(range(ndim))) if permutation is None else tuple(a % ndim for a in permutation)
+    shape = tuple(change.shape[a] for a in permutation)
+    pins = {new: change.pins[old] for new, old in enumerate(permutation) if old in change.pins}
+    return Change.make(shape, pins, np.transpose(change.delta, (0,) + tuple(a + 1 for a in permutation)))
+
+
+def concat_change(changes, inputs, axis: int) -> Change:
+    """concat is linear: one changed array keeps its pins (moved to where it sits); several are joined whole."""
+    axis = axis % np.ndim(inputs[0])
+    changed = [i for i, c in enumerate(changes) if c is not None]
+    count = changes[changed[0]].count
+    out_shape = list(np.shape(inputs[0]))
+    out_shape[axis] = sum(np.shape(x)[axis] for x in inputs)
+    if len(changed) == 1:
+        (i,) = changed
+        change = changes[i]
+        start = sum(np.shape(x)[axis] for x in inputs[:i])
+        pins = dict(change.pins)
+        delta = change.delta
+        if axis in pins:
+            pins[axis] = pins[axis] + start
+        else:  # the changed array covers a stretch of the axis: place it there
+            widths = [(0, 0)] * delta.ndim
+            widths[axis + 1] = (start, out_shape[axis] - start - change.shape[axis])
+            delta = np.pad(delta, widths)
+        return Change.make(out_shape, pins, delta)
+    parts = [c.full() if c is not None else np.zeros((count,) + np.shape(x)) for x, c in zip(inputs, changes, strict=True)]
+    return Change.dense(np.concatenate(parts, axis=axis + 1))
+
+
+# ---------------------------------------------------------------- matmul
+
+def _promoted(change: Change | None, vector_axis: int) -> Change | None:
+    """A vector argument's change seen as a matrix's: a (k,) vector as a (1, k) row (axis 0) or a (k, 1) column."""
+    if change is None:
+        return None
+    pins = {(1 if vector_axis == 0 else 0): p for p in change.pins.values()}
+    shape = (1,) + change.shape if vector_axis == 0 else change.shape + (1,)
+    delta = change.delta[:, None, :] if vector_axis == 0 else change.delta[:, :, None]
+    return Change.make(shape, pins, delta)
+
+
+def matmul_change(changes, out, a, b) -> Change | None:
+    """a @ b is linear in each argument: (A + dA) B = AB + dA B.  A one-element dA = s eᵢeⱼᵀ is a rank-1
+    update, s·eᵢ B[j, :] (one row changes); a dense dA costs one GEMM for all K copies, folded as (K·n, k) @ B.
+    Matrices and vectors; stacks of matrices and changes of both arguments are recomputed (None)."""
+    change_a, change_b = changes
+    if np.ndim(a) > 2 or np.ndim(b) > 2 or (change_a is not None and change_b is not None):
+        return None
+    A = np.asarray(a)[None, :] if np.ndim(a) == 1 else np.asarray(a)
+    B = np.asarray(b)[:, None] if np.ndim(b) == 1 else np.asarray(b)
+    change_a = _promoted(change_a, 0) if np.ndim(a) == 1 else change_a
+    change_b = _promoted(change_b, 1) if np.ndim(b) == 1 else change_b
+    if change_a is not None:
+        rows, inner = change_a.pins.get(0), change_a.pins.get(1)
+        count, delta = change_a.count, change_a.delta
+        if inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
+            product = delta * B[inner][:, None, :]
+        else:                   # (K, n', k) @ (k, m) as one GEMM
+            product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
+        pins = {} if rows is None else {0: rows}
+    else:
+        inner, columns = change_b.pins.get(0), change_b.pins.get(1)
+        count, delta = change_b.count, change_b.delta
+        if inner is not None:   # dB has one row i per copy: A[:, i] (outer) dB[i, :]
+            product = np.moveaxis(A[:, inner], 1, 0)[:, :, None] * delta
+        else:                   # A @ (K, k, m') as one GEMM: A @ [dB_1 ... dB_K] side by side
+            side_by_side = np.moveaxis(delta, 0, 1).reshape(A.shape[1], -1)
+            product = np.moveaxis((A @ side_by_side).reshape(A.shape[0], count, delta.shape[2]), 1, 0)
+        pins = {} if columns is None else {1: columns}
+    shape = (A.shape[0], B.shape[1])
+    result = Change.make(shape, pins, product)
+    if np.ndim(b) == 1:
+        result = Change.make(shape[:1], {a: p for a, p in result.pins.items() if a == 0}, result.delta[:, :, 0])
+    if np.ndim(a) == 1:
+        result = Change.make(result.shape[1:], {a - 1: p for a, p in result.pins.items() if a >= 1}, result.delta[:, 0])
+    return result
