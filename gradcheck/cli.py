@@ -13,9 +13,10 @@ import click
 
 from . import __version__
 from .errors import SpecError, Terminated, one_line
+from .format import visible_line
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .judge import CheckOptions
-from .outfile import OutputError, is_stdout, refuse_inputs, write_text, writing_stdout
+from .outfile import OutputError, is_stdout, refuse_inputs, silence_stdout, write_stdout, write_text, writing_stdout
 from .report import FORMATS, JUNIT_FLAVORS, RenderOptions, renderer
 from .spec import FLOAT_DTYPES, METHODS, Overrides
 
@@ -54,7 +55,7 @@ def _broken_pipe() -> None:
 def _error_line(path: str, error) -> str:
     from .report.common import error_where
 
-    return f"{error_where(path, error)}: error: {error.message}"
+    return f"{error_where(path, error)}: error: {visible_line(error.message)}"
 
 
 class _FiniteFloat(click.FloatRange):
@@ -108,7 +109,18 @@ _limit_options = _options(
     click.option("--timeout", type=_FiniteFloat(min=0), default=DEFAULT_TIMEOUT, show_default=True,
                  help="Seconds one spec may take (0: no limit); past it the spec is an error (exit 2)."),
     click.option("--max-memory", type=_MemorySize(), default=None,
-                 help="Memory a spec with custom ops may take, e.g. 8G (default: half the machine's memory)."),
+                 help="Memory one spec's check may take, e.g. 8G; a spec that would need more is refused before it "
+                      "starts (exit 2) [default: half the machine's memory, or of the container's limit]."),
+)
+
+
+# what a spec may reach beyond its own text: run, explain and graph
+_trust_options = _options(
+    click.option("--no-custom-ops", "no_custom_ops", is_flag=True,
+                 help="Refuse every spec that names custom ops (ops:), before any of their code is imported: "
+                      "for reviewing a spec one did not write."),
+    click.option("--allow-outside-files", is_flag=True,
+                 help="Let file: inputs lie outside the spec's folder (links are followed before the check)."),
 )
 
 
@@ -150,6 +162,12 @@ class _Program(click.Group):
             _interrupted(EXIT_SIGINT)
         except Terminated:
             _interrupted(EXIT_SIGTERM)
+        except OutputError as error:  # a command's own output (ops, schema) could not be written
+            _fail(str(error))
+        except OSError as error:  # click's own output (--help, --version) to a full device or a closed pipe
+            silence_stdout()
+            what = "the output pipe was closed" if isinstance(error, BrokenPipeError) else (error.strerror or str(error))
+            _fail(f"cannot write to standard output: {what}")
         finally:
             _on_sigterm(previous)
 
@@ -212,6 +230,7 @@ def _tolerant_streams() -> None:
               help="Files named on the command line without gradcheck's keys are skipped with a note (as in folders).")
 @_check_options
 @_limit_options
+@_trust_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary; no progress.")
 @click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing, kink and inconclusive nodes.")
@@ -221,8 +240,8 @@ def _tolerant_streams() -> None:
               help="Also run the Taylor remainder test per input: observed order ~2 right, ~1 wrong gradient.")
 @_color_option
 def run(paths, output_format, output, junit_file, json_file, markdown_file, junit_flavor, exclude, skip_non_specs,
-        atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, values, quiet, verbose,
-        allow_inconclusive, taylor, color):
+        atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, no_custom_ops, allow_outside_files,
+        values, quiet, verbose, allow_inconclusive, taylor, color):
     """Check every spec in PATHS (folders: every spec *.yaml / *.yml under them).
 
     In a folder, a YAML file is a spec when it is named *.gradcheck.yaml / *.gradcheck.yml or has
@@ -249,7 +268,7 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
       130  interrupted (SIGINT); 143: terminated (SIGTERM)
     """
     from .discovery import discover
-    from .pipeline import check_paths
+    from .pipeline import check_paths, files_named
 
     reports = [(output_format, output)] + [(name, path) for name, path in
                                            (("junit", junit_file), ("json", json_file), ("markdown", markdown_file)) if path]
@@ -265,9 +284,13 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
             skipped = f" ({len(found.skipped)} other YAML file{'s' if len(found.skipped) != 1 else ''} skipped)" \
                 if found.skipped else ""
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}{skipped}")
+        overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
+                              custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
+        named = found.specs
+        if any(not is_stdout(path) for _, path in reports):  # a failing spec still names files the reports must spare
+            named = [file for spec_path in found.specs for file in files_named(spec_path, overrides)]
         for _, path in reports:
-            refuse_inputs(path, found.specs)
-        overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
+            refuse_inputs(path, named)
         with _progress(quiet) as progress:
             check_options = CheckOptions(mode=mode, strict=strict, progress=progress,
                                          allow_inconclusive=allow_inconclusive, taylor=taylor)
@@ -376,7 +399,7 @@ def _is_terminal(stream) -> bool:
 
 def _fail(message: str) -> None:
     """One line on stderr, exit 2: a usage or output fault (never a traceback)."""
-    click.echo(f"gradcheck: error: {one_line(message)}", err=True)
+    click.echo(f"gradcheck: error: {visible_line(one_line(message))}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -397,8 +420,8 @@ def ops(as_json, markdown):
     if as_json:
         import json
 
-        click.echo(json.dumps([{"name": info.name, "signature": info.signature(), "doc": info.doc,
-                                "kinks": info.has_kinks} for info in registry.values()], indent=2))
+        write_stdout(json.dumps([{"name": info.name, "signature": info.signature(), "doc": info.doc,
+                                  "kinks": info.has_kinks} for info in registry.values()], indent=2) + "\n")
         return
     from rich.table import Table
     from rich.text import Text
@@ -427,22 +450,24 @@ def schema(report):
     """
     from .schema import REPORT_SCHEMA_FILE, SPEC_SCHEMA_FILE, schema_text
 
-    click.echo(schema_text(REPORT_SCHEMA_FILE if report else SPEC_SCHEMA_FILE), nl=False)
+    write_stdout(schema_text(REPORT_SCHEMA_FILE if report else SPEC_SCHEMA_FILE))
 
 
 # ------------------------------------------------------------------------------------------ explain, graph
 
 def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_console: bool, output, color: str) -> None:
     """explain / graph: the view of one contained pipeline run (a fault exits 2), printed or written, exit 0."""
-    from .pipeline import contained
+    from .pipeline import contained, files_named
 
     try:
         refuse_inputs(output, [path])
+        refuse_inputs(output, files_named(path, overrides))  # the spec's data files and op modules too
     except OutputError as error:
         _fail(str(error))
     outcome = contained(path, overrides, limits, build)
     if outcome.printed:
-        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {one_line(outcome.printed)[:300]}",
+        printed = visible_line(one_line(outcome.printed)[:300])
+        click.echo(f"gradcheck: note: the spec's code printed to stdout (captured): {printed}",
                    err=True)
     if outcome.error is not None:
         click.echo(_error_line(path, outcome.error), err=True)
@@ -465,8 +490,9 @@ def _show(path: str, overrides: Overrides, limits: Limits, build, render, to_con
 @_dtype_option
 @_seed_option
 @_limit_options
+@_trust_options
 @_color_option
-def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color):
+def explain(spec, output_format, output, dtype, seed, timeout, max_memory, no_custom_ops, allow_outside_files, color):
     """Walk the backward pass of SPEC step by step, like a textbook.
 
     Node by node from the output back to the inputs: each node's forward value, the upstream
@@ -481,8 +507,11 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
     from .pipeline import run_loaded
     from .report import explain_text
 
-    _show(spec, Overrides(dtype=dtype, seed=seed), _limits(timeout, max_memory),
-          lambda loaded: walkthrough(run_loaded(loaded, judge=False)), explain_text.renderer(output_format),
+    overrides = Overrides(dtype=dtype, seed=seed, custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
+    limits = _limits(timeout, max_memory)
+    _show(spec, overrides, limits,
+          lambda loaded: walkthrough(run_loaded(loaded, CheckOptions(memory_budget=limits.max_memory), judge=False)),
+          explain_text.renderer(output_format),
           output_format == "text" and is_stdout(output), output, color)
 
 
@@ -493,8 +522,10 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, color
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE (atomically; - is stdout).")
 @_check_options
 @_limit_options
+@_trust_options
 @_color_option
-def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, color):
+def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory,
+          no_custom_ops, allow_outside_files, color):
     """Draw the graph of SPEC with values, gradients and statuses.
 
     Every node is annotated with its forward value, its gradient and its status (the check runs to
@@ -508,7 +539,9 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
     from .report import graph_view
     from .views import graph_view as view_of
 
-    overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps)
-    options = CheckOptions(mode=mode, strict=strict)
-    _show(spec, overrides, _limits(timeout, max_memory), lambda loaded: view_of(run_loaded(loaded, options)),
+    overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
+                          custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
+    limits = _limits(timeout, max_memory)
+    options = CheckOptions(mode=mode, strict=strict, memory_budget=limits.max_memory)
+    _show(spec, overrides, limits, lambda loaded: view_of(run_loaded(loaded, options)),
           graph_view.renderer(output_format), output_format == "tree" and is_stdout(output), output, color)

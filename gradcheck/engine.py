@@ -7,11 +7,11 @@ comparison names the op and everything upstream of it shows as affected.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import sizing
 from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
@@ -88,9 +88,9 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
             raise
         except (Exception, SystemExit) as error:  # an op's own message, located at its call
             raise ForwardError(_forward_failure(node, args, error), node.location) from None
-        if value.dtype.kind not in "biufc":
-            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {clip(value.dtype)} "
-                               "data, not numbers", node.location)
+        if value.dtype.kind not in "biuf":  # complex values are for the complex-step method's perturbations only
+            what = "complex numbers, not real ones" if value.dtype.kind == "c" else f"{clip(value.dtype)} data, not numbers"
+            raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {what}", node.location)
         if value.size > MAX_TOTAL_ELEMENTS:
             raise ForwardError(f"node '{node.name}' ({node.op_name}: {clip(node.text)}) returned {value.size:,} elements "
                                f"(shape {_shape(value.shape)}); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
@@ -109,21 +109,11 @@ def _shape(shape) -> str:
 
 
 def _refuse_oversized(node: Node, args: list) -> None:
-    """Refuse, before computing it, an op result (a broadcast, a matmul) with more than MAX_TOTAL_ELEMENTS,
-    from the shape the op's record declares (``result_shape``; None: unknown)."""
-    shapes = [np.shape(a) for a in args]
+    """Refuse, before computing it, an op result or intermediate over the element limit (sizing.refuse_oversized)."""
     try:
-        shape = node.op.result_shape(shapes, node.params)
-    except (ValueError, TypeError, IndexError):  # shapes that do not combine: the op itself says how
-        return
-    if shape is None:
-        return
-    count = math.prod(shape)
-    if count > MAX_TOTAL_ELEMENTS:
-        raise ForwardError(f"node '{node.name}' ({clip(node.text)}): the result of {node.op.name} on shapes "
-                           f"{', '.join(_shape(s) for s in shapes)} would have shape {_shape(shape)}, {count:,} elements "
-                           f"(~{count * 8 / 2**30:,.1f} GiB in float64); the limit is {MAX_TOTAL_ELEMENTS:,} elements",
-                           node.location)
+        sizing.refuse_oversized(node, [np.shape(a) for a in args])
+    except SpecError as error:
+        raise ForwardError(error.message, error.location) from None
 
 
 def _not_finite(node: Node, args: list, value: np.ndarray, dtype_name: str) -> str:

@@ -88,13 +88,24 @@ class ExpressionParser:
         return Location(self.location.path, self.location.line + line, ast_node.col_offset + 1)
 
     def segment(self, ast_node) -> str:
-        return ast.get_source_segment(self.text, ast_node) or ast.unparse(ast_node)
+        return ast.get_source_segment(self.source, ast_node) or ast.unparse(ast_node)
+
+    def as_written(self, ast_node, parsed: str) -> str:
+        """An identifier as the spec spells it: Python's parser NFKC-normalises identifiers (``ℌ`` becomes ``H``,
+        ``ﬁ`` becomes ``fi``), so the name is read back from the source text at the node's offsets."""
+        written = ast.get_source_segment(self.source, ast_node)
+        if written is None:
+            return parsed
+        if isinstance(ast_node, ast.keyword):
+            written = written.split("=", 1)[0].rstrip()
+        return written if written.isidentifier() else parsed
 
     def show(self, ast_node) -> str:
         """The source text of ``ast_node``, quoted and cut short for a message."""
         return clipped_repr(self.segment(ast_node))
 
     def parse(self) -> Expr:
+        self.source = self.text.strip()  # the text the parser sees: ast offsets refer to it
         if len(self.text) > MAX_EXPRESSION_CHARS:
             raise self.fail(f"the expression has {len(self.text):,} characters; the limit is {MAX_EXPRESSION_CHARS:,}")
         long_number = re.search(rf"\d{{{MAX_NUMBER_DIGITS + 1},}}", self.text)
@@ -106,7 +117,7 @@ class ExpressionParser:
         try:
             with warnings.catch_warnings():  # "invalid decimal literal" and friends: the SyntaxError says it
                 warnings.simplefilter("ignore")
-                tree = ast.parse(self.text.strip(), mode="eval")
+                tree = ast.parse(self.source, mode="eval")
         except SyntaxError as error:
             offset = (error.offset or 1) - 1
             location = self.location.shifted(offset) if (error.lineno or 1) == 1 else self.location
@@ -149,7 +160,8 @@ class ExpressionParser:
                 raise self.fail(f"the number {self.show(node)} is out of the float64 range", node)
             return Constant(number, self.where(node), self.segment(node))
         if isinstance(node, ast.Name):
-            return Name(node.id, self.where(node), node.id)
+            name = self.as_written(node, node.id)
+            return Name(name, self.where(node), name)
         if isinstance(node, ast.BinOp):
             op = INFIX.get(type(node.op))
             if op is None:
@@ -183,7 +195,7 @@ class ExpressionParser:
         if not isinstance(node.func, ast.Name):
             what = "attribute access" if isinstance(node.func, ast.Attribute) else "calling an expression"
             raise self.fail(f"{what} is not allowed: {self.show(node.func)}; call an op by its name", node.func)
-        op_name = node.func.id
+        op_name = self.as_written(node.func, node.func.id)
         info = self.known_ops.get(op_name)
         if info is None:
             raise self.fail(f"unknown op '{clip(op_name)}'{did_you_mean(op_name, self.known_ops)}; "
@@ -208,9 +220,10 @@ class ExpressionParser:
         for kw in node.keywords:
             if kw.arg is None:
                 raise self.fail(f"**keyword unpacking is not allowed in {self.show(node)}", kw.value)
-            if kw.arg in params:
-                raise self.fail(f"keyword '{clip(kw.arg)}' is given twice in {self.show(node)}", kw)
-            params[kw.arg] = self.constant_keyword(kw.value, op_name, kw.arg)
+            key = self.as_written(kw, kw.arg)
+            if key in params:
+                raise self.fail(f"keyword '{clip(key)}' is given twice in {self.show(node)}", kw)
+            params[key] = self.constant_keyword(kw.value, op_name, key)
         return Call(op_name, args, params, self.where(node), self.segment(node))
 
     @staticmethod
@@ -290,8 +303,9 @@ class ExpressionParser:
         """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""
         if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
             return node.value
-        if isinstance(node, ast.Name) and node.id in YAML_CONSTANTS:  # causal=true, as one writes it in YAML
-            return YAML_CONSTANTS[node.id]
+        written = self.as_written(node, node.id) if isinstance(node, ast.Name) else None
+        if written in YAML_CONSTANTS:  # causal=true, as one writes it in YAML
+            return YAML_CONSTANTS[written]
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
                 and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
             return -node.operand.value

@@ -17,14 +17,24 @@ def number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def visible(text: str) -> str:
-    """User text (a name, a path, a message) with its control characters made visible: \\x1b, \\u202e, ...
+# C0 and C1 control characters, DEL, and the invisible characters that reorder or hide text on a terminal
+# (bidirectional overrides and isolates, zero-width characters, line and paragraph separators)
+_INVISIBLE = {*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F,
+              *range(0x2028, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x206A), 0xFEFF}
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_LINE_TABLE = {code: _SHORT_ESCAPES.get(chr(code)) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+               for code in _INVISIBLE}
+_TEXT_TABLE = {code: escape for code, escape in _LINE_TABLE.items() if chr(code) not in "\n\t"}
 
-    Newlines and tabs are kept; every other C0/C1 control, the DEL, and the bidirectional overrides that
-    can make a name read differently from what it is (U+202A..U+202E, U+2066..U+2069) are escaped.
-    """
-    return "".join(_ESCAPED.get(ch, ch) for ch in str(text))
+
+def visible(text: object) -> str:
+    """User text (a name, a path, a message) with every character that would drive or hide on a terminal shown as
+    an escape instead: ESC as \\x1b, U+202E as \\u202e, a carriage return as \\r.  Newlines and tabs are kept
+    (multi-line report bodies); :func:`visible_line` escapes them too.  Idempotent: the escapes are printable."""
+    return str(text).translate(_TEXT_TABLE)
 
 
-_ESCAPED = {chr(code): f"\\x{code:02x}" for code in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(code) not in "\n\t"}
-_ESCAPED.update({chr(code): f"\\u{code:04x}" for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+def visible_line(text: object) -> str:
+    """:func:`visible`, and newlines and tabs escaped too (\\n, \\t): for text that must stay on its line (a
+    name, a path, a sentence in a table), so a spec cannot start a line of its own in the report."""
+    return str(text).translate(_LINE_TABLE)

@@ -3,8 +3,13 @@
 A spec that names custom ops runs its check in a forked child process (where the platform forks):
 the op's ``os._exit``, ``sys.exit`` or any exception ends that child, never the run; what the op
 prints goes to a capture, not to gradcheck's stdout; the child is killed when it runs past the
-time limit, and its address space is capped at the memory budget.  A spec of built-in ops only
-runs in this process, with the time limit enforced by a timer signal.
+time limit.  A spec of built-in ops only runs in this process, with the time limit enforced by a
+timer signal.
+
+Memory: the check is sized against the budget before it starts (gradcheck/sizing.py); as a backstop
+for what no op declares (a custom op's own arrays), the process checking the spec may add at most
+the budget minus what it already holds to its address space (:func:`memory_cap`), so its resident
+memory stays within the budget: an allocation past it is a MemoryError, reported as this spec's error.
 
 Everything that stops a spec is worded once, by :func:`describe_fault`.
 """
@@ -29,7 +34,7 @@ from .results import ErrorInfo
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 600.0      # seconds per spec: a larger model in --mode full takes minutes; a hang is stopped
-MEMORY_FRACTION = 0.5        # the default memory budget of a spec's child: this fraction of the machine's memory
+MEMORY_FRACTION = 0.5        # the default memory budget of a spec: this fraction of the machine's memory
 
 
 class SpecTimeout(BaseException):
@@ -67,11 +72,76 @@ class Contained(Generic[T]):
 
 
 def default_memory_budget() -> int | None:
-    """MEMORY_FRACTION of the machine's physical memory, where the platform says how much that is."""
+    """MEMORY_FRACTION of the memory this process can have: the machine's, or its container's where that is less
+    (a cgroup limit); None where the platform does not say."""
     try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_FRACTION)
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit_file, encoding="ascii") as handle:
+                limit = handle.read().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            available = min(available, int(limit))
+    return int(available * MEMORY_FRACTION)
+
+
+def _memory_now() -> tuple[int, int] | None:
+    """(address space, resident memory) of this process in bytes, where /proc says."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            size, resident = (int(field) for field in handle.read().split()[:2])
+    except (OSError, ValueError):
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    return size * page, resident * page
+
+
+@contextlib.contextmanager
+def memory_cap(budget: int | None):
+    """Inside, this process may grow its address space by at most ``budget`` minus its resident memory, so its
+    resident memory stays within ``budget``; an allocation past it raises MemoryError.  Restored on the way out.
+    No effect where the platform has no address-space limit (or /proc to measure from)."""
+    now = _memory_now() if budget else None
+    try:
+        import resource
+    except ImportError:
+        now = None
+    if budget is None or now is None or not hasattr(resource, "RLIMIT_AS"):
+        yield
+        return
+    address_space, resident = now
+    if budget <= resident:
+        raise SpecError(f"the memory budget of {budget:,} bytes (--max-memory) is less than gradcheck itself takes "
+                        f"already ({resident:,} bytes)")
+    _warm_up_blas()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = address_space + budget - resident
+    if soft != resource.RLIM_INFINITY:
+        cap = min(cap, soft)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _warm_up_blas() -> None:
+    """One small product before the cap, so the BLAS library's buffers exist before the address space is limited
+    (a BLAS that cannot map its buffers aborts the process instead of raising MemoryError)."""
+    import numpy as np
+
+    np.ones((64, 64)) @ np.ones((64, 64))
 
 
 def describe_fault(error: BaseException) -> ErrorInfo:
@@ -85,7 +155,7 @@ def describe_fault(error: BaseException) -> ErrorInfo:
     if isinstance(error, RecursionError):
         return ErrorInfo("the spec is nested too deeply to evaluate")
     if isinstance(error, MemoryError):
-        return ErrorInfo("out of memory while checking this spec (the memory budget is set by --max-memory)")
+        return ErrorInfo("out of memory: checking this spec needed more than its memory budget (--max-memory)")
     if isinstance(error, SystemExit):  # a custom op's code called exit(): that must not end (or pass) the run
         return ErrorInfo(one_line(f"exit({clip(error.code)}) was called while checking this spec (by a custom op?)"))
     if isinstance(error, Exception):
@@ -99,7 +169,8 @@ def contain(work: Callable[[], T], limits: Limits, *, runs_user_code: bool) -> C
     try:
         if runs_user_code and hasattr(os, "fork"):
             return _in_child(work, limits)
-        return Contained(_with_timer(work, limits.timeout), None)
+        with memory_cap(limits.max_memory):
+            return Contained(_with_timer(work, limits.timeout), None)
     except INTERRUPTS:
         raise
     except BaseException as error:
@@ -152,13 +223,10 @@ def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.dup2(capture_fd, 1)                           # the op's print() cannot reach gradcheck's stdout
-        if limits.max_memory:
-            import resource
-
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
+        sys.dont_write_bytecode = True                   # an op's own later imports leave no __pycache__ either
         try:
-            outcome = (work(), None)
+            with memory_cap(limits.max_memory):
+                outcome = (work(), None)
         except BaseException as error:  # whatever it was, the parent gets it as this spec's error
             outcome = (None, describe_fault(error))
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,7 +20,7 @@ from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
 from .errors import INTERRUPTS, SpecError, clip, one_line
 from .graph import Graph, build_graph
-from .isolation import Contained, Limits, contain, describe_fault
+from .isolation import Contained, Limits, contain, describe_fault, memory_cap
 from .judge import CheckOptions
 from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
@@ -28,7 +28,9 @@ from .judge.local import check_ops_locally, needs_gradient
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
 from .judge.taylor import taylor_tests
+from .ops.custom import local_module_file
 from .results import RunResult, SpecResult, Status
+from .sizing import node_shapes, refuse_over_budget
 from .spec import DEFAULT_TOLERANCE, Overrides, Spec, Tolerance, load_spec
 
 DEFAULT_OVERRIDES = Overrides()
@@ -71,9 +73,11 @@ def run_loaded(spec: Spec, options: CheckOptions = DEFAULT_OPTIONS, *, judge: bo
     """Build, differentiate and (unless ``judge`` is false) check a loaded spec: the stages after the YAML."""
     with np.errstate(all="ignore"):
         graph = build_graph(spec)
+        refuse_over_budget(graph, node_shapes(graph), spec.dtype, options.memory_budget)  # before any pass
         if judge:
             return check_graph(graph, options)
         analytic = forward(graph, spec.dtype)
+        refuse_over_budget(graph, [np.shape(v) for v in analytic.values], spec.dtype, options.memory_budget)
         return Checked(graph, analytic, backward(graph, analytic, spec.dtype), None, None)
 
 
@@ -81,7 +85,8 @@ def contained(path, overrides: Overrides, limits: Limits, view: Callable[[Spec],
     """``view(spec)`` for the spec at ``path`` within ``limits``: in a child process when the spec names custom ops
     (their code can then neither end, pass, hang nor print over the run), else here under a timer."""
     try:
-        spec = load(path, overrides)
+        with memory_cap(limits.max_memory):  # the inputs are materialised here, within the budget too
+            spec = load(path, overrides)
     except INTERRUPTS:
         raise
     except BaseException as error:  # reading YAML runs no user code: its faults are worded here, in this process
@@ -125,6 +130,8 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
         except BaseException as error:  # a bug too: still one clean line for this spec, and the others keep running
             outcome = Contained(None, describe_fault(error))
     else:
+        if options.memory_budget is None:  # the check is sized against the budget its process is held to
+            options = replace(options, memory_budget=limits.max_memory)
         outcome = contained(path, overrides, limits, judged)
     result = outcome.value
     if result is None:
@@ -135,6 +142,23 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
                             f"{clip(one_line(outcome.printed), 300)}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def files_named(path, overrides: Overrides = DEFAULT_OVERRIDES) -> list[str]:
+    """The files checking the spec at ``path`` would read, found without running any of its code: the spec, its
+    data files and the op modules beside it (what --output must never replace).  Just the spec where it does not load."""
+    try:
+        spec = load(path, overrides)
+    except INTERRUPTS:
+        raise
+    except BaseException:  # the check itself reports why, located
+        return [str(path)]
+    files = [str(path)] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
+    for reference, _ in spec.ops.values():
+        module_file = local_module_file(reference.split(":")[0], spec.base_dir)
+        if module_file is not None:
+            files.append(str(module_file))
+    return files
 
 
 def files_read(graph: Graph) -> list[str]:
@@ -159,6 +183,8 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
     spec = graph.spec
     with np.errstate(all="ignore"):
         reference = forward(graph, "float64")
+        # the shapes custom ops left unknown before the pass are known now: size the rest of the check again
+        refuse_over_budget(graph, [np.shape(v) for v in reference.values], spec.dtype, options.memory_budget)
         _require_something_to_differentiate(graph, reference)
         grads64 = backward(graph, reference, "float64")
         if spec.dtype == "float64":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import keyword
 import math
 import stat
+import unicodedata
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class Overrides:
     rtol: float | None = None
     method: str | None = None
     eps: float | None = None
+    allow_outside_files: bool = False   # file: inputs may lie outside the spec's folder (--allow-outside-files)
+    custom_ops: bool = True             # False: a spec's ops: is refused before any of its code is imported
 
 
 def stable_seed(seed: int, *labels: str) -> list[int]:
@@ -206,6 +209,9 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
                     for side in reference.split(":") for part in side.split(".")):
                 raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\" (dotted Python names, "
                                 f"e.g. \"mylayers:Swish\"), got {clipped_repr(reference)}", where)
+            if not overrides.custom_ops:
+                raise SpecError(f"custom op '{op_name}' ({clip(reference)}) would import and run code; "
+                                "--no-custom-ops refuses every ops: entry", where)
             ops[op_name] = (reference, where)
 
     inputs_map = reader.mapping(document, "inputs")
@@ -217,7 +223,12 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         location = inputs_map.key_locations[input_name]
         reader.identifier(input_name, location, "an input")
         with _context(f"input '{input_name}'"):
-            inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed)
+            try:
+                inputs[input_name] = _read_input(reader, input_name, entry, inputs_map, base_dir, dtype, seed,
+                                                 overrides.allow_outside_files)
+            except MemoryError:  # the process is held to its memory budget (isolation.memory_cap)
+                raise SpecError(f"input '{input_name}': out of memory while reading it, with {total:,} elements of "
+                                "the inputs before it (the memory budget is set by --max-memory)", location) from None
         total += inputs[input_name].value.size
         if total > MAX_TOTAL_ELEMENTS:
             raise SpecError(f"the inputs hold more than {MAX_TOTAL_ELEMENTS:,} elements in all "
@@ -236,6 +247,10 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         with _context(f"node '{node_name}'"):
             nodes[node_name] = _read_node(reader, node_name, entry, nodes_map)
 
+    _refuse_lookalike_names([(name, inputs_map.key_locations[name], "input") for name in inputs]
+                            + [(name, nodes_map.key_locations[name], "node") for name in nodes]
+                            + [(name, location, "custom op") for name, (_, location) in ops.items()])
+
     if "output" in document:
         output = document["output"]
         output_location = document.value_locations["output"]
@@ -253,6 +268,20 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
     return Spec(path=display, name=name, description=description, dtype=dtype, seed=seed, inputs=inputs,
                 nodes=nodes, output=output, output_location=output_location, tolerance=Tolerance(atol, rtol),
                 method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir)
+
+
+def _refuse_lookalike_names(names: list[tuple[str, Location, str]]) -> None:
+    """Names are used exactly as written; two that Python's parser would read as one identifier (it applies NFKC:
+    ``ℌ`` and ``H``, ``ﬁ`` and ``fi``) are refused, naming both, so an expression cannot silently mean the other."""
+    seen: dict[str, tuple[str, Location, str]] = {}
+    for name, location, what in names:
+        key = unicodedata.normalize("NFKC", name)
+        if key in seen and seen[key][0] != name:
+            other, other_location, other_what = seen[key]
+            raise SpecError(f"{what} {clipped_repr(name)} and {other_what} {clipped_repr(other)} (line "
+                            f"{other_location.line}) are the same identifier to Python ({clipped_repr(key)} after "
+                            "Unicode NFKC normalisation): rename one", location)
+        seen.setdefault(key, (name, location, what))
 
 
 def _read_node(reader: _Reader, name: str, entry, nodes_map: LocatedMap) -> NodeSpec:
@@ -284,7 +313,7 @@ def _read_node(reader: _Reader, name: str, entry, nodes_map: LocatedMap) -> Node
 
 
 def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_dir: Path, spec_dtype: str,
-                seed: int) -> InputSpec:
+                seed: int, allow_outside_files: bool = False) -> InputSpec:
     location = inputs_map.value_locations[name]
     requires_grad = True
     dtype = None
@@ -306,7 +335,7 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
         if source == "value":
             value = reader.array(entry["value"], entry.value_locations["value"], f"input '{name}'")
         elif source == "file":
-            value = _read_data_file(entry, name, base_dir)
+            value = _read_data_file(entry, name, base_dir, allow_outside_files)
         else:
             value = _initialise(reader, entry, name, seed)
             if "dtype" not in entry and entry.get("init") == "randint":
@@ -343,7 +372,11 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
     return InputSpec(name, value, requires_grad, inputs_map.key_locations[name], data_file)
 
 
-def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
+def _read_data_file(entry: LocatedMap, name: str, base_dir: Path, allow_outside_files: bool = False) -> np.ndarray:
+    """The array in a .npy or .csv file inside the spec's folder (anywhere with ``allow_outside_files``).
+
+    A file that does not parse is reported by its name and the line and column of the fault, never by its
+    content: a spec must not be a way to print the first line of a file it points at."""
     where = entry.value_locations["file"]
     file_name = entry["file"]
     if not isinstance(file_name, str) or not file_name:
@@ -360,7 +393,13 @@ def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
         raise SpecError(f"input '{name}': cannot open data file '{shown}': {getattr(error, 'strerror', None) or error}",
                         where) from None
     if not found:
+        if file_path.exists():  # a FIFO would block, a device never ends
+            raise SpecError(f"input '{name}': data file '{shown}' is not a regular file (a device, pipe or folder?)",
+                            where)
         raise SpecError(f"input '{name}': data file '{shown}' not found (looked at {clip(file_path, 200)})", where)
+    if not allow_outside_files and not _inside(file_path, base_dir):
+        raise SpecError(f"input '{name}': data file '{shown}' lies outside the spec's folder (after following links); "
+                        "a spec reads only files beside it or below it, unless run with --allow-outside-files", where)
     if size > MAX_INPUT_ELEMENTS * 8 + 4096:
         raise SpecError(f"input '{name}': data file '{shown}' has {size:,} bytes, more than the limit of "
                         f"{MAX_INPUT_ELEMENTS:,} elements ({MAX_INPUT_ELEMENTS * 8:,} bytes in float64)", where)
@@ -369,8 +408,13 @@ def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
             value = np.load(file_path, allow_pickle=False)
         else:
             value = np.loadtxt(file_path, delimiter=",", dtype=np.float64, ndmin=1, comments="#")
-    except Exception as error:  # numpy raises many kinds for a malformed file
-        raise SpecError(f"input '{name}': cannot read '{shown}': {clip(error, 200)}", where) from None
+    except OSError as error:
+        raise SpecError(f"input '{name}': cannot read '{shown}': {error.strerror or type(error).__name__}", where) \
+            from None
+    except Exception:  # numpy's messages quote the file's content: say where the fault is, not what it holds
+        fault = "it is not a .npy array numpy can read (a malformed header or truncated data)" if suffix == ".npy" \
+            else _csv_fault(file_path)
+        raise SpecError(f"input '{name}': cannot read '{shown}': {fault}", where) from None
     if not isinstance(value, np.ndarray):  # an .npz archive behind a .npy name
         raise SpecError(f"input '{name}': '{shown}' is not a single .npy array", where)
     if value.dtype.kind not in "biuf":
@@ -378,6 +422,41 @@ def _read_data_file(entry: LocatedMap, name: str, base_dir: Path) -> np.ndarray:
     if value.size > MAX_INPUT_ELEMENTS:
         raise SpecError(f"input '{name}': '{shown}' holds {value.size:,} elements; the limit is {MAX_INPUT_ELEMENTS:,}", where)
     return value.astype(np.float64, copy=False)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether path, with every link followed, lies in folder (or below it)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def _csv_fault(path: Path) -> str:
+    """Where a CSV file stops being rows of numbers, as 'line L, column C: ...' (never the offending text)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return f"line {raw[: error.start].count(bytes([10])) + 1}: not UTF-8 text"
+    width = None
+    for line_number, line in enumerate(text.splitlines(), 1):
+        data = line.split("#", 1)[0]
+        if not data.strip():
+            continue
+        values = data.split(",")
+        for column, value in enumerate(values, 1):
+            try:
+                float(value)
+            except ValueError:
+                return f"line {line_number}, column {column}: not a number"
+        if width is not None and len(values) != width:
+            return f"line {line_number}: {len(values)} values, but the rows before it have {width}"
+        width = len(values)
+    return "it is not a table of comma-separated numbers"
 
 
 def _initialise(reader: _Reader, entry: LocatedMap, name: str, seed: int) -> np.ndarray:

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("spec", ("yamlsource", "spec", "expr", "schema", "discovery")),
     ("ops", ("ops",)),
     ("graph", ("graph",)),
-    ("engine", ("engine",)),
+    ("engine", ("engine", "sizing")),
     ("numeric", ("numeric", "batching")),
     ("judge", ("judge",)),
     ("pipeline", ("isolation", "pipeline")),

@@ -17,8 +17,10 @@ import numpy as np
 from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
+from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
+from ..sizing import batch_floats
 from ..spec import Tolerance, stable_seed
 from .kinks import BranchWatch
 from .local import local_fault
@@ -42,6 +44,7 @@ class Comparator:
         self.eps = eps
         self.options = options
         self.evaluator = Evaluator(graph, reference.values, reference.projection)
+        self.evaluator.max_change_floats = min(MAX_CHANGE_FLOATS, batch_floats(options.memory_budget))
         self.watch = BranchWatch(graph, reference.values)
         self.forgotten = forgotten          # (node, position) whose vjp returned None for an argument it needs
         self.precision = precision          # float32 specs: the float32 pass's adjoints, judged against float64

@@ -25,4 +25,5 @@ class CheckOptions:
     global_budget: int = 20_000   # auto: the downstream node evaluations all global checks may take (beyond it,
                                   # nodes are vouched for by local checks of every op between them and the output)
     keep_values: bool = True
+    memory_budget: int | None = None  # bytes the check may take (--max-memory); None: not sized (sizing.py)
     progress: Progress | None = field(default=None, compare=False, repr=False)

@@ -37,6 +37,7 @@ class Evaluator:
         self.projection = projection
         self.evaluations = 0
         self._copies_per_batch: dict[int, int] = {}
+        self.max_change_floats = MAX_CHANGE_FLOATS  # a batch's changes hold at most this many floats (the budget's)
 
     @cached_property
     def f0(self) -> float:
@@ -135,7 +136,7 @@ class Evaluator:
         sized from the floats a copy's changes took in the batch before (the first from a dense bound)."""
         self.evaluations += count
         result = np.empty(count, dtype=np.complex128 if complex_result else np.float64)
-        per_batch = self._copies_per_batch.get(index) or max(1, MAX_CHANGE_FLOATS // max(1, self.copy_floats(index)))
+        per_batch = self._copies_per_batch.get(index) or max(1, self.max_change_floats // max(1, self.copy_floats(index)))
         start = 0
         while start < count:
             batch = slice(start, min(count, start + per_batch))
@@ -145,7 +146,7 @@ class Evaluator:
                     result[batch], floats = self._propagated(index, change)
             except LeftDomain:
                 result[batch], floats = self._one_by_one(index, change), 0
-            per_batch = max(1, int(MAX_CHANGE_FLOATS * change.count // max(floats, 1)))
+            per_batch = max(1, int(self.max_change_floats * change.count // max(floats, 1)))
             start = batch.stop
         self._copies_per_batch[index] = per_batch
         return result

@@ -37,6 +37,10 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
   result_shape: (arg_shapes, params) -> tuple | None = returns None -- engine
       the shape of the largest array forward builds (its result, or a mean loss's per-element terms), so
       an oversized one is refused before it is computed; None: unknown
+  peak_elements: (arg_shapes, params) -> int | None = returns None -- sizing
+      the element count of the largest intermediate forward or vjp builds where it exceeds both the result
+      and every argument (attention's score matrix, conv2d's unfolded windows), so the check is sized before
+      any of it is allocated; None: nothing larger than the result and the arguments
   local_derivative: str | tuple[str | None, ...] | None = None -- explain
       an elementwise op's d out / d argument, one string for every argument or one per argument,
       with placeholders {x}, {a}, {b}, ... or the argument names ({pred})
@@ -217,6 +221,14 @@ class Primitive:
         the shapes or parameters do not fit (forward then says what is wrong)."""
         return None
 
+    @staticmethod
+    def peak_elements(arg_shapes: list[tuple[int, ...]], params: dict) -> int | None:
+        """The element count of the largest intermediate forward or vjp builds, where it is larger than the
+        result and every argument (attention's scores, conv2d's unfolded windows); the check is sized from it
+        before anything is allocated.  None: no intermediate larger than those.  May raise ValueError,
+        TypeError or IndexError where the shapes do not fit (forward then says what is wrong)."""
+        return None
+
     local_derivative: str | tuple[str | None, ...] | None = None
     """For `gradcheck explain`, an elementwise op's d out / d argument: one string for every argument or
     one per argument (None: none).  Placeholders: {x} the argument of a one-argument op, {a} {b} ... the
@@ -243,7 +255,7 @@ class Primitive:
 
 
 OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params",
-                  "forward_batched", "propagate", "result_shape", "local_derivative", "vjp_formula")
+                  "forward_batched", "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula")
 
 
 def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
@@ -340,6 +352,7 @@ class OpInfo:
     forward_batched: Callable | None
     propagate: Callable | None
     result_shape: Callable
+    peak_elements: Callable
     local_derivative: str | tuple[str | None, ...] | None
     vjp_formula: str | tuple[str | None, ...] | None
 

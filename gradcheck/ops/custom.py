@@ -1,7 +1,11 @@
 """Loading a spec's custom ops: ``ops: {name: "module:attribute"}``.
 
-The module is imported from the spec's own folder first (then from the import path).  This is
-the only place where a spec makes code run, and only code the spec names explicitly.
+The trust model: a spec that names ops runs their code, so this is the only place where a spec
+makes code run, and only code the spec names explicitly.  The module is resolved in the spec's own
+folder first, then among the installed packages; a module of Python's standard library is refused
+(no standard-library module is a layer author's op, and importing some of them runs programs:
+``antigravity`` opens a browser, ``this`` prints).  No ``__pycache__`` is written beside the spec.
+``--no-custom-ops`` (spec.Overrides.custom_ops) refuses every ``ops:`` entry before any import.
 """
 from __future__ import annotations
 
@@ -14,6 +18,11 @@ from pathlib import Path
 from ..errors import Location, SpecError, clip
 from .base import OpInfo
 from .registry import custom_op_info
+
+# the top-level names of Python's standard library (3.10+ knows them; the fallback covers the risky ones)
+STANDARD_LIBRARY = frozenset(getattr(sys, "stdlib_module_names", ())) | {
+    "antigravity", "this", "idlelib", "test", "multiprocessing", "os", "sys", "subprocess", "webbrowser",
+    "turtle", "turtledemo", "tkinter", "pydoc", "ensurepip", "venv", "site", "builtins", "importlib"}
 
 
 def load_custom_op(name: str, reference: str, base_dir: Path, location: Location) -> OpInfo:
@@ -48,12 +57,25 @@ def _load(name: str, reference: str, base_dir: Path, location: Location) -> OpIn
     return custom_op_info(name, target, reference)
 
 
-def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
+def local_module_file(module_name: str, base_dir: Path) -> Path | None:
+    """The file beside the spec that ``module_name`` names (module.py or module/__init__.py), if there is one."""
     local = base_dir.joinpath(*module_name.split(".")).with_suffix(".py")
     package_init = base_dir.joinpath(*module_name.split("."), "__init__.py")
-    candidate = local if local.is_file() else package_init if package_init.is_file() else None
+    return local if local.is_file() else package_init if package_init.is_file() else None
+
+
+def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
+    local = base_dir.joinpath(*module_name.split(".")).with_suffix(".py")
+    candidate = local_module_file(module_name, base_dir)
+    top_level = module_name.split(".")[0]
+    if candidate is None and (top_level in STANDARD_LIBRARY or top_level in sys.builtin_module_names):
+        raise SpecError(f"custom op '{op_name}': '{module_name}' is a module of Python's standard library, not a "
+                        f"layer author's op (and importing it may run code); put the op in a module beside the "
+                        f"spec or in an installed package", location)
     inserted = str(base_dir.resolve())
     sys.path.insert(0, inserted)  # lets the module import its own siblings
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # importing must not leave __pycache__ in the spec's folder
     try:
         if candidate is not None:
             # A unique module name per file, so two spec folders with a 'layers.py' each do not collide.
@@ -82,6 +104,7 @@ def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
         raise SpecError(f"custom op '{op_name}': importing '{module_name}' raised {type(error).__name__}: {error}",
                         location) from None
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         try:
             sys.path.remove(inserted)
         except ValueError:

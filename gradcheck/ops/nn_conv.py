@@ -203,6 +203,14 @@ class Conv2d(Primitive):
         geometry = ConvGeometry(self.name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
         return (x[0], w[0]) + geometry.output_size(x[2:])
 
+    def peak_elements(self, arg_shapes, params):
+        """The zero-padded input, and the unfolded windows (N, C, OH, OW, KH, KW) its products are taken over."""
+        x, w, _ = arg_shapes
+        geometry = ConvGeometry(self.name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
+        out_h, out_w = (max(n, 0) for n in geometry.output_size(x[2:]))
+        padded = x[0] * x[1] * (x[2] + geometry.padding[0]) * (x[3] + geometry.padding[1])
+        return max(padded, x[0] * x[1] * out_h * out_w * w[2] * w[3])
+
     def forward(self, x, w, b, stride=1, padding=0, dilation=1, groups=1):
         geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
         return geometry.forward(x, w) + np.reshape(b, (-1, 1, 1))
@@ -295,6 +303,12 @@ class Conv1d(Primitive):
         return shape[:2] + shape[3:]
 
     @staticmethod
+    def peak_elements(arg_shapes, params):
+        """The 2-D convolution's: a length-L signal is a 1 x L image."""
+        x, w, b = arg_shapes
+        return Conv2d().peak_elements([x[:2] + (1,) + x[2:], w[:2] + (1,) + w[2:], b], Conv1d._params_2d(params))
+
+    @staticmethod
     def _params_2d(params):
         padding = params["padding"]
         return {"stride": (1, params["stride"]), "padding": padding if isinstance(padding, str) else (0, padding),
@@ -376,6 +390,16 @@ class ConvTranspose2d(Primitive):
         geometry = ConvGeometry(name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
         extra = pair(params["output_padding"], "output_padding", name)
         return (x[0], w[1] * params["groups"]) + ConvTranspose2d.output_size(geometry, x[2:], extra)
+
+    @staticmethod
+    def peak_elements(arg_shapes, params):
+        """The window gradients (N, H, W, O, KH, KW) folded into the result, and the result before its padding is cut."""
+        x, w, _ = arg_shapes
+        n, out_channels, height, width = ConvTranspose2d.result_shape(arg_shapes, params)
+        geometry = ConvGeometry(ConvTranspose2d.name, params["stride"], params["padding"], params["dilation"],
+                                params["groups"], w[2:])
+        padded = n * out_channels * (height + geometry.padding[0]) * (width + geometry.padding[1])
+        return max(padded, x[0] * x[2] * x[3] * out_channels * w[2] * w[3])
 
     def forward(self, x, w, b, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
         geometry, shape = self._geometry(x, w, b, stride, padding, output_padding, dilation, groups)
@@ -461,6 +485,15 @@ class _Pool2d(Primitive):
         layout = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"], params["ceil_mode"],
                               params.get("dilation", 1))
         return tuple(arg_shapes[0][:-2]) + layout[3]
+
+    def peak_elements(self, arg_shapes, params):
+        """The windows (..., OH, OW, KH, KW), which the rules copy (the max's tie mask, the folded gradient)."""
+        kernel, _, _, sizes, _ = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"],
+                                              params["ceil_mode"], params.get("dilation", 1))
+        leading = 1
+        for n in tuple(arg_shapes[0])[:-2]:
+            leading *= n
+        return leading * sizes[0] * sizes[1] * kernel[0] * kernel[1]
 
     def _windows(self, x, kernel, stride, padding, extras, fill, dilation=1):
         after = (padding[0] + extras[0], padding[1] + extras[1])

@@ -230,6 +230,12 @@ class Attention(Primitive):
         q, k, v = arg_shapes[:3]
         return tuple(np.broadcast_shapes(q[:-2], k[:-2], v[:-2])) + (q[-2], v[-1])
 
+    @staticmethod
+    def peak_elements(arg_shapes, params):
+        """The scores q kᵀ: one per query and key, (..., Lq, Lk)."""
+        q, k, v = arg_shapes[:3]
+        return math.prod(np.broadcast_shapes(q[:-2], k[:-2], v[:-2])) * q[-2] * k[-2]
+
     def _keep(self, q, k, v, masks, causal):
         if len(masks) > 1:
             raise OpArgumentError(f"{self.name}() takes q, k, v and at most one mask array, got {3 + len(masks)} arrays")

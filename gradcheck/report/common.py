@@ -1,4 +1,7 @@
-"""Helpers shared by the renderers: ordering nodes for display, formatting numbers and indices."""
+"""Helpers shared by the renderers: ordering nodes for display, formatting numbers and indices.
+
+Every sentence built here shows the user's text (names, messages, paths) through ``format.visible_line``:
+control characters in a spec are printed as escapes, never sent to the terminal."""
 from __future__ import annotations
 
 import io
@@ -6,7 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import Location
-from ..format import number
+from ..format import number, visible_line
 from ..results import NodeResult, SpecResult, Status
 
 if TYPE_CHECKING:  # rich is imported only by the renderers that print through it
@@ -68,7 +71,7 @@ def shape_text(shape) -> str:
 
 def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
     """One line saying which element of which node is wrong and by how much."""
-    where = f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})"
+    where = visible_line(f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})")
     if node.status == Status.KINK:
         slopes = next((f" (one-sided slopes {number(e.right, 6)} and {number(e.left, 6)})"
                        for e in node.elements if e.status == Status.KINK and e.right is not None), "")
@@ -87,21 +90,21 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
             f"numeric {number(node.worst_numeric, 6)} (abs error {number(own_abs)}, rel {number(own_rel)}"
             f"; {node.failing} of {max(1, _size(node.shape))} elements fail)")
     if node.message:
-        text += f"; {node.message}"
+        text += f"; {visible_line(node.message)}"
     return text
 
 
 def suspect_sentence(suspect) -> str:
     text = (f"op '{suspect.op}' at node {suspect.node} passes a wrong gradient to its argument {suspect.argument} "
             f"({suspect.argument_node})")
-    return text + (f": {suspect.message}" if suspect.message else "")
+    return visible_line(text + (f": {suspect.message}" if suspect.message else ""))
 
 
 def jvp_sentence(jvp) -> str:
     """One line on a forward-mode rule: where it is wrong, or how it misbehaved."""
-    where = f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})"
+    where = visible_line(f"jvp of op '{jvp.op}' at node {jvp.node} along argument {jvp.argument} ({jvp.argument_node})")
     if jvp.status == Status.ERROR:
-        return f"{where}: {jvp.message}"
+        return f"{where}: {visible_line(jvp.message)}"
     if jvp.status == Status.KINK:
         return (f"{where}: kink at {index_text(jvp.worst_index)}: jvp {number(jvp.worst_analytic, 6)} is a "
                 f"one-sided derivative")
@@ -121,7 +124,7 @@ def _size(shape) -> int:
 
 def error_where(path: str, error) -> str:
     """path:line:col of a spec error (as far as it is known)."""
-    return str(Location(path, error.line, error.column))
+    return visible_line(Location(path, error.line, error.column))
 
 
 def expect_values_text(expectation) -> str:
@@ -164,7 +167,8 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
             else:
                 lines.append((Status.FAIL, failure_sentence(spec, node)))
     if inherited:
-        lines.append((Status.FAIL, f"also wrong, as they lie further back along the same gradient path: {', '.join(inherited)}"))
+        lines.append((Status.FAIL, "also wrong, as they lie further back along the same gradient path: "
+                                   + visible_line(", ".join(inherited))))
     for jvp in spec.jvps:
         if jvp.status != Status.PASS:
             lines.append((Status.KINK if jvp.status == Status.KINK else Status.FAIL, jvp_sentence(jvp)))

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..explain import ArgumentStep, Step, Walkthrough, number_text
+from ..format import visible_line
 from .common import console_for
 
 FORMATS = ("text", "json", "markdown")
@@ -87,49 +88,49 @@ def text_lines(walk: Walkthrough) -> list[tuple[int, Text]]:
     """The walk-through, line by line, each with the indent its wrapped continuation lines take."""
     lines: list[tuple[int, Text]] = []
     header = Text()
-    header.append(f"backward pass of {walk.name}", style="bold")
-    header.append(f"  {walk.path}", style="dim")
+    header.append(f"backward pass of {visible_line(walk.name)}", style="bold")
+    header.append(f"  {visible_line(walk.path)}", style="dim")
     lines.append((0, header))
     if walk.description.strip():
-        lines.append((0, Text(" ".join(walk.description.split()), style="italic")))
+        lines.append((0, Text(visible_line(" ".join(walk.description.split())), style="italic")))
     summary = f"output {walk.output} = {walk.output_value.text()} ({walk.dtype})"
     if walk.objective != walk.output:
         summary += f"; differentiated: L = {walk.objective} with a fixed random v"
-    lines.append((0, Text(summary)))
+    lines.append((0, Text(visible_line(summary))))
     lines.append((0, Text(walk.chain_rule, style="dim")))
     lines.append((0, Text()))
     op_steps = walk.op_steps
     width = len(str(len(op_steps)))
-    op_width = max((len(s.op) for s in op_steps), default=0)
+    op_width = max((len(visible_line(s.op)) for s in op_steps), default=0)
     for number, step in enumerate(op_steps, 1):
         line = Text(f"{number:>{width}}. ")
-        line.append(f"{step.op:<{op_width}}", style="cyan")
+        line.append(f"{visible_line(step.op):<{op_width}}", style="cyan")
         line.append("  ")
-        line.append(node_text(step), style="bold")
+        line.append(visible_line(node_text(step)), style="bold")
         line.append(" · ")
-        line.append(upstream_text(step))
+        line.append(visible_line(upstream_text(step)))
         passing = [a for a in step.arguments if a.differentiable]
         indent = " " * (width + 2 + op_width + 2)
         if len(passing) == 1:
-            line.append(" → " + passes_text(passing[0]))
+            line.append(" → " + visible_line(passes_text(passing[0])))
             lines.append((len(indent), line))
         else:
             lines.append((len(indent), line))
             for argument in passing:
-                lines.append((len(indent) + 2, Text(f"{indent}→ {passes_text(argument)}")))
+                lines.append((len(indent) + 2, Text(f"{indent}→ {visible_line(passes_text(argument))}")))
         if step.note:
             style = "red" if "failed" in step.note else "dim"
-            lines.append((len(indent), Text(f"{indent}{step.note}", style=style)))
+            lines.append((len(indent), Text(f"{indent}{visible_line(step.note)}", style=style)))
     lines.append((0, Text()))
     lines.append((0, Text("gradients of the inputs:", style="bold")))
     for step in walk.input_steps:
         if step.upstream is None:
-            lines.append((4, Text(f"  {step.name} = {step.value.text()}: data, no gradient", style="dim")))
+            lines.append((4, Text(f"  {visible_line(step.name)} = {step.value.text()}: data, no gradient", style="dim")))
             continue
-        line = Text(f"  {gradient_name(walk, step)} = ")
+        line = Text(f"  {visible_line(gradient_name(walk, step))} = ")
         line.append(step.upstream.text(), style="bold green")
         if step.contributions:
-            line.append(f"  ({contributions_text(step)})", style="dim")
+            line.append(f"  ({visible_line(contributions_text(step))})", style="dim")
         lines.append((4, line))
     return lines
 
@@ -181,7 +182,7 @@ def render_json(walk: Walkthrough) -> str:
 # ------------------------------------------------------------------------------------------ markdown
 
 def cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return visible_line(text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " "))
 
 
 def code(text: str) -> str:
@@ -189,10 +190,10 @@ def code(text: str) -> str:
 
 
 def render_markdown(walk: Walkthrough) -> str:
-    lines = [f"# Backward pass of {cell(walk.name)}", "", f"`{walk.path}` · output `{walk.output}` = "
+    lines = [f"# Backward pass of {cell(walk.name)}", "", f"{code(walk.path)} · output {code(walk.output)} = "
              f"{walk.output_value.text()} ({walk.dtype})", ""]
     if walk.objective != walk.output:
-        lines += [f"Differentiated: L = `{walk.objective}` with a fixed random v.", ""]
+        lines += [f"Differentiated: L = {code(walk.objective)} with a fixed random v.", ""]
     lines += [f"> {cell(walk.chain_rule)}", "",
               "| # | op | node | expression | value | upstream | passes on |", "|---:|---|---|---|---:|---|---|"]
     for number, step in enumerate(walk.op_steps, 1):

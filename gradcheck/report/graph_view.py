@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from ..format import visible_line
 from ..views import GraphView, ViewNode
 from .common import STATUS_STYLE as RESULT_STYLE
 from .common import console_for
@@ -39,8 +40,8 @@ def _facts(node: ViewNode) -> list[str]:
 
 def _tree_label(node: ViewNode, seen: bool) -> Text:
     label = Text()
-    label.append(node.name, style="bold" if node.parent is None and node.kind != "constant" else "")
-    label.append(f"  {node.op}", style="cyan")
+    label.append(visible_line(node.name), style="bold" if node.parent is None and node.kind != "constant" else "")
+    label.append(f"  {visible_line(node.op)}", style="cyan")
     if node.kind == "constant":
         label.append(f"  {node.value.text()}", style="dim")
         return label
@@ -53,17 +54,17 @@ def _tree_label(node: ViewNode, seen: bool) -> Text:
     if node.is_output:
         label.append("  (output)", style="dim")
     if node.suspect:
-        label.append(f"  {node.suspect}", style="bold red")
+        label.append(f"  {visible_line(node.suspect)}", style="bold red")
     if node.message:
-        label.append(f"  {node.message}", style="red" if node.status == "fail" else "dim")
+        label.append(f"  {visible_line(node.message)}", style="red" if node.status == "fail" else "dim")
     return label
 
 
 def build_tree(view: GraphView) -> Tree:
     by_index = view.by_index
     header = Text()
-    header.append(view.name, style="bold")
-    header.append(f"  {view.path}  ", style="dim")
+    header.append(visible_line(view.name), style="bold")
+    header.append(f"  {visible_line(view.path)}  ", style="dim")
     header.append(view.status.upper(), style="green" if view.status == "pass" else "bold red")
     root = Tree(header)
     shown: set[int] = set()
@@ -115,7 +116,7 @@ def _label_lines(node: ViewNode) -> list[str]:
     lines.append(node.status + (" (output)" if node.is_output else ""))
     if node.suspect:
         lines.append(node.suspect)
-    return lines
+    return [visible_line(line) for line in lines]
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -124,9 +125,9 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def render_dot(view: GraphView) -> str:
-    lines = [f"digraph {dot_string(view.name)} {{",
+    lines = [f"digraph {dot_string(visible_line(view.name))} {{",
              "  rankdir=BT;",
-             f"  label={dot_string(f'{view.name} ({view.path}): {view.status}')};",
+             f"  label={dot_string(visible_line(f'{view.name} ({view.path}): {view.status}'))};",
              '  labelloc="t";',
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=9, color="#555555"];']
@@ -152,7 +153,7 @@ def mermaid_text(text: str) -> str:
     """Text safe inside a quoted Mermaid label: entity codes for # " < > and the like."""
     replacements = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;",
                     "|": "#124;", "[": "#91;", "]": "#93;", "{": "#123;", "}": "#125;"}
-    return "".join(replacements.get(ch, ch) for ch in " ".join(text.split()))
+    return "".join(replacements.get(ch, ch) for ch in visible_line(" ".join(text.split())))
 
 
 def render_mermaid(view: GraphView) -> str:

@@ -6,7 +6,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ..format import visible
+from ..format import visible_line
 from ..results import NodeResult, RunResult, SpecResult, Status
 from . import DEFAULT_OPTIONS, RenderOptions
 from .common import (
@@ -42,8 +42,8 @@ def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS, console: Co
 def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> None:
     header = Text()
     header.append(spec.status.upper(), style=STATUS_STYLE[spec.status])
-    header.append(f"  {visible(spec.name)}", style="bold")
-    header.append(f"  {visible(spec.path)}", style="dim")
+    header.append(f"  {visible_line(spec.name)}", style="bold")
+    header.append(f"  {visible_line(spec.path)}", style="dim")
     if spec.error is None and spec.dtype != "float64":  # float64 is the default: said where it is not
         header.append(f"  ({precision_text(spec)})", style="dim")
     console.print(header)
@@ -75,13 +75,14 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         table.add_column("worst element", min_width=12)
     table.add_column("status", no_wrap=True)
     for node, depth in shown:
-        name = ("  └ " if depth else "") + visible(node.name)
+        name = ("  └ " if depth else "") + visible_line(node.name)
         status_text = Text(node.status, style=STATUS_STYLE.get(node.status, ""))
         if node.checked == "probes" and node.status == Status.PASS:
             status_text.append(" (probes)", style="dim")
         errors = ("", "") if node.status == Status.SKIP else (number(node.max_abs_error), number(node.max_rel_error))
-        cells: list[Text | str] = [Text(name, style="dim" if depth else ""), Text(visible(node.op)), Text(shape_text(node.shape)),
-                 errors[0], errors[1]]
+        cells: list[Text | str] = [Text(name, style="dim" if depth else ""), Text(visible_line(node.op)),
+                                   Text(shape_text(node.shape)),
+                                   errors[0], errors[1]]
         table.add_row(*cells, *([Text(_worst(node))] if worst_shown else []), status_text)
         if options.verbose:
             add_element_rows(table, node, worst_shown)
@@ -102,7 +103,7 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
 
 def indented(text: str, style: str = "") -> Padding:
     """A line of user text, indented under its spec's header; wrapped lines keep the indent."""
-    return Padding(Text(visible(text), style=style), (0, 0, 0, 2))
+    return Padding(Text(visible_line(text), style=style), (0, 0, 0, 2))
 
 
 def _worst(node: NodeResult) -> str:
