@@ -1,11 +1,11 @@
 """Expression text -> a small expression tree, with Python's ``ast`` parser; never evaluated.
 
-Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional
-array arguments and constant keyword arguments (a leading string constant sets the op's one required
-string keyword: einsum('ij,jk->ik', a, b)), ``x.T`` (the one attribute: transpose), comparisons
-< <= > >= == != only as the condition of where(...), and subscripts with constant integers, slices,
-``None`` and ``...`` (getitem) or with index arrays -- names, expressions or lists of integers or
-booleans (the index op: integer-array and boolean-mask indexing).  Everything else is refused with
+Allowed: numbers, names, + - * / ** @, unary - and +, parentheses, calls of ops with positional array
+arguments and constant keyword arguments -- numbers, strings, lists and mappings of them (a leading string
+constant sets the op's one required string keyword: einsum('ij,jk->ik', a, b)), ``x.T`` (the one attribute:
+transpose), comparisons < <= > >= == != only as the condition of where(...), and subscripts with constant
+integers, slices, ``None`` and ``...`` (getitem) or with index arrays -- names, expressions or lists of
+integers or booleans (the index op: integer-array and boolean-mask indexing). Everything else is refused with
 the offending text and its place.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .yamlsource import MAX_NUMBER_DIGITS
 
 MAX_EXPRESSION_CHARS = 20_000
 MAX_EXPRESSION_DEPTH = 200   # operators and calls nested inside one another
+MAX_CONSTANT_DEPTH = 20      # lists and mappings nested inside a keyword's constant
 YAML_CONSTANTS = {"true": True, "false": False, "null": None}
 INFIX = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.MatMult: "matmul"}
 COMPARISONS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -299,8 +300,9 @@ class ExpressionParser:
             raise self.fail(f"an index list holds integers or booleans, not both: {self.show(node)}", node)
         return Constant(array.astype(np.int64) if array.dtype.kind != "b" else array, self.where(node), self.segment(node))
 
-    def constant_keyword(self, node, op_name: str, key: str):
-        """A keyword argument's value: a number, string, bool, None, or a tuple/list of numbers."""
+    def constant_keyword(self, node, op_name: str, key: str, depth: int = 0):
+        """A keyword argument's value: a number, string, bool or None; a tuple/list of numbers (a tuple); or a
+        list or mapping of constants (``conv_param={stride: 2, pad: 1}``: a bare key is its name, as in YAML)."""
         if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (int, float, str, bool))):
             return node.value
         written = self.as_written(node, node.id) if isinstance(node, ast.Name) else None
@@ -309,12 +311,29 @@ class ExpressionParser:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
                 and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
             return -node.operand.value
-        if isinstance(node, (ast.Tuple, ast.List)):
-            items = tuple(self.constant_keyword(item, op_name, key) for item in node.elts)
-            if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
+        if depth < MAX_CONSTANT_DEPTH and isinstance(node, (ast.Tuple, ast.List)):
+            items = tuple(self.constant_keyword(item, op_name, key, depth + 1) for item in node.elts)
+            if isinstance(node, ast.Tuple) or all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
                 return items
-        raise self.fail(f"keyword '{clip(key)}' of {op_name}() must be a constant (number, string, true/false, None or "
-                        f"a tuple of numbers), got {self.show(node)}", node)
+            return list(items)
+        if depth < MAX_CONSTANT_DEPTH and isinstance(node, ast.Dict):
+            mapping = {}
+            for key_node, value_node in zip(node.keys, node.values, strict=True):
+                if key_node is None:
+                    raise self.fail(f"**unpacking is not allowed in keyword '{clip(key)}' of {op_name}()", value_node)
+                if isinstance(key_node, ast.Name):
+                    name = key_node.id
+                elif isinstance(key_node, ast.Constant) and isinstance(key_node.value, str):
+                    name = key_node.value
+                else:
+                    raise self.fail(f"keyword '{clip(key)}' of {op_name}(): a mapping's keys must be names or strings, "
+                                    f"got {self.show(key_node)}", key_node)
+                if name in mapping:
+                    raise self.fail(f"keyword '{clip(key)}' of {op_name}(): key '{clip(name)}' is given twice", key_node)
+                mapping[name] = self.constant_keyword(value_node, op_name, key, depth + 1)
+            return mapping
+        raise self.fail(f"keyword '{clip(key)}' of {op_name}() must be a constant (number, string, true/false, None, "
+                        f"a list or tuple, or a mapping {{name: constant}}), got {self.show(node)}", node)
 
     def constant_index(self, node):
         """A subscript as a tuple of ints, slices, None and Ellipsis."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,7 @@ from .judge.local import check_ops_locally, needs_gradient
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
 from .judge.taylor import taylor_tests
+from .ops import frameworks
 from .ops.custom import local_module_file
 from .results import RunResult, SpecResult, Status
 from .sizing import node_shapes, refuse_over_budget
@@ -118,6 +119,9 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
     started = time.perf_counter()
 
     def judged(spec: Spec) -> SpecResult:
+        skipped = skipped_result(spec)
+        if skipped is not None:
+            return skipped
         result = run_loaded(spec, options).result
         assert result is not None
         return result
@@ -155,10 +159,32 @@ def files_named(path, overrides: Overrides = DEFAULT_OVERRIDES) -> list[str]:
         return [str(path)]
     files = [str(path)] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
     for reference, _ in spec.ops.values():
-        module_file = local_module_file(reference.split(":")[0], spec.base_dir)
-        if module_file is not None:
-            files.append(str(module_file))
+        for module_reference in _module_references(reference):
+            module_file = local_module_file(module_reference.split(":")[0], spec.base_dir)
+            if module_file is not None:
+                files.append(str(module_file))
     return files
+
+
+def _module_references(reference) -> list[str]:
+    """The "module:attribute" strings an ops: entry names: itself, or the values of a convention's mapping."""
+    if isinstance(reference, str):
+        return [reference]
+    if isinstance(reference, Mapping):
+        return [value for value in reference.values() if isinstance(value, str) and ":" in value]
+    return []  # an op object given in a dict spec: no file of the spec's
+
+
+def skipped_result(spec: Spec) -> SpecResult | None:
+    """The SKIP result of a spec whose ``requires:`` names a module that is not installed here, else None."""
+    missing = [module for module in spec.requires if not frameworks.is_installed(module)]
+    if not missing:
+        return None
+    extras = [f'"gradcheck[{m}]"' for m in missing if m in frameworks.FRAMEWORKS]
+    hint = f" (pip install {' '.join(extras)})" if extras else ""
+    return SpecResult(path=spec.path, name=spec.name, status=Status.SKIP, description=spec.description,
+                      notes=[f"skipped: it requires {', '.join(missing)}, which is not installed here{hint}"],
+                      dtype=spec.dtype, method=spec.method, seed=spec.seed, files_read=[spec.path])
 
 
 def files_read(graph: Graph) -> list[str]:
@@ -166,11 +192,12 @@ def files_read(graph: Graph) -> list[str]:
     spec = graph.spec
     files = [spec.path] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
     for info in graph.ops.values():
-        if info.source != "builtin":
-            module = sys.modules.get(type(info.impl).__module__)
-            module_file = getattr(module, "__file__", None)
-            if module_file:
-                files.append(module_file)
+        if info.source != "builtin":  # an adapter of a convention (ops.conventions) names the user's objects
+            for target in getattr(info.impl, "wraps", (type(info.impl),)):
+                module = sys.modules.get(getattr(target, "__module__", None) or type(target).__module__)
+                module_file = getattr(module, "__file__", None)
+                if module_file and module_file not in files:
+                    files.append(module_file)
     return files
 
 

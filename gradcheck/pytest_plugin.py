@@ -211,16 +211,18 @@ class SpecFile(pytest.File):
 
     def collect(self):
         from .graph import build_graph
-        from .pipeline import contained
+        from .pipeline import contained, skipped_result
 
         found = self.config.stash[_SETTINGS]
         # building a graph imports a spec's custom ops: contained, like the check (a child process for them)
-        outcome = contained(self.path, found.overrides, found.limits(), lambda spec: _named(build_graph(spec)))
+        # a spec whose `requires:` names a missing module is not built (its ops need it): one item, which skips
+        outcome = contained(self.path, found.overrides, found.limits(),
+                            lambda spec: None if skipped_result(spec) is not None else _named(build_graph(spec)))
         if outcome.error is not None:
             from .report.common import error_where
 
             raise SpecCollectionError(f"{error_where(self.display_path(), outcome.error)}: {outcome.error.message}")
-        if not found.per_node:
+        if not found.per_node or outcome.value is None:
             yield SpecItem.from_parent(self, name=self.path.stem)
             return
         assert outcome.value is not None
@@ -274,7 +276,11 @@ class SpecItem(pytest.Item):
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        if result.status == "skip":  # a module its `requires:` names is not installed
+            pytest.skip(result.notes[0] if result.notes else "skipped")
         if result.status == "fail":
+            from .report.common import failure_text
+
             raise SpecFailure(failure_text(result, strict=strict))
         _warn_kinks(self, result, result.nodes, result.jvps)
 
@@ -305,6 +311,8 @@ class NodeItem(SpecItem):
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        from .report.common import fails, failure_text
+
         if self.node is None:
             if any(not expectation.ok for expectation in result.expectations):
                 raise SpecFailure(failure_text(result, strict=strict, only=set()))
@@ -312,7 +320,7 @@ class NodeItem(SpecItem):
         members = {node.name for node in result.nodes if node.name == self.node or node.parent == self.node}
         nodes = [node for node in result.nodes if node.name in members]
         jvps = [jvp for jvp in result.jvps if jvp.node in members]
-        if any(_fails(result, item, strict) for item in [*nodes, *jvps]):
+        if any(fails(result, item, strict) for item in [*nodes, *jvps]):
             raise SpecFailure(failure_text(result, strict=strict, only=members, expectations=False))
         _warn_kinks(self, result, nodes, jvps)
 
@@ -324,14 +332,6 @@ class NodeItem(SpecItem):
         return self.path, line, f"gradcheck spec {self.spec_file.path.stem}, node {self.node or 'expectations'}"
 
 
-def _fails(result, item, strict: bool) -> bool:
-    if item.status in ("fail", "error"):
-        return True
-    if item.status == "kink":
-        return strict
-    return item.status not in ("pass", "skip") and result.status == "fail"  # inconclusive, unless allowed
-
-
 def _warn_kinks(item, result, nodes, jvps) -> None:
     from .report.common import failure_sentence, jvp_sentence
 
@@ -340,48 +340,3 @@ def _warn_kinks(item, result, nodes, jvps) -> None:
     for sentence, line in kinks:
         warnings.warn_explicit(GradcheckKinkWarning(sentence), GradcheckKinkWarning,
                                filename=item.spec_file.display_path(), lineno=line or 1, module="gradcheck")
-
-
-def failure_text(result, strict: bool = False, only: set[str] | None = None, expectations: bool = True) -> str:
-    """The concise report of a failed spec: failing nodes, suspect ops, jvp rules, missed expectations.
-
-    ``only``: just these nodes (and the suspects that feed them or sit in them); ``expectations``: the missed
-    ``expect`` values too.
-    """
-    from .format import number
-    from .report.common import display_order, failure_sentence, jvp_sentence, suspect_sentence
-
-    def chosen(name: str) -> bool:
-        return only is None or name in only
-
-    lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
-    for node, _ in display_order(result):
-        if chosen(node.name) and _fails(result, node, strict):
-            location = f"line {node.line}: " if node.line else ""
-            lines.append(f"  {location}{failure_sentence(result, node)}")
-    for suspect in result.suspects:
-        if chosen(suspect.node) or chosen(suspect.argument_node):
-            lines.append(f"  suspect: {suspect_sentence(suspect)}")
-    for jvp in result.jvps:
-        if chosen(jvp.node) and _fails(result, jvp, strict):
-            location = f"line {jvp.line}: " if jvp.line else ""
-            lines.append(f"  {location}{jvp_sentence(jvp)}")
-    for expectation in result.expectations if expectations else []:
-        if not expectation.ok:
-            where = f"line {expectation.line}: " if expectation.line else ""
-            actual = None if expectation.actual is None else _compact(expectation.actual)
-            text = (f"  {where}expect {expectation.what}: expected {_compact(expectation.expected)}, got {actual} "
-                    f"(abs error {number(expectation.max_abs_error)})")
-            lines.append(text + (f": {expectation.message}" if expectation.message else ""))
-    for note in result.notes:
-        lines.append(f"  note: {note}")
-    return "\n".join(lines)
-
-
-def _compact(array) -> str:
-    import numpy as np
-
-    array = np.asarray(array, dtype=np.float64)
-    if array.size > 6:
-        return f"{'×'.join(map(str, array.shape))} array"
-    return np.array2string(array, precision=6, separator=", ") if array.ndim else f"{float(array):.6g}"

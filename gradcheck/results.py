@@ -161,7 +161,7 @@ class ErrorInfo(Located):
 class SpecResult:
     path: str
     name: str
-    status: Status                       # PASS | FAIL | ERROR
+    status: Status                       # PASS | FAIL | ERROR | SKIP (a module it requires is not installed)
     description: str = ""
     error: ErrorInfo | None = None
     output_name: str | None = None
@@ -195,7 +195,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(spec.status == Status.PASS for spec in self.specs)
+        return all(spec.status in (Status.PASS, Status.SKIP) for spec in self.specs)
 
     @property
     def exit_code(self) -> int:

@@ -122,6 +122,35 @@ def _expect() -> dict:
                                  "atol": _non_negative(), "rtol": _non_negative()}}, EXPECT_KEYS)
 
 
+# the conventions of gradcheck.ops.conventions (which the spec layer cannot import): required keys, every key
+CONVENTION_SCHEMAS = (
+    (("forward", "backward"), {"forward": "reference", "backward": "reference", "constants": "names"}),
+    (("forward", "gradient"), {"forward": "reference", "gradient": "reference", "wrt": "name", "upstream": "upstream",
+                               "constants": "names"}),
+    (("layer",), {"layer": "reference", "init": "mapping", "params": "names", "store": "name", "inject": "reference",
+                  "grads": "names", "forward": "name", "backward": "name", "constants": "names"}),
+    (("torch",), {"torch": "reference", "constants": "names"}),
+    (("jax",), {"jax": "reference", "constants": "names"}),
+)
+
+
+def _reference() -> dict:
+    return {"type": "string", "pattern": f"^{DOTTED}:{DOTTED}$"}
+
+
+def _module() -> dict:
+    return {"type": "string", "pattern": f"^{DOTTED}$"}
+
+
+def _conventions() -> list[dict]:
+    """A custom op given as a convention's mapping (docs/custom-ops.md): one schema per convention."""
+    names = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    field = {"reference": _reference(), "names": names, "name": {"type": "string"}, "mapping": {"type": "object"},
+             "upstream": {"anyOf": [{"type": "string"}, {"type": "object", "required": ["op"]}]}}
+    return [{"type": "object", "additionalProperties": False, "required": list(required),
+             "properties": {key: field[kind] for key, kind in keys.items()}} for required, keys in CONVENTION_SCHEMAS]
+
+
 def spec_schema() -> dict:
     numeric = _keys({"properties": {"method": {"enum": list(METHODS), "default": "central"},
                                     "eps": {"anyOf": [{"const": "auto"}, {"type": "number", "exclusiveMinimum": 0}]}}},
@@ -139,8 +168,10 @@ def spec_schema() -> dict:
         "tolerance": _nullable(_tolerance()),
         "numeric": _nullable(numeric),
         "ops": _nullable({"type": "object", "propertyNames": _name(),
-                          "additionalProperties": {"type": "string", "pattern": f"^{DOTTED}:{DOTTED}$"}}),
+                          "additionalProperties": {"anyOf": [_reference(), *_conventions()]}}),
         "expect": _nullable(_expect()),
+        "requires": {"description": "modules the spec needs; where one is missing the spec is skipped",
+                     "anyOf": [_module(), {"type": "array", "items": _module()}]},
     }
     assert tuple(properties) == TOP_LEVEL_KEYS
     return {
@@ -180,7 +211,7 @@ def report_schema() -> dict:
                               "message": {"type": ["string", "null"]}}}
     spec = {"type": "object", "required": ["path", "name", "status", "error", "output", "nodes", "suspects"],
             "properties": {
-                "path": {"type": "string"}, "name": {"type": "string"}, "status": {"enum": ["pass", "fail", "error"]},
+                "path": {"type": "string"}, "name": {"type": "string"}, "status": {"enum": ["pass", "fail", "error", "skip"]},
                 "error": {"anyOf": [{"type": "null"},
                                     {"type": "object", "required": ["message", "line", "column"],
                                      "properties": {"message": {"type": "string"}, "line": line, "column": line}}]},

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean, first_position
-from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml
+from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml, located
 
 FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("name", "description", "dtype", "seed", "inputs", "nodes", "output", "tolerance",
-                  "numeric", "ops", "expect")
+                  "numeric", "ops", "expect", "requires")
 FLOAT_DTYPES = ("float64", "float32")
 INPUT_DTYPES = ("float64", "float32", "int64", "bool")
 METHODS = ("central", "forward", "backward", "five-point", "richardson", "complex-step")
@@ -104,9 +104,10 @@ class Spec:
     tolerance: Tolerance
     method: str
     eps: float | None             # None: chosen per element from its magnitude
-    ops: dict[str, tuple[str, Location]]
+    ops: dict[str, tuple[Any, Location]]  # "module:attribute", a convention's mapping, or (a dict spec) an op object
     expect: Expectation | None
     base_dir: Path
+    requires: tuple[str, ...] = ()        # modules the spec needs; where one is missing the spec is skipped
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,11 @@ def load_spec(path: str | Path, overrides: Overrides = Overrides()) -> Spec:
 
 
 def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Overrides = Overrides()) -> Spec:
+    """The Spec of a document read by ``load_yaml``, or of an in-memory mapping (``gradcheck.check({...})``):
+    then every place is just ``display``, numpy arrays may stand for values, and ``ops:`` may hold op objects."""
+    in_memory = isinstance(document, dict) and not isinstance(document, LocatedMap)
+    if in_memory:
+        document = located(document, display)
     if document is None:
         raise SpecError("the spec is empty: it needs at least 'inputs' and 'nodes'", Location(display, 1, 1))
     if not isinstance(document, LocatedMap):
@@ -204,15 +210,25 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
         for op_name, reference in ops_map.items():
             reader.identifier(op_name, ops_map.key_locations[op_name], "a custom op")
             where = ops_map.value_locations[op_name]
-            if not isinstance(reference, str) or reference.count(":") != 1 or not all(
-                    part.isidentifier() and not part.startswith("__")
-                    for side in reference.split(":") for part in side.split(".")):
-                raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\" (dotted Python names, "
-                                f"e.g. \"mylayers:Swish\"), got {clipped_repr(reference)}", where)
             if not overrides.custom_ops:
-                raise SpecError(f"custom op '{op_name}' ({clip(reference)}) would import and run code; "
+                raise SpecError(f"custom op '{op_name}' ({clip(clipped_repr(reference))}) would import and run code; "
                                 "--no-custom-ops refuses every ops: entry", where)
+            if isinstance(reference, LocatedMap) or (in_memory and _is_op_object(reference)):
+                ops[op_name] = (reference, where)  # a convention (gradcheck.ops.conventions reads it) or an object
+                continue
+            if not _is_reference(reference):
+                raise SpecError(f"custom op '{op_name}' must be given as \"module:attribute\" (dotted Python names, "
+                                f"e.g. \"mylayers:Swish\") or as a mapping of a convention (forward:/backward:, "
+                                f"layer:, torch:, jax:), got {clipped_repr(reference)}", where)
             ops[op_name] = (reference, where)
+    requires = ()
+    if "requires" in document:
+        needed = document["requires"]
+        needed = [needed] if isinstance(needed, str) else needed
+        if not isinstance(needed, list) or not all(isinstance(m, str) and _is_module_name(m) for m in needed):
+            raise SpecError(f"'requires' must be a module name or a list of them (e.g. [torch]), got "
+                            f"{clipped_repr(document['requires'])}", document.value_locations["requires"])
+        requires = tuple(needed)
 
     inputs_map = reader.mapping(document, "inputs")
     if not inputs_map:
@@ -267,7 +283,22 @@ def parse_spec(document, display: str, base_dir: Path, stem: str, overrides: Ove
 
     return Spec(path=display, name=name, description=description, dtype=dtype, seed=seed, inputs=inputs,
                 nodes=nodes, output=output, output_location=output_location, tolerance=Tolerance(atol, rtol),
-                method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir)
+                method=method, eps=eps, ops=ops, expect=expect, base_dir=base_dir, requires=requires)
+
+
+def _is_module_name(text: str) -> bool:
+    return all(part.isidentifier() and not part.startswith("__") for part in text.split("."))
+
+
+def _is_reference(reference) -> bool:
+    """ "module:attribute" with dotted Python names on both sides."""
+    return isinstance(reference, str) and reference.count(":") == 1 and all(
+        _is_module_name(side) for side in reference.split(":"))
+
+
+def _is_op_object(value) -> bool:
+    """A Python object standing for an op in a dict spec (checked when it is loaded), not a YAML value."""
+    return value is not None and not isinstance(value, (str, bool, int, float, LocatedList, np.ndarray))
 
 
 def _refuse_lookalike_names(names: list[tuple[str, Location, str]]) -> None:
@@ -342,6 +373,9 @@ def _read_input(reader: _Reader, name: str, entry, inputs_map: LocatedMap, base_
                 dtype = "int64"
     else:
         value = reader.array(entry, location, f"input '{name}'")
+    given = entry.get("value") if isinstance(entry, LocatedMap) else entry
+    if dtype is None and isinstance(given, np.ndarray) and given.dtype.kind in "iub":
+        dtype = "bool" if given.dtype.kind == "b" else "int64"  # a dict spec's integer or bool array is data
     if dtype is None:
         dtype = spec_dtype
     if dtype == "int64":
@@ -682,7 +716,11 @@ class _Reader:
             raise SpecError(f"{what} name has {len(name):,} characters; the limit is {MAX_NAME_CHARS}", location)
 
     def array(self, value, location: Location, what: str) -> np.ndarray:
-        """A number or a nested list of numbers, rectangular, as float64."""
+        """A number or a nested list of numbers, rectangular, as float64 (a dict spec may give a numpy array)."""
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":
+                raise SpecError(f"{what} must hold real numbers, got a {value.dtype} array", location)
+            return value.astype(np.float64)
         if isinstance(value, bool) or value is None or isinstance(value, (str, LocatedMap)):
             raise SpecError(f"{what} must be a number or a nested list of numbers, got {_kind(value)}", location)
         if isinstance(value, (int, float)):

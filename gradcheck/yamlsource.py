@@ -353,3 +353,30 @@ def load_yaml(text: str, path: str):
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def located(value, path: str):
+    """An in-memory document (dicts, lists, numbers, strings, numpy arrays) as the located structure
+    :func:`load_yaml` returns, every place being just ``path`` (a mapping has no lines).
+
+    Values of other types (a Python op object in a spec's ``ops:``) are passed through as they are; the fields
+    that read them decide whether they may stand there.
+    """
+    where = Location(path)
+    if isinstance(value, dict):
+        mapping = LocatedMap()
+        mapping.location = where
+        mapping.key_locations, mapping.value_locations, mapping.value_styles = {}, {}, {}
+        for key, item in value.items():
+            mapping[key] = located(item, path)
+            mapping.key_locations[key] = mapping.value_locations[key] = where
+            mapping.value_styles[key] = None
+        return mapping
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()  # a numpy scalar as the number it holds; arrays stay arrays (the spec reads them)
+    if isinstance(value, (list, tuple)):
+        items = LocatedList(located(item, path) for item in value)
+        items.location = where
+        items.item_locations = [where] * len(items)
+        return items
+    return value

@@ -291,7 +291,9 @@ def test_markdown_quiet_shows_an_expect_only_failure(mixed):
 def test_markdown_of_the_shipped_specs_is_short():
     text = report(ROOT / "specs", "markdown")
     outside = text.split("<details>")[0].splitlines()
-    assert len(outside) <= 30  # title, summary, one overview row per spec
+    specs = len(list((ROOT / "specs").rglob("*.yaml")))
+    skipped = text.count("— ➖ skip")  # a spec whose `requires:` module is missing: a short section saying what to install
+    assert len(outside) <= 10 + specs + 5 * skipped  # title, summary, one overview row per spec
 
 
 # ------------------------------------------------------------------------------------------ which files are specs

@@ -133,7 +133,7 @@ def expect_values_text(expectation) -> str:
 
 
 def summary_line(run) -> str:
-    counts = {Status.PASS: 0, Status.FAIL: 0, Status.ERROR: 0}
+    counts = {Status.PASS: 0, Status.FAIL: 0, Status.ERROR: 0, Status.SKIP: 0}
     for spec in run.specs:
         counts[spec.status] += 1
     nodes = sum(len(s.nodes) for s in run.specs)
@@ -142,6 +142,8 @@ def summary_line(run) -> str:
     errors = counts[Status.ERROR]
     parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts[Status.PASS]} passed",
              f"{counts[Status.FAIL]} failed", f"{errors} error{'s' if errors != 1 else ''}"]
+    if counts[Status.SKIP]:
+        parts.append(f"{counts[Status.SKIP]} skipped")
     text = ", ".join(parts) + f" · {nodes} nodes"
     if kinks:
         text += f" ({kinks} at kinks)"
@@ -173,3 +175,54 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
         if jvp.status != Status.PASS:
             lines.append((Status.KINK if jvp.status == Status.KINK else Status.FAIL, jvp_sentence(jvp)))
     return lines
+
+
+def fails(result, item, strict: bool) -> bool:
+    """Whether a node or jvp rule fails its spec (a kink only when strict; inconclusive unless allowed)."""
+    if item.status in ("fail", "error"):
+        return True
+    if item.status == "kink":
+        return strict
+    return item.status not in ("pass", "skip") and result.status == "fail"  # inconclusive, unless allowed
+
+
+def failure_text(result, strict: bool = False, only: set[str] | None = None, expectations: bool = True) -> str:
+    """The concise report of a failed spec: failing nodes, suspect ops, jvp rules, missed expectations.
+
+    ``only``: just these nodes (and the suspects that feed them or sit in them); ``expectations``: the missed
+    ``expect`` values too.
+    """
+    def chosen(name: str) -> bool:
+        return only is None or name in only
+
+    lines = [f"gradcheck: spec '{result.name}' failed ({result.path})"]
+    for node, _ in display_order(result):
+        if chosen(node.name) and fails(result, node, strict):
+            location = f"line {node.line}: " if node.line else ""
+            lines.append(f"  {location}{failure_sentence(result, node)}")
+    for suspect in result.suspects:
+        if chosen(suspect.node) or chosen(suspect.argument_node):
+            lines.append(f"  suspect: {suspect_sentence(suspect)}")
+    for jvp in result.jvps:
+        if chosen(jvp.node) and fails(result, jvp, strict):
+            location = f"line {jvp.line}: " if jvp.line else ""
+            lines.append(f"  {location}{jvp_sentence(jvp)}")
+    for expectation in result.expectations if expectations else []:
+        if not expectation.ok:
+            where = f"line {expectation.line}: " if expectation.line else ""
+            actual = None if expectation.actual is None else _compact(expectation.actual)
+            text = (f"  {where}expect {expectation.what}: expected {_compact(expectation.expected)}, got {actual} "
+                    f"(abs error {number(expectation.max_abs_error)})")
+            lines.append(text + (f": {expectation.message}" if expectation.message else ""))
+    for note in result.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _compact(array) -> str:
+    import numpy as np  # here: the command line prints error lines through this module before numpy is needed
+
+    array = np.asarray(array, dtype=np.float64)
+    if array.size > 6:
+        return f"{'×'.join(map(str, array.shape))} array"
+    return np.array2string(array, precision=6, separator=", ") if array.ndim else f"{float(array):.6g}"

@@ -101,6 +101,11 @@ def _spec_cases(suite: _Suite, spec: SpecResult, options: RenderOptions) -> None
         where = Location(spec.path, spec.error.line, spec.error.column)
         suite.fault(suite.case("spec", spec.error.line, spec.seconds), "error", "SpecError", where, spec.error.message)
         return
+    if spec.status == Status.SKIP:  # a module its `requires:` names is not installed: one skipped testcase
+        suite.counts["skipped"] += 1
+        ET.SubElement(suite.case("spec", None, spec.seconds), "skipped",
+                      message=xml_text(spec.notes[0] if spec.notes else "skipped"))
+        return
     suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
     by_name = {node.name: node for node in spec.nodes}
     for suspect in spec.suspects:  # each op the local checks blame is a failing test of its own, named first

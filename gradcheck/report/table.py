@@ -60,6 +60,9 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         console.print(indented(f"output {spec.output_name} = {number(float(output), 8)}"))
     for note in spec.notes:
         console.print(indented(f"note: {note}", "dim"))
+    if spec.status == Status.SKIP:  # nothing was checked: no table
+        console.print()
+        return
 
     shown = [(node, depth) for node, depth in display_order(spec)
              if not (options.quiet and node.status in (Status.PASS, Status.SKIP))]
