@@ -71,11 +71,11 @@ def overview(run: RunResult, options: RenderOptions) -> list[str]:
 
 
 def failing_spec(spec: SpecResult, options: RenderOptions) -> list[str]:
-    lines = [f"## {cell(spec.name)} — {icon(spec.status)}", "", code(spec.path), ""]
+    precision = f" ({precision_text(spec)})" if spec.error is None else ""
+    lines = [f"## {cell(spec.name)} — {icon(spec.status)}{precision}", "", code(spec.path), ""]
     if spec.error is not None:
         where = Location(spec.path, spec.error.line, spec.error.column)
         return lines + [f"> **error** {code(str(where))}: {cell(spec.error.message)}", ""]
-    lines += [f"_{precision_text(spec)}_", ""]
     shown = [node for node, _ in display_order(spec) if node.status not in (Status.PASS, Status.SKIP)]
     if shown:
         lines += node_table(spec, shown, options)
