@@ -233,11 +233,15 @@ def _tolerant_streams() -> None:
 @_trust_options
 @click.option("--values", is_flag=True, help="JSON: include the full analytic and numeric gradient arrays.")
 @click.option("--quiet", "-q", is_flag=True, help="Show only what failed, and the summary; no progress.")
-@click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing nodes.")
+@click.option("--verbose", "-v", is_flag=True, help="Per-element rows for failing, kink and inconclusive nodes.")
+@click.option("--allow-inconclusive", is_flag=True,
+              help="Inconclusive elements (no float64 estimate resolves the tolerance) warn instead of failing.")
+@click.option("--taylor", is_flag=True,
+              help="Also run the Taylor remainder test per input: observed order ~2 right, ~1 wrong gradient.")
 @_color_option
 def run(paths, output_format, output, junit_file, json_file, markdown_file, junit_flavor, exclude, skip_non_specs,
         atol, rtol, method, eps, dtype, seed, mode, strict, timeout, max_memory, no_custom_ops, allow_outside_files,
-        values, quiet, verbose, color):
+        values, quiet, verbose, allow_inconclusive, taylor, color):
     """Check every spec in PATHS (folders: every spec *.yaml / *.yml under them).
 
     In a folder, a YAML file is a spec when it is named *.gradcheck.yaml / *.gradcheck.yml or has
@@ -288,7 +292,8 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
         for _, path in reports:
             refuse_inputs(path, named)
         with _progress(quiet) as progress:
-            check_options = CheckOptions(mode=mode, strict=strict, progress=progress)
+            check_options = CheckOptions(mode=mode, strict=strict, progress=progress,
+                                         allow_inconclusive=allow_inconclusive, taylor=taylor)
             result = check_paths(found.specs, overrides, check_options, _limits(timeout, max_memory))
     except (SpecError, OutputError) as error:
         _fail(str(error))

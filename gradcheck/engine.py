@@ -169,7 +169,7 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
             continue
         grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
                          result.declared_none)
-        for position, (arg, grad) in enumerate(zip(node.args, grads)):
+        for position, (arg, grad) in enumerate(zip(node.args, grads, strict=True)):
             if grad is None:
                 continue
             result.edge_grads[(node.index, position)] = grad
@@ -177,42 +177,103 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
     return result
 
 
-def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_none: set | None = None) -> list:
-    """The gradients node passes to its arguments; faults are recorded and replaced by NaN."""
+def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_none: set | None = None,
+             *, recheck: bool | None = None) -> list:
+    """The gradients node passes to its arguments; faults are recorded and replaced by NaN.
+
+    The op is handed copies of g, out and its arguments and these are compared afterwards, so an op that
+    modifies them in place is named and cannot corrupt the cached values the rest of the check reads.  A custom
+    op's vjp is called twice on the same arguments (``recheck``): different results are a nondeterministic rule.
+    """
     def poisoned():
         return [np.full(np.shape(a), np.nan) if differentiable(a) else None for a in args]
 
-    try:
-        grads = node.op.impl.vjp(g, out, *args, **node.params)
-    except (SystemExit, Exception) as error:
-        faults[node.index] = rule_failure("vjp", error)
-        return poisoned()
-    if not isinstance(grads, (tuple, list)):
-        if len(args) == 1 and grads is not None:
-            grads = (grads,)
-        else:
-            faults[node.index] = f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
-            return poisoned()
-    if len(grads) != len(args):
-        faults[node.index] = f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
+    if recheck is None:
+        recheck = node.op.source != "builtin"
+    grads, fault = _guarded_vjp(node, g, out, args)
+    if not fault and recheck:
+        again, fault = _guarded_vjp(node, g, out, args)
+        if not fault and not _same_gradients(grads, again):
+            fault = "vjp is nondeterministic: two calls with the same arguments returned different gradients"
+    if fault:
+        faults[node.index] = fault
         return poisoned()
     checked = []
-    for position, (grad, arg) in enumerate(zip(grads, args)):
+    for position, (grad, arg) in enumerate(zip(grads, args, strict=True)):
         if not differentiable(arg):
             checked.append(None)
             continue
-        if grad is None:  # the op declares this argument non-differentiable (labels given as floats, say)
+        if grad is None:  # the op declares this argument non-differentiable (the judge checks that claim)
             if declared_none is not None:
                 declared_none.add((node.index, position))
             checked.append(np.zeros(np.shape(arg)))
             continue
-        grad = np.asarray(grad)
-        if grad.shape != np.shape(arg):
-            faults[node.index] = (f"vjp returned a gradient of shape {grad.shape} for argument {position} "
-                                  f"({_arg_name(node, position)}), expected {np.shape(arg)}")
-            grad = np.full(np.shape(arg), np.nan)
-        checked.append(grad)
+        problem = _gradient_problem(grad, arg)
+        if problem:
+            faults[node.index] = f"vjp returned {problem} for argument {position} ({_arg_name(node, position)})"
+            return poisoned()
+        checked.append(np.asarray(grad))
     return checked
+
+
+def _guarded_vjp(node: Node, g, out, args: list) -> tuple[list | None, str]:
+    """One call of the vjp on copies; the gradients as a list, or what the call did wrong."""
+    copies = [np.array(a, copy=True) for a in args]
+    g_copy, out_copy = np.array(g, copy=True), np.array(out, copy=True)
+    try:
+        grads = node.op.impl.vjp(g_copy, out_copy, *copies, **node.params)
+    except (SystemExit, Exception) as error:
+        return None, rule_failure("vjp", error)
+    mutated = [f"argument {i} ({_arg_name(node, i)})" for i, (a, c) in enumerate(zip(args, copies, strict=True))
+               if not _unchanged(a, c)]
+    if not _unchanged(g, g_copy):
+        mutated.insert(0, "the upstream gradient g")
+    if not _unchanged(out, out_copy):
+        mutated.append("its output")
+    if mutated:
+        return None, f"vjp modifies {', '.join(mutated)} in place (an op must not change its inputs)"
+    if not isinstance(grads, (tuple, list)):
+        if len(args) == 1 and grads is not None:
+            grads = (grads,)
+        else:
+            return None, f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
+    if len(grads) != len(args):
+        return None, f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
+    return list(grads), ""
+
+
+def _unchanged(before, after) -> bool:
+    before, after = np.asarray(before), np.asarray(after)
+    return before.shape == after.shape and bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+
+
+def _same_gradients(first: list, second: list) -> bool:
+    for a, b in zip(first, second, strict=True):
+        if (a is None) != (b is None):
+            return False
+        if a is not None:
+            try:
+                if not _unchanged(np.asarray(a), np.asarray(b)):
+                    return False
+            except (TypeError, ValueError):
+                return False
+    return True
+
+
+def _gradient_problem(grad, arg) -> str:
+    """'' for a usable gradient of arg, else what is wrong with it (kind of data, shape)."""
+    try:
+        array = np.asarray(grad)
+    except (TypeError, ValueError):
+        return f"a {type(grad).__name__}, not an array"
+    arg_dtype = np.asarray(arg).dtype
+    if array.dtype.kind != "f" and not (array.dtype.kind == "c" and arg_dtype.kind == "c"):
+        kind = {"c": "complex", "U": "string", "S": "bytes", "O": "object", "b": "boolean", "i": "integer",
+                "u": "integer"}.get(array.dtype.kind, str(array.dtype))
+        return f"{kind} data (dtype {array.dtype}), not a floating-point gradient"
+    if array.shape != np.shape(arg):
+        return f"a gradient of shape {array.shape}, expected {np.shape(arg)}"
+    return ""
 
 
 def rule_failure(rule: str, error: BaseException) -> str:

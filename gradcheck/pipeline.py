@@ -18,20 +18,22 @@ import numpy as np
 
 from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
-from .errors import INTERRUPTS, clip, one_line
+from .errors import INTERRUPTS, SpecError, clip, one_line
 from .graph import Graph, build_graph
 from .isolation import Contained, Limits, contain, describe_fault, memory_cap
 from .judge import CheckOptions
 from .judge.diagnosis import diagnose_suspects
 from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
+from .judge.local import check_ops_locally, needs_gradient
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
+from .judge.taylor import taylor_tests
 from .ops import frameworks
 from .ops.custom import local_module_file
 from .results import RunResult, SpecResult, Status
 from .sizing import node_shapes, refuse_over_budget
-from .spec import Overrides, Spec, load_spec
+from .spec import DEFAULT_TOLERANCE, Overrides, Spec, Tolerance, load_spec
 
 DEFAULT_OVERRIDES = Overrides()
 DEFAULT_OPTIONS = CheckOptions()
@@ -201,15 +203,26 @@ def files_read(graph: Graph) -> list[str]:
 
 
 def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checked:
-    """The forward passes, the backward pass and the verdicts of a built graph."""
+    """The forward passes, the backward pass and the verdicts of a built graph.
+
+    Correctness is judged in float64 always; for a float32 spec the float32 pass's gradients are then judged
+    against the float64 ones, for precision, under the spec's (float32) tolerance.
+    """
     spec = graph.spec
     with np.errstate(all="ignore"):
         reference = forward(graph, "float64")
         # the shapes custom ops left unknown before the pass are known now: size the rest of the check again
         refuse_over_budget(graph, [np.shape(v) for v in reference.values], spec.dtype, options.memory_budget)
-        analytic_fwd = reference if spec.dtype == "float64" else forward(graph, spec.dtype)
-        grads = backward(graph, analytic_fwd, spec.dtype)
-    result = judge_passes(graph, analytic_fwd, grads, reference, options)
+        _require_something_to_differentiate(graph, reference)
+        grads64 = backward(graph, reference, "float64")
+        if spec.dtype == "float64":
+            analytic_fwd, grads = reference, grads64
+        else:
+            analytic_fwd = forward(graph, spec.dtype)
+            grads = backward(graph, analytic_fwd, spec.dtype)
+    result = judge_passes(graph, reference, grads64, reference, options, precision=None if grads is grads64 else grads)
+    result.dtype = spec.dtype
+    result.output_value = analytic_fwd.output_value
     result.files_read = files_read(graph)
     by_name = {node.name: node for node in graph.nodes}
     for judged in result.nodes:
@@ -219,28 +232,74 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
     return Checked(graph, analytic_fwd, grads, reference, result)
 
 
+def _require_something_to_differentiate(graph: Graph, reference: ForwardPass) -> None:
+    needs = needs_gradient(graph, reference.values)
+    if not any(needs[node.index] and graph.reaches_output[node.index] for node in graph.nodes if node.kind == "input"):
+        raise SpecError(f"nothing to differentiate: no input that reaches the output '{graph.spec.output}' requires "
+                        "grad (every input is integer data or has requires_grad: false)", graph.spec.output_location)
+
+
+FLOAT64_TOLERANCE = Tolerance(*DEFAULT_TOLERANCE["float64"])
+
+
 def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, reference: ForwardPass,
-                 options: CheckOptions) -> SpecResult:
-    """Every node, suspect, jvp rule and expectation of one spec, judged."""
+                 options: CheckOptions, precision: BackwardPass | None = None) -> SpecResult:
+    """Every node, local op check, suspect, jvp rule and expectation of one spec, judged."""
     spec = graph.spec
+
+    def tolerance_of(node):
+        tol = node.tolerance if node.tolerance is not None else spec.tolerance
+        if precision is None:
+            return tol
+        # correctness of a float32 spec is judged in float64, with float64 tolerances (or tighter ones given)
+        return Tolerance(min(tol.atol, FLOAT64_TOLERANCE.atol), min(tol.rtol, FLOAT64_TOLERANCE.rtol))
+
+    def precision_tolerance(node):
+        return node.tolerance if node.tolerance is not None else spec.tolerance
+
     with np.errstate(all="ignore"):
-        comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options)
+        local = check_ops_locally(graph, grads, reference.values, tolerance_of)
+        comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options,
+                                forgotten=local.forgotten, precision=precision, precision_tolerance=precision_tolerance,
+                                tolerance_of=tolerance_of)
         nodes = comparator.compare_all()
-        suspects = find_suspects(graph, grads, reference.values, nodes, comparator.tolerance)
-        suspects = diagnose_suspects(graph, grads, reference.values, suspects, comparator.tolerance)
-        jvps = check_jvps(graph, analytic_fwd, reference, grads, comparator.tolerance)
+        suspects = find_suspects(graph, grads, reference.values, nodes, local.suspects, tolerance_of)
+        suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)
+        jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of)
+        taylor = []
+        if options.taylor:
+            statuses = {r.name: r.status for r in nodes}
+            inputs = [n.index for n in graph.nodes if n.kind == "input" and statuses[n.name] != Status.SKIP]
+            taylor = taylor_tests(graph, comparator.evaluator, grads.adjoints, inputs)
     result = SpecResult(path=spec.path, name=spec.name, status=Status.PASS, description=spec.description,
                         output_name=spec.output, output_value=analytic_fwd.output_value, nodes=nodes,
                         suspects=suspects, jvps=jvps, dtype=spec.dtype, method=spec.method, mode=options.mode, seed=spec.seed,
-                        evaluations=comparator.evaluator.evaluations)
+                        evaluations=comparator.evaluator.evaluations, taylor=taylor)
     if analytic_fwd.projection is not None and analytic_fwd.output_value.size > 1:
         result.notes.append(f"the output '{spec.output}' has shape {tuple(analytic_fwd.output_value.shape)}: "
                             f"it is reduced to the scalar sum(v * {spec.output}) with a fixed random v (seed {spec.seed})")
+    if precision is not None:
+        result.notes.append(f"precision checked: correctness in float64 (float64 tolerances), then the {spec.dtype} "
+                            f"gradients against the float64 ones under the {spec.dtype} tolerance "
+                            f"(atol {spec.tolerance.atol:g}, rtol {spec.tolerance.rtol:g})")
     result.notes.extend(comparator.notes)
+    failing_jvps = {(j.node, j.argument) for j in jvps if j.status in (Status.FAIL, Status.ERROR)}
+    transposes = [(name, position, message) for name, position, message in local.transposes
+                  if (name, position) not in failing_jvps]
+    for name, _, message in transposes:
+        result.notes.append(f"node '{name}': {message}")
     if spec.expect is not None:
         result.expectations = check_expectations(graph, analytic_fwd, grads)
     failed = (any(n.status == Status.FAIL for n in nodes) or any(not e.ok for e in result.expectations)
-              or any(j.status in (Status.FAIL, Status.ERROR) for j in jvps))
+              or any(j.status in (Status.FAIL, Status.ERROR) for j in jvps) or bool(local.suspects)
+              or any(t.status == Status.FAIL for t in taylor) or bool(transposes))
+    inconclusive = [n.name for n in nodes if n.status == Status.INCONCLUSIVE]
+    if inconclusive:
+        if options.allow_inconclusive:
+            result.notes.append(f"--allow-inconclusive: {len(inconclusive)} inconclusive node(s) "
+                                f"({', '.join(inconclusive[:5])}) do not fail the spec")
+        else:
+            failed = True
     if options.strict and any(item.status == Status.KINK for item in [*nodes, *jvps]):
         failed = True
         result.notes.append("--strict: kinks count as failures")

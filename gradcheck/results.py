@@ -16,6 +16,7 @@ class Status(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     KINK = "kink"      # the analytic value is a one-sided derivative at a kink: a warning unless --strict
+    INCONCLUSIVE = "inconclusive"  # no float64 estimate resolves the tolerance there: not a pass
     SKIP = "skip"      # nothing to check (a constant, data, check: false)
     ERROR = "error"    # a rule raised or returned the wrong shape; a spec that could not be checked
 
@@ -51,6 +52,9 @@ class ElementOutcome:
     analytic: float
     numeric: float
     abs_error: float
+    numeric_error: float = 0.0           # the bound on the numeric value's own error
+    right: float | None = None           # the one-sided slopes, at a kink
+    left: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -63,8 +67,12 @@ class Outcome:
     worst_index: tuple[int, ...] = ()    # the worst failing element, else the worst kink, else the largest error
     worst_analytic: float | None = None
     worst_numeric: float | None = None
+    worst_numeric_error: float | None = None  # the error bound of the worst element's numeric value
+    worst_abs_error: float | None = None      # the worst element's own errors (the maxima may be elsewhere)
+    worst_rel_error: float | None = None
     failing: int = 0                     # elements that fail
     kinks: int = 0                       # elements at a kink
+    inconclusive: int = 0                # elements no float64 estimate could resolve
     elements: list[ElementOutcome] = field(default_factory=list)  # the worst failing and kink elements, worst first
 
     def outcome_fields(self) -> dict:
@@ -93,6 +101,8 @@ class NodeResult(Comparison):
     parent: str | None
     analytic: np.ndarray | None = None   # d objective / d node (full array)
     numeric: np.ndarray | None = None    # the float64 finite-difference reference (None when probed)
+    numeric_error: np.ndarray | None = None  # the error bound of each numeric element
+    precision: str | None = None         # float32 specs: how far the float32 gradient is from the float64 one
     checked: str = "full"                # full | probes | none
     value: np.ndarray | None = None      # forward value (float64 reference pass)
     arguments: list[str] = field(default_factory=list)  # the nodes and inputs its op reads (constants left out)
@@ -167,6 +177,18 @@ class JvpResult(Comparison):
 
 
 @dataclass
+class TaylorResult:
+    """The Taylor remainder test of one input: the observed order of |f(x+hv) - f(x) - h<grad, v>| in h."""
+
+    input: str
+    status: Status                       # PASS (order ~2, or exact) | FAIL (order ~1: the gradient is wrong)
+    order: float
+    remainders: list[float]
+    steps: list[float]
+    message: str = ""
+
+
+@dataclass
 class ExpectResult(Located):
     what: str                            # "output", "grad w0", "value dot"
     expected: np.ndarray
@@ -196,6 +218,7 @@ class SpecResult:
     suspects: list[Suspect] = field(default_factory=list)
     jvps: list[JvpResult] = field(default_factory=list)
     expectations: list[ExpectResult] = field(default_factory=list)
+    taylor: list[TaylorResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dtype: str = "float64"
     method: str = "central"
@@ -207,7 +230,7 @@ class SpecResult:
 
     @property
     def counts(self) -> dict[Status, int]:
-        counts = {status: 0 for status in (Status.PASS, Status.FAIL, Status.KINK, Status.SKIP)}
+        counts = {status: 0 for status in (Status.PASS, Status.FAIL, Status.KINK, Status.INCONCLUSIVE, Status.SKIP)}
         for node in self.nodes:
             counts[node.status] += 1
         return counts

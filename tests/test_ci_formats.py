@@ -150,27 +150,32 @@ def test_annotations_lead_with_the_suspect_then_the_first_failing_node(tmp_path)
     path = deep_spec(tmp_path / "specs")
     document = report(path, "json")["specs"][0]
     nodes = {node["name"]: node for node in document["nodes"]}
-    (suspect,) = document["suspects"]  # the wrong rule nearest the output: the one the check can pin
+    # issue 8: every use site of the wrong rule is checked on its own; each one whose error stands above the
+    # tolerance at its own scale is a suspect (deep in the chain the gradients vanish below atol)
+    suspects = document["suspects"]
+    assert {s["op"] for s in suspects} == {"bad"} and 1 <= len(suspects) <= LAYERS
+    suspect = suspects[0]
     failing = [node["name"] for node in document["nodes"] if node["status"] == "fail"]
     assert len(failing) > 10
     found = annotations(report(path, "github"))
     # issue 13: the suspect's message is also put on the Python line of the custom op's rule, right after it
     on_code = [note for note in found if note[1]["file"].endswith("layers.py")]
     vjp_line = WRONG_SCALE.splitlines().index("    def vjp(self, g, out, x):") + 1
-    assert [int(props["line"]) for _, props, _ in on_code] == [vjp_line]
+    assert on_code and {int(props["line"]) for _, props, _ in on_code} == {vjp_line}
     assert found.index(on_code[0]) == 1 and on_code[0][2] == found[0][2]
     found = [note for note in found if note not in on_code]
-    assert [level for level, _, _ in found] == ["error", "error", "error"]  # fits in GitHub's ten
-    (_, first, first_text), (_, second, second_text), (_, rest, rest_text) = found
+    assert len(found) <= 10 and {level for level, _, _ in found} == {"error"}  # fits in GitHub's ten
+    (_, first, first_text) = found[0]
     text_line = path.read_text().splitlines()[nodes[suspect["node"]]["line"] - 1]
     assert "wrong backward rule in op 'bad'" in first["title"].replace("%3A", ":")
     assert int(first["line"]) == nodes[suspect["node"]]["line"]
     column = int(first["col"])
     assert text_line[column - 1:int(first["endColumn"]) - 1] == nodes[suspect["node"]]["expr"]
     assert suspect["node"] in first_text
-    assert int(second["line"]) == nodes[suspect["argument_node"]]["line"] and second_text.startswith(suspect["argument_node"])
-    assert f"and {len(failing) - 1} more failures" in rest["title"]
-    assert all(name in rest_text for name in failing if name != suspect["argument_node"])
+    (_, rest, rest_text) = found[-1]
+    assert "more" in rest["title"]
+    shown = " ".join(text for _, _, text in found)
+    assert all(name in shown for name in failing)
 
 
 def test_kinks_are_warnings_and_expect_misses_lead_their_spec(mixed):

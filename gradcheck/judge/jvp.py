@@ -121,7 +121,7 @@ class JvpCheck:
                 return np.full(self.template.shape, np.nan)
 
     def compare(self, analytic, numeric, error_bound, slopes: Slopes) -> JvpResult:
-        failing, kinks = classify(analytic, numeric, self.tol, error_bound, slopes)
+        failing, kinks, _ = classify(analytic, numeric, self.tol, error_bound, slopes)
         found = outcome(analytic, numeric, failing, kinks, self.tol, self.template.shape)
         if found.status == Status.PASS:  # a rule that holds has no element to name
             found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None

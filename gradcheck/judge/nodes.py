@@ -1,8 +1,11 @@
 """Analytic vs numeric, node by node: tolerances, the full element-wise check, directional probes.
 
-Every element is judged by ``verdict``.  An element that fails the first comparison is re-checked
-with a Richardson-extrapolated difference (so round-off or truncation in the first estimate is
-not reported as a bug); if it still fails, the one-sided slopes decide whether it is at a kink.
+Every element is judged by ``verdict``.  Every element whose first comparison fails, or whose first
+estimate is too noisy to resolve the tolerance, gets a second look at the most accurate estimate float64
+allows (complex-step where the ops downstream are analytic, else an error-balancing step sequence), which
+replaces the first only when its error bound is smaller.  Kinks come from the ops' branch decisions
+(``kinks.BranchWatch``): an element whose stencil changes one is judged against its one-sided slopes; for
+ops that declare no branches, slopes that stay apart as the step shrinks mark a kink too.
 """
 from __future__ import annotations
 
@@ -13,21 +16,25 @@ import numpy as np
 
 from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
-from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator
+from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
+from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
 from ..sizing import batch_floats
 from ..spec import Tolerance, stable_seed
+from .kinks import BranchWatch
 from .local import local_fault
 from .options import CheckOptions
-from .verdict import classify, element_status, outcome, relative_error
+from .verdict import agrees, allowed_error, classify, element_status, outcome
 
-MAX_REFINED_ELEMENTS = 64
+FIRST_PROBE_STEP = 1e-2  # relative to each element's scale (the directions are scaled per element)
+KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
 
 
 class Comparator:
     def __init__(self, graph: Graph, analytic_fwd: ForwardPass, backward: BackwardPass, reference: ForwardPass,
-                 method: str, eps: float | None, options: CheckOptions):
+                 method: str, eps: float | None, options: CheckOptions, forgotten=frozenset(),
+                 precision: BackwardPass | None = None, precision_tolerance=None, tolerance_of=None):
         self.graph = graph
         self.spec = graph.spec
         self.analytic_fwd = analytic_fwd
@@ -38,7 +45,34 @@ class Comparator:
         self.options = options
         self.evaluator = Evaluator(graph, reference.values, reference.projection)
         self.evaluator.max_change_floats = min(MAX_CHANGE_FLOATS, batch_floats(options.memory_budget))
+        self.watch = BranchWatch(graph, reference.values)
+        self.forgotten = forgotten          # (node, position) whose vjp returned None for an argument it needs
+        self.precision = precision          # float32 specs: the float32 pass's adjoints, judged against float64
+        self.precision_tolerance = precision_tolerance
+        self.tolerance_of = tolerance_of    # the correctness tolerance of a node (default: its own or the spec's)
         self.notes: list[str] = []
+        self.fault_origin = self._fault_origins()
+
+    def _fault_origins(self) -> dict[int, int]:
+        """Node -> the nearest consumer downstream whose vjp failed (its NaN reached this node's gradient)."""
+        origin: dict[int, int] = {}
+        for node in reversed(self.graph.nodes):
+            source = node.index if node.index in self.backward.faults else origin.get(node.index)
+            if source is None or node.kind != "op":
+                continue
+            for arg in node.args:
+                origin.setdefault(arg, source)
+        return origin
+
+    def fault_message(self, node: Node) -> str | None:
+        if node.index in self.backward.faults:
+            return f"its vjp is faulty: {self.backward.faults[node.index]}"
+        source = self.fault_origin.get(node.index)
+        if source is None:
+            return None
+        culprit = self.graph.nodes[source]
+        return (f"no gradient to check: the vjp of op '{culprit.op_name}' at node '{culprit.name}' is faulty "
+                f"({self.backward.faults[source]})")
 
     # ---------------------------------------------------------------------------------- per node
     def compare_all(self) -> list[NodeResult]:
@@ -112,6 +146,8 @@ class Comparator:
                        message=f"its gradient passes through '{user.name}' ({user.op_name}), whose vjp {message}")
 
     def tolerance(self, node: Node) -> Tolerance:
+        if self.tolerance_of is not None:
+            return self.tolerance_of(node)
         # lowering gives a named node's automatic op nodes its own tolerance (graph._Builder.lower)
         return node.tolerance if node.tolerance is not None else self.spec.tolerance
 
@@ -134,19 +170,58 @@ class Comparator:
                 analytic = self.analytic_of(node)
             return replace(described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
         analytic = self.analytic_of(node)
-        fault = self.backward.faults.get(node.index)
+        fault = self.fault_message(node)
         if np.size(value) == 0:
             return replace(described, analytic=analytic, message=fault)
         if node.index not in self.globally_checked:
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
         use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
+        result = None
         if use_probes:
-            found, message = self.probe(node, differ, analytic, tol, fault)
-            return replace(described, **found.outcome_fields(), analytic=analytic, checked="probes", message=message)
-        found, numeric = self.full(differ, analytic, tol)
-        return replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric, checked="full",
-                       message=fault)
+            found, message = self.probe(node, differ, analytic, tol)
+            if found is not None:
+                result = replace(described, **found.outcome_fields(), analytic=analytic, checked="probes",
+                                 message=fault or message)
+        if result is None:  # full mode, a small node, or probes that could not settle it
+            found, numeric, errors = self.full(node, differ, analytic, tol)
+            result = replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
+                             numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
+        return self.judge_precision(node, result)
+
+    def unresolved_message(self, found: Outcome) -> str | None:
+        if not found.inconclusive or found.failing:
+            return None
+        return (f"{found.inconclusive} element(s) inconclusive: no float64 estimate resolves the tolerance there "
+                f"(numeric error up to {found.worst_numeric_error:.3g} at {list(found.worst_index)}, beyond "
+                "atol + rtol·|n|); large terms that cancel or a large constant in the objective swamp the differences. "
+                "Loosen atol/rtol for this node, take the constant out of the loss, or make the ops downstream "
+                "complex-safe so complex-step applies; --allow-inconclusive makes this a warning")
+
+    def judge_precision(self, node: Node, result: NodeResult) -> NodeResult:
+        """float32 specs: correctness was judged in float64; here the float32 gradient is judged against the
+        float64 one under the float32 tolerance."""
+        if self.precision is None or result.status == Status.SKIP or result.analytic is None:
+            return result
+        low = self.precision.adjoints[node.index]
+        if low is None:
+            return result
+        low = np.asarray(low, dtype=np.float64)
+        tol = self.precision_tolerance(node)
+        with np.errstate(invalid="ignore"):
+            error = np.abs(low - result.analytic)
+        ok = agrees(low, result.analytic, tol)
+        worst = float(np.nanmax(error)) if error.size else 0.0
+        result.precision = f"float32 gradient within {worst:.3g} of the float64 one (atol {tol.atol:g}, rtol {tol.rtol:g})"
+        if not bool(np.all(ok)):
+            flat = int(np.argmax(np.where(ok, -np.inf, error - allowed_error(result.analytic, tol)).reshape(-1)))
+            where = tuple(int(i) for i in np.unravel_index(flat, np.shape(low))) if np.ndim(low) else ()
+            result.precision = (f"float32 gradient off the float64 one at {list(where)}: "
+                                f"{low.reshape(-1)[flat]:.6g} vs {result.analytic.reshape(-1)[flat]:.6g} "
+                                f"(beyond atol {tol.atol:g}, rtol {tol.rtol:g})")
+            result.status = Status.FAIL
+            result.message = (result.message + "; " if result.message else "") + result.precision
+        return result
 
     @property
     def differentiable_reach(self) -> list[bool]:
@@ -157,7 +232,8 @@ class Comparator:
             for node in reversed(self.graph.nodes[: self.graph.output + 1]):
                 if reach[node.index] and node.kind == "op":
                     for position, arg in enumerate(node.args):
-                        declared = (node.index, position) in self.backward.declared_none
+                        declared = ((node.index, position) in self.backward.declared_none
+                                    and (node.index, position) not in self.forgotten)
                         if position not in node.op.integer_args and not declared:
                             reach[arg] = True
             self._differentiable_reach = reach
@@ -191,86 +267,206 @@ class Comparator:
                 note = f"complex-step cannot pass through op '{blocker}' (not analytic): central differences used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
-        return NodeDifferentiator(self.evaluator, node.index, method, self.eps, self.tolerance(node).atol)
+        return NodeDifferentiator(self.evaluator, node.index, method, self.eps)
 
     # ---------------------------------------------------------------------------------- full check
-    def full(self, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance) -> tuple[Outcome, np.ndarray]:
-        """Every element against its finite difference; returns the outcome and the numeric reference used."""
+    def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
+        """Every element against its finite difference; returns the outcome, the numeric reference used and
+        its error bounds."""
         estimate = differ.gradient()
-        numeric = estimate.values.copy()
-        flat_a, flat_n = analytic.reshape(-1), numeric.reshape(-1)
-        failing, kinks = classify(flat_a, flat_n, tol, estimate.error_bound)
-        for flat in np.flatnonzero(failing)[:MAX_REFINED_ELEMENTS]:
-            status, better = self.recheck(differ, flat, flat_a[flat], tol, estimate.steps[flat])
-            if status == Status.PASS:
-                flat_n[flat], failing[flat] = better, False
-            elif status == Status.KINK:
-                kinks[flat], failing[flat] = True, False
-        return outcome(analytic, numeric, failing, kinks, tol, analytic.shape), numeric
+        numeric = estimate.values.astype(np.float64).reshape(-1)
+        errors = np.asarray(estimate.error_bound, dtype=np.float64).copy()
+        flat_a = analytic.reshape(-1)
+        first = classify(flat_a, numeric, tol, errors)
+        failing, inconclusive = first.failing.copy(), first.inconclusive.copy()
+        kinks = np.zeros(flat_a.size, dtype=bool)
+        slopes: dict[int, Slopes] = {}
+        flips = self.watch.element_flips(node.index, self.stencil_steps(differ, estimate.steps),
+                                         self.stencil_offsets(differ.method))
+        for flat in np.flatnonzero(flips):
+            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, self.stencil_steps(
+                differ, estimate.steps)[flat], compound=flips[flat] > 1)
+            if status is not None:
+                slopes[int(flat)] = found
+                failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
+        judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
+        for flat in np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink):
+            status, value, error, found = self.second_look(differ, int(flat), float(flat_a[flat]), tol,
+                                                           float(numeric[flat]), float(errors[flat]))
+            numeric[flat], errors[flat] = value, error
+            failing[flat], inconclusive[flat], kinks[flat] = (status == Status.FAIL, status == Status.INCONCLUSIVE,
+                                                              status == Status.KINK)
+            if found is not None:
+                slopes[int(flat)] = found
+        found = outcome(analytic, numeric.reshape(analytic.shape), failing, kinks, tol, analytic.shape,
+                        inconclusive=inconclusive, numeric_error=errors, slopes=slopes)
+        return found, numeric.reshape(analytic.shape), errors.reshape(analytic.shape)
 
-    def recheck(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance,
-                first_step: float = 0.0) -> tuple[Status, float]:
-        """The verdict on one element that failed the first comparison, against a better estimate (returned)."""
+    @staticmethod
+    def stencil_offsets(method: str) -> tuple[float, ...]:
+        if method in STENCILS:
+            return tuple(float(offset) for offset, _ in STENCILS[method] if offset != 0)
+        return (1.0, -1.0)  # Richardson's central differences; complex-step is watched at the central step
+
+    @staticmethod
+    def stencil_steps(differ: NodeDifferentiator, steps: np.ndarray) -> np.ndarray:
+        if differ.method == "complex-step":  # an imaginary step never crosses a real branch
+            return BASE_STEP["central"] * differ.scale.reshape(-1)
+        return np.asarray(steps, dtype=np.float64)
+
+    def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
+                     compound: bool = False):
+        """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
+        or lies between them, FAIL if it is neither; None where the slopes agree (no kink the objective sees).
+        At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
+        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
+        found = differ.one_sided(flat, step)
+        right, left = float(found.right), float(found.left)
+        if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
+            return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)
+        bound = tol.atol + tol.rtol * max(abs(right), abs(left))
+        low, high = min(right, left), max(right, left)
+        if high - low <= bound:
+            return None, found
+        inside = compound or low - bound <= analytic <= high + bound
+        return (Status.KINK if inside else Status.FAIL), found
+
+    def persistent_slopes(self, differ: NodeDifferentiator, flat: int, step: float) -> Slopes | None:
+        """One-sided slopes that stay apart when the step shrinks fourfold (a kink the op does not declare),
+        else None: the slopes of a smooth function close in with the step."""
+        coarse = differ.one_sided(flat, step)
+        fine = differ.one_sided(flat, step / 4)
+        if abs(fine.right - fine.left) >= KINK_PERSISTENCE * abs(coarse.right - coarse.left):
+            return fine
+        return None
+
+    def second_look(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance,
+                    first_value: float, first_error: float):
+        """The verdict on an element the first estimate could not pass, at the most accurate estimate there is
+        (it replaces the first one only when its error bound is smaller)."""
         if not np.isfinite(analytic):
-            return Status.FAIL, float("nan")
-        refined = differ.refined(flat, first_step)
-        status = element_status(analytic, refined.value, tol, refined.error_bound, slopes=lambda: differ.one_sided(flat))
-        return status, refined.value
+            return Status.FAIL, first_value, first_error, None
+        enough = 0.01 * (tol.atol + tol.rtol * abs(first_value if np.isfinite(first_value) else 0.0))
+        better = differ.adaptive(flat, enough)
+        value, error = first_value, first_error
+        # the first estimate's bound covers its round-off only, except for complex-step (no truncation to speak of)
+        first_trusted = differ.method == "complex-step" and np.isfinite(first_value)
+        if np.isfinite(better.value) and not (first_trusted and first_error <= better.error_bound):
+            value, error = better.value, better.error_bound
+        status = element_status(analytic, value, tol, error)
+        found = None
+        if status == Status.FAIL:
+            found = self.persistent_slopes(differ, flat, better.step if np.isfinite(better.value) else
+                                           BASE_STEP["central"] * differ.scale.reshape(-1)[flat])
+            if found is not None and element_status(analytic, value, tol, error, slopes=found) == Status.KINK:
+                status = Status.KINK
+            else:
+                found = None
+        return status, value, error, found
 
     # ---------------------------------------------------------------------------------- probes
-    def probe(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance,
-              fault: str | None) -> tuple[Outcome, str | None]:
-        """Random directional probes; a failing probe is bisected down to one element, which is judged.
-        Returns the outcome and the node's message (the vjp's fault, else what the probes found)."""
+    def probe(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
+        """Random directional probes, each judged against the error estimate of its own directional derivative.
+
+        Elements whose own stencil changes a branch decision are judged one by one and left out of the
+        directions.  A probe that disagrees is bisected down to one element, which is judged; returns
+        (None, None) where the probes cannot settle the node (an unresolvable probe, a probe crossing a
+        branch, a disagreement no single element accounts for): the caller then checks every element.
+        """
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
-        scale = differ.scale
+        flat_a = analytic.reshape(-1)
+        steps = BASE_STEP["central"] * differ.scale.reshape(-1)
+        at_kink = self.watch.element_flips(node.index, steps) > 0
+        singles = [int(flat) for flat in np.flatnonzero(at_kink)]
         worst_gap = 0.0
-        worst_rel = 0.0
         for _ in range(self.options.probes):
-            direction = rng.choice([-1.0, 1.0], size=differ.x.shape) * scale
-            gap, bound, numeric_dir, analytic_dir = self.directional_gap(differ, analytic, direction, tol)
+            direction = rng.choice([-1.0, 1.0], size=differ.x.size) * differ.scale.reshape(-1)
+            direction[at_kink] = 0.0
+            if not direction.any():
+                break
+            verdict = self.directional_verdict(node, differ, flat_a, direction, tol)
+            if verdict is None:
+                return None, None
+            gap, bound, step = verdict
             worst_gap = max(worst_gap, gap)
-            worst_rel = max(worst_rel, float(relative_error(np.float64(analytic_dir), np.float64(numeric_dir))))
-            if not gap <= bound:
-                flat = self.localise(differ, analytic, direction, tol)
-                found = self.judge_element(differ, analytic, flat, tol)
-                if found.status == Status.PASS:
-                    found.status, found.failing = Status.FAIL, 1
-                    return found, (f"a directional probe disagreed by {gap:.3g} (tolerance {bound:.3g}); "
-                                   "no single element accounts for it")
-                return found, fault
+            if gap > bound:
+                flat = self.localise(node, differ, flat_a, direction, tol, step)
+                if flat is None:
+                    return None, None
+                found = self.judge_elements(differ, flat_a, [flat], tol, analytic.shape)
+                if found.status in (Status.PASS, Status.KINK):
+                    return None, None
+                return found, f"found by directional probes (a probe disagreed by {gap:.3g}, its error bound {bound:.3g})"
+        if singles:
+            found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
+            if found.status != Status.PASS:
+                return found, (f"checked by {self.options.probes} random directional probes and {len(singles)} "
+                               "element(s) at branch decisions one by one")
         checked = f"checked by {self.options.probes} random directional probes"
-        return Outcome(max_abs_error=float(worst_gap), max_rel_error=float(worst_rel)), fault or checked
+        return Outcome(max_abs_error=float(worst_gap)), checked
 
-    def directional_gap(self, differ, analytic, direction, tol: Tolerance):
-        numeric_dir = differ.directional(direction)
-        analytic_dir = float(np.sum(analytic * direction))
-        # per-element tolerances combined as independent errors (root-sum-square), plus the probe's own round-off
-        bound = float(np.sqrt(np.sum((direction * (tol.atol + tol.rtol * np.abs(analytic))) ** 2)))
-        bound += 10 * MACHINE_EPS * (abs(differ.f0) + 1.0) / 6e-6
-        gap = abs(analytic_dir - numeric_dir) if np.isfinite(numeric_dir) and np.isfinite(analytic_dir) else np.inf
-        return gap, bound, numeric_dir, analytic_dir
+    def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray,
+                            direction: np.ndarray, tol: Tolerance, step: float | None = None):
+        """(gap, bound, step) of one probe, or None where it cannot be trusted: its estimate cannot resolve the
+        tolerance, or its stencil crosses a branch decision.  Without a step, the step is chosen from the
+        error estimate (stencils.adaptive_derivative); bisection reuses the probe's."""
+        shaped = direction.reshape(differ.x.shape)
+        analytic_dir = float(np.sum(flat_a * direction))
+        # if every element were within its tolerance, the directional gap would be within this (triangle inequality)
+        allowed = float(np.sum(np.abs(direction) * (tol.atol + tol.rtol * np.abs(flat_a))))
+        if step is None:  # one Richardson pair at the usual step first; the step sequence only if it is too rough
+            estimate = differ.directional_at(shaped, FIRST_PROBE_STEP)
+            if not (np.isfinite(estimate.value) and estimate.error_bound <= 0.01 * allowed):
+                estimate = differ.directional_adaptive(shaped, enough=0.01 * allowed)
+        else:
+            estimate = differ.directional_at(shaped, step)
+        if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)) or estimate.error_bound > allowed:
+            return None
+        s = estimate.step
+        if self.watch.direction_flips(node.index, shaped, (s, -s, s / 4, -s / 4)):
+            return None
+        # the analytic dot product's own round-off: a few ulps of the sum of its absolute terms
+        roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.sum(np.abs(flat_a * direction)))
+        bound = 3 * estimate.error_bound + roundoff
+        return abs(analytic_dir - estimate.value), bound, s
 
-    def localise(self, differ, analytic, direction, tol: Tolerance) -> int:
-        indices = np.arange(differ.x.size)
-        flat_direction = direction.reshape(-1)
+    def localise(self, node: Node, differ, flat_a, direction, tol: Tolerance, step: float) -> int | None:
+        indices = np.flatnonzero(direction)
         while indices.size > 1:
             halves = np.array_split(indices, 2)
             ratios = []
             for half in halves:
                 masked = np.zeros(differ.x.size)
-                masked[half] = flat_direction[half]
-                gap, bound, _, _ = self.directional_gap(differ, analytic, masked.reshape(differ.x.shape), tol)
-                ratios.append(gap / bound if bound > 0 else gap)
+                masked[half] = direction[half]
+                verdict = self.directional_verdict(node, differ, flat_a, masked, tol, step)
+                if verdict is None:
+                    return None
+                gap, bound, _ = verdict
+                ratios.append(gap / bound if bound > 0 else (np.inf if gap > 0 else 0.0))
             indices = halves[int(np.argmax(ratios))]
-        return int(indices[0])
+        return int(indices[0]) if indices.size else None
 
-    def judge_element(self, differ, analytic, flat: int, tol: Tolerance) -> Outcome:
-        a = float(analytic.reshape(-1)[flat])
-        first = differ.element(flat)
-        status, estimate = element_status(a, first.value, tol, first.error_bound), first.value
-        if status != Status.PASS:
-            status, better = self.recheck(differ, flat, a, tol)
-            if status == Status.PASS:
-                estimate = better
-        return outcome([a], [estimate], [status == Status.FAIL], [status == Status.KINK], tol, analytic.shape, [flat])
+    def judge_elements(self, differ: NodeDifferentiator, flat_a: np.ndarray, flats: list[int], tol: Tolerance,
+                       shape) -> Outcome:
+        """The full verdict (first estimate, second look, kinks) on some elements of a probed node."""
+        statuses, numeric, errors, slopes = [], [], [], {}
+        for k, flat in enumerate(flats):
+            a = float(flat_a[flat])
+            first = differ.element(flat)
+            status, value, error = element_status(a, first.value, tol, first.error_bound), first.value, first.error_bound
+            step = self.stencil_steps(differ, np.array([first.step]))[0]
+            changed = self.watch.element_flips(differ.index, np.full(differ.x.size, step), elements=[flat])[0]
+            if changed:
+                verdict, found = self.kink_verdict(differ, flat, a, tol, step, compound=changed > 1)
+                if verdict is not None:
+                    status, slopes[k] = verdict, found
+            if status in (Status.FAIL, Status.INCONCLUSIVE) and k not in slopes:
+                status, value, error, found = self.second_look(differ, flat, a, tol, value, error)
+                if found is not None:
+                    slopes[k] = found
+            statuses.append(status)
+            numeric.append(value)
+            errors.append(error)
+        statuses = np.array(statuses, dtype=object)
+        return outcome([flat_a[f] for f in flats], numeric, statuses == Status.FAIL, statuses == Status.KINK, tol,
+                       shape, flats, inconclusive=statuses == Status.INCONCLUSIVE, numeric_error=errors, slopes=slopes)

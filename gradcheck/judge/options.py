@@ -17,6 +17,8 @@ class Progress(Protocol):
 class CheckOptions:
     mode: str = "auto"          # full | fast | auto
     strict: bool = False
+    allow_inconclusive: bool = False  # inconclusive elements warn instead of failing the spec
+    taylor: bool = False        # also run the Taylor remainder test on every input that requires grad
     probes: int = 3
     full_limit: int = 4096      # auto: nodes with at most this many elements are checked element by element,
     full_budget: float = 5e5    # ... when perturbing each of them re-evaluates at most this many values in all

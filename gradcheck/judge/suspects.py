@@ -1,28 +1,42 @@
-"""Suspects: ops whose own gradient is right while a gradient they pass to an argument is wrong."""
+"""Suspects: the ops whose backward rule is wrong.
+
+First the local checks (judge.local): every op checked on its own with the graph's and random cotangents;
+each edge that fails there is a suspect, named first.  Then, for a failing node no local check explains,
+its consumers whose own gradient is right (or at a kink) are checked edge by edge at the node's worst
+element; those whose edge is wrong there are named, or all of them when that cannot separate them.
+"""
 from __future__ import annotations
+
+import numpy as np
 
 from ..engine import BackwardPass
 from ..graph import Graph, Node
 from ..results import NodeResult, Status, Suspect
-from .local import local_fault
+from .local import OpCheck
 
 
-def find_suspects(graph: Graph, backward: BackwardPass, values, results: list[NodeResult], tolerance_of) -> list[Suspect]:
-    """Each failing node's consumers that pass (or sit at a kink) are checked edge by edge in isolation;
-    those whose edge is wrong are named, or all of them when the local checks cannot separate them."""
+def find_suspects(graph: Graph, backward: BackwardPass, values, results: list[NodeResult], local: list[Suspect],
+                  tolerance_of) -> list[Suspect]:
     by_name = {r.name: r for r in results}
+    suspects = list(local)
+    explained = {s.argument_node for s in local}
     candidates: dict[int, list[tuple[Node, int]]] = {}
     for node in graph.nodes:
         if node.kind != "op" or by_name[node.name].status not in (Status.PASS, Status.KINK):
             continue
         for position, arg in enumerate(node.args):
             arg_result = by_name.get(graph.nodes[arg].name)
-            if arg_result is not None and arg_result.status == Status.FAIL:
+            if arg_result is not None and arg_result.status == Status.FAIL and arg_result.name not in explained:
                 candidates.setdefault(arg, []).append((node, position))
-    suspects = []
     for arg, edges in candidates.items():
-        confirmed = [(node, position, message) for node, position in edges
-                     for message in [local_fault(graph, backward, values, node, position, tolerance_of(node))] if message]
+        worst = by_name[graph.nodes[arg].name].worst_index
+        shape = np.shape(values[arg])
+        flat = int(np.ravel_multi_index(worst, shape)) if shape and len(worst) == len(shape) else 0
+        confirmed = []
+        for node, position in edges:
+            message = OpCheck(graph, node, backward, values, tolerance_of(node)).check_element(position, flat)
+            if message:
+                confirmed.append((node, position, message))
         if not confirmed:  # the local checks could not separate them: name every candidate
             confirmed = [(node, position, "") for node, position in edges]
         for node, position, message in confirmed:

@@ -1,9 +1,12 @@
 """The one element-wise verdict: does an analytic value agree with a numeric reference?
 
 An element passes when |a - n| <= atol + rtol |n| + e, with e a bound on the reference's own
-error (round-off, truncation) where it has one.  An element that does not pass is at a kink
-when the one-sided slopes there disagree (by more than the tolerance) and the analytic value
-lies between them: a one-sided derivative, status KINK.  Anything else fails, NaN included.
+error (round-off, truncation) where it has one -- but only when that bound is itself within the
+tolerance: a reference too noisy to resolve the tolerance cannot vouch for a pass.  Then the
+element is INCONCLUSIVE, unless it is off by more than the tolerance and the noise together (FAIL).
+An element that does not pass is at a kink when the one-sided slopes there disagree (by more than
+the tolerance) and the analytic value lies between them: a one-sided derivative, status KINK.
+Anything else fails, NaN included.
 """
 from __future__ import annotations
 
@@ -29,6 +32,12 @@ def agrees(analytic, reference, tol: Tolerance, error_bound=0.0):
         return np.abs(analytic - reference) <= allowed_error(reference, tol, error_bound)
 
 
+def resolved(reference, tol: Tolerance, error_bound):
+    """The reference's error bound is within the tolerance: its verdict can be trusted either way."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(error_bound) <= tol.atol + tol.rtol * np.abs(reference)
+
+
 def at_kink(analytic, slopes: Slopes, tol: Tolerance):
     """The one-sided slopes differ by more than the tolerance and the analytic value lies between them."""
     right, left = np.asarray(slopes.right, dtype=np.float64), np.asarray(slopes.left, dtype=np.float64)
@@ -40,24 +49,26 @@ def at_kink(analytic, slopes: Slopes, tol: Tolerance):
 
 
 class Verdicts(NamedTuple):
-    """Element-wise verdicts as boolean masks; an element in neither mask passes."""
+    """Element-wise verdicts as boolean masks; an element in none of them passes."""
 
     failing: np.ndarray
     kinks: np.ndarray
+    inconclusive: np.ndarray
 
 
 def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None) -> Verdicts:
     """The verdict on every element; without slopes no element is a kink."""
     ok = agrees(analytic, reference, tol, error_bound)
+    unresolved = ok & ~resolved(reference, tol, error_bound)
     kinks = ~ok & at_kink(analytic, slopes, tol) if slopes is not None else np.zeros_like(ok)
-    return Verdicts(failing=~ok & ~kinks, kinks=kinks)
+    return Verdicts(failing=~ok & ~kinks, kinks=kinks, inconclusive=unresolved)
 
 
 def element_status(analytic: float, reference: float, tol: Tolerance, error_bound: float = 0.0,
                    slopes: Slopes | Callable[[], Slopes] | None = None) -> Status:
     """The verdict on one element; slopes may be a function, called only when the values disagree."""
     if bool(agrees(analytic, reference, tol, error_bound)):
-        return Status.PASS
+        return Status.PASS if bool(resolved(reference, tol, error_bound)) else Status.INCONCLUSIVE
     if slopes is None:
         return Status.FAIL
     slopes = slopes() if callable(slopes) else slopes
@@ -71,17 +82,23 @@ def relative_error(analytic, numeric):
 
 
 def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int, ...] | None = None,
-            positions=None) -> Outcome:
+            positions=None, inconclusive=None, numeric_error=None, slopes: dict | None = None) -> Outcome:
     """The counts, error maxima, worst element and listed elements of a comparison.
 
-    analytic, numeric, failing and kinks are the compared elements (any shape); positions are their flat
-    indices in an array of the given shape when only some of its elements were compared (probes).
+    analytic, numeric, failing, kinks and inconclusive are the compared elements (any shape); positions are
+    their flat indices in an array of the given shape when only some of its elements were compared (probes);
+    numeric_error the bound on each numeric value; slopes maps a compared element to its one-sided Slopes.
     """
     analytic = np.asarray(analytic, dtype=np.float64)
     shape = tuple(shape) if shape is not None else analytic.shape
     analytic = analytic.reshape(-1)
     numeric = np.asarray(numeric, dtype=np.float64).reshape(-1)
     failing, kinks = np.asarray(failing, dtype=bool).reshape(-1), np.asarray(kinks, dtype=bool).reshape(-1)
+    inconclusive = (np.zeros(analytic.size, dtype=bool) if inconclusive is None
+                    else np.asarray(inconclusive, dtype=bool).reshape(-1))
+    numeric_error = (np.zeros(analytic.size) if numeric_error is None
+                     else np.broadcast_to(np.asarray(numeric_error, dtype=np.float64).reshape(-1), analytic.shape))
+    slopes = slopes or {}
     positions = np.arange(analytic.size) if positions is None else np.asarray(positions).reshape(-1)
     with np.errstate(invalid="ignore"):
         abs_error = np.abs(analytic - numeric)
@@ -98,14 +115,21 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
         chosen = np.flatnonzero(mask)
         order = np.argsort(-np.nan_to_num(excess[chosen], nan=np.inf), kind="stable")
         chosen = chosen[order][:MAX_LISTED_ELEMENTS]
-        return [ElementOutcome(index_of(int(flat)), status, float(analytic[flat]), float(numeric[flat]), float(abs_error[flat]))
-                for flat in chosen]
+        elements = []
+        for flat in chosen:
+            right, left = slopes.get(int(flat), (None, None))
+            elements.append(ElementOutcome(index_of(int(flat)), status, float(analytic[flat]), float(numeric[flat]),
+                                           float(abs_error[flat]), float(numeric_error[flat]),
+                                           None if right is None else float(right), None if left is None else float(left)))
+        return elements
 
-    result = Outcome(failing=int(failing.sum()), kinks=int(kinks.sum()))
+    result = Outcome(failing=int(failing.sum()), kinks=int(kinks.sum()), inconclusive=int(inconclusive.sum()))
     if not analytic.size:
         return result
     if result.failing:
         candidates = np.where(failing, excess, -np.inf)
+    elif result.inconclusive:
+        candidates = np.where(inconclusive, numeric_error, -np.inf)
     elif result.kinks:
         candidates = np.where(kinks, excess, -np.inf)
     else:
@@ -114,6 +138,10 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     result.max_abs_error, result.max_rel_error = float(abs_error.max()), float(rel_error.max())
     result.worst_index = index_of(worst)
     result.worst_analytic, result.worst_numeric = float(analytic[worst]), float(numeric[worst])
-    result.status = Status.FAIL if result.failing else Status.KINK if result.kinks else Status.PASS
-    result.elements = listed(failing, Status.FAIL) + listed(kinks, Status.KINK)
+    result.worst_numeric_error = float(numeric_error[worst])
+    result.worst_abs_error, result.worst_rel_error = float(abs_error[worst]), float(rel_error[worst])
+    result.status = (Status.FAIL if result.failing else Status.INCONCLUSIVE if result.inconclusive
+                     else Status.KINK if result.kinks else Status.PASS)
+    result.elements = (listed(failing, Status.FAIL) + listed(inconclusive, Status.INCONCLUSIVE)
+                       + listed(kinks, Status.KINK))
     return result

@@ -15,10 +15,10 @@ from .evaluator import Evaluator
 from .stencils import (
     BASE_STEP,
     MACHINE_EPS,
-    MAX_RELATIVE_STEP,
     REFINE_STEP,
     STENCILS,
     Slopes,
+    adaptive_derivative,
     element_scale,
     one_sided_slopes,
     richardson_twice,
@@ -48,15 +48,15 @@ class Estimate:
 class NodeDifferentiator:
     """Finite differences of the objective w.r.t. the elements of one node."""
 
-    def __init__(self, evaluator: Evaluator, index: int, method: str, eps: float | None, atol: float = 1e-6):
+    def __init__(self, evaluator: Evaluator, index: int, method: str, eps: float | None):
         self.evaluator = evaluator
         self.index = index
-        self.x = np.asarray(evaluator.values[index], dtype=np.float64)
+        # C order: at() writes one element through a flat view, which a reshape of another layout would copy
+        self.x = np.ascontiguousarray(evaluator.values[index], dtype=np.float64)
         self.method = method
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
         self._magnitude = None
-        self.noise_target = 0.1 * atol if atol > 0 else 1e-12  # round-off must stay well inside the tolerance
 
     @property
     def f0(self) -> float:
@@ -71,20 +71,16 @@ class NodeDifferentiator:
         grad = np.full(self.x.size, np.nan)
         if self.method in BATCHED_METHODS:
             self.batched_gradient(grad, steps, error_bound)
-        longest = MAX_RELATIVE_STEP * np.maximum(self.scale.reshape(-1), 1.0)
-        redo = ~np.isfinite(grad) | (error_bound > self.noise_target)
-        if self.method in BATCHED_METHODS:  # the batch already grew the steps of too-flat elements, up to the longest
-            redo &= ~np.isfinite(grad) | (steps < longest)
-        for flat_index in np.flatnonzero(redo):
-            # one at a time: steps that left a domain, elements too flat for the longest step
+        for flat_index in np.flatnonzero(~np.isfinite(grad)):
+            # one at a time: steps that left a domain, failed batches
             estimate = self.element(int(flat_index))
             grad[flat_index], steps[flat_index], error_bound[flat_index] = estimate.value, estimate.step, estimate.error_bound
         return Estimate(grad.reshape(self.x.shape), steps, error_bound)
 
     def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray) -> None:
         """Every element's difference quotient in vectorised passes (Evaluator.changes_at: each perturbation
-        carries its change downstream); elements whose round-off swamps the difference are redone at a
-        longer step, as element() does one at a time."""
+        carries its change downstream); the error bound is the round-off only: elements the first comparison
+        cannot pass get the judge's second look (an error-balanced estimate, honouring atol and rtol)."""
         elements = np.arange(self.x.size)
         if not elements.size:
             return
@@ -92,18 +88,6 @@ class NodeDifferentiator:
         grad[:] = self.quotients(elements, steps)
         steps_out[:] = steps
         error_bound_out[:] = self.roundoff(steps, self.method)
-        too_flat = np.flatnonzero(np.isfinite(grad) & (error_bound_out > self.noise_target))
-        if too_flat.size:
-            longest = MAX_RELATIVE_STEP * np.maximum(self.scale.reshape(-1)[too_flat], 1.0)
-            longer = np.minimum(steps[too_flat] * error_bound_out[too_flat] / (0.5 * self.noise_target), longest)
-            grown = longer > steps[too_flat]
-            too_flat, longer = too_flat[grown], longer[grown]
-        if too_flat.size:
-            values = self.quotients(too_flat, longer)
-            kept = np.isfinite(values)
-            grad[too_flat[kept]] = values[kept]
-            steps_out[too_flat[kept]] = longer[kept]
-            error_bound_out[too_flat[kept]] = self.roundoff(longer[kept], self.method)
 
     def quotients(self, elements: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The method's difference quotient at each element with its step, every evaluation in one batch."""
@@ -124,25 +108,56 @@ class NodeDifferentiator:
         h = float(BASE_STEP[method] if method != self.method else self.base) * self.scale.reshape(-1)[flat_index]
         for _ in range(8):
             value = self._scheme(method, flat_index, h)
-            if not np.isfinite(value):
-                h = self.closer(flat_index, h)  # the step left the domain of some op downstream
-                continue
-            h_before_growth = h
-            noise = self.roundoff(h, method)
-            if noise > self.noise_target and h < self.max_step(flat_index):
-                # round-off in the objective swamps this element's difference: a longer step is needed
-                h = min(h * noise / (0.5 * self.noise_target), self.max_step(flat_index))
-                longer = self._scheme(method, flat_index, h)
-                if np.isfinite(longer):
-                    value = longer
-                else:
-                    h = h_before_growth
-            return ElementEstimate(float(value), h, self.roundoff(h, method))
+            if np.isfinite(value):
+                return ElementEstimate(float(value), h, self.error_of(value, h, method))
+            h = self.closer(flat_index, h)  # the step left the domain of some op downstream
         for side in (+1, -1):  # last resort: the one side that stays inside the domain
             value = self._scheme("forward" if side > 0 else "backward", flat_index, h)
             if np.isfinite(value):
                 return ElementEstimate(float(value), h, self.roundoff(h, "forward"))
         return ElementEstimate(float("nan"), h, 0.0)
+
+    def error_of(self, value: float, h: float, method: str) -> float:
+        if method == "complex-step":  # no cancellation: the imaginary part is exact to a few ulps
+            return 4 * MACHINE_EPS * abs(value)
+        return self.roundoff(h, method)
+
+    @property
+    def complex_step_allowed(self) -> bool:
+        return self.evaluator.complex_safe(self.index) is None
+
+    def adaptive(self, flat_index: int, enough: float = 0.0) -> ElementEstimate:
+        """The most accurate estimate float64 allows at one element: complex-step where every op downstream is
+        analytic, else the error-balancing step sequence of stencils.adaptive_derivative."""
+        if self.complex_step_allowed:
+            h = 1e-20 * float(self.scale.reshape(-1)[flat_index])
+            value = float(np.imag(self.at(flat_index, 1j * h)) / h)
+            if np.isfinite(value):
+                return ElementEstimate(value, h, self.error_of(value, h, "complex-step"))
+        h0 = 0.1 * float(self.scale.reshape(-1)[flat_index])
+        found = adaptive_derivative(lambda s: self.at(flat_index, s), h0, self.magnitude, enough)
+        if not np.isfinite(found.value):  # at a domain's edge: the side that stays inside
+            sides = [adaptive_derivative(lambda s: self.at(flat_index, s), h0, self.magnitude, enough, side)
+                     for side in (-1, 1)]
+            found = min(sides, key=lambda a: a.error_bound if np.isfinite(a.value) else np.inf)
+        return ElementEstimate(found.value, found.step, found.error_bound)
+
+    def directional_at(self, direction: np.ndarray, h: float) -> ElementEstimate:
+        """The same derivative at a given step: Richardson on central differences at h and h/4, with the change
+        between them (which bounds the error left in the finer one) plus round-off as its error."""
+        def along(t):
+            return self.evaluator.objective_with(self.index, self.x + t * direction)
+        coarse = (along(h) - along(-h)) / (2 * h)
+        fine = (along(h / 4) - along(-h / 4)) / (h / 2)
+        value = (16 * fine - coarse) / 15
+        return ElementEstimate(float(value), h, float(abs(fine - coarse) / 15 + 16 * MACHINE_EPS * self.magnitude / h))
+
+    def directional_adaptive(self, direction: np.ndarray, enough: float = 0.0) -> ElementEstimate:
+        """d objective / dt of x + t * direction at t = 0 (direction scaled per element), with its error."""
+        def along(t):
+            return self.evaluator.objective_with(self.index, self.x + t * direction)
+        found = adaptive_derivative(along, 0.1, self.magnitude, enough)
+        return ElementEstimate(found.value, found.step, found.error_bound)
 
     def roundoff(self, h: float, method: str) -> float:
         """Bound on the round-off in a difference quotient: a few ulps of the objective over the step."""
@@ -157,9 +172,6 @@ class NodeDifferentiator:
             scale = 1.0 if self.evaluator.projection is None else float(np.max(np.abs(self.evaluator.projection)))
             self._magnitude = max(abs(self.f0), scale * self.evaluator.path_magnitude(self.index), 1e-300)
         return self._magnitude
-
-    def max_step(self, flat_index: int) -> float:
-        return MAX_RELATIVE_STEP * max(float(self.scale.reshape(-1)[flat_index]), 1.0)
 
     def _scheme(self, method: str, i: int, h: float) -> float:
         if method in STENCILS:
@@ -190,9 +202,10 @@ class NodeDifferentiator:
         magnitude = abs(float(self.x.reshape(-1)[flat_index]))
         return min(h / 10, 1e-3 * magnitude) if magnitude > 0 else h / 10
 
-    def one_sided(self, flat_index: int) -> Slopes:
-        """The right and left slopes at the element, to tell a kink from a wrong gradient."""
-        h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index]
+    def one_sided(self, flat_index: int, h: float | None = None) -> Slopes:
+        """The right and left slopes at the element (step h, default the central step), to tell a kink from a
+        wrong gradient."""
+        h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index] if h is None else h
         slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
         return Slopes(float(slopes.right), float(slopes.left))
 

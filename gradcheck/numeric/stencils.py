@@ -11,7 +11,7 @@ BASE_STEP = {
     "forward": MACHINE_EPS ** (1 / 2),       # error h f''/2 + eps f / h: eps^(1/2)
     "backward": MACHINE_EPS ** (1 / 2),
     "five-point": MACHINE_EPS ** (1 / 5),    # error O(h^4): eps^(1/5)
-    "richardson": MACHINE_EPS ** (1 / 5),
+    "richardson": MACHINE_EPS ** (1 / 7),    # two Richardson levels on central differences: error O(h^6)
     "complex-step": 1e-20,                   # no cancellation: any tiny step is exact to rounding
 }
 REFINE_STEP = 1e-3  # relative step of the Richardson refinement used to re-check a failing element
@@ -22,7 +22,6 @@ STENCILS = {
     "backward": ((0, 1.0), (-1, -1.0)),
     "five-point": ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12)),
 }
-MAX_RELATIVE_STEP = 0.1   # the largest step a too-flat element may grow to, relative to max(|x|, 1)
 SMALLEST_SCALE = 1e-150   # below this a relative step underflows; the round-off check grows it if need be
 
 
@@ -72,3 +71,61 @@ def _median(values: np.ndarray) -> float:
         return float(np.partition(values, middle)[middle])
     low, high = np.partition(values, (middle - 1, middle))[middle - 1: middle + 1]
     return float((low + high) / 2)
+
+
+class Adaptive(NamedTuple):
+    """The best estimate of a step sequence: its value, the step it came from and its estimated error."""
+
+    value: float
+    step: float
+    error_bound: float
+
+
+SEQUENCE_RATIO = 4.0     # successive steps of the adaptive sequence shrink by this factor
+SEQUENCE_LENGTH = 24     # at most this many steps (4^24 ~ 3e14: from 0.1 |x| down to round-off)
+
+
+def adaptive_derivative(along, h0: float, magnitude: float, enough: float = 0.0, side: int = 0) -> Adaptive:
+    """d/ds along(s) at 0 from a sequence of central differences at h0, h0/4, h0/16, ...: each pair is combined
+    by Richardson (R = (16 D(h/4) - D(h)) / 15, error O(h^4)), and the estimate whose error -- the change to
+    the next extrapolated value plus the round-off of its differences, ~4 eps |f| / h -- is smallest wins.
+
+    This is the error-balancing scheme of numdifftools: long steps are dominated by truncation (the
+    extrapolated values still move), short ones by round-off; in between, successive values agree.  Steps
+    where along is not finite (outside a domain) are skipped.  Stops early once the error is below ``enough``
+    or once round-off alone exceeds the best error.  ``side`` +1 / -1 uses one-sided differences from that
+    side instead (at a domain's edge), extrapolated as R = (4 D(h/4) - D(h)) / 3 (error O(h^2)).
+    """
+    best = Adaptive(float("nan"), h0, float("inf"))
+    gain = SEQUENCE_RATIO ** 2 if side == 0 else SEQUENCE_RATIO  # the leading error term shrinks by this per step
+    at_zero = along(0.0) if side else 0.0
+    d_before = r_before = r_two_before = None
+    seen_change = False
+    h = h0
+    for _ in range(SEQUENCE_LENGTH):
+        with np.errstate(all="ignore"):
+            d = (along(h) - along(-h)) / (2 * h) if side == 0 else side * (along(side * h) - at_zero) / h
+        if d == 0 and seen_change:
+            break  # below the function's resolution (it is computed in lower precision): no step shorter helps
+        seen_change = seen_change or (np.isfinite(d) and d != 0)
+        if not np.isfinite(d):
+            d_before = r_before = r_two_before = None
+            h /= SEQUENCE_RATIO
+            continue
+        r = None if d_before is None else (gain * d - d_before) / (gain - 1)
+        roundoff = 4 * MACHINE_EPS * magnitude / h
+        if r is not None and r_before is not None and r_two_before is not None:
+            # the middle value is trusted as far as its neighbours on both sides agree with it
+            error = max(abs(r - r_before), abs(r_before - r_two_before)) + roundoff
+            if error < best.error_bound:
+                best = Adaptive(float(r_before), h * SEQUENCE_RATIO, float(error))
+            if best.error_bound <= enough:
+                break
+            converged = best.error_bound <= 1e-6 * abs(best.value)
+            if converged and error > 100 * best.error_bound:
+                break  # past the converged steps into noise (or a plateau of a function computed in low precision)
+        if roundoff > 10 * best.error_bound:  # shorter steps only add round-off
+            break
+        d_before, r_two_before, r_before = d, r_before, r
+        h /= SEQUENCE_RATIO
+    return best

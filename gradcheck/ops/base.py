@@ -16,6 +16,9 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       the forward-mode rule, checked against the vjp when given (one tangent per input, None where none)
   has_kinks: bool = False -- cli (`gradcheck ops`)
       the op is not differentiable everywhere (relu at 0, max at ties)
+  branches: (*inputs, **params) -> ndarray | tuple of ndarrays | None = None -- judge (kinks)
+      the op's branch decision per element at these inputs (relu: sign(x); max: the winners mask); an element
+      whose finite-difference stencil changes a decision, or that sits on a tie, is at a kink
   complex_safe: bool = False -- numeric (the complex-step method)
       forward is analytic in its arguments under complex inputs, so complex-step may run through it
   draws_random: bool = False -- graph
@@ -180,6 +183,11 @@ class Primitive:
     has_kinks: bool = False
     """True when the op is not differentiable everywhere (relu at 0, max at ties)."""
 
+    branches: Callable | None = None
+    """Branch decisions ``branches(*inputs, **params) -> ndarray | tuple of ndarrays`` at the given inputs:
+    one decision per element (relu: sign(x), max: the mask of winning elements), so that a tie or a boundary
+    is a decision of its own and any step across it changes one.  None: the op has no branches."""
+
     complex_safe: bool = False
     """True when forward is analytic in its arguments under complex inputs, so the complex-step method
     may differentiate through it.  False is the safe default for code nobody has checked."""
@@ -253,8 +261,9 @@ class Primitive:
         return None
 
 
-OPTIONAL_HOOKS = ("jvp", "has_kinks", "complex_safe", "draws_random", "batching", "batch_params", "forward_batched",
-                  "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula", "backward_rule")
+OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params",
+                  "forward_batched", "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula",
+                  "backward_rule")
 
 
 def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
@@ -343,6 +352,7 @@ class OpInfo:
     min_args: int
     jvp: Callable | None
     has_kinks: bool
+    branches: Callable | None
     complex_safe: bool
     draws_random: bool
     batching: str | Callable | None

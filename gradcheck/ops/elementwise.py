@@ -283,6 +283,9 @@ class Abs(Elementwise):
     def vjp(self, g, out, x):
         return (g * np.sign(real_part(x)),)
 
+    def branches(self, x):
+        return np.sign(real_part(x))
+
 
 @builtin
 class Relu(Elementwise):
@@ -295,6 +298,9 @@ class Relu(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * (real_part(x) > 0),)
+
+    def branches(self, x):
+        return np.sign(real_part(x))
 
 
 @builtin
@@ -310,6 +316,9 @@ class LeakyRelu(Elementwise):
     def vjp(self, g, out, x, slope):
         return (np.where(real_part(x) > 0, g, slope * g),)
 
+    def branches(self, x, slope):
+        return np.sign(real_part(x))
+
 
 @builtin
 class Maximum(Elementwise):
@@ -324,6 +333,9 @@ class Maximum(Elementwise):
         a_wins = real_part(a) >= real_part(b)
         return unbroadcast(g * a_wins, np.shape(a)), unbroadcast(g * ~a_wins, np.shape(b))
 
+    def branches(self, a, b):
+        return np.sign(real_part(a) - real_part(b))
+
 
 @builtin
 class Minimum(Elementwise):
@@ -337,3 +349,6 @@ class Minimum(Elementwise):
     def vjp(self, g, out, a, b):
         a_wins = real_part(a) <= real_part(b)
         return unbroadcast(g * a_wins, np.shape(a)), unbroadcast(g * ~a_wins, np.shape(b))
+
+    def branches(self, a, b):
+        return np.sign(real_part(a) - real_part(b))

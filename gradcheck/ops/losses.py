@@ -86,3 +86,6 @@ class Hinge(MeanLoss):
         slack = 1 - np.multiply(y, z)
         dslack = g * (real_part(slack) > 0) / np.size(slack)
         return self._adjoints(z, y, -dslack * y, -dslack * z)
+
+    def branches(self, z, y):
+        return np.sign(real_part(1 - np.multiply(y, z)))

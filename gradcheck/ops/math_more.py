@@ -95,6 +95,10 @@ class Arctan2(Partials):
         radius2 = x * x + y * y
         return x / radius2, -y / radius2
 
+    def branches(self, y, x):
+        # the quadrant offset: which side of the cut along the negative x axis
+        return np.where(real_part(x) < 0, np.sign(real_part(y)), 0.0), np.sign(real_part(x))
+
 
 # ---------------------------------------------------------------- hyperbolic
 
@@ -232,6 +236,9 @@ class Fmax(Partials):
         wins = self.a_wins(a, b)
         return wins.astype(float_dtype(real_part(out))), (~wins).astype(float_dtype(real_part(out)))
 
+    def branches(self, a, b):
+        return np.where(np.isnan(real_part(b)), 2.0, np.sign(real_part(a) - real_part(b)))
+
 
 @builtin
 class Fmin(Fmax):
@@ -257,6 +264,9 @@ class Sign(Partials):
     def partials(self, out, x):
         return (zeros_like_float(x),)
 
+    def branches(self, x):
+        return np.sign(real_part(np.asarray(x)))
+
 
 @builtin
 class Floor(Partials):
@@ -269,6 +279,10 @@ class Floor(Partials):
 
     def partials(self, out, x):
         return (zeros_like_float(x),)
+
+    def branches(self, x):
+        values = real_part(np.asarray(x))
+        return np.floor(values), values == np.floor(values)  # the integer below, and sitting on one
 
 
 @builtin
@@ -283,6 +297,10 @@ class Mod(Partials):
     def partials(self, out, a, b):
         quotient = np.floor(real_part(a / b))
         return np.ones(np.shape(a), dtype=float_dtype(real_part(np.asarray(out)))), -quotient
+
+    def branches(self, a, b):
+        quotient = real_part(np.asarray(a) / np.asarray(b))
+        return np.floor(quotient), quotient == np.floor(quotient)
 
     @staticmethod
     def test_cases(rng):

@@ -278,6 +278,12 @@ class Clip(Primitive):
         below, above = self._outside(x, lo, hi)
         return (g * ~(below | above),)
 
+    def branches(self, x, lo=None, hi=None):
+        self._outside(x, lo, hi)
+        values = real_part(np.asarray(x))
+        return (np.sign(values - lo) if lo is not None else np.zeros(values.shape),
+                np.sign(values - hi) if hi is not None else np.zeros(values.shape))
+
     @staticmethod
     def test_cases(rng):
         def away_from(bounds, shape):
@@ -381,6 +387,9 @@ class Where(Primitive):
         take_a = _truth(cond)
         return (None, unbroadcast(np.where(take_a, g, 0), np.shape(a)),
                 unbroadcast(np.where(take_a, 0, g), np.shape(b)))
+
+    def branches(self, cond, a, b):
+        return _truth(cond)
 
     @staticmethod
     def test_cases(rng):

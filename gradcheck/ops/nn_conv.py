@@ -560,6 +560,11 @@ class MaxPool2d(_Pool2d):
                                           ((distinct((1, 1, 8, 7)),), {"kernel": 3, "stride": 2, "padding": 1,
                                                                        "dilation": 2, "ceil_mode": True})]
 
+    def branches(self, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
+        patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf, dilation)
+        return patches == np.max(patches, axis=(-2, -1), keepdims=True)
+
 
 @builtin
 class AvgPool2d(_Pool2d):

@@ -175,6 +175,10 @@ class MulticlassHinge(Primitive):
         pattern -= one_hot * np.sum(pattern, axis=-1, keepdims=True)
         return g * pattern / count, None
 
+    def branches(self, scores, labels, margin=1.0):
+        margins, _, one_hot, _ = self._active(scores, labels, margin)
+        return np.where(one_hot, 0, np.sign(real_part(margins)))
+
     @staticmethod
     def test_cases(rng):
         def away_from_kinks(shape, margin):
@@ -217,6 +221,10 @@ class Huber(MeanLoss):
         difference, sign, quadratic = self._difference(pred, target, delta)
         grad = g * np.where(quadratic, difference, delta * sign) / np.size(difference)
         return self._adjoints(pred, target, grad, -grad)
+
+    def branches(self, pred, target, delta=1.0):
+        difference = real_part(np.subtract(pred, target))
+        return np.sign(np.abs(difference) - delta)
 
     @staticmethod
     def test_cases(rng):

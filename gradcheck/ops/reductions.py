@@ -109,6 +109,9 @@ class _Extremum(Primitive):
         share = tie_shares(real_part(x), axes, self.reducer, np.result_type(x, np.float32))
         return (expand_reduced(g, np.shape(x), axes, keepdims) * share,)
 
+    def branches(self, x, axis=None, keepdims=False):
+        return self._winners(x, normalize_axes(axis, np.ndim(x)))
+
 
 @builtin
 class Max(_Extremum):

@@ -130,6 +130,9 @@ class Std(Primitive):
         axes, count, centred = _spread(x, axis, ddof, self.name)
         return np.sum(tangents[0] * centred, axis=axes, keepdims=keepdims) / (count * out)
 
+    def branches(self, x, axis=None, ddof=0, keepdims=False):
+        return np.asarray(self.forward(real_part(np.asarray(x)), axis, ddof, keepdims)) > 0  # 0 where all are equal
+
     test_cases = staticmethod(Var.test_cases)
 
 
@@ -195,6 +198,11 @@ class Sort(Primitive):
         values = real_part(np.asarray(x))
         order = np.argsort(-values if descending else values, axis=axis, kind="stable")
         return order
+
+    def branches(self, x, axis=-1, descending=False):
+        # the order, and which neighbours tie (a tie is a decision of its own: any step across it reorders)
+        values = np.sort(real_part(np.asarray(x)), axis=axis)
+        return self.order(x, axis, descending), np.diff(values, axis=axis) == 0
 
     def forward(self, x, axis=-1, descending=False):
         x = np.asarray(x)

@@ -5,6 +5,7 @@ control characters in a spec are printed as escapes, never sent to the terminal.
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING
 
 from ..errors import Location
@@ -16,7 +17,15 @@ if TYPE_CHECKING:  # rich is imported only by the renderers that print through i
 
 # the one colour per status, for every renderer that colours
 STATUS_STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.KINK: "yellow", Status.SKIP: "dim",
-                Status.ERROR: "bold red"}
+                Status.ERROR: "bold red", Status.INCONCLUSIVE: "bold magenta"}
+JUDGED = (Status.FAIL, Status.KINK, Status.INCONCLUSIVE)  # node statuses whose worst element is shown
+
+
+def precision_text(spec: SpecResult) -> str:
+    """Which precision the verdicts are about (said by every format)."""
+    if spec.dtype == "float64":
+        return "checked in float64"
+    return f"correctness checked in float64; {spec.dtype} precision checked against it"
 
 
 def console_for(console: Console | None, color: bool, width: int) -> tuple[Console, io.StringIO | None]:
@@ -50,7 +59,10 @@ def index_text(index) -> str:
 def worst_text(node: NodeResult) -> str:
     if node.worst_analytic is None:
         return ""
-    return f"{index_text(node.worst_index)} a={number(node.worst_analytic, 6)} n={number(node.worst_numeric, 6)}"
+    text = f"{index_text(node.worst_index)} a={number(node.worst_analytic, 6)} n={number(node.worst_numeric, 6)}"
+    if node.worst_numeric_error:
+        text += f" ±{number(node.worst_numeric_error, 2)}"
+    return text
 
 
 def shape_text(shape) -> str:
@@ -61,10 +73,21 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
     """One line saying which element of which node is wrong and by how much."""
     where = visible_line(f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})")
     if node.status == Status.KINK:
+        slopes = next((f" (one-sided slopes {number(e.right, 6)} and {number(e.left, 6)})"
+                       for e in node.elements if e.status == Status.KINK and e.right is not None), "")
         return (f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} "
-                "is a one-sided derivative")
+                f"is a one-sided derivative{slopes}")
+    if node.status == Status.INCONCLUSIVE:
+        return (f"{where}: inconclusive at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
+                f"numeric {number(node.worst_numeric, 6)} ± {number(node.worst_numeric_error)}"
+                f"; {node.message or ''}").rstrip("; ")
+    if node.worst_analytic is None or node.worst_numeric is None or (
+            node.message and not math.isfinite(node.worst_analytic)):  # the rule itself failed: say how, not "nan"
+        return f"{where}: {node.message or 'gradient wrong'}"
+    own_abs = node.worst_abs_error if node.worst_abs_error is not None else node.max_abs_error
+    own_rel = node.worst_rel_error if node.worst_rel_error is not None else node.max_rel_error
     text = (f"{where}: gradient wrong at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
-            f"numeric {number(node.worst_numeric, 6)} (abs error {number(node.max_abs_error)}, rel {number(node.max_rel_error)}"
+            f"numeric {number(node.worst_numeric, 6)} (abs error {number(own_abs)}, rel {number(own_rel)}"
             f"; {node.failing} of {max(1, _size(node.shape))} elements fail)")
     if node.message:
         text += f"; {visible_line(node.message)}"
@@ -130,6 +153,7 @@ def summary_line(run) -> str:
         counts[spec.status] += 1
     nodes = sum(len(s.nodes) for s in run.specs)
     kinks = sum(s.counts[Status.KINK] for s in run.specs)
+    inconclusive = sum(s.counts[Status.INCONCLUSIVE] for s in run.specs)
     errors = counts[Status.ERROR]
     parts = [f"{len(run.specs)} spec{'s' if len(run.specs) != 1 else ''}: {counts[Status.PASS]} passed",
              f"{counts[Status.FAIL]} failed", f"{errors} error{'s' if errors != 1 else ''}"]
@@ -138,6 +162,8 @@ def summary_line(run) -> str:
     text = ", ".join(parts) + f" · {nodes} nodes"
     if kinks:
         text += f" ({kinks} at kinks)"
+    if inconclusive:
+        text += f" ({inconclusive} inconclusive)"
     return text + f" · {run.seconds:.2f}s"
 
 
@@ -150,8 +176,8 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
     origins = {suspect.argument_node for suspect in spec.suspects}
     lines, inherited = [], []
     for node, _ in display_order(spec):
-        if node.status == Status.KINK:
-            lines.append((Status.KINK, failure_sentence(spec, node)))
+        if node.status in (Status.KINK, Status.INCONCLUSIVE):
+            lines.append((node.status, failure_sentence(spec, node)))
         elif node.status == Status.FAIL:
             if origins and node.name not in origins and not node.message:
                 inherited.append(node.name)

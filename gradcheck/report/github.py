@@ -80,7 +80,8 @@ def spec_annotations(spec: SpecResult, options: RenderOptions) -> list[Annotatio
         return [Annotation("error", spec.path, spec.error.line, spec.error.column, None, f"gradcheck: {spec.name}",
                            spec.error.message)]
     by_name = {node.name: node for node in spec.nodes}
-    failing = [node for node in spec.nodes if node.status == Status.FAIL or (options.strict and node.status == Status.KINK)]
+    failing = [node for node in spec.nodes if node.status == Status.FAIL or (options.strict and node.status == Status.KINK)
+               or (node.status == Status.INCONCLUSIVE and spec.status == Status.FAIL)]
     origins = [node for node in failing if node.name in {suspect.argument_node for suspect in spec.suspects}]
     candidates = origins or failing
     first: NodeResult | None = candidates[0] if candidates else None

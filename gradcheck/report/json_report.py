@@ -8,6 +8,7 @@ import numpy as np
 
 from ..results import RunResult, SpecResult
 from . import RenderOptions
+from .common import precision_text
 
 
 def finite_or_none(value):
@@ -57,12 +58,20 @@ def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
                  "max_rel_error": finite_or_none(node.max_rel_error), "worst_index": list(node.worst_index),
                  "worst_analytic": finite_or_none(node.worst_analytic),
                  "worst_numeric": finite_or_none(node.worst_numeric),
-                 "failing_elements": node.failing, "kink_elements": node.kinks, "checked": node.checked,
+                 "worst_numeric_error": finite_or_none(node.worst_numeric_error),
+                 "failing_elements": node.failing, "kink_elements": node.kinks,
+                 "inconclusive_elements": node.inconclusive, "checked": node.checked,
+                 "elements": [{"index": list(e.index), "status": e.status, "analytic": finite_or_none(e.analytic),
+                               "numeric": finite_or_none(e.numeric), "numeric_error": finite_or_none(e.numeric_error),
+                               "right_slope": finite_or_none(e.right), "left_slope": finite_or_none(e.left)}
+                              for e in node.elements],
+                 "precision": node.precision,
                  "atol": node.atol, "rtol": node.rtol, "message": node.message, "expr": node.text,
                  "line": node.line}
         if options.values:
             entry["analytic"] = (array_to_json(node.analytic))
             entry["numeric"] = (array_to_json(node.numeric))
+            entry["numeric_error"] = (array_to_json(node.numeric_error))
         nodes.append(entry)
     error = None
     if spec.error is not None:
@@ -83,10 +92,13 @@ def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
                  "failing_elements": j.failing, "kink_elements": j.kinks, "message": j.message or None,
                  "line": j.line, "source": source_to_dict(j.source), "diagnosis": diagnosis_to_dict(j.diagnosis)}
                 for j in spec.jvps],
+        "taylor": [{"input": t.input, "status": t.status, "order": finite_or_none(t.order), "message": t.message,
+                    "steps": t.steps, "remainders": [finite_or_none(r) for r in t.remainders]} for t in spec.taylor],
         "expect": [{"what": e.what, "ok": e.ok, "expected": (array_to_json(e.expected)),
                     "actual": (array_to_json(e.actual)), "max_abs_error": finite_or_none(e.max_abs_error),
                     "line": e.line} for e in spec.expectations],
         "description": spec.description, "notes": spec.notes, "dtype": spec.dtype, "method": spec.method,
+        "precision_checked": None if spec.error is not None else precision_text(spec),
         "mode": spec.mode, "seed": spec.seed, "seconds": round(spec.seconds, 6),
     }
 

@@ -20,7 +20,7 @@ from ..errors import Location
 from ..format import visible
 from ..results import NodeResult, RunResult, SpecResult, Status
 from . import DEFAULT_OPTIONS, RenderOptions
-from .common import expect_values_text, failure_sentence, jvp_sentence, suspect_sentence
+from .common import expect_values_text, failure_sentence, jvp_sentence, precision_text, suspect_sentence
 
 _NOT_XML = re.compile("[\ufffe\uffff\ud800-\udfff]")
 COUNTS = ("tests", "failures", "errors", "skipped")
@@ -49,6 +49,9 @@ class _Suite:
         self.classname = xml_text(classname(spec.path))
         self.element = ET.SubElement(root, "testsuite", name=xml_text(spec.name), time=seconds(spec.seconds))
         self.element.set("file", xml_text(spec.path))
+        if spec.error is None:  # which precision the verdicts are about
+            properties = ET.SubElement(self.element, "properties")
+            ET.SubElement(properties, "property", name="precision", value=xml_text(precision_text(spec)))
         self.counts = dict.fromkeys(COUNTS, 0)
 
     def case(self, name: str, line: int | None, time: float = 0.0) -> ET.Element:
@@ -104,6 +107,12 @@ def _spec_cases(suite: _Suite, spec: SpecResult, options: RenderOptions) -> None
                       message=xml_text(spec.notes[0] if spec.notes else "skipped"))
         return
     suspects = "\n".join("suspect: " + suspect_sentence(s) for s in spec.suspects)
+    by_name = {node.name: node for node in spec.nodes}
+    for suspect in spec.suspects:  # each op the local checks blame is a failing test of its own, named first
+        at = by_name.get(suspect.node)
+        where = Location(spec.path, at.line if at else None, at.column if at else None)
+        suite.fault(suite.case(f"op {suspect.op} at {suspect.node} argument {suspect.argument}", where.line),
+                    "failure", "WrongBackwardRule", where, suspect_sentence(suspect))
     for node in spec.nodes:
         case = suite.case(node.name, node.line, node.seconds)
         where = Location(spec.path, node.line, node.column)

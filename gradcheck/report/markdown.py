@@ -15,6 +15,7 @@ from .common import (
     expect_values_text,
     failure_lines,
     jvp_sentence,
+    precision_text,
     shape_text,
     summary_line,
     suspect_sentence,
@@ -23,7 +24,7 @@ from .common import (
 from .graph_view import STATUS_COLOURS, mermaid_text
 
 ICON = {Status.PASS: "✅ pass", Status.FAIL: "❌ fail", Status.KINK: "⚠️ kink", Status.SKIP: "➖ skip",
-        Status.ERROR: "💥 error"}
+        Status.ERROR: "💥 error", Status.INCONCLUSIVE: "❓ inconclusive"}
 MAX_DRAWN_NODES = 40    # a Mermaid drawing beyond this is unreadable in a summary: the rest is counted
 
 
@@ -70,17 +71,18 @@ def overview(run: RunResult, options: RenderOptions) -> list[str]:
 
 
 def failing_spec(spec: SpecResult, options: RenderOptions) -> list[str]:
-    lines = [f"## {cell(spec.name)} — {icon(spec.status)}", "", code(spec.path), ""]
+    precision = f" ({precision_text(spec)})" if spec.error is None else ""
+    lines = [f"## {cell(spec.name)} — {icon(spec.status)}{precision}", "", code(spec.path), ""]
     if spec.error is not None:
         where = Location(spec.path, spec.error.line, spec.error.column)
         return lines + [f"> **error** {code(str(where))}: {cell(spec.error.message)}", ""]
     shown = [node for node, _ in display_order(spec) if node.status not in (Status.PASS, Status.SKIP)]
     if shown:
         lines += node_table(spec, shown, options)
+    for suspect in spec.suspects:  # the cause first
+        lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
     for status, sentence in failure_lines(spec):
         lines.append(f"- {'⚠️' if status == Status.KINK else '❌'} {cell(sentence)}")
-    for suspect in spec.suspects:
-        lines.append(f"- **suspect**: {cell(suspect_sentence(suspect))}")
     for jvp in spec.jvps:
         if jvp.status == Status.ERROR:
             lines.append(f"- ❌ {cell(jvp_sentence(jvp))}")

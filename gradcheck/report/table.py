@@ -18,6 +18,7 @@ from .common import (
     failure_lines,
     index_text,
     number,
+    precision_text,
     shape_text,
     summary_line,
     suspect_sentence,
@@ -43,6 +44,8 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
     header.append(spec.status.upper(), style=STATUS_STYLE[spec.status])
     header.append(f"  {visible_line(spec.name)}", style="bold")
     header.append(f"  {visible_line(spec.path)}", style="dim")
+    if spec.error is None and spec.dtype != "float64":  # float64 is the default: said where it is not
+        header.append(f"  ({precision_text(spec)})", style="dim")
     console.print(header)
     if spec.error is not None:
         where = error_where(spec.path, spec.error)
@@ -87,10 +90,10 @@ def print_spec(console: Console, spec: SpecResult, options: RenderOptions) -> No
         if options.verbose:
             add_element_rows(table, node, worst_shown)
     console.print(table)
+    for suspect in spec.suspects:  # the cause first, then what it caused
+        console.print(indented("suspect: " + suspect_sentence(suspect), "bold red"))
     for status, sentence in failure_lines(spec):
         console.print(indented(sentence, STATUS_STYLE.get(status, "")))
-    for suspect in spec.suspects:
-        console.print(indented("suspect: " + suspect_sentence(suspect), "bold red"))
     for expectation in spec.expectations:
         if not expectation.ok:
             console.print(indented(f"expect {expectation.what} (line {expectation.line}): "
@@ -112,14 +115,21 @@ def _worst(node: NodeResult) -> str:
 
 def add_element_rows(table: Table, node: NodeResult, worst_column: bool = True) -> None:
     """A row per element the judge did not pass (the worst of each kind), with its status, then how many more."""
-    for status, total in ((Status.FAIL, node.failing), (Status.KINK, node.kinks)):
+    for status, total in ((Status.FAIL, node.failing), (Status.INCONCLUSIVE, node.inconclusive),
+                          (Status.KINK, node.kinks)):
         listed = node.elements_of(status)
         for element in listed:
-            values = Text(f"a={number(element.analytic, 6)} n={number(element.numeric, 6)}")
+            shown = f"a={number(element.analytic, 6)} n={number(element.numeric, 6)}"
+            if element.numeric_error:
+                shown += f" ±{number(element.numeric_error, 2)}"
+            if element.right is not None:
+                shown += f" slopes {number(element.right, 6)}/{number(element.left, 6)}"
+            values = Text(shown)
             table.add_row(Text(f"      {index_text(element.index)}", style=STATUS_STYLE[status]), "", "",
                           number(element.abs_error), "", *([values] if worst_column else []),
                           Text(status, style=STATUS_STYLE[status]))
         if total > len(listed) and listed:
-            noun = "failing elements" if status == Status.FAIL else "elements at kinks"
+            noun = {Status.FAIL: "failing elements", Status.KINK: "elements at kinks",
+                    Status.INCONCLUSIVE: "inconclusive elements"}[status]
             table.add_row(Text(f"      … {total - len(listed)} more {noun}", style="dim"), "", "", "", "",
                           *([""] if worst_column else []), "")

@@ -1,0 +1,160 @@
+"""Kinks from the ops' own branch decisions (the ``branches`` hook of the op record).
+
+An op with branches (relu, abs, max, max_pool2d, hinge, clip, ...) reports one decision per element at
+its inputs.  Moving one element of a node by a finite-difference step re-evaluates the ops downstream of
+it; where any of their decisions differs from the one at the reference point, the stencil straddles a
+branch (or the element sits on a tie, where every step changes a decision): a kink question, whatever the
+central difference happens to give.  Where one step changes the decisions of several outputs at once (a
+compound kink: one input feeding many tied windows), the function is piecewise linear in ways the two
+one-sided slopes along that element do not bound, and the count of changed decisions says so.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..batching import batched_apply
+from ..engine import evaluate_node, evaluation_failures
+from ..graph import Graph
+
+MAX_COPY_FLOATS = 2_000_000  # perturbed copies evaluated at once are capped at ~16 MB of downstream values
+
+
+def decisions_of(node, args) -> tuple[np.ndarray, ...]:
+    """The op's branch decisions at these arguments, always as a tuple of arrays."""
+    with np.errstate(all="ignore"):
+        found = node.op.branches(*args, **node.params)
+    if found is None:
+        return ()
+    found = found if isinstance(found, tuple) else (found,)
+    return tuple(np.asarray(d) for d in found)
+
+
+class BranchWatch:
+    """Which perturbations of a node change a branch decision of some op downstream of it."""
+
+    def __init__(self, graph: Graph, values: list[np.ndarray]):
+        self.graph = graph
+        self.values = values
+        self._reference: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def branching(self, index: int) -> list[int]:
+        """The ops with branches among node index's consumers, direct or further downstream."""
+        return [j for j in self.graph.downstream(index) if self.graph.nodes[j].op.branches is not None]
+
+    def watches(self, index: int) -> bool:
+        return bool(self.branching(index))
+
+    def reference(self, j: int) -> tuple[np.ndarray, ...]:
+        if j not in self._reference:
+            node = self.graph.nodes[j]
+            self._reference[j] = decisions_of(node, [self.values[a] for a in node.args])
+        return self._reference[j]
+
+    def changed(self, index: int, new_values: np.ndarray) -> np.ndarray:
+        """For each copy of node index's value stacked on axis 0, how many output elements of the ops
+        downstream have a decision that differs from the reference one (0: none; a copy for which an op
+        cannot be evaluated counts as changed)."""
+        count = new_values.shape[0]
+        flips = np.zeros(count, dtype=np.int64)
+        watched = self.branching(index)
+        if not watched or not count:
+            return flips
+        last = max(watched)
+        path = [j for j in self.graph.downstream(index) if j <= last]
+        per_copy = max(1, sum(int(np.size(self.values[j])) for j in [index] + path))
+        chunk = max(1, MAX_COPY_FLOATS // per_copy)
+        for start in range(0, count, chunk):
+            flips[start:start + chunk] = self._changed_chunk(index, new_values[start:start + chunk], path, watched)
+        return flips
+
+    def _changed_chunk(self, index, stacked, path, watched) -> np.ndarray:
+        count = stacked.shape[0]
+        overlay = {index: stacked}
+        flips = np.zeros(count, dtype=np.int64)
+        evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
+        with np.errstate(all="ignore"):
+            for j in path:
+                node = self.graph.nodes[j]
+                args = [overlay.get(a, self.values[a]) for a in node.args]
+                batched = [a in overlay for a in node.args]
+                if not any(batched):
+                    continue
+                if j in watched:
+                    flips += self._flipped(node, j, args, batched, count)
+                try:
+                    overlay[j] = batched_apply(node, args, batched, count, np.shape(self.values[j]), evaluate)
+                except evaluation_failures(node):
+                    return np.ones(count, dtype=np.int64)
+        return flips
+
+    def _flipped(self, node, j, args, batched, count) -> np.ndarray:
+        """Per copy, the number of the op's output elements whose decision changed: a decision array is grouped
+        by its leading axes, as many as the op's output has (max_pool2d: one window per output element)."""
+        reference = self.reference(j)
+        out_ndim = np.ndim(self.values[j])
+        vectorised = self._flipped_at_once(node, args, batched, count, reference, out_ndim)
+        if vectorised is not None:
+            return vectorised
+        flips = np.zeros(count, dtype=np.int64)
+        for k in range(count):
+            try:
+                found = decisions_of(node, [a[k] if b else a for a, b in zip(args, batched, strict=True)])
+            except evaluation_failures(node):
+                flips[k] = 1
+                continue
+            if len(found) != len(reference) or any(d.shape != r.shape for d, r in zip(found, reference, strict=True)):
+                flips[k] = 1
+                continue
+            counts = [0]
+            for d, r in zip(found, reference, strict=True):
+                moved = np.asarray(d != r)
+                lead = min(out_ndim, moved.ndim)
+                moved = moved.reshape(moved.shape[:lead] + (-1,)).any(axis=-1) if moved.ndim > lead else moved
+                counts.append(int(np.count_nonzero(moved)))
+            flips[k] = max(counts)  # the decision arrays of one op describe the same outputs
+        return flips
+
+    @staticmethod
+    def _flipped_at_once(node, args, batched, count, reference, out_ndim) -> np.ndarray | None:
+        """The same count for every copy in one call, for ops whose forward broadcasts over leading batch axes
+        (their decisions do too); None where the op's decisions do not come out as (copies, *shape)."""
+        if node.op.batching != "broadcast" or not reference:
+            return None
+        rank = max(np.ndim(a) - (1 if b else 0) for a, b in zip(args, batched, strict=True))
+        aligned = [np.reshape(a, (count,) + (1,) * (rank - (np.ndim(a) - 1)) + np.shape(a)[1:]) if b else a
+                   for a, b in zip(args, batched, strict=True)]
+        try:
+            found = decisions_of(node, aligned)
+        except (ArithmeticError, ValueError, TypeError, IndexError):
+            return None
+        if len(found) != len(reference) or any(d.shape != (count,) + r.shape for d, r in zip(found, reference, strict=True)):
+            return None
+        counts = np.zeros(count, dtype=np.int64)
+        for d, r in zip(found, reference, strict=True):
+            moved = d != r[None]
+            lead = min(out_ndim, r.ndim)
+            moved = moved.reshape((count,) + r.shape[:lead] + (-1,)).any(axis=-1)
+            counts = np.maximum(counts, moved.reshape(count, -1).sum(axis=1))
+        return counts
+
+    def element_flips(self, index: int, steps: np.ndarray, offsets=(1.0, -1.0), elements=None) -> np.ndarray:
+        """For each (flat) element, the most output decisions downstream that moving it alone by offset * its
+        step changes, over the offsets (0: none; more than 1: a compound kink)."""
+        x = np.asarray(self.values[index], dtype=np.float64).reshape(-1)
+        elements = np.arange(x.size) if elements is None else np.asarray(elements)
+        flips = np.zeros(elements.size, dtype=np.int64)
+        if not self.watches(index) or not elements.size:
+            return flips
+        for offset in offsets:
+            copies = np.tile(x, (elements.size, 1))
+            copies[np.arange(elements.size), elements] += offset * np.asarray(steps).reshape(-1)[elements]
+            flips = np.maximum(flips, self.changed(index, copies.reshape((-1,) + np.shape(self.values[index]))))
+        return flips
+
+    def direction_flips(self, index: int, direction: np.ndarray, steps) -> bool:
+        """Whether x + s * direction changes a decision downstream for any of the steps s."""
+        if not self.watches(index):
+            return False
+        x = np.asarray(self.values[index], dtype=np.float64)
+        copies = np.stack([x + s * direction for s in steps])
+        return bool(self.changed(index, copies).any())
