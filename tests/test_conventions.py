@@ -210,12 +210,14 @@ def test_the_check_does_not_rerun_forward_for_the_backward_pass(folder, monkeypa
 
     monkeypatch.setattr(PairOp, "vjp", counting)
     assert gradcheck.check(path, mode="fast").status == "pass"
-    assert reruns and all(count == 0 for count in reruns)
+    # the backward pass takes the cache its forward left; the op-local checks call the vjp again (random
+    # cotangents, a second call for determinism), and each of those runs forward at most once for a fresh cache
+    assert reruns and reruns[0] == 0 and all(count <= 1 for count in reruns)
 
 
 def test_cache_is_bounded():
     cache = CallCache(size=3)
-    arrays = [np.zeros(1) for _ in range(5)]
+    arrays = [np.full(1, float(i)) for i in range(5)]
     for array in arrays:
         cache.put([array], {}, "item")
     assert len(cache.entries) == 3

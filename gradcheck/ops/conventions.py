@@ -67,10 +67,11 @@ def convention_of(declaration: dict) -> str | None:
 
 
 class CallCache:
-    """What the last forward calls made for their backward, keyed by the identity of the arrays each call took.
+    """What the last forward calls made for their backward, found by the arrays each call took.
 
-    The engine hands a node's vjp the very arrays its forward took, so the vjp of that call finds its entry;
-    a vjp at other arrays (or after the entry was evicted) finds none and the adapter runs forward again.
+    The engine hands a node's vjp copies of the arrays its forward took (it compares them afterwards, to catch an op
+    that changes its inputs), so an entry is found by identity or else by equal values; a vjp at other values (or
+    after the entry was evicted) finds none and the adapter runs forward again.
     An entry is taken once: a backward that consumes or changes its cache cannot hand a stale one to another.
     """
 
@@ -86,10 +87,26 @@ class CallCache:
             self.entries.popitem(last=False)
 
     def take(self, inputs: Sequence, params: dict) -> Any:
-        entry = self.entries.pop(tuple(id(x) for x in inputs), None)
-        if entry is None or not all(a is b for a, b in zip(entry[0], inputs, strict=True)) or not _same(entry[1], params):
+        key = tuple(id(x) for x in inputs)
+        entry = self.entries.get(key)
+        if entry is None or not all(a is b for a, b in zip(entry[0], inputs, strict=True)):
+            key, entry = next(((k, e) for k, e in reversed(self.entries.items()) if _equal_values(e[0], inputs)),
+                              (key, None))
+        if entry is None or not _same(entry[1], params):
             return MISSING
+        del self.entries[key]
         return entry[2]
+
+
+def _equal_values(stored: Sequence, inputs: Sequence) -> bool:
+    """The same values (shape, dtype, every element): what the engine hands a vjp are copies of forward's arrays."""
+    if len(stored) != len(inputs):
+        return False
+    for a, b in zip(stored, inputs, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype or not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+            return False
+    return True
 
 
 def _same(a, b) -> bool:
