@@ -139,6 +139,20 @@ def test_report_page_documents_every_json_field_emitted(tmp_path):
     assert fields - documented == set()
 
 
+def test_report_page_quotes_the_github_annotations_as_printed(tmp_path, monkeypatch):
+    quoted = next(body for _, body in fenced_blocks(page("report.md")) if body.startswith("::error file=broken_swish.yaml"))
+    (tmp_path / "layers.py").write_text(custom_ops_layer(), encoding="utf-8")
+    (tmp_path / "broken_swish.yaml").write_text(
+        custom_ops_spec().replace("layers:Swish", "layers:BrokenSwish").replace("name: swish layer", "name: broken swish layer"),
+        encoding="utf-8")
+    (tmp_path / "relu_kink.yaml").write_text((SPECS / "relu_kink.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("inputs:\n  x: [1.0, 2.0]\nnodes:\n  y: x.real\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = run("run", "broken_swish.yaml", "relu_kink.yaml", "bad.yaml", "--format", "github")
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == quoted.splitlines()
+
+
 def test_report_page_lists_every_diagnosis_kind():
     from gradcheck.results import Kind
 
