@@ -5,14 +5,13 @@ import numpy as np
 
 from ..graph import Graph
 from ..results import ExpectResult
-from ..spec import Tolerance
+from ..spec import Expectation, Tolerance
 from .verdict import agrees
 
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated
 
 
-def check_expectations(graph: Graph, fwd, grads) -> list[ExpectResult]:
-    expect = graph.spec.expect
+def check_expectations(graph: Graph, expect: Expectation, fwd, grads) -> list[ExpectResult]:
     tol = Tolerance(expect.atol, expect.rtol)
     if graph.spec.dtype == "float32":
         # numbers pinned for float64 cannot hold tighter than float32 resolves them
