@@ -58,7 +58,7 @@ class JvpCheck:
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
-        best = None
+        best: JvpResult | None = None
         for _ in range(RETRIES + 1):
             numeric, error_bound, slopes = self.numeric()  # may shorten the tangent first
             analytic, fault = self.analytic()
@@ -70,11 +70,12 @@ class JvpCheck:
             if not attempt.failing:
                 break
             self.direction = self.direction / 10
+        assert best is not None  # the loop above runs at least once
         return best
 
     def analytic(self) -> tuple[np.ndarray | None, str]:
         """The rule's J·t in the pass's precision, or what went wrong with the rule."""
-        tangents = []
+        tangents: list[np.ndarray | None] = []
         for i, arg in enumerate(self.analytic_args):
             if not differentiable(arg):
                 tangents.append(None)
@@ -127,7 +128,7 @@ class JvpCheck:
             found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None
         diagnosis = None
         if found.status == Status.FAIL:
-            estimates = [None] * len(self.reference_args)
+            estimates: list[LocalEstimate | None] = [None] * len(self.reference_args)
             estimates[self.position] = LocalEstimate(np.asarray(numeric, dtype=np.float64),
                                                      np.broadcast_to(error_bound, np.shape(numeric)))
             diagnosis = diagnose(analytic, estimates, self.position, self.reference_args, self.tol,

@@ -109,7 +109,7 @@ class BranchWatch:
             for d, r in zip(found, reference, strict=True):
                 moved = np.asarray(d != r)
                 lead = min(out_ndim, moved.ndim)
-                moved = moved.reshape(moved.shape[:lead] + (-1,)).any(axis=-1) if moved.ndim > lead else moved
+                moved = np.asarray(moved.reshape(moved.shape[:lead] + (-1,)).any(axis=-1)) if moved.ndim > lead else moved
                 counts.append(int(np.count_nonzero(moved)))
             flips[k] = max(counts)  # the decision arrays of one op describe the same outputs
         return flips

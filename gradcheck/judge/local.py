@@ -260,8 +260,9 @@ class OpCheck:
                          for i, a in enumerate(self.args))
         try:
             with np.errstate(all="ignore"):
-                jt = np.asarray(self.node.operation.impl.jvp(tangents, self.out.copy(), *[np.array(a, copy=True) for a in self.args],
-                                                      **self.node.params), dtype=np.float64)
+                copies = [np.array(a, copy=True) for a in self.args]
+                jt = np.asarray(self.node.operation.impl.jvp(tangents, self.out.copy(), *copies, **self.node.params),
+                                dtype=np.float64)
         except (SystemExit, Exception) as error:
             return f"its jvp is faulty: {rule_failure('jvp', error)}"
         if jt.shape != self.out.shape:

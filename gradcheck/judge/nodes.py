@@ -467,6 +467,6 @@ class Comparator:
             statuses.append(status)
             numeric.append(value)
             errors.append(error)
-        statuses = np.array(statuses, dtype=object)
-        return outcome([flat_a[f] for f in flats], numeric, statuses == Status.FAIL, statuses == Status.KINK, tol,
-                       shape, flats, inconclusive=statuses == Status.INCONCLUSIVE, numeric_error=errors, slopes=slopes)
+        status_array = np.array(statuses, dtype=object)
+        return outcome([flat_a[f] for f in flats], numeric, status_array == Status.FAIL, status_array == Status.KINK, tol,
+                       shape, flats, inconclusive=status_array == Status.INCONCLUSIVE, numeric_error=errors, slopes=slopes)
