@@ -216,14 +216,16 @@ class Primitive:
     the difference alone, elementwise ops recompute the changed entries.  None, as hook or as result:
     the evaluator recomputes forward on the perturbed inputs (correct for any op)."""
 
-    def result_shape(self, arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
+    @staticmethod
+    def result_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
         """The shape of the largest array forward builds for these argument shapes -- its result, or an
         intermediate where that is larger (a mean loss's per-element terms) -- so oversized results are
         refused before they are computed.  None: unknown.  May raise ValueError, TypeError or IndexError where
         the shapes or parameters do not fit (forward then says what is wrong)."""
         return None
 
-    def peak_elements(self, arg_shapes: list[tuple[int, ...]], params: dict) -> int | None:
+    @staticmethod
+    def peak_elements(arg_shapes: list[tuple[int, ...]], params: dict) -> int | None:
         """The element count of the largest intermediate forward or vjp builds, where it is larger than the
         result and every argument (attention's scores, conv2d's unfolded windows); the check is sized from it
         before anything is allocated.  None: no intermediate larger than those.  May raise ValueError,

@@ -204,7 +204,7 @@ class _Contraction(Primitive):
     def subscripts(self, shape_a, shape_b, **params) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def result_shape(self, arg_shapes, params):  # an instance's: it reads the subscripts
+    def result_shape(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads the subscripts
         return Einsum.result_shape(arg_shapes, {"subscripts": self.subscripts(*arg_shapes, **params)})
 
     def forward(self, a, b, **params):
