@@ -29,12 +29,15 @@ DEFAULT_WIDTH = 120  # columns where no terminal width is known: CI logs are wid
 def _console(stream, color: str):
     from rich.console import Console
 
+    class PipeReportingConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit(1) quietly: report it as any failed write is
+            _broken_pipe()
+
     force = {"always": True, "never": False}.get(color)
     no_color = color == "never" or (color == "auto" and os.environ.get("NO_COLOR", "") != "")  # no-color.org: empty = unset
-    console = Console(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
+    console = PipeReportingConsole(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = terminal_width() or DEFAULT_WIDTH
-    console.on_broken_pipe = _broken_pipe  # rich would exit(1) quietly: report it as any failed write is
     return console
 
 
@@ -286,7 +289,7 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
             raise SpecError(f"no *.yaml or *.yml specs found in {', '.join(paths)}{skipped}")
         overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,
                               custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
-        named = found.specs
+        named: list[Path] | list[str] = found.specs
         if any(not is_stdout(path) for _, path in reports):  # a failing spec still names files the reports must spare
             named = [file for spec_path in found.specs for file in files_named(spec_path, overrides)]
         for _, path in reports:

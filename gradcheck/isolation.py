@@ -226,7 +226,7 @@ def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
         sys.dont_write_bytecode = True                   # an op's own later imports leave no __pycache__ either
         try:
             with memory_cap(limits.max_memory):
-                outcome = (work(), None)
+                outcome: tuple[object, ErrorInfo | None] = (work(), None)
         except BaseException as error:  # whatever it was, the parent gets it as this spec's error
             outcome = (None, describe_fault(error))
         try:

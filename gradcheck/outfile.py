@@ -27,7 +27,7 @@ def is_stdout(output: str | None) -> bool:
 
 def refuse_inputs(output: str | None, inputs: Iterable[str | os.PathLike]) -> None:
     """Raise OutputError when ``output`` is one of the files the run read (same file, whatever the spelling)."""
-    if is_stdout(output):
+    if output is None or is_stdout(output):
         return
     target = Path(output)
     for path in inputs:

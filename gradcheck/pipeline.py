@@ -289,7 +289,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
     for name, _, message in transposes:
         result.notes.append(f"node '{name}': {message}")
     if spec.expect is not None:
-        result.expectations = check_expectations(graph, analytic_fwd, grads)
+        result.expectations = check_expectations(graph, spec.expect, analytic_fwd, grads)
     failed = (any(n.status == Status.FAIL for n in nodes) or any(not e.ok for e in result.expectations)
               or any(j.status in (Status.FAIL, Status.ERROR) for j in jvps) or bool(local.suspects)
               or any(t.status == Status.FAIL for t in taylor) or bool(transposes))

@@ -14,14 +14,16 @@ def numeric_gradient(scalar_fn, x: np.ndarray, h: float = 1e-3) -> np.ndarray:
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
         step = h * max(1.0, abs(x[index]))
-
-        def at(offset):
-            shifted = x.copy()
-            shifted[index] += offset
-            return float(scalar_fn(shifted))
-
-        grad[index] = (-at(2 * step) + 8 * at(step) - 8 * at(-step) + at(-2 * step)) / (12 * step)
+        at = [_moved_value(scalar_fn, x, index, k * step) for k in (2, 1, -1, -2)]
+        grad[index] = (-at[0] + 8 * at[1] - 8 * at[2] + at[3]) / (12 * step)
     return grad
+
+
+def _moved_value(scalar_fn, x: np.ndarray, index: tuple, offset: float) -> float:
+    """scalar_fn at x with the element at index moved by offset."""
+    shifted = x.copy()
+    shifted[index] += offset
+    return float(scalar_fn(shifted))
 
 
 def assert_close(actual, expected, atol=1e-7, rtol=1e-6, what=""):

@@ -352,7 +352,7 @@ def test_concat_and_stack_gradients_split_back():
     close(out, np.vstack([a, b, c]))
     g = rng.standard_normal(out.shape)
     pieces = op("concat").vjp(g, out, a, b, c, axis=0)
-    for piece, expected in zip(pieces, (g[:2], g[2:3], g[3:])):
+    for piece, expected in zip(pieces, (g[:2], g[2:3], g[3:]), strict=True):
         close(piece, expected)
     d, e = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
     stacked = run("stack", d, e, axis=1)

@@ -22,7 +22,7 @@ def cases_for(info, rng):
         return explicit
     arity = len(info.args)
     assert arity in STANDARD_SHAPES, f"op {info.name} takes {arity} arguments: give it test_cases()"
-    return [(tuple(sample(domain, rng, shape) for domain, shape in zip(info.domains, shapes)), {})
+    return [(tuple(sample(domain, rng, shape) for domain, shape in zip(info.domains, shapes, strict=True)), {})
             for shapes in STANDARD_SHAPES[arity]]
 
 
@@ -66,8 +66,9 @@ def test_forward_keeps_float32(name):
     info = BUILTIN_OPS[name]
     inputs, params = cases_for(info, np.random.default_rng(0))[-1]
     params = info.check_params(params)
-    inputs32 = tuple(np.asarray(x, dtype=np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating) and i not in info.integer_args
-                     else x for i, x in enumerate(inputs))
+    inputs32 = tuple(np.asarray(x, dtype=np.float32)
+                     if np.issubdtype(np.asarray(x).dtype, np.floating) and i not in info.integer_args else x
+                     for i, x in enumerate(inputs))
     out = np.asarray(info.impl.forward(*inputs32, **params))
     assert out.dtype == np.float32, f"{name}: float32 inputs gave {out.dtype}"
     g = np.ones(out.shape, dtype=np.float32)
@@ -106,7 +107,10 @@ def test_batched_forward_equals_one_copy_at_a_time(name, case):
         for i in chosen:
             args[i] = np.stack([inputs[i] + 1e-3 * rng.standard_normal(np.shape(inputs[i])) for _ in range(3)])
             batched[i] = True
-        evaluate = lambda node, a, p=None: evaluate_node(node, a, np.float64, p)
+
+        def evaluate(node, a, p=None):
+            return evaluate_node(node, a, np.float64, p)
+
         if batching_rule(node, args, batched) is None:  # a shape-dependent rule declined these shapes: nothing batched
             continue
         vectorised = batched_forward(node, args, batched, 3, expected_shape, evaluate)
@@ -114,7 +118,7 @@ def test_batched_forward_equals_one_copy_at_a_time(name, case):
         result = batched_apply(node, args, batched, 3, expected_shape, evaluate)
         np.testing.assert_array_equal(result, vectorised, err_msg=f"{name}: batched_apply did not take the batched path")
         compared += 1
-        one_by_one = np.stack([evaluate(node, [a[k] if b else a for a, b in zip(args, batched)]) for k in range(3)])
+        one_by_one = np.stack([evaluate(node, [a[k] if b else a for a, b in zip(args, batched, strict=True)]) for k in range(3)])
         np.testing.assert_allclose(result, one_by_one, rtol=1e-13, atol=1e-13, err_msg=f"{name} batched {chosen}")
     if not compared:
         pytest.skip(f"{name}: no float argument, or its rule batches none of these shapes")

@@ -2,30 +2,31 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ..errors import Location
 from ..graph import Graph
 from ..results import ExpectResult
-from ..spec import Tolerance
+from ..spec import Expectation, Tolerance
 from .verdict import agrees
 
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated
 
 
-def check_expectations(graph: Graph, fwd, grads) -> list[ExpectResult]:
-    expect = graph.spec.expect
+def check_expectations(graph: Graph, expect: Expectation, fwd, grads) -> list[ExpectResult]:
     tol = Tolerance(expect.atol, expect.rtol)
     if graph.spec.dtype == "float32":
         # numbers pinned for float64 cannot hold tighter than float32 resolves them
         tol = Tolerance(max(tol.atol, FLOAT32_EXPECT_FLOOR.atol), max(tol.rtol, FLOAT32_EXPECT_FLOOR.rtol))
-    checks = []
+    checks: list[tuple[str, ArrayLike, ArrayLike, Location | None]] = []
     if expect.output is not None:
         checks.append(("output", expect.output, fwd.output_value, expect.output_location))
-    for name, (expected, location) in expect.grads.items():
+    for name, (pinned, where) in expect.grads.items():
         adjoint = grads.adjoints[graph.by_name[name]]
         actual = np.zeros(np.shape(fwd.values[graph.by_name[name]])) if adjoint is None else adjoint
-        checks.append((f"grad {name}", expected, actual, location))
-    for name, (expected, location) in expect.values.items():
-        checks.append((f"value {name}", expected, fwd.values[graph.by_name[name]], location))
+        checks.append((f"grad {name}", pinned, actual, where))
+    for name, (pinned, where) in expect.values.items():
+        checks.append((f"value {name}", pinned, fwd.values[graph.by_name[name]], where))
     results = []
     for what, expected, actual, location in checks:
         actual = np.asarray(actual, dtype=np.float64)

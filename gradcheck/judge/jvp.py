@@ -30,7 +30,7 @@ def check_jvps(graph: Graph, analytic_fwd: ForwardPass, reference: ForwardPass, 
                tolerance_of) -> list[JvpResult]:
     results = []
     for node in graph.nodes:
-        if node.kind != "op" or not node.op.has_jvp or not node.check:
+        if node.kind != "op" or not node.operation.has_jvp or not node.check:
             continue
         for position, arg in enumerate(node.args):
             if not differentiable(reference.values[arg]) or (node.index, position) in backward.declared_none:
@@ -52,13 +52,13 @@ class JvpCheck:
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
-                                  text=node.text, location=node.location, source=rule_source(node.op, "jvp"))
+                                  text=node.text, location=node.location, source=rule_source(node.operation, "jvp"))
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
         self.names = [graph.nodes[a].name for a in node.args]
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
-        best = None
+        best: JvpResult | None = None
         for _ in range(RETRIES + 1):
             numeric, error_bound, slopes = self.numeric()  # may shorten the tangent first
             analytic, fault = self.analytic()
@@ -70,11 +70,12 @@ class JvpCheck:
             if not attempt.failing:
                 break
             self.direction = self.direction / 10
+        assert best is not None  # the loop above runs at least once
         return best
 
     def analytic(self) -> tuple[np.ndarray | None, str]:
         """The rule's J·t in the pass's precision, or what went wrong with the rule."""
-        tangents = []
+        tangents: list[np.ndarray | None] = []
         for i, arg in enumerate(self.analytic_args):
             if not differentiable(arg):
                 tangents.append(None)
@@ -85,7 +86,7 @@ class JvpCheck:
         node = self.node
         try:
             with np.errstate(all="ignore"):
-                value = node.op.impl.jvp(tuple(tangents), self.analytic_out, *self.analytic_args, **node.params)
+                value = node.operation.impl.jvp(tuple(tangents), self.analytic_out, *self.analytic_args, **node.params)
         except (SystemExit, Exception) as error:
             return None, rule_failure("jvp", error)
         try:
@@ -127,7 +128,7 @@ class JvpCheck:
             found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None
         diagnosis = None
         if found.status == Status.FAIL:
-            estimates = [None] * len(self.reference_args)
+            estimates: list[LocalEstimate | None] = [None] * len(self.reference_args)
             estimates[self.position] = LocalEstimate(np.asarray(numeric, dtype=np.float64),
                                                      np.broadcast_to(error_bound, np.shape(numeric)))
             diagnosis = diagnose(analytic, estimates, self.position, self.reference_args, self.tol,

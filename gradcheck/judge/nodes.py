@@ -234,7 +234,7 @@ class Comparator:
                     for position, arg in enumerate(node.args):
                         declared = ((node.index, position) in self.backward.declared_none
                                     and (node.index, position) not in self.forgotten)
-                        if position not in node.op.integer_args and not declared:
+                        if position not in node.operation.integer_args and not declared:
                             reach[arg] = True
             self._differentiable_reach = reach
         return self._differentiable_reach
@@ -467,6 +467,6 @@ class Comparator:
             statuses.append(status)
             numeric.append(value)
             errors.append(error)
-        statuses = np.array(statuses, dtype=object)
-        return outcome([flat_a[f] for f in flats], numeric, statuses == Status.FAIL, statuses == Status.KINK, tol,
-                       shape, flats, inconclusive=statuses == Status.INCONCLUSIVE, numeric_error=errors, slopes=slopes)
+        status_array = np.array(statuses, dtype=object)
+        return outcome([flat_a[f] for f in flats], numeric, status_array == Status.FAIL, status_array == Status.KINK, tol,
+                       shape, flats, inconclusive=status_array == Status.INCONCLUSIVE, numeric_error=errors, slopes=slopes)

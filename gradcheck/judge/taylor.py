@@ -36,11 +36,8 @@ def taylor_test(graph: Graph, evaluator: Evaluator, adjoints, index: int) -> Tay
     analytic = np.zeros(x.shape) if adjoint is None else np.asarray(adjoint, dtype=np.float64)
     slope = float(np.sum(analytic * direction))
     f0 = evaluator.f0
-    remainders = []
-    for h in STEPS:
-        value = evaluator.objective_with(index, x + h * direction)
-        remainders.append(abs(float(np.real(value)) - f0 - h * slope))
-    remainders = np.array(remainders)
+    remainders = np.array([abs(float(np.real(evaluator.objective_with(index, x + h * direction))) - f0 - h * slope)
+                           for h in STEPS])
     steps = np.array(STEPS)
     floor = 64 * MACHINE_EPS * (abs(f0) + abs(slope) + evaluator.path_magnitude(index))
     usable = np.isfinite(remainders) & (remainders > floor)

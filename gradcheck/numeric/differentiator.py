@@ -8,6 +8,7 @@ is shrunk, then replaced by a one-sided difference from the side that stays insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -56,13 +57,18 @@ class NodeDifferentiator:
         self.method = method
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
-        self._magnitude = None
+        self._magnitude: float | None = None
 
     @property
     def f0(self) -> float:
         return self.evaluator.f0
 
-    def at(self, flat_index: int, offset) -> float | complex:
+    @overload
+    def at(self, flat_index: int, offset: float) -> float: ...
+    @overload
+    def at(self, flat_index: int, offset: complex) -> complex: ...
+
+    def at(self, flat_index: int, offset: float | complex) -> float | complex:
         return self.evaluator.objectives_at(self.index, np.array([flat_index]), np.array([offset]))[0]
 
     def gradient(self) -> Estimate:
@@ -159,7 +165,12 @@ class NodeDifferentiator:
         found = adaptive_derivative(along, 0.1, self.magnitude, enough)
         return ElementEstimate(found.value, found.step, found.error_bound)
 
-    def roundoff(self, h: float, method: str) -> float:
+    @overload
+    def roundoff(self, h: float, method: str) -> float: ...
+    @overload
+    def roundoff(self, h: np.ndarray, method: str) -> np.ndarray | float: ...
+
+    def roundoff(self, h: float | np.ndarray, method: str) -> float | np.ndarray:
         """Bound on the round-off in a difference quotient: a few ulps of the objective over the step."""
         if method == "complex-step":
             return 0.0

@@ -1,7 +1,8 @@
 """Finite-difference formulas as pure functions of a callable and a step: no graph, no state."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -41,7 +42,10 @@ def richardson_central(along, h: float):
     return (4 * fine - coarse) / 3, np.abs(fine - coarse) / 3
 
 
-def richardson_twice(along, h: float) -> float:
+Step = TypeVar("Step", float, np.ndarray)  # one step, or one step per element
+
+
+def richardson_twice(along: Callable[[Step], Step], h: Step) -> Step:
     """Two levels of Richardson extrapolation on central differences at h, h/2, h/4 (error O(h^6))."""
     d = [(along(s) - along(-s)) / (2 * s) for s in (h, h / 2, h / 4)]
     r1 = [(4 * d[1] - d[0]) / 3, (4 * d[2] - d[1]) / 3]

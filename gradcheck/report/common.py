@@ -174,7 +174,8 @@ def failure_lines(spec: SpecResult) -> list[tuple[Status, str]]:
     described; the nodes further up the backward pass (which inherit the error) are named in one line.
     """
     origins = {suspect.argument_node for suspect in spec.suspects}
-    lines, inherited = [], []
+    lines: list[tuple[Status, str]] = []
+    inherited: list[str] = []
     for node, _ in display_order(spec):
         if node.status in (Status.KINK, Status.INCONCLUSIVE):
             lines.append((node.status, failure_sentence(spec, node)))

@@ -23,7 +23,7 @@ from .common import console_for
 
 FORMATS = ("tree", "dot", "mermaid")
 
-STATUS_STYLE = {**RESULT_STYLE, "constant": "dim"}
+STATUS_STYLE: dict[str, str] = {**{str(status): style for status, style in RESULT_STYLE.items()}, "constant": "dim"}
 # (fill, border) per status for dot and mermaid
 STATUS_COLOURS = {"pass": ("#d9f2d9", "#2e7d32"), "fail": ("#f8d0d0", "#c62828"), "kink": ("#fff1c2", "#f9a825"),
                   "skip": ("#eeeeee", "#9e9e9e"), "constant": ("#ffffff", "#bdbdbd")}

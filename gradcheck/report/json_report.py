@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..results import RunResult, SpecResult
-from . import RenderOptions
+from . import DEFAULT_OPTIONS, RenderOptions
 from .common import precision_text
 
 
@@ -103,6 +103,6 @@ def spec_to_dict(spec: SpecResult, options: RenderOptions) -> dict:
     }
 
 
-def render(run: RunResult, options: RenderOptions = RenderOptions()) -> str:
+def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS) -> str:
     document = {"version": 1, "ok": run.ok, "specs": [spec_to_dict(spec, options) for spec in run.specs]}
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
