@@ -46,7 +46,7 @@ def cast_value(value: np.ndarray, dtype) -> np.ndarray:
 
 def evaluate_node(node: Node, args: list, dtype, params: dict | None = None) -> np.ndarray:
     """One op application, with the result cast to the pass dtype (float data stays in the pass's precision)."""
-    result = np.asarray(node.op.impl.forward(*args, **(node.params if params is None else params)))
+    result = np.asarray(node.op_info.impl.forward(*args, **(node.params if params is None else params)))
     if result.dtype.kind == "c":
         return result
     if result.dtype.kind == "f" and result.dtype != dtype:
@@ -58,7 +58,7 @@ def evaluation_failures(node: Node) -> tuple[type[BaseException], ...]:
     """What evaluating node may legitimately raise at a perturbed point (left a domain, a singular matrix,
     an argument an op refuses).  Anything a custom op's own code raises is that op's failure; anything
     else a built-in op raises is a bug in gradcheck and must propagate."""
-    if node.op.source != "builtin":
+    if node.op_info.source != "builtin":
         return (Exception,)
     return (ArithmeticError, ValueError)  # FloatingPointError, OverflowError, OpArgumentError, LinAlgError
 
@@ -78,7 +78,7 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
     values: list[np.ndarray] = []
     for node in graph.nodes:
         if node.kind != "op":
-            values.append(cast_value(node.value, dtype))
+            values.append(cast_value(node.leaf_value, dtype))
             continue
         args = [values[a] for a in node.args]
         _refuse_oversized(node, args)
@@ -144,15 +144,15 @@ def _forward_failure(node: Node, args: list, error: BaseException) -> str:
     text = clip(node.text)
     if isinstance(error, OpArgumentError):
         return f"node '{node.name}' ({text}): {clip(error, 300)}"
-    origin = "custom op" if node.op.source != "builtin" else "op"
+    origin = "custom op" if node.op_info.source != "builtin" else "op"
     if isinstance(error, SystemExit):
-        return f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) called exit({clip(error.code)})"
+        return f"node '{node.name}' ({text}): {origin} {node.op_info.name}({shapes}) called exit({clip(error.code)})"
     message = str(error) or type(error).__name__
     if isinstance(error, ValueError) and "broadcast" in message:
         return f"node '{node.name}' ({text}): shapes {shapes} do not broadcast together"
     if isinstance(error, MemoryError):
-        return f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) ran out of memory"
-    return (f"node '{node.name}' ({text}): {origin} {node.op.name}({shapes}) raised "
+        return f"node '{node.name}' ({text}): {origin} {node.op_info.name}({shapes}) ran out of memory"
+    return (f"node '{node.name}' ({text}): {origin} {node.op_info.name}({shapes}) raised "
             f"{type(error).__name__}: {clip(message, 200)}")
 
 
@@ -189,16 +189,19 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
         return [np.full(np.shape(a), np.nan) if differentiable(a) else None for a in args]
 
     if recheck is None:
-        recheck = node.op.source != "builtin"
-    grads, fault = _guarded_vjp(node, g, out, args)
-    if not fault and recheck:
-        again, fault = _guarded_vjp(node, g, out, args)
-        if not fault and not _same_gradients(grads, again):
-            fault = "vjp is nondeterministic: two calls with the same arguments returned different gradients"
-    if fault:
-        faults[node.index] = fault
+        recheck = node.op_info.source != "builtin"
+    outcome = _guarded_vjp(node, g, out, args)
+    if isinstance(outcome, list) and recheck:
+        again = _guarded_vjp(node, g, out, args)
+        if isinstance(again, str):
+            outcome = again
+        elif not _same_gradients(outcome, again):
+            outcome = "vjp is nondeterministic: two calls with the same arguments returned different gradients"
+    if isinstance(outcome, str):
+        faults[node.index] = outcome
         return poisoned()
-    checked = []
+    grads = outcome
+    checked: list[np.ndarray | None] = []
     for position, (grad, arg) in enumerate(zip(grads, args, strict=True)):
         if not differentiable(arg):
             checked.append(None)
@@ -216,14 +219,14 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
     return checked
 
 
-def _guarded_vjp(node: Node, g, out, args: list) -> tuple[list | None, str]:
-    """One call of the vjp on copies; the gradients as a list, or what the call did wrong."""
+def _guarded_vjp(node: Node, g, out, args: list) -> list | str:
+    """One call of the vjp on copies: the gradients as a list, or what the call did wrong."""
     copies = [np.array(a, copy=True) for a in args]
     g_copy, out_copy = np.array(g, copy=True), np.array(out, copy=True)
     try:
-        grads = node.op.impl.vjp(g_copy, out_copy, *copies, **node.params)
+        grads = node.op_info.impl.vjp(g_copy, out_copy, *copies, **node.params)
     except (SystemExit, Exception) as error:
-        return None, rule_failure("vjp", error)
+        return rule_failure("vjp", error)
     mutated = [f"argument {i} ({_arg_name(node, i)})" for i, (a, c) in enumerate(zip(args, copies, strict=True))
                if not _unchanged(a, c)]
     if not _unchanged(g, g_copy):
@@ -231,15 +234,15 @@ def _guarded_vjp(node: Node, g, out, args: list) -> tuple[list | None, str]:
     if not _unchanged(out, out_copy):
         mutated.append("its output")
     if mutated:
-        return None, f"vjp modifies {', '.join(mutated)} in place (an op must not change its inputs)"
+        return f"vjp modifies {', '.join(mutated)} in place (an op must not change its inputs)"
     if not isinstance(grads, (tuple, list)):
         if len(args) == 1 and grads is not None:
             grads = (grads,)
         else:
-            return None, f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
+            return f"vjp returned {type(grads).__name__}, not a tuple of {len(args)} gradients"
     if len(grads) != len(args):
-        return None, f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
-    return list(grads), ""
+        return f"vjp returned {len(grads)} gradient(s) for {len(args)} input(s)"
+    return list(grads)
 
 
 def _unchanged(before, after) -> bool:
@@ -288,7 +291,7 @@ def differentiable(value) -> bool:
 
 
 def _arg_name(node: Node, position: int) -> str:
-    names = node.op.args
+    names = node.op_info.args
     if position < len(names) and not names[position].startswith("*"):
         return names[position]
     return f"#{position}"

@@ -178,7 +178,7 @@ def _local(node: Node, upstream, passed) -> float | list | None:
     if upstream.size == 1 and passed.size == 1:
         u, p = float(upstream.reshape(-1)[0]), float(passed.reshape(-1)[0])
         return p / u if u != 0 and math.isfinite(u) else None
-    elementwise = node.op.local_derivative is not None
+    elementwise = node.op_info.local_derivative is not None
     if elementwise and upstream.shape == passed.shape and upstream.size <= SMALL and np.all(upstream != 0):
         with np.errstate(all="ignore"):
             return (passed / upstream).tolist()
@@ -189,10 +189,10 @@ def _local(node: Node, upstream, passed) -> float | list | None:
 
 def _formulas(graph: Graph, node: Node) -> list[tuple[str | None, str | None]]:
     """Per argument: (formula text, "local" | "rule"), placeholders filled in, from the op record."""
-    if node.op.local_derivative is not None:
-        declared, kind = node.op.local_derivative, "local"
-    elif node.op.vjp_formula is not None:
-        declared, kind = node.op.vjp_formula, "rule"
+    if node.op_info.local_derivative is not None:
+        declared, kind = node.op_info.local_derivative, "local"
+    elif node.op_info.vjp_formula is not None:
+        declared, kind = node.op_info.vjp_formula, "rule"
     else:
         return []
     templates = (declared,) * len(node.args) if isinstance(declared, str) else tuple(declared)
@@ -206,7 +206,7 @@ def _symbols(graph: Graph, node: Node) -> dict[str, str]:
     variable = [a for a in args if a.kind != "constant"]
     symbols: dict[str, str] = {}
     letters = ["a", "b", "c", "d"]
-    names = [n.lstrip("*") for n in node.op.args]
+    names = [n.lstrip("*") for n in node.op_info.args]
     for position, arg in enumerate(args):
         if arg.kind == "constant":
             text = _constant_text(arg)

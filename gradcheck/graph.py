@@ -48,6 +48,20 @@ class Node:
         return self.op.name if self.op is not None else self.kind
 
     @property
+    def op_info(self) -> OpInfo:
+        """The op of an op node (inputs and constants have none)."""
+        if self.op is None:
+            raise TypeError(f"node '{self.name}' is {'an' if self.kind == 'input' else 'a'} {self.kind}, not an op")
+        return self.op
+
+    @property
+    def leaf_value(self) -> np.ndarray:
+        """The value of an input or constant (op nodes get theirs from the forward pass)."""
+        if self.value is None:
+            raise TypeError(f"node '{self.name}' is an op; its value comes from the forward pass")
+        return self.value
+
+    @property
     def is_named(self) -> bool:
         return self.parent is None  # inputs, named nodes and named constants; automatic nodes have a parent
 
@@ -66,7 +80,7 @@ class Graph:
     @cached_property
     def consumers(self) -> list[list[tuple[int, int]]]:
         """For each node, the (consumer index, argument position) pairs that use it."""
-        result = [[] for _ in self.nodes]
+        result: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
         for node in self.nodes:
             for position, arg in enumerate(node.args):
                 result[arg].append((node.index, position))
@@ -171,7 +185,8 @@ class _Builder:
         array_args = tree.args
         if not info.variadic and len(tree.args) > len(info.args):
             array_args = tree.args[: len(info.args)]
-            for key, extra in zip(info.positional_params(), tree.args[len(info.args):]):
+            # fewer extras than positional params is normal; more were refused by the parser's arity check
+            for key, extra in zip(info.positional_params(), tree.args[len(info.args):], strict=False):
                 if not isinstance(extra, Constant):
                     raise SpecError(f"node '{parent}': {info.name}() takes {len(info.args)} array argument(s); "
                                     f"'{extra.text}' would set its constant '{key}'", extra.location)
@@ -191,9 +206,9 @@ class _Builder:
         if top:
             name, owner = parent, None
         else:
-            key = (parent, tree.op)
-            self.auto_counts[key] = self.auto_counts.get(key, 0) + 1
-            name, owner = f"{parent}/{tree.op}#{self.auto_counts[key]}", parent
+            count_key = (parent, tree.op)
+            self.auto_counts[count_key] = self.auto_counts.get(count_key, 0) + 1
+            name, owner = f"{parent}/{tree.op}#{self.auto_counts[count_key]}", parent
         requires_grad = any(self.nodes[a].requires_grad for a in args)
         return self.add(Node(0, name, "op", op=info, args=args, params=params, parent=owner,
                              location=named_location if top else tree.location, text=tree.text,

@@ -42,7 +42,7 @@ DATA_FILE_SUFFIXES = (".npy", ".csv")
 
 DEFAULT_TOLERANCE = {"float64": (1e-6, 1e-4), "float32": (1e-4, 1e-2)}
 
-INITIALISERS = {
+INITIALISERS: dict[str, dict[str, float | None]] = {  # init -> its parameters' defaults (None: required)
     "normal": {"mean": 0.0, "std": 1.0},
     "uniform": {"low": -1.0, "high": 1.0},
     "zeros": {},
@@ -728,7 +728,7 @@ class _Reader:
         if not isinstance(value, list):
             raise SpecError(f"{what} must be a number or a nested list of numbers, got {_kind(value)}", location)
         shape = self._shape_of(value, location, what)
-        flat = []
+        flat: list[float] = []
         self._flatten(value, flat)
         return np.asarray(flat, dtype=np.float64).reshape(shape)
 
@@ -740,7 +740,7 @@ class _Reader:
         shapes = []
         for index, item in enumerate(value):
             item_location = value.item_locations[index] if isinstance(value, LocatedList) else location
-            if isinstance(item, bool) or item is None or isinstance(item, (str, LocatedMap)) or not isinstance(item, (int, float, list)):
+            if isinstance(item, bool) or not isinstance(item, (int, float, list)):  # bools are ints to isinstance
                 raise SpecError(f"{what}: element {index} is {_kind(item)}, not a number", item_location)
             shapes.append(self._shape_of(item, item_location, what))
         for index, shape in enumerate(shapes):

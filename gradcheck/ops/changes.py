@@ -44,8 +44,8 @@ class Change:
         """Copy k moves element flat_elements[k] (a flat index) by offsets[k]."""
         shape = tuple(shape)
         offsets = np.asarray(offsets)
-        positions = np.unravel_index(np.asarray(flat_elements, dtype=np.intp), shape) if shape else ()
-        positions = [np.asarray(p, dtype=np.intp) for p in positions]
+        unravelled = np.unravel_index(np.asarray(flat_elements, dtype=np.intp), shape) if shape else ()
+        positions = [np.asarray(p, dtype=np.intp) for p in unravelled]
         delta = offsets.reshape((offsets.size,) + (1,) * len(shape))
         return Change.make(shape, dict(enumerate(positions)), delta)
 
@@ -169,7 +169,7 @@ def elementwise_change(forward, changes, out, inputs, params) -> Change:
     return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
 
 
-def linear_elementwise_change(coefficients, changes, out) -> Change:
+def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
     out = np.asarray(out)
     pins = broadcast_pins(changes, None, out.shape)
@@ -182,6 +182,8 @@ def linear_elementwise_change(coefficients, changes, out) -> Change:
         delta = delta.reshape((delta.shape[0],) + (1,) * (out.ndim - len(change.shape)) + delta.shape[1:])
         term = delta if coefficient == 1 else coefficient * delta
         total = term if total is None else total + term
+    if total is None:   # no argument changed: nothing to update incrementally
+        return None
     box = (total.shape[0],) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
     return Change.make(out.shape, pins, np.broadcast_to(total, box))
 
@@ -314,7 +316,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
         else:                   # (K, n', k) @ (k, m) as one GEMM
             product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
         pins = {} if rows is None else {0: rows}
-    else:
+    elif change_b is not None:
         inner, columns = change_b.pins.get(0), change_b.pins.get(1)
         count, delta = change_b.count, change_b.delta
         if inner is not None:   # dB has one row i per copy: A[:, i] (outer) dB[i, :]
@@ -323,6 +325,8 @@ def matmul_change(changes, out, a, b) -> Change | None:
             side_by_side = np.moveaxis(delta, 0, 1).reshape(A.shape[1], -1)
             product = np.moveaxis((A @ side_by_side).reshape(A.shape[0], count, delta.shape[2]), 1, 0)
         pins = {} if columns is None else {1: columns}
+    else:                       # neither argument changed: nothing to update incrementally
+        return None
     shape = (A.shape[0], B.shape[1])
     result = Change.make(shape, pins, product)
     if np.ndim(b) == 1:

@@ -1,6 +1,8 @@
 """The seeds' losses, averaged over samples: squared error, logistic loss, SVM hinge loss."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import Primitive, broadcast_result, real_part, unbroadcast
@@ -17,7 +19,7 @@ class MeanLoss(Primitive):
     complex_safe = True
     result_shape = staticmethod(broadcast_result)  # the per-element losses, the largest array forward builds
 
-    def losses(self, a, b, **params):  # pragma: no cover - abstract
+    def losses(self, *args: Any, **params: Any) -> Any:  # pragma: no cover - abstract: (a, b, **params)
         raise NotImplementedError
 
     def forward(self, a, b, **params):

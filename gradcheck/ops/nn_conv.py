@@ -198,12 +198,12 @@ class Conv2d(Primitive):
                           f" (x is {height}x{width}, padded by {pad_h}x{pad_w} to {padded[0]}x{padded[1]})", geometry.dilation)
         return geometry
 
-    def result_shape(self, arg_shapes, params):
+    def result_shape(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads self.name
         x, w, _ = arg_shapes
         geometry = ConvGeometry(self.name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
         return (x[0], w[0]) + geometry.output_size(x[2:])
 
-    def peak_elements(self, arg_shapes, params):
+    def peak_elements(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads self.name
         """The zero-padded input, and the unfolded windows (N, C, OH, OW, KH, KW) its products are taken over."""
         x, w, _ = arg_shapes
         geometry = ConvGeometry(self.name, params["stride"], params["padding"], params["dilation"], params["groups"], w[2:])
@@ -481,12 +481,12 @@ class _Pool2d(Primitive):
         sizes, extras = pool_layout(self.name, tuple(shape)[-2:], kernel, stride, padding, ceil_mode, dilation)
         return kernel, stride, padding, sizes, extras
 
-    def result_shape(self, arg_shapes, params):
+    def result_shape(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads self.name
         layout = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"], params["ceil_mode"],
                               params.get("dilation", 1))
         return tuple(arg_shapes[0][:-2]) + layout[3]
 
-    def peak_elements(self, arg_shapes, params):
+    def peak_elements(self, arg_shapes, params):  # type: ignore[override]  # an instance's: it reads self.name
         """The windows (..., OH, OW, KH, KW), which the rules copy (the max's tie mask, the folded gradient)."""
         kernel, _, _, sizes, _ = self._layout(arg_shapes[0], params["kernel"], params["stride"], params["padding"],
                                               params["ceil_mode"], params.get("dilation", 1))

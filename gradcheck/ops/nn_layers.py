@@ -246,17 +246,23 @@ class Attention(Primitive):
         scores_shape = check_attention_shapes(self.name, q, k, v)
         if causal:
             # top-left aligned, as PyTorch's is_causal: row i keeps keys 0..i, so no row is empty
-            lower = np.tri(*scores_shape[-2:], dtype=bool)
+            lower = np.tri(*scores_shape[-2:], dtype=np.bool_)
             keep = lower if keep is None else keep & lower
             require_a_key_per_query(self.name, keep, "the mask and causal=True together hide")
         return keep
 
     def forward(self, q, k, v, *masks, causal=False, mask=None):
-        keep = self._keep(q, k, v, masks, causal or mask == "causal")
-        return np.matmul(attention_probs(q, k, keep), v)
+        return self._attend(q, k, v, masks, causal or mask == "causal")
 
     def vjp(self, g, out, q, k, v, *masks, causal=False, mask=None):
-        keep = self._keep(q, k, v, masks, causal or mask == "causal")
+        return self._attend_vjp(g, q, k, v, masks, causal or mask == "causal")
+
+    def _attend(self, q, k, v, masks, causal):
+        keep = self._keep(q, k, v, masks, causal)
+        return np.matmul(attention_probs(q, k, keep), v)
+
+    def _attend_vjp(self, g, q, k, v, masks, causal):
+        keep = self._keep(q, k, v, masks, causal)
         return attention_vjp(g, q, k, v, keep) + (None,) * len(masks)
 
     @staticmethod
@@ -277,11 +283,11 @@ class MaskedAttention(Attention):
     name, args = "masked_attention", ("q", "k", "v", "mask")
     params = {}
 
-    def forward(self, q, k, v, mask):
-        return super().forward(q, k, v, mask)
+    def forward(self, q, k, v, mask):  # type: ignore[override]  # attention narrowed by design: one required mask
+        return self._attend(q, k, v, (mask,), False)
 
-    def vjp(self, g, out, q, k, v, mask):
-        return super().vjp(g, out, q, k, v, mask)
+    def vjp(self, g, out, q, k, v, mask):  # type: ignore[override]  # (same narrowing as forward)
+        return self._attend_vjp(g, q, k, v, (mask,), False)
 
     @staticmethod
     def test_cases(rng):

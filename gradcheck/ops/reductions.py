@@ -1,6 +1,9 @@
 """Reductions over axes: forward and vjp side by side."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, expand_reduced, normalize_axes, real_part
@@ -84,7 +87,7 @@ class _Extremum(Primitive):
     result_shape = staticmethod(reduced_shape)
     params = {"axis": AXIS, "keepdims": KEEPDIMS}
     batching, batch_params = "axis", staticmethod(shift_axis_param)
-    reducer = staticmethod(np.max)
+    reducer: Callable[..., Any] = staticmethod(np.max)  # np.max or np.min (subclasses)
 
     def forward(self, x, axis=None, keepdims=False):
         axes = normalize_axes(axis, np.ndim(x))

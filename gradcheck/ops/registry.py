@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import Any
 
 from .base import OPTIONAL_HOOKS, OpInfo, Param, Primitive
 
@@ -54,7 +55,7 @@ def builtin(cls: type[Primitive]) -> type[Primitive]:
     return cls
 
 
-def custom_op_info(name: str, impl: object, source: str) -> OpInfo:
+def custom_op_info(name: str, impl: Any, source: str) -> OpInfo:  # Any: a user's object, duck-typed (forward, vjp, hooks)
     """Describe a user's op object: arity and keyword names from its forward signature, hooks from its attributes."""
     args: list[str] = []
     variadic = False
