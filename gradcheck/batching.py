@@ -39,7 +39,7 @@ def batched_apply(node, args: list, batched: list[bool], count: int, expected_sh
 
 def batching_rule(node, args: list, batched: list[bool]) -> str | None:
     """The op's batching rule for these arguments (None: one copy at a time)."""
-    rule = node.operation.batching
+    rule = node.op_info.batching
     if callable(rule):
         rule = rule([np.shape(a)[1:] if b else np.shape(a) for a, b in zip(args, batched, strict=True)], batched)
     return rule

@@ -37,13 +37,6 @@ class Node:
     tolerance: Tolerance | None = None  # per-node override
 
     @property
-    def operation(self) -> OpInfo:
-        """The op of an op node; asking an input or constant for its op is a bug in the caller."""
-        if self.op is None:
-            raise TypeError(f"node {self.name!r} is {self.kind!r}, not an op node")
-        return self.op
-
-    @property
     def op_name(self) -> str:
         return self.op.name if self.op is not None else self.kind
 

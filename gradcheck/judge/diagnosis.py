@@ -61,7 +61,7 @@ def diagnose_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndar
     diagnosed = []
     for suspect in suspects:
         node = by_name[suspect.node]
-        diagnosed.append(replace(suspect, source=rule_source(node.operation), diagnosis=diagnose_edge(
+        diagnosed.append(replace(suspect, source=rule_source(node.op_info), diagnosis=diagnose_edge(
             graph, backward, values, node, suspect.argument, tolerance_of(node))))
     return diagnosed
 
@@ -94,7 +94,7 @@ def returned_gradient(node: Node, g, out, args: list[np.ndarray], position: int)
     copies; or what went wrong with the call."""
     try:
         with np.errstate(all="ignore"):
-            grads = node.operation.impl.vjp(np.array(g), np.array(out), *[np.array(a) for a in args], **node.params)
+            grads = node.op_info.impl.vjp(np.array(g), np.array(out), *[np.array(a) for a in args], **node.params)
     except (SystemExit, Exception) as error:
         return None, rule_failure("vjp", error)
     if not isinstance(grads, (tuple, list)):
@@ -111,7 +111,7 @@ def local_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndarray
     alone (``gradcheck explain``: no global check; built-in rules are the registry's own tests' concern)."""
     suspects = []
     for node in graph.nodes:
-        if node.kind != "op" or node.operation.source == "builtin" or backward.adjoints[node.index] is None:
+        if node.kind != "op" or node.op_info.source == "builtin" or backward.adjoints[node.index] is None:
             continue
         tol = node.tolerance if node.tolerance is not None else graph.spec.tolerance
         for position, arg in enumerate(node.args):
@@ -121,7 +121,7 @@ def local_suspects(graph: Graph, backward: BackwardPass, values: list[np.ndarray
             if diagnosis is not None:
                 suspects.append(Suspect(node=node.name, op=node.op_name, argument=position,
                                         argument_node=graph.nodes[arg].name, message=diagnosis.detail,
-                                        diagnosis=diagnosis, source=rule_source(node.operation)))
+                                        diagnosis=diagnosis, source=rule_source(node.op_info)))
     return suspects
 
 

@@ -30,7 +30,7 @@ def check_jvps(graph: Graph, analytic_fwd: ForwardPass, reference: ForwardPass, 
                tolerance_of) -> list[JvpResult]:
     results = []
     for node in graph.nodes:
-        if node.kind != "op" or not node.operation.has_jvp or not node.check:
+        if node.kind != "op" or not node.op_info.has_jvp or not node.check:
             continue
         for position, arg in enumerate(node.args):
             if not differentiable(reference.values[arg]) or (node.index, position) in backward.declared_none:
@@ -52,7 +52,7 @@ class JvpCheck:
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
-                                  text=node.text, location=node.location, source=rule_source(node.operation, "jvp"))
+                                  text=node.text, location=node.location, source=rule_source(node.op_info, "jvp"))
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
         self.names = [graph.nodes[a].name for a in node.args]
 
@@ -86,7 +86,7 @@ class JvpCheck:
         node = self.node
         try:
             with np.errstate(all="ignore"):
-                value = node.operation.impl.jvp(tuple(tangents), self.analytic_out, *self.analytic_args, **node.params)
+                value = node.op_info.impl.jvp(tuple(tangents), self.analytic_out, *self.analytic_args, **node.params)
         except (SystemExit, Exception) as error:
             return None, rule_failure("jvp", error)
         try:

@@ -22,7 +22,7 @@ MAX_COPY_FLOATS = 2_000_000  # perturbed copies evaluated at once are capped at 
 def decisions_of(node, args) -> tuple[np.ndarray, ...]:
     """The op's branch decisions at these arguments, always as a tuple of arrays."""
     with np.errstate(all="ignore"):
-        found = node.operation.branches(*args, **node.params)
+        found = node.op_info.branches(*args, **node.params)
     if found is None:
         return ()
     found = found if isinstance(found, tuple) else (found,)
@@ -39,7 +39,7 @@ class BranchWatch:
 
     def branching(self, index: int) -> list[int]:
         """The ops with branches among node index's consumers, direct or further downstream."""
-        return [j for j in self.graph.downstream(index) if self.graph.nodes[j].operation.branches is not None]
+        return [j for j in self.graph.downstream(index) if self.graph.nodes[j].op_info.branches is not None]
 
     def watches(self, index: int) -> bool:
         return bool(self.branching(index))
@@ -118,7 +118,7 @@ class BranchWatch:
     def _flipped_at_once(node, args, batched, count, reference, out_ndim) -> np.ndarray | None:
         """The same count for every copy in one call, for ops whose forward broadcasts over leading batch axes
         (their decisions do too); None where the op's decisions do not come out as (copies, *shape)."""
-        if node.operation.batching != "broadcast" or not reference:
+        if node.op_info.batching != "broadcast" or not reference:
             return None
         rank = max(np.ndim(a) - (1 if b else 0) for a, b in zip(args, batched, strict=True))
         aligned = [np.reshape(a, (count,) + (1,) * (rank - (np.ndim(a) - 1)) + np.shape(a)[1:]) if b else a

@@ -50,7 +50,7 @@ def needs_gradient(graph: Graph, values) -> list[bool]:
             needs[node.index] = node.requires_grad
         elif node.kind == "op":
             needs[node.index] = any(needs[a] for position, a in enumerate(node.args)
-                                    if position not in node.operation.integer_args)
+                                    if position not in node.op_info.integer_args)
     return needs
 
 
@@ -63,7 +63,7 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
             continue
         if not graph.reaches_output[node.index]:
             continue
-        positions = [p for p, a in enumerate(node.args) if needs[a] and p not in node.operation.integer_args]
+        positions = [p for p, a in enumerate(node.args) if needs[a] and p not in node.op_info.integer_args]
         if not positions:
             continue
         if node.index in backward.faults:
@@ -178,7 +178,7 @@ class OpCheck:
     def directional(self, position: int, x: np.ndarray, direction: np.ndarray):
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
-        reference = decisions_of(self.node, self.args) if self.node.operation.branches is not None else ()
+        reference = decisions_of(self.node, self.args) if self.node.op_info.branches is not None else ()
         cache: dict[float, np.ndarray | None] = {}
 
         def along(t: float):
@@ -217,7 +217,7 @@ class OpCheck:
         fine = (along(h / 4) - along(-h / 4)) / (h / 2)
         jd = (16 * fine - coarse) / 15
         roundoff = 4 * MACHINE_EPS * (np.abs(self.out) + np.abs(along(h))) / (h / 4)
-        if self.node.operation.branches is None and self.kinked(along, h, roundoff):
+        if self.node.op_info.branches is None and self.kinked(along, h, roundoff):
             return None
         error = np.abs(fine - coarse) / 15 + roundoff
         if not np.all(np.isfinite(jd)):
@@ -254,14 +254,14 @@ class OpCheck:
 
     def transpose(self, position: int, direction: np.ndarray, vjps) -> str:
         """<g, J t> = <J^T g, t>: the op's jvp and vjp must be each other's transpose."""
-        if not self.node.operation.has_jvp:
+        if not self.node.op_info.has_jvp:
             return ""
         tangents = tuple((direction if i == position else np.zeros_like(a)) if differentiable(a) else None
                          for i, a in enumerate(self.args))
         try:
             with np.errstate(all="ignore"):
                 copies = [np.array(a, copy=True) for a in self.args]
-                jt = np.asarray(self.node.operation.impl.jvp(tangents, self.out.copy(), *copies, **self.node.params),
+                jt = np.asarray(self.node.op_info.impl.jvp(tangents, self.out.copy(), *copies, **self.node.params),
                                 dtype=np.float64)
         except (SystemExit, Exception) as error:
             return f"its jvp is faulty: {rule_failure('jvp', error)}"
@@ -285,7 +285,7 @@ def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, positi
     adjoint = backward.adjoints[node.index]
     if adjoint is None or not np.all(np.isfinite(adjoint)):
         return ""
-    if not differentiable(values[node.args[position]]) or position in node.operation.integer_args:
+    if not differentiable(values[node.args[position]]) or position in node.op_info.integer_args:
         return ""
     message, _ = OpCheck(graph, node, backward, values, tol).check(position)
     return message

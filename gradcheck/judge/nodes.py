@@ -234,7 +234,7 @@ class Comparator:
                     for position, arg in enumerate(node.args):
                         declared = ((node.index, position) in self.backward.declared_none
                                     and (node.index, position) not in self.forgotten)
-                        if position not in node.operation.integer_args and not declared:
+                        if position not in node.op_info.integer_args and not declared:
                             reach[arg] = True
             self._differentiable_reach = reach
         return self._differentiable_reach

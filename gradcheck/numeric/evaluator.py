@@ -99,7 +99,7 @@ class Evaluator:
     def complex_safe(self, index: int) -> str | None:
         """None if complex-step can run through node index's downstream, else the op that forbids it."""
         for j in self.graph.downstream(index):
-            op = self.graph.nodes[j].operation
+            op = self.graph.nodes[j].op_info
             if not op.complex_safe:
                 return op.name
         return None
@@ -178,7 +178,7 @@ class Evaluator:
         else forward recomputed on the perturbed arguments (stacked; gradcheck/batching.py)."""
         count = next(c.count for c in arg_changes if c is not None)
         out = np.asarray(out)
-        rule = node.operation.propagate
+        rule = node.op_info.propagate
         changed = rule(arg_changes, out, *args, **node.params) if rule is not None else None
         if not (isinstance(changed, Change) and changed.shape == out.shape
                 and changed.delta.shape == (count,) + changed.box):
