@@ -15,7 +15,7 @@ def _drop_working_folder_from_path() -> None:
 
 _drop_working_folder_from_path()
 
-from .cli import main  # noqa: E402
+from .entry import main  # noqa: E402
 
 if __name__ == "__main__":
     main(prog_name="gradcheck")

@@ -35,7 +35,8 @@ def _console(stream, color: str):
 
     force = {"always": True, "never": False}.get(color)
     no_color = color == "never" or (color == "auto" and os.environ.get("NO_COLOR", "") != "")  # no-color.org: empty = unset
-    console = PipeReportingConsole(file=stream, highlight=False, force_terminal=force, no_color=no_color, soft_wrap=False)
+    console = PipeReportingConsole(file=stream, highlight=False, emoji=False, force_terminal=force, no_color=no_color,
+                                   soft_wrap=False)  # emoji: no :code: in a spec's text turns into a picture
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = terminal_width() or DEFAULT_WIDTH
     return console
@@ -384,11 +385,11 @@ def without_trailing_spaces(text: str) -> str:
 @contextlib.contextmanager
 def _progress(quiet: bool):
     """A Rich progress display on stderr while specs are checked, when stderr is a terminal (else None)."""
-    from .progress import TerminalProgress
-
     if quiet or not _is_terminal(sys.stderr) or os.environ.get("TERM") == "dumb":
         yield None
         return
+    from .progress import TerminalProgress  # rich.progress loads only for a terminal
+
     with TerminalProgress(_console(sys.stderr, "auto")) as progress:
         yield progress
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
-import select
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -195,6 +192,9 @@ def _with_timer(work: Callable[[], T], timeout: float | None) -> T:
 
 
 def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
+    import pickle  # here, with tempfile: only a spec with custom ops forks a child
+    import tempfile
+
     capture = tempfile.TemporaryFile()
     readable, writable = os.pipe()
     sys.stdout.flush()
@@ -218,6 +218,8 @@ def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
 
 
 def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
+    import pickle
+
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
@@ -245,6 +247,8 @@ def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
 
 def _collect(pid: int, readable: int, timeout: float | None) -> tuple[bytes, int]:
     """The child's payload and its wait status; the child is killed at the deadline or on an interrupt."""
+    import select
+
     chunks = []
     deadline = None if not timeout else time.monotonic() + timeout
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,6 +46,8 @@ def write_text(text: str, output: str | None) -> None:
         write_stdout(text)
         return
     assert output is not None
+    import tempfile  # here: a report on stdout needs none
+
     target = Path(output).resolve() if Path(output).is_symlink() else Path(output)  # replace the file, keep the link
     try:
         if target.is_dir():

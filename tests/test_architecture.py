@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pipeline", ("isolation", "pipeline")),
     ("views", ("explain", "views")),
     ("renderers", ("report",)),
-    ("front ends", ("cli", "outfile", "progress", "pytest_plugin", "api", "__init__", "__main__")),
+    ("front ends", ("cli", "outfile", "progress", "pytest_plugin", "api", "__init__", "__main__", "entry")),
 ]
 # renderers draw plain data: results, view models and their own helpers, never a stage that computes
 RENDERER_MAY_IMPORT = ("plain data", "views", "renderers")

@@ -1,14 +1,18 @@
 """The values a spec pins under ``expect:`` (published numbers), judged by the same element-wise rule."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from numpy.typing import ArrayLike
 
 from ..errors import Location
 from ..graph import Graph
 from ..results import ExpectResult
 from ..spec import Expectation, Tolerance
 from .verdict import agrees
+
+if TYPE_CHECKING:  # numpy.typing is not loaded at run time
+    from numpy.typing import ArrayLike
 
 FLOAT32_EXPECT_FLOOR = Tolerance(atol=1e-7, rtol=1e-5)  # a few float32 ulps, accumulated
 

@@ -35,7 +35,7 @@ def console_for(console: Console | None, color: bool, width: int) -> tuple[Conso
     from rich.console import Console
 
     buffer = io.StringIO()
-    return Console(file=buffer, highlight=False, no_color=not color, force_terminal=color, width=width), buffer
+    return Console(file=buffer, highlight=False, emoji=False, no_color=not color, force_terminal=color, width=width), buffer
 
 
 def display_order(spec: SpecResult) -> list[tuple[NodeResult, int]]:

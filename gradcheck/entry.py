@@ -1,0 +1,30 @@
+"""The process of the `gradcheck` command (its console script, and python -m gradcheck): gradcheck.cli's main,
+with Python's cyclic garbage collector kept out of the start-up and the exit.
+
+Loading modules makes no garbage, yet every collection while they load walks all that is loaded so far, and on
+the way out the interpreter collects once more over every object of every module: together about a tenth of a
+one-spec run.  So the collector is paused while gradcheck.cli loads, what is loaded is then frozen out of its
+scans (gc.freeze: never collected, as a loaded module never is), and when the command ends what it loaded and
+made since is frozen too, so the exit skips that last collection (the process ends: the system takes its memory
+back; standard output and error are flushed by the interpreter all the same).  The check itself runs with the
+collector on.  Only this entry does so: gradcheck.cli.main called in another program's process (a test's
+CliRunner) leaves that process's collector as it was.
+"""
+from __future__ import annotations
+
+import gc
+
+
+def main(**options) -> None:
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from .cli import main as command
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+    try:
+        command(**options)
+    finally:
+        gc.freeze()
