@@ -25,6 +25,8 @@ _MARKER_LINE = re.compile(r"^(?:inputs|nodes)\s*:", re.MULTILINE)
 
 @dataclass
 class Discovered:
+    """The spec files the paths name, the other YAML skipped (with why) and the files excluded."""
+
     specs: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)   # (file, why it is not a spec)
     excluded: list[Path] = field(default_factory=list)

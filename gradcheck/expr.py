@@ -44,6 +44,8 @@ REFUSED = {
 
 @dataclass
 class Name:
+    """A name in an expression: an input or an earlier node."""
+
     name: str
     location: Location
     text: str
@@ -51,6 +53,8 @@ class Name:
 
 @dataclass
 class Constant:
+    """A number (or array literal) in an expression."""
+
     value: float | np.ndarray  # an array: a literal index list, x[[0, 2, 2]]
     location: Location
     text: str
@@ -58,6 +62,8 @@ class Constant:
 
 @dataclass
 class Call:
+    """An op applied to arguments (and keyword parameters) in an expression."""
+
     op: str
     args: list
     params: dict = field(default_factory=dict)

@@ -63,6 +63,8 @@ class Limits:
 
 @dataclass
 class Contained(Generic[T]):
+    """What contained work returned, or what stopped it, and what the spec's code printed."""
+
     value: T | None                  # what the work returned (None when it failed)
     error: ErrorInfo | None          # what stopped it, worded once
     printed: str = ""                # what the spec's code wrote to stdout (captured, never shown as gradcheck's)

@@ -96,6 +96,8 @@ class Comparison(Outcome, Located):
 
 @dataclass(kw_only=True)
 class NodeResult(Comparison):
+    """One node's verdict: its gradients (analytic, numeric, with the numeric one's error bound), errors and elements."""
+
     name: str
     op: str
     parent: str | None
@@ -154,6 +156,8 @@ class RuleSource:
 
 @dataclass
 class Suspect:
+    """A node whose vjp is suspected of passing a wrong gradient to one argument: the cause, not what it caused."""
+
     node: str
     op: str
     argument: int
@@ -190,6 +194,8 @@ class TaylorResult:
 
 @dataclass
 class ExpectResult(Located):
+    """One pinned value under expect: (an output or a gradient) against what the spec computes."""
+
     what: str                            # "output", "grad w0", "value dot"
     expected: np.ndarray
     actual: np.ndarray | None
@@ -201,12 +207,16 @@ class ExpectResult(Located):
 
 @dataclass
 class ErrorInfo(Located):
+    """Why a spec could not be checked, worded once (see isolation.describe_fault), with its place."""
+
     message: str
     location: Location | None = None
 
 
 @dataclass
 class SpecResult:
+    """One spec's result: its status, every node's verdict, and what was noted while checking it."""
+
     path: str
     name: str
     status: Status                       # PASS | FAIL | ERROR | SKIP (a module it requires is not installed)
@@ -238,6 +248,8 @@ class SpecResult:
 
 @dataclass
 class RunResult:
+    """The results of one run over many specs, and the exit code they give."""
+
     specs: list[SpecResult]
     seconds: float = 0.0
 

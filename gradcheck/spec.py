@@ -54,12 +54,16 @@ INITIALISERS: dict[str, dict[str, float | None]] = {  # init -> its parameters' 
 
 @dataclass(frozen=True)
 class Tolerance:
+    """The absolute and relative tolerance an element is judged with."""
+
     atol: float
     rtol: float
 
 
 @dataclass
 class InputSpec:
+    """One input as loaded: its value and whether it takes a gradient."""
+
     name: str
     value: np.ndarray
     requires_grad: bool
@@ -69,6 +73,8 @@ class InputSpec:
 
 @dataclass
 class NodeSpec:
+    """One node as written: its expression, tolerances and whether it is checked."""
+
     name: str
     expr: str
     location: Location          # where the expression text starts
@@ -92,6 +98,8 @@ class Expectation:
 
 @dataclass
 class Spec:
+    """A spec as loaded and validated: inputs, nodes, output and how to check them."""
+
     path: str
     name: str
     description: str

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """How a report is drawn: the options every renderer reads."""
+
     values: bool = False     # JSON: include the full analytic/numeric arrays
     verbose: bool = False    # per-element rows for failing nodes
     quiet: bool = False      # only what failed, and the summary
