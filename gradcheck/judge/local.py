@@ -142,8 +142,8 @@ class OpCheck:
     def graph_vjp(self) -> tuple[list, set] | None:
         """What the backward pass's own vjp call passed on, where that call is the one this check would make (a
         float64 pass over these values, g of the output's shape); None: the op is called again."""
-        node, adjoint = self.node, self.backward.adjoints[self.node.index]
-        if np.asarray(adjoint).dtype != np.float64 or np.shape(adjoint) != self.out.shape:
+        node, adjoint = self.node, np.asarray(self.backward.adjoints[self.node.index])
+        if adjoint.dtype != np.float64 or adjoint.shape != self.out.shape:
             return None
         if any(differentiable(self.values[a]) and np.asarray(self.values[a]).dtype != np.float64 for a in node.args):
             return None
