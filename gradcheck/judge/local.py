@@ -63,6 +63,7 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
     found = LocalChecks()
     needs = needs_gradient(graph, values)
     scales: dict[int, np.ndarray] = {}
+    rng = np.random.default_rng(stable_seed(graph.spec.seed, "local"))
     for node in graph.nodes:
         adjoint = backward.adjoints[node.index]
         if node.kind != "op" or not node.check or adjoint is None:
@@ -79,7 +80,7 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
             continue
         if not np.all(np.isfinite(adjoint)):
             continue  # a faulty vjp downstream poisoned this op's cotangent: that op is the suspect
-        checker = OpCheck(graph, node, backward, values, tolerance_of(node), scales)
+        checker = OpCheck(graph, node, backward, values, tolerance_of(node), scales, rng)
         for position in positions:
             message, forgotten = checker.check(position)
             found.edges[(node.index, position)] = message
@@ -104,18 +105,19 @@ class OpCheck:
     those this check judges (the op is called again only for the random cotangents)."""
 
     def __init__(self, graph: Graph, node: Node, backward: BackwardPass, values, tol: Tolerance,
-                 scales: dict[int, np.ndarray] | None = None):
+                 scales: dict[int, np.ndarray] | None = None, rng: np.random.Generator | None = None):
         self.graph, self.node, self.tol, self.backward = graph, node, tol, backward
         self.values = values
         self.args = [np.asarray(values[a], dtype=np.float64) if differentiable(values[a]) else values[a]
                      for a in node.args]
         self.out = np.asarray(values[node.index], dtype=np.float64)
         self.scales = {} if scales is None else scales   # argument node -> element_scale, shared among its uses
-        self.rng = np.random.default_rng(stable_seed(graph.spec.seed, "local", node.name))
+        # one stream for a whole pass (check_ops_locally), or the node's own
+        self.rng = np.random.default_rng(stable_seed(graph.spec.seed, "local", node.name)) if rng is None else rng
         g = np.asarray(backward.adjoints[node.index], dtype=np.float64)
         g = np.broadcast_to(g, self.out.shape).copy() if g.shape != self.out.shape else g
         scale = float(np.max(np.abs(g))) if g.size and np.any(g) else 1.0
-        self.cotangents = [g] + [self.rng.standard_normal(self.out.shape) * scale for _ in range(LOCAL_COTANGENTS)]
+        self.cotangents = [g, *(self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape)) * scale)]
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
@@ -210,7 +212,8 @@ class OpCheck:
         self.transposition = ""
         declared = any((self.node.index, position) in d for _, d in vjps)
         for _ in range(LOCAL_DIRECTIONS):
-            direction = self.rng.choice([-1.0, 1.0], size=x.shape) * self.scale_of(position)
+            signs = 1.0 - 2.0 * self.rng.integers(0, 2, size=x.shape)
+            direction = signs * self.scale_of(position)
             derivative = self.directional(position, x, direction)
             if derivative is None:
                 continue  # not differentiable along this direction here (a kink, a domain edge): no evidence
