@@ -264,12 +264,13 @@ class OpCheck:
         # projection of the output, a step chosen on that projection by the error-balancing sequence; every
         # element is then read at that step
         h = FIRST_STEP
-        points = self.outputs_along(position, x, direction, (h, -h, h / 4, -h / 4))
-        projected = points.reshape(4, -1) @ weights
+        steps = (h, -h, h / 4, -h / 4, 0.0)  # the op at 0 again, in the same call as the others (kinked)
+        points = self.outputs_along(position, x, direction, steps)
+        projected = points.reshape(len(steps), -1) @ weights
         coarse = (projected[0] - projected[1]) / (2 * h)
         fine = (projected[2] - projected[3]) / (h / 2)
         if not (np.isfinite(coarse) and np.isfinite(fine) and abs(fine - coarse) / 15 <= enough):
-            cache: dict[float, np.ndarray] = {}
+            cache: dict[float, np.ndarray] = dict(zip(steps, points, strict=True))
 
             def along(t: float) -> np.ndarray:
                 if t not in cache:
@@ -282,7 +283,7 @@ class OpCheck:
             if not np.isfinite(best.value):
                 return None
             h = best.step
-            points = np.stack([along(t) for t in (h, -h, h / 4, -h / 4)])
+            points = np.stack([along(t) for t in (h, -h, h / 4, -h / 4, 0.0)])
         if reference:
             for t in (h, -h, h / 4, -h / 4):
                 args = list(self.args)
@@ -306,12 +307,12 @@ class OpCheck:
 
     def kinked(self, points: np.ndarray, h: float, roundoff: np.ndarray) -> bool:
         """Whether the op has a kink along the direction, for an op that declares no branch decisions; points
-        holds the output at steps h, -h, h/4, -h/4.
+        holds the output at steps h, -h, h/4, -h/4 and 0.
 
         The gap between the one-sided slopes of a smooth function, (f(h) - 2 f(0) + f(-h)) / h, is h·f'' and
         shrinks with the step; at a kink it is the jump in the derivative and stays (a central difference there
         is their average, and Richardson cannot tell)."""
-        base = 2 * self.out
+        base = 2 * points[4]
         gap = np.abs(points[0] + points[1] - base) / h
         gap_quarter = np.abs(points[2] + points[3] - base) / (h / 4)
         stays = (gap_quarter > 0.5 * gap) & (gap_quarter > 10 * roundoff + self.tol.atol)
