@@ -95,10 +95,10 @@ class Change:
         delta = self.delta.reshape(self.count, -1)
         if weights is None:
             return delta.sum(axis=1)
-        on_box = self.gather(weights)
-        if on_box.shape[0] == 1:  # nothing pinned: one weight array for every copy
-            return delta @ on_box.reshape(-1)
-        return np.einsum("kn,kn->k", delta, on_box.reshape(self.count, -1))
+        boxed = self.gather(weights)
+        if boxed.shape[0] == 1:  # nothing pinned: one weight array for every copy
+            return delta @ boxed.reshape(-1)
+        return np.einsum("kn,kn->k", delta, boxed.reshape(self.count, -1))
 
 
 def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndarray:
@@ -149,7 +149,7 @@ def broadcast_pins(changes, inputs, out_shape) -> dict[int, np.ndarray]:
     return {a: p for a, p in (common or {}).items() if out_shape[a] > 1}
 
 
-def _on_box(array, change: Change | None, out_pins, out_ndim: int, count: int) -> np.ndarray:
+def on_box(array, change: Change | None, out_pins, out_ndim: int, count: int) -> np.ndarray:
     """An argument (perturbed or not) on the result's box, shaped to broadcast against (K, *box)."""
     array = np.asarray(array)
     shift = out_ndim - array.ndim
@@ -163,7 +163,7 @@ def elementwise_change(forward, changes, out, inputs, params) -> Change:
     out = np.asarray(out)
     count = next(c.count for c in changes if c is not None)
     pins = broadcast_pins(changes, inputs, out.shape)
-    arguments = [_on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
+    arguments = [on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
     delta = changed_difference(np.asarray(forward(*arguments, **params)), gather(out, pins, count))
     box = (count,) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
     return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
