@@ -71,14 +71,19 @@ class Change:
 
     def widened(self, pins: dict[int, np.ndarray]) -> np.ndarray:
         """The delta on the box of ``pins`` (a subset of this change's pins, at the same indices), (K, *box)."""
-        delta = self.delta
-        for axis, index in self.pins.items():
-            if axis in pins:
-                continue
-            full = np.zeros(delta.shape[: axis + 1] + (self.shape[axis],) + delta.shape[axis + 2:], dtype=delta.dtype)
-            np.put_along_axis(full, index.reshape((-1,) + (1,) * len(self.shape)), delta, axis=axis + 1)
-            delta = full
-        return delta
+        freed = [a for a in self.pins if a not in pins]
+        if not freed:
+            return self.delta
+        count = self.count
+        box = tuple(1 if a in pins else n for a, n in enumerate(self.shape))
+        full = np.zeros((count,) + box, dtype=self.delta.dtype)
+        # copy k's delta goes to index pins[a][k] along each freed axis a: with those axes moved next to the
+        # copies' axis, one assignment at (k, pins[a1][k], pins[a2][k], ...) places every copy
+        front = list(range(1 + len(freed)))
+        target = np.moveaxis(full, [0] + [a + 1 for a in freed], front)
+        source = np.moveaxis(self.delta, [0] + [a + 1 for a in freed], front).reshape(target.shape[:1] + target.shape[1 + len(freed):])
+        target[(np.arange(count),) + tuple(self.pins[a] for a in freed)] = source
+        return full
 
     def full(self) -> np.ndarray:
         """The whole difference array of every copy, (K, *shape)."""
@@ -105,17 +110,14 @@ def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndar
     """base at copy k's pinned indices, every other axis whole: shape (count, *box) -- or (1, *shape) when
     nothing is pinned, the same for every copy (it broadcasts against the copies)."""
     base = np.asarray(base)
-    shape = base.shape
     if not pins:
         return base[None]
-    ndim = len(shape)
-    index = []
-    for axis, n in enumerate(shape):
-        if axis in pins:
-            index.append(pins[axis].reshape((count,) + (1,) * ndim))
-        else:
-            index.append(np.arange(n).reshape((1,) * (axis + 1) + (n,) + (1,) * (ndim - axis - 1)))
-    return base[tuple(index)]
+    pinned = sorted(pins)
+    # the pinned axes moved to the front (a view), indexed together: (count, *the other axes), in their order
+    front = np.moveaxis(base, pinned, list(range(len(pinned))))
+    picked = front[tuple(pins[a].reshape(-1) for a in pinned)]
+    box = tuple(1 if a in pins else n for a, n in enumerate(base.shape))
+    return picked.reshape((count,) + box)
 
 
 def changed_difference(new: np.ndarray, old: np.ndarray) -> np.ndarray:
