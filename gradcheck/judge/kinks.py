@@ -96,7 +96,7 @@ class BranchWatch:
                         flips += self._flipped(node, j, arg_changes, args, changed, count)
                 except evaluation_failures(node):
                     return np.ones(count, dtype=np.int64)
-                if np.any(changed.delta):
+                if not changed.is_zero():
                     changes[j] = changed
         return flips
 

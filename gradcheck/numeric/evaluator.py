@@ -177,7 +177,7 @@ class Evaluator:
         """How node's value changes under its arguments' changes (None: not at all): the op's propagate rule,
         else forward recomputed on the perturbed arguments (stacked; gradcheck/batching.py)."""
         changed = Evaluator.boxed_change(node, arg_changes, args, out)
-        return changed if np.any(changed.delta) else None
+        return None if changed.is_zero() else changed
 
     @staticmethod
     def boxed_change(node, arg_changes: list, args: list, out: np.ndarray) -> Change:

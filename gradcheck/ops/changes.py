@@ -65,6 +65,10 @@ class Change:
     def floats(self) -> int:
         return int(self.delta.size)
 
+    def is_zero(self) -> bool:
+        """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
+        return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
+
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
         return gather(base, self.pins if pins is None else pins, self.count)
@@ -198,21 +202,25 @@ def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
     return Change.make((), {}, total / max(per_element.size, 1))
 
 
-def softmax_cross_entropy_change(change: Change, logits, targets, samples: int) -> Change | None:
+def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, classes=None) -> Change | None:
     """-Σ t·log softmax(z) / n under z -> z + d, row by row and without cancellation:
     lse(z + d) - lse(z) = log Σ_c p_c e^{d_c} = log1p(Σ_c p_c expm1(d_c)), p = softmax(z), so a row's loss
-    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  None (recompute) where e^d overflowed."""
+    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  With one-hot targets (``classes``: each
+    row's class index) the last sum is d at that class.  None (recompute) where e^d overflowed."""
     logits = np.asarray(logits)
     rows = {a: p for a, p in change.pins.items() if a != logits.ndim - 1}
     delta = change.widened(rows)
     count = change.count
     probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    targets = np.broadcast_to(targets, logits.shape)
-    p, t = gather(probabilities, rows, count), gather(targets, rows, count)  # views where no row is pinned
-    mixed = np.einsum("...c,...c->...", p, np.expm1(delta))
-    linear = np.einsum("...c,...c->...", t, delta)
-    per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
+    mixed = np.einsum("...c,...c->...", gather(probabilities, rows, count), np.expm1(delta))
+    if classes is not None:
+        picked = gather(np.asarray(classes, dtype=np.intp), rows, count)[..., None]
+        per_row = np.log1p(mixed) - np.take_along_axis(delta, np.broadcast_to(picked, delta.shape[:-1] + (1,)), axis=-1)[..., 0]
+    else:
+        targets = np.broadcast_to(targets, logits.shape)
+        linear = np.einsum("...c,...c->...", gather(targets, rows, count), delta)  # views where no row is pinned
+        per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None
