@@ -205,21 +205,23 @@ def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
 def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, classes=None) -> Change | None:
     """-Σ t·log softmax(z) / n under z -> z + d, row by row and without cancellation:
     lse(z + d) - lse(z) = log Σ_c p_c e^{d_c} = log1p(Σ_c p_c expm1(d_c)), p = softmax(z), so a row's loss
-    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  With one-hot targets (``classes``: each
-    row's class index) the last sum is d at that class.  None (recompute) where e^d overflowed."""
+    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  The sums run over the change's box only
+    (d is 0 off it: a change pinned to one class is one term per row); with one-hot targets (``classes``: each
+    row's class index) and every class changed, the last sum is d at the row's class.  None (recompute) where
+    e^d overflowed."""
     logits = np.asarray(logits)
-    rows = {a: p for a, p in change.pins.items() if a != logits.ndim - 1}
-    delta = change.widened(rows)
-    count = change.count
+    class_axis = logits.ndim - 1
+    rows = {a: p for a, p in change.pins.items() if a != class_axis}
+    delta, count = change.delta, change.count
     probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    mixed = np.einsum("...c,...c->...", gather(probabilities, rows, count), np.expm1(delta))
-    if classes is not None:
+    mixed = np.einsum("...c,...c->...", change.gather(probabilities), np.expm1(delta))
+    if classes is not None and class_axis not in change.pins:
         picked = gather(np.asarray(classes, dtype=np.intp), rows, count)[..., None]
         per_row = np.log1p(mixed) - np.take_along_axis(delta, np.broadcast_to(picked, delta.shape[:-1] + (1,)), axis=-1)[..., 0]
     else:
         targets = np.broadcast_to(targets, logits.shape)
-        linear = np.einsum("...c,...c->...", gather(targets, rows, count), delta)  # views where no row is pinned
+        linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
         per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
