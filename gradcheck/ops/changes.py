@@ -85,7 +85,8 @@ class Change:
         # copies' axis, one assignment at (k, pins[a1][k], pins[a2][k], ...) places every copy
         front = list(range(1 + len(freed)))
         target = np.moveaxis(full, [0] + [a + 1 for a in freed], front)
-        source = np.moveaxis(self.delta, [0] + [a + 1 for a in freed], front).reshape(target.shape[:1] + target.shape[1 + len(freed):])
+        moved = np.moveaxis(self.delta, [0] + [a + 1 for a in freed], front)
+        source = moved.reshape(target.shape[:1] + target.shape[1 + len(freed):])
         target[(np.arange(count),) + tuple(self.pins[a] for a in freed)] = source
         return full
 
