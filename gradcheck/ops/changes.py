@@ -83,10 +83,8 @@ class Change:
         full = np.zeros((count,) + box, dtype=self.delta.dtype)
         # copy k's delta goes to index pins[a][k] along each freed axis a: with those axes moved next to the
         # copies' axis, one assignment at (k, pins[a1][k], pins[a2][k], ...) places every copy
-        front = list(range(1 + len(freed)))
-        target = np.moveaxis(full, [0] + [a + 1 for a in freed], front)
-        moved = np.moveaxis(self.delta, [0] + [a + 1 for a in freed], front)
-        source = moved.reshape(target.shape[:1] + target.shape[1 + len(freed):])
+        target = _to_front(full, [0] + [a + 1 for a in freed])
+        source = _to_front(self.delta, [0] + [a + 1 for a in freed]).reshape(target.shape[:1] + target.shape[1 + len(freed):])
         target[(np.arange(count),) + tuple(self.pins[a] for a in freed)] = source
         return full
 
@@ -119,10 +117,16 @@ def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndar
         return base[None]
     pinned = sorted(pins)
     # the pinned axes moved to the front (a view), indexed together: (count, *the other axes), in their order
-    front = np.moveaxis(base, pinned, list(range(len(pinned))))
-    picked = front[tuple(pins[a].reshape(-1) for a in pinned)]
+    picked = _to_front(base, pinned)[tuple(pins[a].reshape(-1) for a in pinned)]
     box = tuple(1 if a in pins else n for a, n in enumerate(base.shape))
     return picked.reshape((count,) + box)
+
+
+def _to_front(array: np.ndarray, axes: list[int]) -> np.ndarray:
+    """A view of array with ``axes`` first (in that order), the others after them in their order."""
+    if axes == list(range(len(axes))):
+        return array
+    return array.transpose(axes + [a for a in range(array.ndim) if a not in axes])
 
 
 def changed_difference(new: np.ndarray, old: np.ndarray) -> np.ndarray:
