@@ -222,8 +222,7 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
     mixed = np.einsum("...c,...c->...", change.gather(probabilities), np.expm1(delta))
     if classes is not None and class_axis not in change.pins:
-        picked = gather(np.asarray(classes, dtype=np.intp), rows, count)[..., None]
-        per_row = np.log1p(mixed) - np.take_along_axis(delta, np.broadcast_to(picked, delta.shape[:-1] + (1,)), axis=-1)[..., 0]
+        per_row = np.log1p(mixed) - _at_classes(delta, gather(np.asarray(classes, dtype=np.intp), rows, count))
     else:
         targets = np.broadcast_to(targets, logits.shape)
         linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
@@ -232,6 +231,14 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     if not np.all(np.isfinite(total)):
         return None
     return Change.make((), {}, total / samples)
+
+
+def _at_classes(delta: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """delta (K, *rows, C) at each row's class, (K, *rows); classes is (K, *rows) or, shared by the copies, (1, *rows)."""
+    if classes.shape[0] == 1:  # the same index for every copy: one fancy index, whatever delta's strides
+        rows = np.indices(classes.shape[1:], sparse=True)
+        return delta[(slice(None),) + tuple(rows) + (classes[0],)]
+    return np.take_along_axis(delta, classes[..., None], axis=-1)[..., 0]
 
 
 # ---------------------------------------------------------------- along axes
