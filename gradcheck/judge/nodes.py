@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..engine import BackwardPass, ForwardPass
+from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
@@ -66,13 +66,15 @@ class Comparator:
 
     def fault_message(self, node: Node) -> str | None:
         if node.index in self.backward.faults:
-            return f"its vjp is faulty: {self.backward.faults[node.index]}"
+            fault = self.backward.faults[node.index]
+            return f"its {fault_rule(fault)} is faulty: {fault}"
         source = self.fault_origin.get(node.index)
         if source is None:
             return None
         culprit = self.graph.nodes[source]
-        return (f"no gradient to check: the vjp of op '{culprit.op_name}' at node '{culprit.name}' is faulty "
-                f"({self.backward.faults[source]})")
+        fault = self.backward.faults[source]
+        return (f"no gradient to check: the {fault_rule(fault)} of op '{culprit.op_name}' at node '{culprit.name}' "
+                f"is faulty ({fault})")
 
     # ---------------------------------------------------------------------------------- per node
     def compare_all(self) -> list[NodeResult]:

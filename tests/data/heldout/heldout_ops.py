@@ -1,7 +1,6 @@
 """Custom ops for tests/test_heldout_verdicts.py: each right op beside the same op with one planted fault."""
 import numpy as np
 
-
 # ------------------------------------------------------------------ forgotten gradients (several conventions)
 
 class Bilinear:                      # x * w**2
@@ -273,9 +272,9 @@ class StepReluWrongAtZero(StepRelu):  # 1.5 at 0: outside the one-sided slopes 0
     def vjp(self, g, out, x): return (g * np.where(x == 0, 1.5, x > 0),)
 
 
-class Leaky:                         # no branches declared: 0.1 x below 0; 0.55 (between 0.1 and 1) at 0
+class Leaky:                         # no branches declared: 0.1 x below 0; 0.7 (between 0.1 and 1) at 0
     def forward(self, x): return np.where(x > 0, x, 0.1 * x)
-    def vjp(self, g, out, x): return (g * np.where(x > 0, 1.0, np.where(x == 0, 0.55, 0.1)),)
+    def vjp(self, g, out, x): return (g * np.where(x > 0, 1.0, np.where(x == 0, 0.7, 0.1)),)
 
 
 class LeakyWrongAtZero(Leaky):
@@ -291,3 +290,53 @@ class TanhFirstElement(Tanh):        # complex-safe; 0.1 % off at element 0 only
         d = np.array(g * (1 - np.tanh(x) ** 2))
         d.reshape(-1)[0] *= 1.001
         return (d,)
+
+
+# ------------------------------------------------------------------ misbehaving rules
+
+class SignIntegerGrad:               # |x| * 2 whose vjp returns integers
+    def forward(self, x): return 2 * np.abs(x)
+    def vjp(self, g, out, x): return ((2 * np.sign(x)).astype(np.int64),)
+
+
+class SignGrad:
+    def forward(self, x): return 2 * np.abs(x)
+    def vjp(self, g, out, x): return (2 * g * np.sign(x),)
+
+
+class SignBoolGrad(SignGrad):
+    def vjp(self, g, out, x): return (x > 0,)
+
+
+class SignObjectGrad(SignGrad):
+    def vjp(self, g, out, x): return (np.array([object()] * x.size).reshape(x.shape),)
+
+
+def scale_backward_noisy(dout, cache):
+    x, w = cache
+    noise = 1 + 1e-6 * np.random.rand()
+    return dout * w * noise, np.sum(dout * x, axis=0), np.sum(dout, axis=0)
+
+
+def scale_forward_centres_x(x, w, b):
+    x -= x.mean()                    # in place on its input
+    return x * w + b, (x, w)
+
+
+class AffineForwardScalesX(Affine):
+    def forward(self, X):
+        X *= 2
+        return super().forward(X / 2)
+
+
+class BilinearScalesW(Bilinear):     # forward changes its second argument in place
+    def forward(self, x, w):
+        w += 0.0
+        w *= -1
+        return x * w ** 2
+
+
+class CubeZeroesOut(Cube):           # vjp overwrites the output it is given
+    def vjp(self, g, out, x):
+        out[...] = 0
+        return (3 * g * x ** 2,)
