@@ -140,6 +140,10 @@ CASES: list[Case] = [
            "inputs: {x: [0.4, -1.5, 0.9]}\n" + 'ops: {t: "heldout_ops:{op}"}\n' + "nodes: {y: 'sum(t(x) * x)'}\n",
            suspects=(("t", None),), message="in place"),
 
+    # the second use site's g *= 2 poisons the first's cotangent: the op is named, not the built-in mul beside it
+    *twins("in place", "vjp-doubles-g-at-two-use-sites", "CubeDoublesG", "Cube",
+           "inputs: {x: [0.4, -1.5, 0.9]}\n" + 'ops: {c: "heldout_ops:{op}"}\n'
+           "nodes: {a: 'c(x)', y: 'sum(c(a * 0.5) * x)'}\n", suspects=(("c", None),), message="in place"),
     *twins("in place", "vjp-zeroes-its-output", "CubeZeroesOut", "Cube",
            "inputs: {x: [0.4, -1.5, 0.9]}\n" + 'ops: {c: "heldout_ops:{op}"}\n' + "nodes: {y: 'sum(c(x) * x)'}\n",
            suspects=(("c", 0),), message="in place"),
@@ -283,6 +287,13 @@ CASES: list[Case] = [
     Case("max-over-rows-with-ties", "kink", "inputs: {x: [[1.0, 4.0, 4.0], [2.0, 0.0, 2.0]], v: {value: [3.0, -1.0], "
          "requires_grad: false}}\nnodes: {y: 'sum(max(x, axis=1) * v)'}\n", 0, nodes={"x": "kink"}, strict=1,
          slopes=("x", [0, 1], (3.0, 0.0))),
+    Case("multiclass-hinge-at-the-margin", "kink", "inputs: {s: [[1.0, 0.0, -2.0], [0.5, 0.2, 0.1]], "
+         "y: {value: [0, 2], dtype: int64}}\nnodes: {l: 'multiclass_hinge(s, y)'}\n", 0, nodes={"s": "kink"}, strict=1),
+    Case("sort-with-a-tie", "kink", "inputs: {x: [1.0, 3.0, 1.0, 2.0], v: {value: [1.0, 2.0, 3.0, 4.0], "
+         "requires_grad: false}}\nnodes: {y: 'sum(sort(x) * v)'}\n", 0, nodes={"x": "kink"}, strict=1),
+    *twins("forgotten gradient", "none-for-w-at-two-use-sites", "BilinearForgetsW", "Bilinear",
+           "inputs: {x: [0.5, -1.2], w: [1.5, -0.7]}\n" + 'ops: {f: "heldout_ops:{op}"}\n'
+           "nodes: {y: 'sum(f(x, w)) + sum(f(w, x))'}\n", suspects=(("f", 1), ("f", 1)), message="forgotten"),
     Case("min-of-all-with-a-tie", "kink", "inputs: {x: [0.5, -2.0, 3.0, -2.0]}\nnodes: {y: 'min(x) * 4'}\n", 0,
          nodes={"x": "kink"}, strict=1, slopes=("x", [1], (0.0, 4.0))),
     Case("max-pool-one-tied-window-stride-1", "kink", "inputs: {x: [[[[0.1, 0.9, 0.2], [0.9, 0.3, -0.4], "

@@ -20,11 +20,14 @@ def find_suspects(graph: Graph, backward: BackwardPass, values, results: list[No
     by_name = {r.name: r for r in results}
     suspects = list(local)
     explained = {s.argument_node for s in local}
+    poisoned = fault_reach(graph, backward)
     candidates: dict[int, list[tuple[Node, int]]] = {}
     for node in graph.nodes:
         if node.kind != "op" or by_name[node.name].status not in (Status.PASS, Status.KINK):
             continue
         for position, arg in enumerate(node.args):
+            if arg in poisoned:  # its gradient is the NaN of a faulty rule, whose op is named already
+                continue
             arg_result = by_name.get(graph.nodes[arg].name)
             if arg_result is not None and arg_result.status == Status.FAIL and arg_result.name not in explained:
                 candidates.setdefault(arg, []).append((node, position))
@@ -43,3 +46,12 @@ def find_suspects(graph: Graph, backward: BackwardPass, values, results: list[No
             suspects.append(Suspect(node=node.name, op=node.op_name, argument=position,
                                     argument_node=graph.nodes[arg].name, message=message))
     return suspects
+
+
+def fault_reach(graph: Graph, backward: BackwardPass) -> set[int]:
+    """The nodes whose adjoint holds the NaN a faulty rule (backward.faults) passed back: its arguments, theirs, ..."""
+    reached: set[int] = set()
+    for node in reversed(graph.nodes):
+        if node.kind == "op" and (node.index in backward.faults or node.index in reached):
+            reached.update(node.args)
+    return reached
