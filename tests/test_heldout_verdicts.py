@@ -179,6 +179,11 @@ CASES: list[Case] = [
            "inputs: {x: [0.3, -0.7, 1.2]}\n" + 'ops: {t: "heldout_ops:{op}"}\n' + "nodes: {y: 'sum(t(x)) + 1e16'}\n",
            suspects=(("t", 0),), right_code=1, nodes={"x": ("fail", "inconclusive")},
            right_nodes={"x": "inconclusive"}),
+    Case("real-tanh-scaled-by-1e12-and-back", "offset or cancellation",
+         "inputs: {x: {shape: [20], init: normal}}\n" + ops(t="RealTanh") + "nodes: {y: 'sum(t(x) * 1e12) / 1e12 + 1e5'}\n",
+         0, nodes={"x": "pass"}, gap="STEPS: the objective is 1e5 (round-off 1.5e-11, so a step of 1e-3 resolves 1e-8), "
+         "yet the numeric error bound of x is 5.2: it is taken from the 1e12 intermediate, which is exact up to a "
+         "relative 1e-16; every element is reported inconclusive (exit 1) though |a - n| < 3.1e-9"),
     Case("real-tanh-behind-1e16-allowed", "offset or cancellation",
          "inputs: {x: [0.3, -0.7, 1.2]}\n" + ops(t="RealTanh") + "nodes: {y: 'sum(t(x)) + 1e16'}\n", 0,
          ("--allow-inconclusive",), nodes={"x": "inconclusive"}),
@@ -312,6 +317,15 @@ CASES: list[Case] = [
          "nodes: {l: 'hinge(z, y)'}\n", 0, nodes={"z": "kink"}, strict=1, slopes=("z", [0], (0.0, -0.5))),
 
     # ------------------------------------------------------------------ kinks of custom ops
+    # a wrong rule beside its kinks is not waived as one
+    *twins("custom kink", "step-relu-2-percent-near-its-kink-fast", "StepReluTwoPercent", "StepRelu",
+           "inputs: {x: [0.0, 1.0e-9, -2.0e-9, 0.5, 1.5, -0.7], v: {value: [1.0, -2.0, 0.5, 3.0, 1.5, -1.0], "
+           "requires_grad: false}}\n" + 'ops: {s: "heldout_ops:{op}"}\n' + "nodes: {y: 'sum(s(x) * v)'}\n",
+           options=("--mode", "fast"), suspects=(("s", 0),), nodes={"x": "fail"}, right_nodes={"x": "kink"}),
+    *twins("custom kink", "relu6-2-percent-at-its-bounds-auto", "Relu6TwoPercent", "Relu6",
+           "inputs: {x: [0.0, 6.0, 5.9999999999, 2.5, -0.7]}\n" + 'ops: {s: "heldout_ops:{op}"}\n'
+           "nodes: {y: 'sum(s(x) * x)'}\n", options=("--mode", "auto"), suspects=(("s", 0),), nodes={"x": "fail"},
+           right_nodes={"x": "kink"}),
     *twins("custom kink", "relu6-declared-branches", "Relu6WrongAtZero", "Relu6",
            "inputs: {x: [0.0, 6.0, 3.0, -1.0]}\n" + 'ops: {r: "heldout_ops:{op}"}\n' + "nodes: {y: 'sum(r(x) * 2)'}\n",
            suspects=(("r", 0),), nodes={"x": "fail"}, right_nodes={"x": "kink"}),

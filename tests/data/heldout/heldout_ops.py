@@ -340,3 +340,18 @@ class CubeZeroesOut(Cube):           # vjp overwrites the output it is given
     def vjp(self, g, out, x):
         out[...] = 0
         return (3 * g * x ** 2,)
+
+
+class StepReluTwoPercent(StepRelu):  # 2 % off wherever x > 0, right at and below 0
+    def vjp(self, g, out, x): return (g * np.where(x > 0, 1.02, np.where(x == 0, 1.0, 0.0)),)
+
+
+class Relu6TwoPercent(Relu6):        # declares its branches; 2 % off inside (0, 6)
+    def vjp(self, g, out, x): return (1.02 * g * ((x > 0) & (x < 6)),)
+
+
+class TanhRemembersX:                # the numpy-layer habit: forward keeps x, vjp reads it back
+    def forward(self, x):
+        self.x = x
+        return np.tanh(x)
+    def vjp(self, g, out, x): return (g * (1 - np.tanh(self.x) ** 2),)
