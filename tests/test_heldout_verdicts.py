@@ -128,7 +128,7 @@ CASES: list[Case] = [
            suspects=(("c", 0),), message="in place"),
     *twins("in place", "pair-backward-scales-cached-input", "scale_backward_mutates_cache", "scale_backward",
            SCALE_INPUTS + "ops: {sc: " + PAIR.replace("%s", "{op}") + "}\n" + "nodes: {y: 'sum(sc(x, w, b) * x)'}\n",
-           suspects=(("sc", None),), message="in place"),
+           suspects=(("sc", None),), message="in place", nodes={"y/sc#1": "pass"}),   # its own node stays intact
     *twins("in place", "pair-backward-doubles-dout", "scale_backward_mutates_dout", "scale_backward",
            SCALE_INPUTS + "ops: {sc: " + PAIR.replace("%s", "{op}") + "}\n" + "nodes: {y: 'sum(sc(x, w, b) * x)'}\n",
            suspects=(("sc", None),), message="in place"),
