@@ -234,6 +234,11 @@ CASES: list[Case] = [
     *[Case(f"clip-near-bounds-{mode}", "kink crossed by a probe",
            "inputs: {x: [0.9999999999, -1.0000000002, 0.25, 1.5]}\n"
            "nodes: {y: 'sum(clip(x, lo=-1, hi=1) * x)'}\n", 0, ("--mode", mode)) for mode in ("auto", "fast")],
+    # five-point and Richardson take long steps: the one-sided slopes must be extrapolated to judge the kink
+    *[Case(f"clip-near-bounds-{method}", "kink crossed by a probe",
+           "inputs: {x: [0.9999999999, -1.0000000002, 0.25, 1.5]}\n"
+           "nodes: {y: 'sum(clip(x, lo=-1, hi=1) * x)'}\n", 0, ("--method", method), nodes={"x": "kink"},
+           slopes=("x", [0], (1.0, 2.0))) for method in ("five-point", "richardson")],
     *[Case(f"where-near-its-condition-{mode}", "kink crossed by a probe",
            "inputs: {x: [2.0e-10, -1.0e-10, 0.8, -0.6]}\n"
            "nodes: {y: 'sum(where(x > 0, x * x, -3 * x))'}\n", 0, ("--mode", mode)) for mode in ("auto", "fast")],
@@ -262,6 +267,10 @@ CASES: list[Case] = [
          0, nodes={"x": "pass"}, gap="STEPS: the numeric reference of a custom (not complex-safe) op at 4.4e8 steps "
          "over many periods (numeric ~5e-8 against analytic 0.246); the local check, whose first step is 1e-2 of "
          "|x|, names the right op as a suspect"),
+    Case("recip-near-its-pole-forward-method", "hard numerics", "inputs: {x: [1.0e-3, -0.5, 2.0e3, 7.0e5]}\n"
+         + ops(r="Recip") + "nodes: {y: 'sum(r(x))'}\n", 0, ("--method", "forward"), nodes={"x": "pass"},
+         gap="STEPS: --method forward (and backward) at x = 1e-3 of 1/x gives numeric 0.027 with an error bound "
+         "of 0.41 against analytic -1e6: its step reaches across the pole at 0, and the bound does not say so"),
     Case("builtin-sin-beyond-1e6-fast", "hard numerics", "inputs: {x: [5.0e7, -1.0e6, 3.0e9]}\n"
          "nodes: {y: 'sum(sin(x) * 2)'}\n", 0, ("--mode", "fast"), strict=0),
     *twins("hard numerics", "log1p-near-minus-one", "Log1pOnePercent", "Log1p",
