@@ -325,6 +325,15 @@ CASES: list[Case] = [
     Case("hinge-at-the-margin", "kink", "inputs: {z: [1.0, 0.3], y: {value: [1.0, -1.0], requires_grad: false}}\n"
          "nodes: {l: 'hinge(z, y)'}\n", 0, nodes={"z": "kink"}, strict=1, slopes=("z", [0], (0.0, -0.5))),
 
+    # a branch decision the objective does not feel: x·relu(x) and huber are smooth there (both one-sided slopes
+    # are 0, resp. 1 = the analytic value), so no kink, whatever the method's step
+    *[Case(f"relu-times-x-at-zero-{method}", "smooth join", "inputs: {x: [0.0, 1.0, -1.0]}\n"
+           "nodes: {y: 'sum(relu(x) * x)'}\n", 0, ("--method", method), nodes={"x": "pass"}, strict=0)
+      for method in ("central", "five-point")],
+    *[Case(f"huber-at-its-boundary-{method}", "smooth join", "inputs: {r: [1.0, 0.2], t: {value: [0.0, 0.0], "
+           "requires_grad: false}}\nnodes: {l: 'sum(huber(r, t, delta=1.0))'}\n", 0, ("--method", method),
+           nodes={"r": "pass"}, strict=0) for method in ("central", "richardson")],
+
     # ------------------------------------------------------------------ kinks of custom ops
     # a wrong rule beside its kinks is not waived as one
     *twins("custom kink", "step-relu-2-percent-near-its-kink-fast", "StepReluTwoPercent", "StepRelu",

@@ -319,7 +319,8 @@ class Comparator:
     def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
                      compound: bool = False):
         """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
-        or lies between them, FAIL if it is neither; None where the slopes agree (no kink the objective sees).
+        or lies between them, FAIL if it is neither; where the slopes agree (no kink the objective sees), PASS if
+        the analytic value is that slope, else None (the element's own estimate decides).
         At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
         not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
         # each one-sided quotient is f'± + c±·h + O(h²): 2·D(h/2) - D(h) removes the O(h) term (h·f''/2), which at
@@ -333,8 +334,9 @@ class Comparator:
             return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)
         bound = tol.atol + tol.rtol * max(abs(right), abs(left))
         low, high = min(right, left), max(right, left)
-        if high - low <= bound:
-            return None, found
+        if high - low <= bound:  # differentiable across the branch (a smooth join, huber's boundary)
+            agrees_with_both = abs(analytic - right) <= bound and abs(analytic - left) <= bound
+            return (Status.PASS if agrees_with_both else None), found
         inside = compound or low - bound <= analytic <= high + bound
         return (Status.KINK if inside else Status.FAIL), found
 
