@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
 from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
+from ..numeric.differentiator import PROBE_OFFSETS, DirectionalEstimate
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
@@ -27,8 +29,22 @@ from .local import local_fault
 from .options import CheckOptions
 from .verdict import agrees, allowed_error, classify, element_status, outcome
 
-FIRST_PROBE_STEP = 1e-2  # relative to each element's scale (the directions are scaled per element)
+FIRST_PROBE_STEP = 3e-3  # relative to each element's scale (the directions are scaled per element)
+LONGEST_PROBE_STEP = 1e-2  # the balanced step of a probe is capped here (a longer one may leave a domain)
+PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is retried at steps this many times shorter
+PROBE_STEP_SHRINK = 16.0
+MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
 KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
+
+
+class ProbeVerdict(NamedTuple):
+    """One directional probe: analytic minus numeric directional derivative, the bound on that difference
+    for a right gradient, the step taken and the step the next probe should take."""
+
+    gap: float
+    bound: float
+    step: float
+    next_step: float
 
 
 class Comparator:
@@ -368,83 +384,119 @@ class Comparator:
     def probe(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Random directional probes, each judged against the error estimate of its own directional derivative.
 
+        A direction is d_i = ±u_i·scale_i, with random signs and u_i uniform on [1, 2].  A probe's gap is
+        Σ d_i e_i, for the errors e_i = analytic_i - true_i, up to its estimate's error bound T.  Each probe
+        must resolve one element's tolerance, 2T < min_i scale_i·tol_i: then a single element j beyond its
+        tolerance gives a gap of at least |d_j e_j| - T > scale_j tol_j - T > T, since |d_j| >= scale_j, and
+        is flagged.  Several wrong elements could cancel; but given every other draw, d_j e_j is spread
+        uniformly (u_j) over a length scale_j |e_j|, so the sum lands within 2T of zero with probability at
+        most 4T / (scale_j |e_j|) < 4T / min_i scale_i·tol_i.  Probes are drawn until the product of those
+        bounds is below MISSED_ERRORS_CHANCE (one usually suffices), at most options.probes of them; else
+        every element is checked.
+
         Elements whose own stencil changes a branch decision are judged one by one and left out of the
         directions.  A probe that disagrees is bisected down to one element, which is judged; returns
-        (None, None) where the probes cannot settle the node (an unresolvable probe, a probe crossing a
-        branch, a disagreement no single element accounts for): the caller then checks every element.
+        (None, None) where the probes cannot settle the node (no step resolves the tolerance, every step
+        crosses a branch decision, or the element found agrees): the caller then checks every element.
         """
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
         flat_a = analytic.reshape(-1)
-        steps = BASE_STEP["central"] * differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, steps) > 0
+        scale = differ.scale.reshape(-1)
+        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
         singles = [int(flat) for flat in np.flatnonzero(at_kink)]
-        worst_gap = 0.0
-        for _ in range(self.options.probes):
-            direction = rng.choice([-1.0, 1.0], size=differ.x.size) * differ.scale.reshape(-1)
+        with np.errstate(invalid="ignore"):
+            resolution = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
+        if not np.isfinite(flat_a).all() or not resolution > 0:
+            return None, None  # a NaN gradient or an element that must be exact: judged element by element
+        missed = 1.0 if np.isfinite(resolution) else 0.0  # infinite: every element is judged one by one
+        count, worst_gap, step = 0, 0.0, FIRST_PROBE_STEP
+        while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
+            draw = 2 * rng.random(differ.x.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
+            direction = (draw + np.copysign(1.0, draw)) * scale
             direction[at_kink] = 0.0
-            if not direction.any():
-                break
-            verdict = self.directional_verdict(node, differ, flat_a, direction, tol)
+            verdict = self.directional_verdict(node, differ, flat_a, direction, step, resolution)
             if verdict is None:
                 return None, None
-            gap, bound, step = verdict
-            worst_gap = max(worst_gap, gap)
-            if gap > bound:
-                flat = self.localise(node, differ, flat_a, direction, tol, step)
-                if flat is None:
-                    return None, None
+            count += 1
+            worst_gap = max(worst_gap, abs(verdict.gap))
+            if abs(verdict.gap) > verdict.bound:
+                flat = self.localise(differ, flat_a, direction, verdict)
                 found = self.judge_elements(differ, flat_a, [flat], tol, analytic.shape)
                 if found.status in (Status.PASS, Status.KINK):
                     return None, None
-                return found, f"found by directional probes (a probe disagreed by {gap:.3g}, its error bound {bound:.3g})"
+                return found, (f"found by directional probes (a probe disagreed by {abs(verdict.gap):.3g}, "
+                               f"its error bound {verdict.bound:.3g})")
+            missed *= min(1.0, 4 * verdict.bound / resolution)
+            step = verdict.next_step
+        if missed > MISSED_ERRORS_CHANCE:
+            return None, None
+        checked = (f"checked by {count} random directional probe{'s' if count != 1 else ''} (a single wrong element "
+                   f"cannot pass them; wrong elements whose errors cancel pass with probability below {max(missed, 1e-99):.1g})")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
+            checked += f" and {len(singles)} element(s) at branch decisions one by one"
             if found.status != Status.PASS:
-                return found, (f"checked by {self.options.probes} random directional probes and {len(singles)} "
-                               "element(s) at branch decisions one by one")
-        checked = f"checked by {self.options.probes} random directional probes"
+                return found, checked
         return Outcome(max_abs_error=float(worst_gap)), checked
 
     def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray,
-                            direction: np.ndarray, tol: Tolerance, step: float | None = None):
-        """(gap, bound, step) of one probe, or None where it cannot be trusted: its estimate cannot resolve the
-        tolerance, or its stencil crosses a branch decision.  Without a step, the step is chosen from the
-        error estimate (stencils.adaptive_derivative); bisection reuses the probe's."""
-        shaped = direction.reshape(differ.x.shape)
-        analytic_dir = float(np.sum(flat_a * direction))
-        # if every element were within its tolerance, the directional gap would be within this (triangle inequality)
-        allowed = float(np.sum(np.abs(direction) * (tol.atol + tol.rtol * np.abs(flat_a))))
-        if step is None:  # one Richardson pair at the usual step first; the step sequence only if it is too rough
-            estimate = differ.directional_at(shaped, FIRST_PROBE_STEP)
-            if not (np.isfinite(estimate.value) and estimate.error_bound <= 0.01 * allowed):
-                estimate = differ.directional_adaptive(shaped, enough=0.01 * allowed)
+                            direction: np.ndarray, step: float, resolution: float) -> ProbeVerdict | None:
+        """One probe along direction: the first step (from step down) whose stencil crosses no branch decision,
+        the estimate there, a second estimate at the step balancing its truncation and round-off if the first
+        cannot resolve one element's tolerance (bound above resolution / 2), then the adaptive step sequence;
+        None where none can, or where every step crosses a branch decision (a kink question, not a failure)."""
+        shaped = direction.reshape(differ.shape)
+        for _ in range(PROBE_STEP_TRIES):
+            if not self.watch.direction_flips(node.index, shaped, step * np.array(PROBE_OFFSETS)):
+                break
+            step /= PROBE_STEP_SHRINK
         else:
-            estimate = differ.directional_at(shaped, step)
-        if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)) or estimate.error_bound > allowed:
             return None
-        s = estimate.step
-        if self.watch.direction_flips(node.index, shaped, (s, -s, s / 4, -s / 4)):
+        estimate = differ.directional_at(shaped[None], step)[0]
+        balanced = min(estimate.balanced_step(), LONGEST_PROBE_STEP)
+        if not self.resolves(estimate, resolution) and not step / 2 <= balanced <= 2 * step:
+            if not self.watch.direction_flips(node.index, shaped, balanced * np.array(PROBE_OFFSETS)):
+                estimate = min(estimate, differ.directional_at(shaped[None], balanced)[0], key=self.error_or_inf)
+        if not self.resolves(estimate, resolution):
+            adaptive = differ.directional_adaptive(shaped, enough=0.01 * resolution)
+            s = adaptive.step
+            if not self.watch.direction_flips(node.index, shaped, np.array([s, -s, s / 4, -s / 4])):
+                estimate = min(estimate, adaptive, key=self.error_or_inf)
+        analytic_dir = float(np.dot(flat_a, direction))
+        if not (self.resolves(estimate, resolution) and np.isfinite(analytic_dir)):
             return None
         # the analytic dot product's own round-off: a few ulps of the sum of its absolute terms
-        roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.sum(np.abs(flat_a * direction)))
-        bound = 3 * estimate.error_bound + roundoff
-        return abs(analytic_dir - estimate.value), bound, s
+        roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.dot(np.abs(flat_a), np.abs(direction)))
+        return ProbeVerdict(analytic_dir - estimate.value, estimate.error_bound + roundoff, estimate.step,
+                            min(estimate.balanced_step(), LONGEST_PROBE_STEP))
 
-    def localise(self, node: Node, differ, flat_a, direction, tol: Tolerance, step: float) -> int | None:
+    @staticmethod
+    def resolves(estimate: DirectionalEstimate, resolution: float) -> bool:
+        return bool(np.isfinite(estimate.value) and 2 * estimate.error_bound < resolution)
+
+    @staticmethod
+    def error_or_inf(estimate: DirectionalEstimate) -> float:
+        return estimate.error_bound if np.isfinite(estimate.value) else np.inf
+
+    def localise(self, differ: NodeDifferentiator, flat_a: np.ndarray, direction: np.ndarray,
+                 verdict: ProbeVerdict) -> int:
+        """Bisects a disagreeing probe down to one element: each level estimates the directional derivative
+        along one half of the direction (at the probe's step); the other half's follows by linearity (the
+        two add up to the whole), its error bound the sum of both.  The half whose gap is further beyond its
+        bound holds the element."""
         indices = np.flatnonzero(direction)
+        gap, bound = verdict.gap, verdict.bound
         while indices.size > 1:
-            halves = np.array_split(indices, 2)
-            ratios = []
-            for half in halves:
-                masked = np.zeros(differ.x.size)
-                masked[half] = direction[half]
-                verdict = self.directional_verdict(node, differ, flat_a, masked, tol, step)
-                if verdict is None:
-                    return None
-                gap, bound, _ = verdict
-                ratios.append(gap / bound if bound > 0 else (np.inf if gap > 0 else 0.0))
-            indices = halves[int(np.argmax(ratios))]
-        return int(indices[0]) if indices.size else None
+            first, second = np.array_split(indices, 2)
+            masked = np.zeros(differ.x.size)
+            masked[first] = direction[first]
+            estimate = differ.directional_at(masked[None], verdict.step)[0]
+            terms = flat_a[first] * direction[first]
+            first_gap = float(np.sum(terms)) - estimate.value
+            first_bound = estimate.error_bound + 4 * MACHINE_EPS * np.sqrt(first.size) * float(np.sum(np.abs(terms)))
+            halves = [(first, first_gap, first_bound), (second, gap - first_gap, bound + first_bound)]
+            indices, gap, bound = max(halves, key=lambda half: abs(half[1]) / half[2] if half[2] > 0 else np.inf)
+        return int(indices[0])
 
     def judge_elements(self, differ: NodeDifferentiator, flat_a: np.ndarray, flats: list[int], tol: Tolerance,
                        shape) -> Outcome:

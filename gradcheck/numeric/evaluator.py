@@ -127,9 +127,19 @@ class Evaluator:
     def changes_along(self, index: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """objectives_along minus f0."""
         direction = np.asarray(direction)
+        return self.changes_along_each(index, direction[None], np.zeros(np.size(steps), dtype=np.intp), steps)
+
+    def changes_along_each(self, index: int, directions: np.ndarray, which: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The objective's change (minus f0) at x + steps[k] * directions[which[k]], for every k: the steps of
+        several directions in one batched pass (each batch's perturbations are built only when it runs)."""
+        directions = np.asarray(directions)
+        which = np.asarray(which, dtype=np.intp).reshape(-1)
         steps = np.asarray(steps).reshape(-1)
-        return self._in_batches(index, len(steps), np.iscomplexobj(steps) or np.iscomplexobj(direction),
-                                lambda batch: Change.dense(steps[batch].reshape((-1,) + (1,) * direction.ndim) * direction))
+        if which.shape != steps.shape:
+            raise ValueError(f"{which.size} directions for {steps.size} steps: give one direction per step")
+        trailing = (1,) * (directions.ndim - 1)
+        return self._in_batches(index, len(steps), np.iscomplexobj(steps) or np.iscomplexobj(directions),
+                                lambda batch: Change.dense(steps[batch].reshape((-1,) + trailing) * directions[which[batch]]))
 
     def _in_batches(self, index: int, count: int, complex_result: bool, change_of) -> np.ndarray:
         """The objective's change for copies 0..count-1 (change_of(slice) builds a batch's Change), in batches
