@@ -18,7 +18,7 @@ import numpy as np
 from ..engine import BackwardPass, ForwardPass
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
-from ..numeric.differentiator import PROBE_OFFSETS, DirectionalEstimate
+from ..numeric.differentiator import PROBE_OFFSETS, DirectionalEstimate, directional_estimates
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
@@ -47,6 +47,24 @@ class ProbeVerdict(NamedTuple):
     next_step: float
 
 
+class ProbePlan:
+    """A node's probes before they are taken: its random stream, step scales, elements at branch decisions, one
+    element's tolerance in direction units (None: some element cannot be probed), the first direction and,
+    when the probes of several nodes were swept together, the first estimate."""
+
+    def __init__(self, rng: np.random.Generator, scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
+        self.rng, self.scale, self.at_kink, self.resolution = rng, scale, at_kink, resolution
+        self.direction = np.zeros(0)
+        self.first_estimate: DirectionalEstimate | None = None
+
+    def draw(self) -> np.ndarray:
+        """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
+        draw = 2 * self.rng.random(self.scale.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
+        direction = (draw + np.copysign(1.0, draw)) * self.scale
+        direction[self.at_kink] = 0.0
+        return direction
+
+
 class Comparator:
     def __init__(self, graph: Graph, analytic_fwd: ForwardPass, backward: BackwardPass, reference: ForwardPass,
                  method: str, eps: float | None, options: CheckOptions, forgotten=frozenset(),
@@ -68,6 +86,8 @@ class Comparator:
         self.tolerance_of = tolerance_of    # the correctness tolerance of a node (default: its own or the spec's)
         self.notes: list[str] = []
         self.fault_origin = self._fault_origins()
+        self._differentiators: dict[int, NodeDifferentiator] = {}
+        self._probe_plans: dict[int, ProbePlan] = {}
 
     def _fault_origins(self) -> dict[int, int]:
         """Node -> the nearest consumer downstream whose vjp failed (its NaN reached this node's gradient)."""
@@ -94,6 +114,7 @@ class Comparator:
     def compare_all(self) -> list[NodeResult]:
         # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
         compared = [node for node in self.graph.nodes if node.kind != "constant" or node.is_named]
+        self.plan_probes([node for node in compared if self.probed(node)])
         results = []
         for node in compared:
             started = time.perf_counter()
@@ -192,9 +213,8 @@ class Comparator:
         if node.index not in self.globally_checked:
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
-        use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
         result = None
-        if use_probes:
+        if self.uses_probes(node):
             found, message = self.probe(node, differ, analytic, tol)
             if found is not None:
                 result = replace(described, **found.outcome_fields(), analytic=analytic, checked="probes",
@@ -274,7 +294,18 @@ class Comparator:
             return "reaches the output only as non-differentiable data (labels, ids, a condition or a mask)"
         return None
 
+    def uses_probes(self, node: Node) -> bool:
+        return self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
+
+    def probed(self, node: Node) -> bool:
+        """Whether compare_node checks this node by probes (before they are drawn)."""
+        value = self.reference.values[node.index]
+        return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
+                and self.uses_probes(node))
+
     def differentiator(self, node: Node) -> NodeDifferentiator:
+        if node.index in self._differentiators:
+            return self._differentiators[node.index]
         method = self.method
         if method == "complex-step":
             blocker = self.evaluator.complex_safe(node.index)
@@ -283,7 +314,8 @@ class Comparator:
                 note = f"complex-step cannot pass through op '{blocker}' (not analytic): central differences used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
-        return NodeDifferentiator(self.evaluator, node.index, method, self.eps)
+        self._differentiators[node.index] = NodeDifferentiator(self.evaluator, node.index, method, self.eps)
+        return self._differentiators[node.index]
 
     # ---------------------------------------------------------------------------------- full check
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
@@ -399,22 +431,17 @@ class Comparator:
         (None, None) where the probes cannot settle the node (no step resolves the tolerance, every step
         crosses a branch decision, or the element found agrees): the caller then checks every element.
         """
-        rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
+        plan = self._probe_plans.pop(node.index, None) or self.probe_plan(node, differ, analytic, tol)
         flat_a = analytic.reshape(-1)
-        scale = differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
-        singles = [int(flat) for flat in np.flatnonzero(at_kink)]
-        with np.errstate(invalid="ignore"):
-            resolution = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
-        if not np.isfinite(flat_a).all() or not resolution > 0:
+        if plan.resolution is None:
             return None, None  # a NaN gradient or an element that must be exact: judged element by element
-        missed = 1.0 if np.isfinite(resolution) else 0.0  # infinite: every element is judged one by one
-        count, worst_gap, step = 0, 0.0, FIRST_PROBE_STEP
+        missed = 1.0 if np.isfinite(plan.resolution) else 0.0  # infinite: every element is judged one by one
+        count, worst_gap, step, direction, first = 0, 0.0, FIRST_PROBE_STEP, plan.direction, plan.first_estimate
         while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
-            draw = 2 * rng.random(differ.x.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
-            direction = (draw + np.copysign(1.0, draw)) * scale
-            direction[at_kink] = 0.0
-            verdict = self.directional_verdict(node, differ, flat_a, direction, step, resolution)
+            if count:
+                direction = plan.draw()
+            verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, first)
+            first = None
             if verdict is None:
                 return None, None
             count += 1
@@ -426,36 +453,39 @@ class Comparator:
                     return None, None
                 return found, (f"found by directional probes (a probe disagreed by {abs(verdict.gap):.3g}, "
                                f"its error bound {verdict.bound:.3g})")
-            missed *= min(1.0, 4 * verdict.bound / resolution)
+            missed *= min(1.0, 4 * verdict.bound / plan.resolution)
             step = verdict.next_step
         if missed > MISSED_ERRORS_CHANCE:
             return None, None
+        singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
         checked = (f"checked by {count} random directional probe{'s' if count != 1 else ''} (a single wrong element "
-                   f"cannot pass them; wrong elements whose errors cancel pass with probability below {max(missed, 1e-99):.1g})")
+                   f"cannot pass them; wrong elements whose errors cancel pass with probability below {missed:.1g})")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
-            checked += f" and {len(singles)} element(s) at branch decisions one by one"
+            checked = (checked + " and " if count else "") + f"{len(singles)} element(s) at branch decisions one by one"
             if found.status != Status.PASS:
                 return found, checked
         return Outcome(max_abs_error=float(worst_gap)), checked
 
-    def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray,
-                            direction: np.ndarray, step: float, resolution: float) -> ProbeVerdict | None:
+    def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray, direction: np.ndarray,
+                            step: float, resolution: float, first: DirectionalEstimate | None = None) -> ProbeVerdict | None:
         """One probe along direction: the first step (from step down) whose stencil crosses no branch decision,
-        the estimate there, a second estimate at the step balancing its truncation and round-off if the first
-        cannot resolve one element's tolerance (bound above resolution / 2), then the adaptive step sequence;
-        None where none can, or where every step crosses a branch decision (a kink question, not a failure)."""
+        the estimate there (or ``first``, taken at step and known to cross none), a second estimate at the step
+        balancing its truncation and round-off if the first cannot resolve one element's tolerance (bound above
+        resolution / 2), then the adaptive step sequence; None where none can, or where every step crosses a
+        branch decision (a kink question, not a failure)."""
         shaped = direction.reshape(differ.shape)
-        for _ in range(PROBE_STEP_TRIES):
-            if not self.watch.direction_flips(node.index, shaped, step * np.array(PROBE_OFFSETS)):
-                break
-            step /= PROBE_STEP_SHRINK
-        else:
-            return None
-        estimate = differ.directional_at(shaped[None], step)[0]
+        if first is None:
+            for _ in range(PROBE_STEP_TRIES):
+                if not self.crosses_branch(node, shaped, step):
+                    break
+                step /= PROBE_STEP_SHRINK
+            else:
+                return None
+        estimate = first or differ.directional_at(shaped[None], step)[0]
         balanced = min(estimate.balanced_step(), LONGEST_PROBE_STEP)
         if not self.resolves(estimate, resolution) and not step / 2 <= balanced <= 2 * step:
-            if not self.watch.direction_flips(node.index, shaped, balanced * np.array(PROBE_OFFSETS)):
+            if not self.crosses_branch(node, shaped, balanced):
                 estimate = min(estimate, differ.directional_at(shaped[None], balanced)[0], key=self.error_or_inf)
         if not self.resolves(estimate, resolution):
             adaptive = differ.directional_adaptive(shaped, enough=0.01 * resolution)
@@ -469,6 +499,39 @@ class Comparator:
         roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.dot(np.abs(flat_a), np.abs(direction)))
         return ProbeVerdict(analytic_dir - estimate.value, estimate.error_bound + roundoff, estimate.step,
                             min(estimate.balanced_step(), LONGEST_PROBE_STEP))
+
+    def crosses_branch(self, node: Node, direction: np.ndarray, step: float) -> bool:
+        return self.watch.direction_flips(node.index, direction, step * np.array(PROBE_OFFSETS))
+
+    def probe_plan(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance) -> ProbePlan:
+        """What a node's probes need before the first is taken: its elements at branch decisions (left out of
+        the directions), one element's tolerance in direction units, the first direction."""
+        rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
+        flat_a = analytic.reshape(-1)
+        scale = differ.scale.reshape(-1)
+        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
+        with np.errstate(invalid="ignore"):
+            smallest = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
+        resolution = smallest if np.isfinite(flat_a).all() and smallest > 0 else None
+        plan = ProbePlan(rng, scale, at_kink, resolution)
+        plan.direction = plan.draw()
+        return plan
+
+    def plan_probes(self, nodes: list[Node]) -> None:
+        """The plans of the nodes to be probed, and their first probes at FIRST_PROBE_STEP taken together: one
+        sweep downstream for all of them (directional_estimates), where the stencil crosses no branch."""
+        swept: list[tuple[Node, NodeDifferentiator, ProbePlan]] = []
+        for node in nodes:
+            differ = self.differentiator(node)
+            plan = self.probe_plan(node, differ, self.analytic_of(node), self.tolerance(node))
+            self._probe_plans[node.index] = plan
+            if plan.resolution is not None and np.isfinite(plan.resolution):
+                if not self.crosses_branch(node, plan.direction.reshape(differ.shape), FIRST_PROBE_STEP):
+                    swept.append((node, differ, plan))
+        estimates = directional_estimates([differ for _, differ, _ in swept],
+                                          [plan.direction[None] for _, _, plan in swept], FIRST_PROBE_STEP)
+        for (_, _, plan), (estimate,) in zip(swept, estimates, strict=True):
+            plan.first_estimate = estimate
 
     @staticmethod
     def resolves(estimate: DirectionalEstimate, resolution: float) -> bool:

@@ -179,14 +179,23 @@ class NodeDifferentiator:
 
     def directional_at(self, directions: np.ndarray, h: float) -> list[DirectionalEstimate]:
         """d objective / dt of x + t * direction at t = 0 for each direction stacked on axis 0 (scaled per element),
-        all six evaluations of every direction in one batched pass: central differences at h, h/2 and h/4 combined
-        by two levels of Richardson extrapolation.  Error: the change between the two first-level values (the error
-        left in the finer one, which bounds that of the extrapolated value) plus the round-off of the stencil."""
+        all six evaluations of every direction in one batched pass: see directional_estimates."""
+        return directional_estimates([self], [directions], h)[0]
+
+    def probe_steps(self, directions: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(directions, which, steps) of the evaluations directional_at takes: PROBE_OFFSETS of h per direction."""
         count = np.shape(directions)[0]
         directions = np.asarray(directions, dtype=np.float64).reshape((count,) + self.shape)
         steps = h * np.array(PROBE_OFFSETS)
-        changes = self.evaluator.changes_along_each(self.index, directions, np.repeat(np.arange(count), steps.size),
-                                                    np.tile(steps, count)).reshape(count, -1)
+        return directions, np.repeat(np.arange(count), steps.size), np.tile(steps, count)
+
+    def extrapolated(self, changes: np.ndarray, h: float) -> list[DirectionalEstimate]:
+        """The estimates from the objective's changes at PROBE_OFFSETS of h (one row per direction): central
+        differences at h, h/2 and h/4 combined by two levels of Richardson extrapolation.  Error: the change
+        between the two first-level values (the error left in the finer one, which bounds that of the
+        extrapolated value) plus the round-off of the stencil."""
+        changes = changes.reshape(-1, len(PROBE_OFFSETS))
+        steps = h * np.array(PROBE_OFFSETS)
         # D(s) = (c(s) - c(-s)) / 2s at s = h, h/2, h/4; R = (4 D(s/2) - D(s)) / 3 cancels the s^2 term
         d1, d2, d3 = ((changes[:, 2 * k] - changes[:, 2 * k + 1]) / (2 * steps[2 * k]) for k in range(3))
         coarse, fine = (4 * d2 - d1) / 3, (4 * d3 - d2) / 3
@@ -276,3 +285,15 @@ class NodeDifferentiator:
         h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index] if h is None else h
         slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
         return Slopes(float(slopes.right), float(slopes.left))
+
+
+def directional_estimates(differs: list[NodeDifferentiator], directions: list[np.ndarray],
+                          h: float) -> list[list[DirectionalEstimate]]:
+    """NodeDifferentiator.directional_at for several nodes of one graph, all their evaluations in one sweep
+    downstream (Evaluator.changes_along_sources): directions[k] stacks the directions of node differs[k]."""
+    if not differs:
+        return []
+    evaluator = differs[0].evaluator
+    sources = {differ.index: differ.probe_steps(stacked, h) for differ, stacked in zip(differs, directions, strict=True)}
+    changes = evaluator.changes_along_sources(sources)
+    return [differ.extrapolated(changes[differ.index], h) for differ in differs]
