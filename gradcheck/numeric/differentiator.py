@@ -8,6 +8,7 @@ is shrunk, then replaced by a one-sided difference from the side that stays insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import overload
 
 import numpy as np
@@ -221,7 +222,7 @@ class NodeDifferentiator:
         roundoff = min(self.roundoff(found.step, "central"), found.error_bound)  # the sequence's own round-off term
         return DirectionalEstimate(found.value, found.step, found.error_bound - roundoff, roundoff)
 
-    @property
+    @cached_property
     def operand_magnitude(self) -> float:
         """The magnitude round-off is relative to along a direction: that of the objective and the values met
         downstream, and of every argument the ops downstream read (products that cancel, x·w summing to 0,
