@@ -449,7 +449,7 @@ class Comparator:
             if abs(verdict.gap) > verdict.bound:
                 flat = self.localise(differ, flat_a, direction, verdict)
                 found = self.judge_elements(differ, flat_a, [flat], tol, analytic.shape)
-                if found.status in (Status.PASS, Status.KINK):
+                if found.status != Status.FAIL:  # the element agrees (or cannot tell): every element is judged
                     return None, None
                 return found, (f"found by directional probes (a probe disagreed by {abs(verdict.gap):.3g}, "
                                f"its error bound {verdict.bound:.3g})")
@@ -458,8 +458,9 @@ class Comparator:
         if missed > MISSED_ERRORS_CHANCE:
             return None, None
         singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
-        checked = (f"checked by {count} random directional probe{'s' if count != 1 else ''} (a single wrong element "
-                   f"cannot pass them; wrong elements whose errors cancel pass with probability below {missed:.1g})")
+        checked = (f"checked by {count} random directional probe{'s' if count != 1 else ''} (each resolves one element's "
+                   f"tolerance, so a single wrong element cannot pass; errors cancelling across elements would pass "
+                   f"with probability below {missed:.1g})")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
             checked = (checked + " and " if count else "") + f"{len(singles)} element(s) at branch decisions one by one"
