@@ -45,6 +45,7 @@ class ProbeVerdict(NamedTuple):
     bound: float
     step: float
     next_step: float
+    resolved: bool  # the bound resolves one element's tolerance (else only the tolerances of all elements summed)
 
 
 class ProbePlan:
@@ -437,14 +438,17 @@ class Comparator:
             return None, None  # a NaN gradient or an element that must be exact: judged element by element
         missed = 1.0 if np.isfinite(plan.resolution) else 0.0  # infinite: every element is judged one by one
         count, worst_gap, step, direction, first = 0, 0.0, FIRST_PROBE_STEP, plan.direction, plan.first_estimate
+        large = not self.small(node)  # checking every element is beyond auto mode's budget
+        unresolved = 0.0  # the largest bound of a probe that resolves only the tolerances summed
         while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
             if count:
                 direction = plan.draw()
-            verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, first)
+            verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, tol, first)
             first = None
-            if verdict is None:
+            if verdict is None or not (verdict.resolved or large):
                 return None, None
             count += 1
+            unresolved = max(unresolved, 0.0 if verdict.resolved else verdict.bound)
             worst_gap = max(worst_gap, abs(verdict.gap))
             if abs(verdict.gap) > verdict.bound:
                 flat = self.localise(differ, flat_a, direction, verdict)
@@ -455,12 +459,18 @@ class Comparator:
                                f"its error bound {verdict.bound:.3g})")
             missed *= min(1.0, 4 * verdict.bound / plan.resolution)
             step = verdict.next_step
-        if missed > MISSED_ERRORS_CHANCE:
+        if missed > MISSED_ERRORS_CHANCE and not large:
             return None, None
         singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
-        checked = (f"checked by {count} random directional probe{'s' if count != 1 else ''} (each resolves one element's "
-                   f"tolerance, so a single wrong element cannot pass; errors cancelling across elements would pass "
-                   f"with probability below {missed:.1g})")
+        probes = f"checked by {count} random directional probe{'s' if count != 1 else ''}"
+        if unresolved:
+            checked = (f"{probes} that cannot resolve one element's tolerance (their error bound {unresolved:.3g} is "
+                       f"above half of it, {plan.resolution / 2:.3g} in the probe's units: the round-off of a large "
+                       "objective): an error within twice that bound in a single element may pass; --mode full "
+                       "judges every element")
+        else:
+            checked = (f"{probes} (each resolves one element's tolerance, so a single wrong element cannot pass; "
+                       f"errors cancelling across elements would pass with probability below {missed:.1g})")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
             checked = (checked + " and " if count else "") + f"{len(singles)} element(s) at branch decisions one by one"
@@ -469,12 +479,14 @@ class Comparator:
         return Outcome(max_abs_error=float(worst_gap)), checked
 
     def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray, direction: np.ndarray,
-                            step: float, resolution: float, first: DirectionalEstimate | None = None) -> ProbeVerdict | None:
+                            step: float, resolution: float, tol: Tolerance,
+                            first: DirectionalEstimate | None = None) -> ProbeVerdict | None:
         """One probe along direction: the first step (from step down) whose stencil crosses no branch decision,
         the estimate there (or ``first``, taken at step and known to cross none), a second estimate at the step
         balancing its truncation and round-off if the first cannot resolve one element's tolerance (bound above
-        resolution / 2), then the adaptive step sequence; None where none can, or where every step crosses a
-        branch decision (a kink question, not a failure)."""
+        resolution / 2), then the adaptive step sequence.  None where the estimate is not finite, where every step
+        crosses a branch decision (a kink question, not a failure), or where even the tolerances of all the
+        elements summed are not resolved; a verdict that resolves only that sum says so (``resolved``)."""
         shaped = direction.reshape(differ.shape)
         if first is None:
             for _ in range(PROBE_STEP_TRIES):
@@ -494,12 +506,17 @@ class Comparator:
             if not self.watch.direction_flips(node.index, shaped, np.array([s, -s, s / 4, -s / 4])):
                 estimate = min(estimate, adaptive, key=self.error_or_inf)
         analytic_dir = float(np.dot(flat_a, direction))
-        if not (self.resolves(estimate, resolution) and np.isfinite(analytic_dir)):
+        if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)):
+            return None
+        resolved = self.resolves(estimate, resolution)
+        # if every element were within its tolerance, the gap would be within this (triangle inequality)
+        summed = float(np.dot(np.abs(direction), tol.atol + tol.rtol * np.abs(flat_a)))
+        if not (resolved or estimate.error_bound <= 0.01 * summed):
             return None
         # the analytic dot product's own round-off: a few ulps of the sum of its absolute terms
         roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.dot(np.abs(flat_a), np.abs(direction)))
         return ProbeVerdict(analytic_dir - estimate.value, estimate.error_bound + roundoff, estimate.step,
-                            min(estimate.balanced_step(), LONGEST_PROBE_STEP))
+                            min(estimate.balanced_step(), LONGEST_PROBE_STEP), resolved)
 
     def crosses_branch(self, node: Node, direction: np.ndarray, step: float) -> bool:
         return self.watch.direction_flips(node.index, direction, step * np.array(PROBE_OFFSETS))
