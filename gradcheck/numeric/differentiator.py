@@ -31,6 +31,7 @@ BATCHED_METHODS = (*STENCILS, "complex-step")
 MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from a step spanning periods to round-off)
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 4.0      # ... and lengthens it by at most this one
+RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 
 
 @dataclass(frozen=True)
@@ -76,39 +77,43 @@ class NodeDifferentiator:
     def at(self, flat_index: int, offset: float | complex) -> float | complex:
         return self.evaluator.objectives_at(self.index, np.array([flat_index]), np.array([offset]))[0]
 
-    def gradient(self) -> Estimate:
+    def gradient(self, resolution: tuple[float, float] | None = None) -> Estimate:
+        """Every element's estimate; with resolution (atol, rtol), an element's step search stops once its error
+        bound is within RESOLVED_FRACTION of atol + rtol |value| (else it goes on to the float64 floor)."""
         steps = np.empty(self.x.size)
         error_bound = np.zeros(self.x.size)
         grad = np.full(self.x.size, np.nan)
         if self.method in BATCHED_METHODS:
-            self.batched_gradient(grad, steps, error_bound)
+            self.batched_gradient(grad, steps, error_bound, resolution)
         for flat_index in np.flatnonzero(~np.isfinite(grad)):
             # one at a time: steps that left a domain, failed batches
             estimate = self.element(int(flat_index))
             grad[flat_index], steps[flat_index], error_bound[flat_index] = estimate.value, estimate.step, estimate.error_bound
         return Estimate(grad.reshape(self.x.shape), steps, error_bound)
 
-    def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray) -> None:
+    def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray,
+                         resolution: tuple[float, float] | None = None) -> None:
         """Every element's derivative in vectorised passes (Evaluator.changes_at: each perturbation carries its
         change downstream), at a step chosen per element from an error estimate (error_balanced)."""
         elements = np.arange(self.x.size)
         if not elements.size:
             return
-        found = self.error_balanced(elements, self.method, self.base * self.scale.reshape(-1))
+        found = self.error_balanced(elements, self.method, self.base * self.scale.reshape(-1), resolution=resolution)
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
     def error_balanced(self, elements: np.ndarray, method: str, first_steps: np.ndarray,
-                       enough: np.ndarray | float = 0.0) -> Estimate:
+                       enough: np.ndarray | float = 0.0, resolution: tuple[float, float] | None = None) -> Estimate:
         """The method's derivative at each element, at the step its own error estimate says is best, all elements
         at once.
 
-        At each step h the quotient Q is taken at h and 2h; their difference measures the truncation error,
-        T = |Q(2h) - Q(h)| / (2^p - 1) for a stencil of order p, and the round-off is R = 4 eps w M / h (w the
+        At each step h the quotient Q comes with an estimate T of its truncation error (quotient_and_truncation:
+        from Q(2h), or for central differences from one more point), and the round-off is R = 4 eps w M / h (w the
         stencil's sum of |weights|, M the largest magnitude on the way to the objective).  The step that
         balances them, h (R / (p T))^(1 / (p + 1)), is tried next wherever it promises an error less than half
         the best so far (at most 16x shorter or 4x longer per level: a step that spans periods of a periodic
         function or reaches a pole gives a T that only says "shorter"), until no element gains or its error is
-        within ``enough``.  Each element keeps its estimate of smallest bound T + R (or 2^p T + R/2 at 2h);
+        within ``enough`` (and, given resolution = (atol, rtol), within RESOLVED_FRACTION of atol + rtol |value|).
+        Each element keeps its estimate of smallest bound T + R (or 2^p T + R/2 at 2h);
         complex-step has no truncation to speak of and is taken once.  Values are NaN where no step stayed in
         the ops' domains (the caller takes those elements one at a time).
         """
@@ -122,7 +127,7 @@ class NodeDifferentiator:
                 values = np.imag(self.evaluator.changes_at(self.index, elements, 1j * h)) / h
             return Estimate(values, chosen, self.error_of_complex_step(values))
         order, weight = ORDER[method], roundoff_weight(method)
-        gain = 2.0 ** order
+        gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
         misses = np.zeros(count, dtype=int)
@@ -133,16 +138,17 @@ class NodeDifferentiator:
             # a power of two, so that x + m h is exact for the stencil's multipliers m: otherwise, at |x| >> h,
             # the step actually taken differs from h by up to ulp(x) (relative 6e-5 at x = 1e6, h = 2e-6)
             h[pending] = np.exp2(np.round(np.log2(h[pending])))
-            near, far = self.quotient_pair(elements[pending], method, h[pending])
+            near, truncation, far = self.quotient_and_truncation(elements[pending], method, h[pending])
             with np.errstate(all="ignore"):
-                truncation = np.abs(far - near) / (gain - 1)
                 roundoff = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
                 # the step is chosen by the round-off the objective itself would show: changes are carried
                 # without cancelling against the values on the way, whose magnitudes only bound it
                 likely = 2 * MACHINE_EPS * weight * max(abs(self.f0), 1e-300) / h[pending]
                 improved = np.zeros(pending.size, dtype=bool)
-                for value, trunc, noise, step in ((near, truncation, 1.0, h[pending]),
-                                                  (far, gain * truncation, 0.5, 2 * h[pending])):
+                candidates = [(near, truncation, 1.0, h[pending])]
+                if far is not None:
+                    candidates.append((far, gain * truncation, 0.5, 2 * h[pending]))
+                for value, trunc, noise, step in candidates:
                     score = trunc + noise * likely
                     better = np.isfinite(value) & np.isfinite(score) & (score < scores[pending])
                     take = pending[better]
@@ -151,7 +157,7 @@ class NodeDifferentiator:
                     improved |= better
                 ratio = np.where(truncation > 0, (likely / (order * truncation)) ** (1 / (order + 1)), 1.0)
                 ratio = np.clip(ratio, 1 / STEP_SHRINK, STEP_GROWTH)
-                left_domain = ~(np.isfinite(near) & np.isfinite(far))
+                left_domain = ~(np.isfinite(near) & np.isfinite(truncation))
                 ratio[left_domain] = 1 / STEP_SHRINK
                 misses[pending] = np.where(improved, 0, misses[pending] + 1)
                 promised = truncation * ratio ** order + likely / ratio
@@ -159,24 +165,39 @@ class NodeDifferentiator:
                 # (a step spanning periods of sin): shorten whatever the levels so far found
                 unresolved = truncation > 100 * likely
                 ratio[unresolved] = np.minimum(ratio[unresolved], 1 / STEP_GROWTH)
+                wanted = enough[pending]
+                if resolution is not None:
+                    wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
                 goes_on = ((left_domain | unresolved | ((promised < 0.5 * scores[pending]) & (truncation > 0)))
-                           & (bounds[pending] > enough[pending]) & ((misses[pending] < 2) | unresolved))
+                           & ~(bounds[pending] <= wanted) & ((misses[pending] < 2) | unresolved))
             h[pending] = h[pending] * ratio
             pending = pending[goes_on & (h[pending] > 0)]
         return Estimate(values, chosen, bounds)
 
-    def quotient_pair(self, elements: np.ndarray, method: str, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The method's difference quotients at steps and at 2 * steps, from one batch of evaluations (offsets
-        the two stencils share, as five-point's 2h and Richardson's h and h/2, are evaluated once)."""
+    def quotient_and_truncation(self, elements: np.ndarray, method: str,
+                                steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The method's difference quotient at each step, an estimate of its truncation error, and (except for
+        central differences) the quotient at twice the step, from one batch of evaluations.
+
+        Central differences take one more point instead of a second pair: with c(s) the objective's change at
+        offset s, c(2h) - 3 c(h) - c(-h) = h^3 f^(3) + O(h^4) (Taylor), so the truncation error h^2 f^(3) / 6
+        of (c(h) - c(-h)) / 2h costs one evaluation, not two.  Otherwise T = |Q(2h) - Q(h)| / (2^p - 1), with
+        the offsets the two stencils share (five-point's 2h, Richardson's h and h/2) evaluated once."""
         stencil = [(float(offset), weight) for offset, weight in STENCILS[method] if offset != 0]
-        multipliers = sorted({m for offset, _ in stencil for m in (offset, 2 * offset)})
+        if method == "central":
+            multipliers = [-1.0, 1.0, 2.0]
+        else:
+            multipliers = sorted({m for offset, _ in stencil for m in (offset, 2 * offset)})
         changes = self.evaluator.changes_at(self.index, np.tile(elements, len(multipliers)),
                                             np.concatenate([m * steps for m in multipliers]))
         by_multiplier = dict(zip(multipliers, changes.reshape(len(multipliers), -1), strict=True))
         # the unperturbed point's change is 0: a stencil sums the changes alone
         near = sum(weight * by_multiplier[offset] for offset, weight in stencil) / steps
+        if method == "central":
+            third = by_multiplier[2.0] - 3 * by_multiplier[1.0] - by_multiplier[-1.0]
+            return near, np.abs(third) / (6 * steps), None
         far = sum(weight * by_multiplier[2 * offset] for offset, weight in stencil) / (2 * steps)
-        return near, far
+        return near, np.abs(far - near) / (2.0 ** ORDER[method] - 1), far
 
     def error_of_complex_step(self, values: np.ndarray) -> np.ndarray:
         """complex-step has no cancellation: the imaginary part is exact to a few ulps of the value."""
