@@ -30,7 +30,7 @@ from .stencils import (
 BATCHED_METHODS = (*STENCILS, "complex-step")
 MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from a step spanning periods to round-off)
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
-STEP_GROWTH = 4.0      # ... and lengthens it by at most this one
+STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 
 
@@ -165,11 +165,14 @@ class NodeDifferentiator:
                 # (a step spanning periods of sin): shorten whatever the levels so far found
                 unresolved = truncation > 100 * likely
                 ratio[unresolved] = np.minimum(ratio[unresolved], 1 / STEP_GROWTH)
+                # no element needs more than a tenth of what the scheme reaches on a unit-scaled smooth function,
+                # eps^(p / (p + 1)) (a linear objective would otherwise lengthen its step level after level)
+                at_floor = scores[pending] <= 0.1 * MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
                 wanted = enough[pending]
                 if resolution is not None:
                     wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
                 goes_on = ((left_domain | unresolved | ((promised < 0.5 * scores[pending]) & (truncation > 0)))
-                           & ~(bounds[pending] <= wanted) & ((misses[pending] < 2) | unresolved))
+                           & ~(bounds[pending] <= wanted) & ~at_floor & ((misses[pending] < 2) | unresolved))
             h[pending] = h[pending] * ratio
             pending = pending[goes_on & (h[pending] > 0)]
         return Estimate(values, chosen, bounds)
