@@ -167,7 +167,8 @@ class NodeDifferentiator:
                 ratio[unresolved] = np.minimum(ratio[unresolved], 1 / STEP_GROWTH)
                 # no element needs more than a tenth of what the scheme reaches on a unit-scaled smooth function,
                 # eps^(p / (p + 1)) (a linear objective would otherwise lengthen its step level after level)
-                at_floor = scores[pending] <= 0.1 * MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
+                floor = 0.1 * MACHINE_EPS ** (order / (order + 1))
+                at_floor = scores[pending] <= floor * np.maximum(1.0, np.abs(values[pending]))
                 wanted = enough[pending]
                 if resolution is not None:
                     wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
