@@ -172,7 +172,7 @@ class NodeDifferentiator:
                 wanted = enough[pending]
                 if resolution is not None:
                     wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
-                goes_on = ((left_domain | unresolved | ((promised < 0.5 * scores[pending]) & (truncation > 0)))
+                goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & (truncation > 0)))
                            & ~(bounds[pending] <= wanted) & ~at_floor & ((misses[pending] < 2) | unresolved))
             h[pending] = h[pending] * ratio
             pending = pending[goes_on & (h[pending] > 0)]
