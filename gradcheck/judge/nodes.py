@@ -285,11 +285,14 @@ class Comparator:
         failing, inconclusive = first.failing.copy(), first.inconclusive.copy()
         kinks = np.zeros(flat_a.size, dtype=bool)
         slopes: dict[int, Slopes] = {}
-        flips = self.watch.element_flips(node.index, self.stencil_steps(differ, estimate.steps),
-                                         self.stencil_offsets(differ.method))
+        # branches are watched at the scheme's first step, or the chosen one where shorter: a step the error
+        # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
+        first_steps = differ.base * differ.scale.reshape(-1)
+        watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
+        flips = self.watch.element_flips(node.index, watched, self.stencil_offsets(differ.method))
         for flat in np.flatnonzero(flips):
-            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, self.stencil_steps(
-                differ, estimate.steps)[flat], compound=flips[flat] > 1)
+            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
+                                              compound=flips[flat] > 1)
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
