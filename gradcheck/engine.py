@@ -247,7 +247,13 @@ def _guarded_vjp(node: Node, g, out, args: list) -> list | str:
 
 def _unchanged(before, after) -> bool:
     before, after = np.asarray(before), np.asarray(after)
-    return before.shape == after.shape and bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+    if before.shape != after.shape:
+        return False
+    if bool(np.all(before == after)):  # the common case, at the cost of one comparison (np.array_equal with
+        return True                    # equal_nan masks and copies both arrays first)
+    if before.dtype.kind in "fc" and after.dtype.kind in "fc":  # NaN where it was NaN is unchanged too
+        return bool(np.all((before == after) | (np.isnan(before) & np.isnan(after))))
+    return False
 
 
 def _same_gradients(first: list, second: list) -> bool:

@@ -261,7 +261,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
         local = check_ops_locally(graph, grads, reference.values, tolerance_of)
         comparator = Comparator(graph, analytic_fwd, grads, reference, spec.method, spec.eps, options,
                                 forgotten=local.forgotten, precision=precision, precision_tolerance=precision_tolerance,
-                                tolerance_of=tolerance_of)
+                                tolerance_of=tolerance_of, local_checks=local)
         nodes = comparator.compare_all()
         suspects = find_suspects(graph, grads, reference.values, nodes, local.suspects, tolerance_of)
         suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)

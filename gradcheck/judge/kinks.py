@@ -7,16 +7,21 @@ branch (or the element sits on a tie, where every step changes a decision): a ki
 central difference happens to give.  Where one step changes the decisions of several outputs at once (a
 compound kink: one input feeding many tied windows), the function is piecewise linear in ways the two
 one-sided slopes along that element do not bound, and the count of changed decisions says so.
+
+The perturbations travel downstream as their changes (gradcheck/ops/changes.py), as in the numeric
+reference itself; a built-in op that broadcasts over leading axes (elementwise ops, pooling) has its
+decisions re-read only on the box of outputs the change reaches, every other op on whole perturbed copies.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..batching import batched_apply
-from ..engine import evaluate_node, evaluation_failures
+from ..engine import evaluation_failures
 from ..graph import Graph
+from ..numeric.evaluator import Evaluator
+from ..ops.changes import Change, gather, on_box
 
-MAX_COPY_FLOATS = 2_000_000  # perturbed copies evaluated at once are capped at ~16 MB of downstream values
+MAX_COPY_FLOATS = 2_000_000  # perturbed copies watched at once are capped at ~16 MB of downstream values
 
 
 def decisions_of(node, args) -> tuple[np.ndarray, ...]:
@@ -36,10 +41,14 @@ class BranchWatch:
         self.graph = graph
         self.values = values
         self._reference: dict[int, tuple[np.ndarray, ...]] = {}
+        self._branching: dict[int, list[int]] = {}
 
     def branching(self, index: int) -> list[int]:
         """The ops with branches among node index's consumers, direct or further downstream."""
-        return [j for j in self.graph.downstream(index) if self.graph.nodes[j].op_info.branches is not None]
+        if index not in self._branching:
+            self._branching[index] = [j for j in self.graph.downstream(index)
+                                      if self.graph.nodes[j].op_info.branches is not None]
+        return self._branching[index]
 
     def watches(self, index: int) -> bool:
         return bool(self.branching(index))
@@ -50,11 +59,11 @@ class BranchWatch:
             self._reference[j] = decisions_of(node, [self.values[a] for a in node.args])
         return self._reference[j]
 
-    def changed(self, index: int, new_values: np.ndarray) -> np.ndarray:
-        """For each copy of node index's value stacked on axis 0, how many output elements of the ops
-        downstream have a decision that differs from the reference one (0: none; a copy for which an op
-        cannot be evaluated counts as changed)."""
-        count = new_values.shape[0]
+    def changed(self, index: int, change: Change) -> np.ndarray:
+        """For each of the change's copies of node index, how many output elements of the ops downstream have
+        a decision that differs from the reference one (0: none; a copy for which an op cannot be evaluated
+        counts as changed)."""
+        count = change.count
         flips = np.zeros(count, dtype=np.int64)
         watched = self.branching(index)
         if not watched or not count:
@@ -64,41 +73,51 @@ class BranchWatch:
         per_copy = max(1, sum(int(np.size(self.values[j])) for j in [index] + path))
         chunk = max(1, MAX_COPY_FLOATS // per_copy)
         for start in range(0, count, chunk):
-            flips[start:start + chunk] = self._changed_chunk(index, new_values[start:start + chunk], path, watched)
+            copies = slice(start, min(count, start + chunk))
+            part = change if copies == slice(0, count) else Change(change.shape, {a: p[copies] for a, p in change.pins.items()},
+                                                                   change.delta[copies])
+            flips[copies] = self._changed_chunk(index, part, path, set(watched))
         return flips
 
-    def _changed_chunk(self, index, stacked, path, watched) -> np.ndarray:
-        count = stacked.shape[0]
-        overlay = {index: stacked}
+    def _changed_chunk(self, index: int, change: Change, path: list[int], watched: set[int]) -> np.ndarray:
+        count = change.count
+        changes = {index: change}
         flips = np.zeros(count, dtype=np.int64)
-        evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
         with np.errstate(all="ignore"):
             for j in path:
                 node = self.graph.nodes[j]
-                args = [overlay.get(a, self.values[a]) for a in node.args]
-                batched = [a in overlay for a in node.args]
-                if not any(batched):
-                    continue
-                if j in watched:
-                    flips += self._flipped(node, j, args, batched, count)
+                arg_changes = [changes.get(a) for a in node.args]
+                if all(c is None for c in arg_changes):
+                    continue  # every change that reached this node was exactly zero
+                args = [self.values[a] for a in node.args]
                 try:
-                    overlay[j] = batched_apply(node, args, batched, count, np.shape(self.values[j]), evaluate)
+                    changed = Evaluator.boxed_change(node, arg_changes, args, self.values[j])
+                    if j in watched:
+                        flips += self._flipped(node, j, arg_changes, args, changed, count)
                 except evaluation_failures(node):
                     return np.ones(count, dtype=np.int64)
+                if not changed.is_zero():
+                    changes[j] = changed
         return flips
 
-    def _flipped(self, node, j, args, batched, count) -> np.ndarray:
+    def _flipped(self, node, j, arg_changes, args, changed: Change, count: int) -> np.ndarray:
         """Per copy, the number of the op's output elements whose decision changed: a decision array is grouped
         by its leading axes, as many as the op's output has (max_pool2d: one window per output element)."""
         reference = self.reference(j)
         out_ndim = np.ndim(self.values[j])
-        vectorised = self._flipped_at_once(node, args, batched, count, reference, out_ndim)
+        if self._reads_on_box(node, args, out_ndim):
+            boxed = self._flipped_on_box(node, arg_changes, args, changed.pins, count, reference, out_ndim)
+            if boxed is not None:
+                return boxed
+        stacked = [a if c is None else c.new_values(np.asarray(a), {}) for a, c in zip(args, arg_changes, strict=True)]
+        batched = [c is not None for c in arg_changes]
+        vectorised = self._flipped_at_once(node, stacked, batched, count, reference, out_ndim)
         if vectorised is not None:
             return vectorised
         flips = np.zeros(count, dtype=np.int64)
         for k in range(count):
             try:
-                found = decisions_of(node, [a[k] if b else a for a, b in zip(args, batched, strict=True)])
+                found = decisions_of(node, [a[k] if b else a for a, b in zip(stacked, batched, strict=True)])
             except evaluation_failures(node):
                 flips[k] = 1
                 continue
@@ -113,6 +132,35 @@ class BranchWatch:
                 counts.append(int(np.count_nonzero(moved)))
             flips[k] = max(counts)  # the decision arrays of one op describe the same outputs
         return flips
+
+    @staticmethod
+    def _reads_on_box(node, args, out_ndim: int) -> bool:
+        """A built-in op whose forward (and so its decisions) broadcasts over leading axes, its arguments aligned
+        on the right of its output: output element o reads the arguments at o's own indices along every axis its
+        change rule keeps pinned, so the decisions off the change's box cannot move."""
+        op = node.op_info
+        return op.source == "builtin" and op.batching == "broadcast" and all(np.ndim(a) <= out_ndim for a in args)
+
+    @staticmethod
+    def _flipped_on_box(node, arg_changes, args, pins, count, reference, out_ndim) -> np.ndarray | None:
+        """_flipped_at_once on the box of the outputs the change reaches (None where the decisions do not come
+        out on that box)."""
+        if not reference or any(np.ndim(r) < out_ndim for r in reference):
+            return None
+        aligned = [on_box(a, c, pins, out_ndim, count) for a, c in zip(args, arg_changes, strict=True)]
+        try:
+            found = decisions_of(node, aligned)
+        except (ArithmeticError, ValueError, TypeError, IndexError):
+            return None
+        before = [gather(r, pins, count) for r in reference]
+        if len(found) != len(reference) or any(d.shape != (count,) + b.shape[1:] for d, b in zip(found, before, strict=True)):
+            return None
+        counts = np.zeros(count, dtype=np.int64)
+        for d, b in zip(found, before, strict=True):
+            moved = d != b
+            moved = moved.reshape(moved.shape[: out_ndim + 1] + (-1,)).any(axis=-1)
+            counts = np.maximum(counts, moved.reshape(count, -1).sum(axis=1))
+        return counts
 
     @staticmethod
     def _flipped_at_once(node, args, batched, count, reference, out_ndim) -> np.ndarray | None:
@@ -140,21 +188,20 @@ class BranchWatch:
     def element_flips(self, index: int, steps: np.ndarray, offsets=(1.0, -1.0), elements=None) -> np.ndarray:
         """For each (flat) element, the most output decisions downstream that moving it alone by offset * its
         step changes, over the offsets (0: none; more than 1: a compound kink)."""
-        x = np.asarray(self.values[index], dtype=np.float64).reshape(-1)
-        elements = np.arange(x.size) if elements is None else np.asarray(elements)
+        shape = np.shape(self.values[index])
+        elements = np.arange(int(np.prod(shape, dtype=np.int64))) if elements is None else np.asarray(elements, dtype=np.intp)
         flips = np.zeros(elements.size, dtype=np.int64)
         if not self.watches(index) or not elements.size:
             return flips
+        steps = np.asarray(steps, dtype=np.float64).reshape(-1)[elements]
         for offset in offsets:
-            copies = np.tile(x, (elements.size, 1))
-            copies[np.arange(elements.size), elements] += offset * np.asarray(steps).reshape(-1)[elements]
-            flips = np.maximum(flips, self.changed(index, copies.reshape((-1,) + np.shape(self.values[index]))))
+            flips = np.maximum(flips, self.changed(index, Change.of_elements(shape, elements, offset * steps)))
         return flips
 
     def direction_flips(self, index: int, direction: np.ndarray, steps) -> bool:
         """Whether x + s * direction changes a decision downstream for any of the steps s."""
         if not self.watches(index):
             return False
-        x = np.asarray(self.values[index], dtype=np.float64)
-        copies = np.stack([x + s * direction for s in steps])
-        return bool(self.changed(index, copies).any())
+        direction = np.asarray(direction, dtype=np.float64)
+        offsets = np.stack([s * direction for s in steps])
+        return bool(self.changed(index, Change.dense(offsets)).any())

@@ -23,7 +23,7 @@ from ..results import NodeResult, Outcome, Status
 from ..sizing import batch_floats
 from ..spec import Tolerance, stable_seed
 from .kinks import BranchWatch
-from .local import local_fault
+from .local import LocalChecks, local_fault
 from .options import CheckOptions
 from .verdict import agrees, allowed_error, classify, element_status, outcome
 
@@ -35,7 +35,8 @@ KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step 
 class Comparator:
     def __init__(self, graph: Graph, analytic_fwd: ForwardPass, backward: BackwardPass, reference: ForwardPass,
                  method: str, eps: float | None, options: CheckOptions, forgotten=frozenset(),
-                 precision: BackwardPass | None = None, precision_tolerance=None, tolerance_of=None):
+                 precision: BackwardPass | None = None, precision_tolerance=None, tolerance_of=None,
+                 local_checks: LocalChecks | None = None):
         self.graph = graph
         self.spec = graph.spec
         self.analytic_fwd = analytic_fwd
@@ -51,6 +52,7 @@ class Comparator:
         self.precision = precision          # float32 specs: the float32 pass's adjoints, judged against float64
         self.precision_tolerance = precision_tolerance
         self.tolerance_of = tolerance_of    # the correctness tolerance of a node (default: its own or the spec's)
+        self.local_checks = local_checks    # the verdicts of the op-local checks already run (judge.local)
         self.notes: list[str] = []
         self.fault_origin = self._fault_origins()
 
@@ -123,15 +125,20 @@ class Comparator:
                 for consumer, position in self.graph.consumers[node.index]:
                     if not reach[consumer] or consumer > self.graph.output:
                         continue
-                    user = self.graph.nodes[consumer]
-                    message = local_fault(self.graph, self.backward, self.reference.values, user, position,
-                                          self.tolerance(user))
+                    message = self.edge_fault(self.graph.nodes[consumer], position)
                     found = (consumer, position, message) if message else faulty[consumer]
                     if found is not None:
                         faulty[node.index] = found
                         break
             self._first_faulty_edge = faulty
         return self._first_faulty_edge
+
+    def edge_fault(self, node: Node, position: int) -> str:
+        """The local check's verdict on the gradient node passes to its argument at position ('' if right): the
+        one check_ops_locally reached, else checked now."""
+        if self.local_checks is not None and (node.index, position) in self.local_checks.edges:
+            return self.local_checks.edges[(node.index, position)]
+        return local_fault(self.graph, self.backward, self.reference.values, node, position, self.tolerance(node))
 
     def vouched(self, node: Node, described: NodeResult, analytic: np.ndarray) -> NodeResult:
         """A node beyond the global budget: its adjoint is the sum of what its consumers' vjps pass it, so it is

@@ -176,6 +176,13 @@ class Evaluator:
     def node_change(node, arg_changes: list, args: list, out: np.ndarray) -> Change | None:
         """How node's value changes under its arguments' changes (None: not at all): the op's propagate rule,
         else forward recomputed on the perturbed arguments (stacked; gradcheck/batching.py)."""
+        changed = Evaluator.boxed_change(node, arg_changes, args, out)
+        return None if changed.is_zero() else changed
+
+    @staticmethod
+    def boxed_change(node, arg_changes: list, args: list, out: np.ndarray) -> Change:
+        """node_change, kept when it is zero: its box still says which of node's outputs the changed arguments
+        reach (where a branch decision may move although the value does not, at a tie)."""
         count = next(c.count for c in arg_changes if c is not None)
         out = np.asarray(out)
         rule = node.op_info.propagate
@@ -187,7 +194,7 @@ class Evaluator:
             evaluate = lambda node, args, params=None: evaluate_node(node, args, np.float64, params)  # noqa: E731
             new = batched_apply(node, stacked, batched, count, out.shape, evaluate)
             changed = Change.dense(changed_difference(new, out))
-        return changed if np.any(changed.delta) else None
+        return changed
 
     def _one_by_one(self, index: int, change: Change) -> np.ndarray:
         """The copies of a batch in which some op raised, each on its own (NaN for those that raise)."""

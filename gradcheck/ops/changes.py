@@ -65,20 +65,28 @@ class Change:
     def floats(self) -> int:
         return int(self.delta.size)
 
+    def is_zero(self) -> bool:
+        """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
+        return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
+
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
         return gather(base, self.pins if pins is None else pins, self.count)
 
     def widened(self, pins: dict[int, np.ndarray]) -> np.ndarray:
         """The delta on the box of ``pins`` (a subset of this change's pins, at the same indices), (K, *box)."""
-        delta = self.delta
-        for axis, index in self.pins.items():
-            if axis in pins:
-                continue
-            full = np.zeros(delta.shape[: axis + 1] + (self.shape[axis],) + delta.shape[axis + 2:], dtype=delta.dtype)
-            np.put_along_axis(full, index.reshape((-1,) + (1,) * len(self.shape)), delta, axis=axis + 1)
-            delta = full
-        return delta
+        freed = [a for a in self.pins if a not in pins]
+        if not freed:
+            return self.delta
+        count = self.count
+        box = tuple(1 if a in pins else n for a, n in enumerate(self.shape))
+        full = np.zeros((count,) + box, dtype=self.delta.dtype)
+        # copy k's delta goes to index pins[a][k] along each freed axis a: with those axes moved next to the
+        # copies' axis, one assignment at (k, pins[a1][k], pins[a2][k], ...) places every copy
+        target = _to_front(full, [0] + [a + 1 for a in freed])
+        source = _to_front(self.delta, [0] + [a + 1 for a in freed]).reshape(target.shape[:1] + target.shape[1 + len(freed):])
+        target[(np.arange(count),) + tuple(self.pins[a] for a in freed)] = source
+        return full
 
     def full(self) -> np.ndarray:
         """The whole difference array of every copy, (K, *shape)."""
@@ -95,27 +103,30 @@ class Change:
         delta = self.delta.reshape(self.count, -1)
         if weights is None:
             return delta.sum(axis=1)
-        on_box = self.gather(weights)
-        if on_box.shape[0] == 1:  # nothing pinned: one weight array for every copy
-            return delta @ on_box.reshape(-1)
-        return np.einsum("kn,kn->k", delta, on_box.reshape(self.count, -1))
+        boxed = self.gather(weights)
+        if boxed.shape[0] == 1:  # nothing pinned: one weight array for every copy
+            return delta @ boxed.reshape(-1)
+        return np.einsum("kn,kn->k", delta, boxed.reshape(self.count, -1))
 
 
 def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndarray:
     """base at copy k's pinned indices, every other axis whole: shape (count, *box) -- or (1, *shape) when
     nothing is pinned, the same for every copy (it broadcasts against the copies)."""
     base = np.asarray(base)
-    shape = base.shape
     if not pins:
         return base[None]
-    ndim = len(shape)
-    index = []
-    for axis, n in enumerate(shape):
-        if axis in pins:
-            index.append(pins[axis].reshape((count,) + (1,) * ndim))
-        else:
-            index.append(np.arange(n).reshape((1,) * (axis + 1) + (n,) + (1,) * (ndim - axis - 1)))
-    return base[tuple(index)]
+    pinned = sorted(pins)
+    # the pinned axes moved to the front (a view), indexed together: (count, *the other axes), in their order
+    picked = _to_front(base, pinned)[tuple(pins[a].reshape(-1) for a in pinned)]
+    box = tuple(1 if a in pins else n for a, n in enumerate(base.shape))
+    return picked.reshape((count,) + box)
+
+
+def _to_front(array: np.ndarray, axes: list[int]) -> np.ndarray:
+    """A view of array with ``axes`` first (in that order), the others after them in their order."""
+    if axes == list(range(len(axes))):
+        return array
+    return array.transpose(axes + [a for a in range(array.ndim) if a not in axes])
 
 
 def changed_difference(new: np.ndarray, old: np.ndarray) -> np.ndarray:
@@ -149,7 +160,7 @@ def broadcast_pins(changes, inputs, out_shape) -> dict[int, np.ndarray]:
     return {a: p for a, p in (common or {}).items() if out_shape[a] > 1}
 
 
-def _on_box(array, change: Change | None, out_pins, out_ndim: int, count: int) -> np.ndarray:
+def on_box(array, change: Change | None, out_pins, out_ndim: int, count: int) -> np.ndarray:
     """An argument (perturbed or not) on the result's box, shaped to broadcast against (K, *box)."""
     array = np.asarray(array)
     shift = out_ndim - array.ndim
@@ -163,7 +174,7 @@ def elementwise_change(forward, changes, out, inputs, params) -> Change:
     out = np.asarray(out)
     count = next(c.count for c in changes if c is not None)
     pins = broadcast_pins(changes, inputs, out.shape)
-    arguments = [_on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
+    arguments = [on_box(x, c, pins, out.ndim, count) for x, c in zip(inputs, changes, strict=True)]
     delta = changed_difference(np.asarray(forward(*arguments, **params)), gather(out, pins, count))
     box = (count,) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
     return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
@@ -196,25 +207,38 @@ def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
     return Change.make((), {}, total / max(per_element.size, 1))
 
 
-def softmax_cross_entropy_change(change: Change, logits, targets, samples: int) -> Change | None:
+def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, classes=None) -> Change | None:
     """-Σ t·log softmax(z) / n under z -> z + d, row by row and without cancellation:
     lse(z + d) - lse(z) = log Σ_c p_c e^{d_c} = log1p(Σ_c p_c expm1(d_c)), p = softmax(z), so a row's loss
-    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  None (recompute) where e^d overflowed."""
+    changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  The sums run over the change's box only
+    (d is 0 off it: a change pinned to one class is one term per row); with one-hot targets (``classes``: each
+    row's class index) and every class changed, the last sum is d at the row's class.  None (recompute) where
+    e^d overflowed."""
     logits = np.asarray(logits)
-    rows = {a: p for a, p in change.pins.items() if a != logits.ndim - 1}
-    delta = change.widened(rows)
-    count = change.count
+    class_axis = logits.ndim - 1
+    rows = {a: p for a, p in change.pins.items() if a != class_axis}
+    delta, count = change.delta, change.count
     probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
     probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    targets = np.broadcast_to(targets, logits.shape)
-    p, t = gather(probabilities, rows, count), gather(targets, rows, count)  # views where no row is pinned
-    mixed = np.einsum("...c,...c->...", p, np.expm1(delta))
-    linear = np.einsum("...c,...c->...", t, delta)
-    per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
+    mixed = np.einsum("...c,...c->...", change.gather(probabilities), np.expm1(delta))
+    if classes is not None and class_axis not in change.pins:
+        per_row = np.log1p(mixed) - _at_classes(delta, gather(np.asarray(classes, dtype=np.intp), rows, count))
+    else:
+        targets = np.broadcast_to(targets, logits.shape)
+        linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
+        per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None
     return Change.make((), {}, total / samples)
+
+
+def _at_classes(delta: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """delta (K, *rows, C) at each row's class, (K, *rows); classes is (K, *rows) or, shared by the copies, (1, *rows)."""
+    if classes.shape[0] == 1:  # the same index for every copy: one fancy index, whatever delta's strides
+        rows = np.indices(classes.shape[1:], sparse=True)
+        return delta[(slice(None),) + tuple(rows) + (classes[0],)]
+    return np.take_along_axis(delta, classes[..., None], axis=-1)[..., 0]
 
 
 # ---------------------------------------------------------------- along axes

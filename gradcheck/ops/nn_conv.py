@@ -57,6 +57,8 @@ def check_kernel_fits(kernel, spatial, op: str, detail: str = "", dilation=(1, 1
 
 def pad_spatial(x, before: tuple[int, int], after: tuple[int, int], fill=0.0):
     """x with its last two axes padded by fill."""
+    if not any(before) and not any(after):
+        return x
     widths = ((0, 0),) * (np.ndim(x) - 2) + ((before[0], after[0]), (before[1], after[1]))
     return np.pad(x, widths, constant_values=fill)
 

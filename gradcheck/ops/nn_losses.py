@@ -79,8 +79,9 @@ class CrossEntropy(Primitive):
         change_logits, change_labels = changes
         if change_labels is not None:
             return None
-        targets, _, samples = self._targets(logits, labels)
-        return softmax_cross_entropy_change(change_logits, logits, targets, samples)
+        targets, are_indices, samples = self._targets(logits, labels)
+        classes = labels if are_indices else None  # validated by _targets: one class index per row
+        return softmax_cross_entropy_change(change_logits, logits, targets, samples, classes)
 
     def vjp(self, g, out, logits, labels):
         targets, are_indices, samples = self._targets(logits, labels)
