@@ -28,7 +28,7 @@ from .options import CheckOptions
 from .verdict import agrees, allowed_error, classify, element_status, outcome
 
 FIRST_PROBE_STEP = 1e-2  # relative to each element's scale (the directions are scaled per element)
-FLOOR_SEARCH_ELEMENTS = 256  # nodes up to this size get the most accurate estimate float64 allows everywhere
+FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
 KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
 
 
