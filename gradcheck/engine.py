@@ -14,6 +14,7 @@ import numpy as np
 from . import sizing
 from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
+from .ops.conventions import RuleFault
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -29,6 +30,7 @@ class ForwardPass:
     output_value: np.ndarray
     projection: np.ndarray | None       # v in sum(v * out) for a non-scalar output; None for a scalar
     objective: float                    # the scalar that is differentiated
+    faults: dict[int, str] = field(default_factory=dict)  # node index -> what its forward modified in place
 
 
 @dataclass
@@ -46,7 +48,36 @@ def cast_value(value: np.ndarray, dtype) -> np.ndarray:
 
 def evaluate_node(node: Node, args: list, dtype, params: dict | None = None) -> np.ndarray:
     """One op application, with the result cast to the pass dtype (float data stays in the pass's precision)."""
-    result = np.asarray(node.op_info.impl.forward(*args, **(node.params if params is None else params)))
+    return guarded_forward(node, args, dtype, params, compare=False)[0]
+
+
+def guarded_forward(node: Node, args: list, dtype, params: dict | None = None, *,
+                    compare: bool = True) -> tuple[np.ndarray, str]:
+    """evaluate_node, and (with ``compare``) what the op's forward modified in place ('' for nothing).
+
+    A custom op's forward is handed copies of its arrays, so one that changes them (``x *= 0.5``,
+    ``np.maximum(x, 0, out=x)``) cannot corrupt the cached values every other check reads."""
+    params = node.params if params is None else params
+    if node.op_info.source == "builtin":
+        result = np.asarray(node.op_info.impl.forward(*args, **params))
+        mutated = ""
+    else:
+        copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        # the result is copied too: an op that keeps it (self.out = ...) and later changes it in place must not
+        # change the value the graph holds
+        result = np.array(node.op_info.impl.forward(*copies, **params), copy=True)
+        changed = [f"argument {i} ({_arg_name(node, i)})" for i, (a, c) in enumerate(zip(args, copies, strict=True))
+                   if compare and isinstance(a, np.ndarray) and not _unchanged(a, c)]
+        mutated = f"forward modifies {', '.join(changed)} in place (an op must not change its inputs)" if changed else ""
+    return _in_precision(result, dtype), mutated
+
+
+def fault_rule(fault: str) -> str:
+    """Which of an op's rules a recorded fault is about: its forward or its vjp."""
+    return "forward" if fault.startswith("forward ") else "vjp"
+
+
+def _in_precision(result: np.ndarray, dtype) -> np.ndarray:
     if result.dtype.kind == "c":
         return result
     if result.dtype.kind == "f" and result.dtype != dtype:
@@ -76,6 +107,7 @@ def output_projection(graph: Graph, output_value: np.ndarray) -> np.ndarray | No
 def forward(graph: Graph, dtype_name: str) -> ForwardPass:
     dtype = DTYPES[dtype_name]
     values: list[np.ndarray] = []
+    faults: dict[int, str] = {}
     for node in graph.nodes:
         if node.kind != "op":
             values.append(cast_value(node.leaf_value, dtype))
@@ -83,7 +115,7 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
         args = [values[a] for a in node.args]
         _refuse_oversized(node, args)
         try:
-            value = evaluate_node(node, args, dtype)
+            value, mutated = guarded_forward(node, args, dtype)
         except SpecError:
             raise
         except (Exception, SystemExit) as error:  # an op's own message, located at its call
@@ -97,11 +129,13 @@ def forward(graph: Graph, dtype_name: str) -> ForwardPass:
                                node.location)
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
             raise ForwardError(_not_finite(node, args, value, dtype_name), node.location)
+        if mutated:
+            faults[node.index] = mutated
         values.append(value)
     output_value = values[graph.output]
     projection = output_projection(graph, output_value)
     objective = float(np.sum(output_value)) if projection is None else float(np.sum(projection * output_value))
-    return ForwardPass(values, output_value, projection, objective)
+    return ForwardPass(values, output_value, projection, objective, faults)
 
 
 def _shape(shape) -> str:
@@ -162,13 +196,16 @@ def backward(graph: Graph, fwd: ForwardPass, dtype_name: str) -> BackwardPass:
     adjoints: list[np.ndarray | None] = [None] * len(graph.nodes)
     seed = np.ones((), dtype=dtype) if fwd.projection is None else fwd.projection.astype(dtype)
     adjoints[graph.output] = seed
-    result = BackwardPass(adjoints)
+    result = BackwardPass(adjoints, faults=dict(fwd.faults))
     for node in reversed(graph.nodes[: graph.output + 1]):
         g = adjoints[node.index]
         if node.kind != "op" or g is None:
             continue
-        grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
-                         result.declared_none)
+        if node.index in fwd.faults:  # a faulty forward: its arguments get NaN, as from a faulty vjp
+            grads = [np.full(np.shape(values[a]), np.nan) if differentiable(values[a]) else None for a in node.args]
+        else:
+            grads = call_vjp(node, g, values[node.index], [values[a] for a in node.args], result.faults,
+                             result.declared_none)
         for position, (arg, grad) in enumerate(zip(node.args, grads, strict=True)):
             if grad is None:
                 continue
@@ -191,12 +228,15 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
     if recheck is None:
         recheck = node.op_info.source != "builtin"
     outcome = _guarded_vjp(node, g, out, args)
+    if isinstance(outcome, list):  # what is unusable is named before any comparison of two calls
+        outcome = _unusable(node, outcome, args) or outcome
     if isinstance(outcome, list) and recheck:
         again = _guarded_vjp(node, g, out, args)
         if isinstance(again, str):
             outcome = again
         elif not _same_gradients(outcome, again):
-            outcome = "vjp is nondeterministic: two calls with the same arguments returned different gradients"
+            outcome = ("vjp is nondeterministic: two calls with the same arguments returned different gradients "
+                       "(does it change, in place, an array it kept from its forward?)")
     if isinstance(outcome, str):
         faults[node.index] = outcome
         return poisoned()
@@ -211,12 +251,17 @@ def call_vjp(node: Node, g, out, args: list, faults: dict[int, str], declared_no
                 declared_none.add((node.index, position))
             checked.append(np.zeros(np.shape(arg)))
             continue
-        problem = _gradient_problem(grad, arg)
-        if problem:
-            faults[node.index] = f"vjp returned {problem} for argument {position} ({_arg_name(node, position)})"
-            return poisoned()
         checked.append(np.asarray(grad))
     return checked
+
+
+def _unusable(node: Node, grads: list, args: list) -> str:
+    """What is wrong with the first gradient the vjp returned that cannot be used ('' where all can)."""
+    for position, (grad, arg) in enumerate(zip(grads, args, strict=True)):
+        problem = _gradient_problem(grad, arg) if grad is not None and differentiable(arg) else ""
+        if problem:
+            return f"vjp returned {problem} for argument {position} ({_arg_name(node, position)})"
+    return ""
 
 
 def _guarded_vjp(node: Node, g, out, args: list) -> list | str:
@@ -287,6 +332,8 @@ def _gradient_problem(grad, arg) -> str:
 
 def rule_failure(rule: str, error: BaseException) -> str:
     """What an op's vjp or jvp did instead of returning (its exceptions are reported, never raised)."""
+    if isinstance(error, RuleFault):  # an adapter's own finding, already worded
+        return str(error)
     if isinstance(error, SystemExit):
         return f"{rule} called exit({clip(error.code)})"
     return f"{rule} raised {type(error).__name__}: {clip(error, 200)}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import BackwardPass, differentiable, evaluate_node, evaluation_failures, rule_failure
+from ..engine import BackwardPass, differentiable, evaluate_node, evaluation_failures, fault_rule, rule_failure
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale, richardson_central
 from ..ops.base import OpInfo
@@ -72,8 +72,8 @@ def diagnose_edge(graph: Graph, backward: BackwardPass, values: list[np.ndarray]
     op-local numeric gradients, with the cotangent the vjp got in the backward pass; where that cotangent hides
     the fault (the whole comparison agrees), once more with a random cotangent."""
     g = backward.adjoints[node.index]
-    if g is None:
-        return None
+    if g is None or fault_rule(backward.faults.get(node.index, "")) == "forward":
+        return None  # a forward that changes its inputs: the suspect's message is the whole finding
     args = [np.asarray(values[a]) for a in node.args]
     out = np.asarray(values[node.index])
     names = [graph.nodes[a].name for a in node.args]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..batching import batched_forward
-from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, evaluation_failures, rule_failure
+from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, evaluation_failures, fault_rule, rule_failure
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale
 from ..numeric.stencils import adaptive_derivative
@@ -74,8 +74,9 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
         if not positions:
             continue
         if node.index in backward.faults:
-            message = f"its vjp is faulty: {backward.faults[node.index]}"
-            found.suspects.append(suspect(graph, node, positions[0], message))
+            fault = backward.faults[node.index]  # every argument it passes a gradient to gets NaN: each is named
+            message = f"its {fault_rule(fault)} is faulty: {fault}"
+            found.suspects.extend(suspect(graph, node, position, message) for position in positions)
             found.edges.update({(node.index, position): message for position in positions})
             continue
         if not np.all(np.isfinite(adjoint)):
@@ -116,8 +117,9 @@ class OpCheck:
         self.rng = np.random.default_rng(stable_seed(graph.spec.seed, "local", node.name)) if rng is None else rng
         g = np.asarray(backward.adjoints[node.index], dtype=np.float64)
         g = np.broadcast_to(g, self.out.shape).copy() if g.shape != self.out.shape else g
-        scale = float(np.max(np.abs(g))) if g.size and np.any(g) else 1.0
-        self.cotangents = [g, *(self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape)) * scale)]
+        # the random cotangents are of unit scale, not the graph's: a loss scaled by 1e-9 (or a cotangent made tiny
+        # downstream) must not shrink the op's error under atol
+        self.cotangents = [g, *self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape))]
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
@@ -369,7 +371,8 @@ def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, positi
     """What is wrong with the gradient node's vjp passes to its argument at position, or '' if nothing is
     (the checks above, for one edge)."""
     if node.index in backward.faults:
-        return f"its vjp is faulty: {backward.faults[node.index]}"
+        fault = backward.faults[node.index]
+        return f"its {fault_rule(fault)} is faulty: {fault}"
     adjoint = backward.adjoints[node.index]
     if adjoint is None or not np.all(np.isfinite(adjoint)):
         return ""

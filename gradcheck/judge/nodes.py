@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
-from ..engine import BackwardPass, ForwardPass
+from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
+from ..numeric.differentiator import PROBE_OFFSETS, DirectionalEstimate, directional_estimates
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
@@ -27,9 +29,42 @@ from .local import LocalChecks, local_fault
 from .options import CheckOptions
 from .verdict import agrees, allowed_error, classify, element_status, outcome
 
-FIRST_PROBE_STEP = 1e-2  # relative to each element's scale (the directions are scaled per element)
+FIRST_PROBE_STEP = 3e-3  # relative to each element's scale (the directions are scaled per element)
+LONGEST_PROBE_STEP = 1e-2  # the balanced step of a probe is capped here (a longer one may leave a domain)
+PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is retried at steps this many times shorter
+PROBE_STEP_SHRINK = 16.0
+MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
 FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
 KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
+
+
+class ProbeVerdict(NamedTuple):
+    """One directional probe: analytic minus numeric directional derivative, the bound on that difference
+    for a right gradient, the step taken and the step the next probe should take."""
+
+    gap: float
+    bound: float
+    step: float
+    next_step: float
+    resolved: bool  # the bound resolves one element's tolerance (else only the tolerances of all elements summed)
+
+
+class ProbePlan:
+    """A node's probes before they are taken: its random stream, step scales, elements at branch decisions, one
+    element's tolerance in direction units (None: some element cannot be probed), the first direction and,
+    when the probes of several nodes were swept together, the first estimate."""
+
+    def __init__(self, rng: np.random.Generator, scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
+        self.rng, self.scale, self.at_kink, self.resolution = rng, scale, at_kink, resolution
+        self.direction = np.zeros(0)
+        self.first_estimate: DirectionalEstimate | None = None
+
+    def draw(self) -> np.ndarray:
+        """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
+        draw = 2 * self.rng.random(self.scale.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
+        direction = (draw + np.copysign(1.0, draw)) * self.scale
+        direction[self.at_kink] = 0.0
+        return direction
 
 
 class Comparator:
@@ -55,6 +90,8 @@ class Comparator:
         self.local_checks = local_checks    # the verdicts of the op-local checks already run (judge.local)
         self.notes: list[str] = []
         self.fault_origin = self._fault_origins()
+        self._differentiators: dict[int, NodeDifferentiator] = {}
+        self._probe_plans: dict[int, ProbePlan] = {}
 
     def _fault_origins(self) -> dict[int, int]:
         """Node -> the nearest consumer downstream whose vjp failed (its NaN reached this node's gradient)."""
@@ -69,18 +106,21 @@ class Comparator:
 
     def fault_message(self, node: Node) -> str | None:
         if node.index in self.backward.faults:
-            return f"its vjp is faulty: {self.backward.faults[node.index]}"
+            fault = self.backward.faults[node.index]
+            return f"its {fault_rule(fault)} is faulty: {fault}"
         source = self.fault_origin.get(node.index)
         if source is None:
             return None
         culprit = self.graph.nodes[source]
-        return (f"no gradient to check: the vjp of op '{culprit.op_name}' at node '{culprit.name}' is faulty "
-                f"({self.backward.faults[source]})")
+        fault = self.backward.faults[source]
+        return (f"no gradient to check: the {fault_rule(fault)} of op '{culprit.op_name}' at node '{culprit.name}' "
+                f"is faulty ({fault})")
 
     # ---------------------------------------------------------------------------------- per node
     def compare_all(self) -> list[NodeResult]:
         # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
         compared = [node for node in self.graph.nodes if node.kind != "constant" or node.is_named]
+        self.plan_probes([node for node in compared if self.probed(node)])
         results = []
         for node in compared:
             started = time.perf_counter()
@@ -184,9 +224,8 @@ class Comparator:
         if node.index not in self.globally_checked:
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
-        use_probes = self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
         result = None
-        if use_probes:
+        if self.uses_probes(node):
             found, message = self.probe(node, differ, analytic, tol)
             if found is not None:
                 result = replace(described, **found.outcome_fields(), analytic=analytic, checked="probes",
@@ -266,7 +305,18 @@ class Comparator:
             return "reaches the output only as non-differentiable data (labels, ids, a condition or a mask)"
         return None
 
+    def uses_probes(self, node: Node) -> bool:
+        return self.options.mode == "fast" or (self.options.mode == "auto" and not self.small(node))
+
+    def probed(self, node: Node) -> bool:
+        """Whether compare_node checks this node by probes (before they are drawn)."""
+        value = self.reference.values[node.index]
+        return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
+                and self.uses_probes(node))
+
     def differentiator(self, node: Node) -> NodeDifferentiator:
+        if node.index in self._differentiators:
+            return self._differentiators[node.index]
         method = self.method
         if method == "complex-step":
             blocker = self.evaluator.complex_safe(node.index)
@@ -275,7 +325,8 @@ class Comparator:
                 note = f"complex-step cannot pass through op '{blocker}' (not analytic): central differences used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
-        return NodeDifferentiator(self.evaluator, node.index, method, self.eps)
+        self._differentiators[node.index] = NodeDifferentiator(self.evaluator, node.index, method, self.eps)
+        return self._differentiators[node.index]
 
     # ---------------------------------------------------------------------------------- full check
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
@@ -330,17 +381,24 @@ class Comparator:
     def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
                      compound: bool = False):
         """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
-        or lies between them, FAIL if it is neither; None where the slopes agree (no kink the objective sees).
+        or lies between them, FAIL if it is neither; where the slopes agree (no kink the objective sees), PASS if
+        the analytic value is that slope, else None (the element's own estimate decides).
         At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
         not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
-        found = differ.one_sided(flat, step)
+        # each one-sided quotient is f'± + c±·h + O(h²): 2·D(h/2) - D(h) removes the O(h) term (h·f''/2), which at
+        # the long steps of five-point and Richardson would put a valid one-sided derivative outside the slopes;
+        # a second-order estimate balances round-off at the central step, so no shorter step is taken
+        step = max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat]))
+        coarse, fine = differ.one_sided(flat, step), differ.one_sided(flat, step / 2)
+        found = Slopes(2 * fine.right - coarse.right, 2 * fine.left - coarse.left)
         right, left = float(found.right), float(found.left)
         if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
             return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)
         bound = tol.atol + tol.rtol * max(abs(right), abs(left))
         low, high = min(right, left), max(right, left)
-        if high - low <= bound:
-            return None, found
+        if high - low <= bound:  # differentiable across the branch (a smooth join, huber's boundary)
+            agrees_with_both = abs(analytic - right) <= bound and abs(analytic - left) <= bound
+            return (Status.PASS if agrees_with_both else None), found
         inside = compound or low - bound <= analytic <= high + bound
         return (Status.KINK if inside else Status.FAIL), found
 
@@ -397,83 +455,167 @@ class Comparator:
     def probe(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Random directional probes, each judged against the error estimate of its own directional derivative.
 
+        A direction is d_i = ±u_i·scale_i, with random signs and u_i uniform on [1, 2].  A probe's gap is
+        Σ d_i e_i, for the errors e_i = analytic_i - true_i, up to its estimate's error bound T.  Each probe
+        must resolve one element's tolerance, 2T < min_i scale_i·tol_i: then a single element j beyond its
+        tolerance gives a gap of at least |d_j e_j| - T > scale_j tol_j - T > T, since |d_j| >= scale_j, and
+        is flagged.  Several wrong elements could cancel; but given every other draw, d_j e_j is spread
+        uniformly (u_j) over a length scale_j |e_j|, so the sum lands within 2T of zero with probability at
+        most 4T / (scale_j |e_j|) < 4T / min_i scale_i·tol_i.  Probes are drawn until the product of those
+        bounds is below MISSED_ERRORS_CHANCE (one usually suffices), at most options.probes of them; else
+        every element is checked.
+
         Elements whose own stencil changes a branch decision are judged one by one and left out of the
         directions.  A probe that disagrees is bisected down to one element, which is judged; returns
-        (None, None) where the probes cannot settle the node (an unresolvable probe, a probe crossing a
-        branch, a disagreement no single element accounts for): the caller then checks every element.
+        (None, None) where the probes cannot settle the node (no step resolves the tolerance, every step
+        crosses a branch decision, or the element found agrees): the caller then checks every element.
         """
-        rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
+        plan = self._probe_plans.pop(node.index, None) or self.probe_plan(node, differ, analytic, tol)
         flat_a = analytic.reshape(-1)
-        steps = BASE_STEP["central"] * differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, steps) > 0
-        singles = [int(flat) for flat in np.flatnonzero(at_kink)]
-        worst_gap = 0.0
-        for _ in range(self.options.probes):
-            direction = rng.choice([-1.0, 1.0], size=differ.x.size) * differ.scale.reshape(-1)
-            direction[at_kink] = 0.0
-            if not direction.any():
-                break
-            verdict = self.directional_verdict(node, differ, flat_a, direction, tol)
-            if verdict is None:
+        if plan.resolution is None:
+            return None, None  # a NaN gradient or an element that must be exact: judged element by element
+        missed = 1.0 if np.isfinite(plan.resolution) else 0.0  # infinite: every element is judged one by one
+        count, worst_gap, step, direction, first = 0, 0.0, FIRST_PROBE_STEP, plan.direction, plan.first_estimate
+        large = not self.small(node)  # checking every element is beyond auto mode's budget
+        unresolved = 0.0  # the largest bound of a probe that resolves only the tolerances summed
+        while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
+            if count:
+                direction = plan.draw()
+            verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, tol, first)
+            first = None
+            if verdict is None or not (verdict.resolved or large):
                 return None, None
-            gap, bound, step = verdict
-            worst_gap = max(worst_gap, gap)
-            if gap > bound:
-                flat = self.localise(node, differ, flat_a, direction, tol, step)
-                if flat is None:
-                    return None, None
+            count += 1
+            unresolved = max(unresolved, 0.0 if verdict.resolved else verdict.bound)
+            worst_gap = max(worst_gap, abs(verdict.gap))
+            if abs(verdict.gap) > verdict.bound:
+                flat = self.localise(differ, flat_a, direction, verdict)
                 found = self.judge_elements(differ, flat_a, [flat], tol, analytic.shape)
-                if found.status in (Status.PASS, Status.KINK):
+                if found.status != Status.FAIL:  # the element agrees (or cannot tell): every element is judged
                     return None, None
-                return found, f"found by directional probes (a probe disagreed by {gap:.3g}, its error bound {bound:.3g})"
+                return found, (f"found by directional probes (a probe disagreed by {abs(verdict.gap):.3g}, "
+                               f"its error bound {verdict.bound:.3g})")
+            missed *= min(1.0, 4 * verdict.bound / plan.resolution)
+            step = verdict.next_step
+        if missed > MISSED_ERRORS_CHANCE and not large:
+            return None, None
+        singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
+        probes = f"checked by {count} random directional probe{'s' if count != 1 else ''}"
+        if unresolved:
+            checked = (f"{probes} that cannot resolve one element's tolerance (their error bound {unresolved:.3g} is "
+                       f"above half of it, {plan.resolution / 2:.3g} in the probe's units: the round-off of a large "
+                       "objective): an error within twice that bound in a single element may pass; --mode full "
+                       "judges every element")
+        else:
+            checked = (f"{probes} (each resolves one element's tolerance, so a single wrong element cannot pass; "
+                       f"errors cancelling across elements would pass with probability below {missed:.1g})")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
+            checked = (checked + " and " if count else "") + f"{len(singles)} element(s) at branch decisions one by one"
             if found.status != Status.PASS:
-                return found, (f"checked by {self.options.probes} random directional probes and {len(singles)} "
-                               "element(s) at branch decisions one by one")
-        checked = f"checked by {self.options.probes} random directional probes"
+                return found, checked
         return Outcome(max_abs_error=float(worst_gap)), checked
 
-    def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray,
-                            direction: np.ndarray, tol: Tolerance, step: float | None = None):
-        """(gap, bound, step) of one probe, or None where it cannot be trusted: its estimate cannot resolve the
-        tolerance, or its stencil crosses a branch decision.  Without a step, the step is chosen from the
-        error estimate (stencils.adaptive_derivative); bisection reuses the probe's."""
-        shaped = direction.reshape(differ.x.shape)
-        analytic_dir = float(np.sum(flat_a * direction))
-        # if every element were within its tolerance, the directional gap would be within this (triangle inequality)
-        allowed = float(np.sum(np.abs(direction) * (tol.atol + tol.rtol * np.abs(flat_a))))
-        if step is None:  # one Richardson pair at the usual step first; the step sequence only if it is too rough
-            estimate = differ.directional_at(shaped, FIRST_PROBE_STEP)
-            if not (np.isfinite(estimate.value) and estimate.error_bound <= 0.01 * allowed):
-                estimate = differ.directional_adaptive(shaped, enough=0.01 * allowed)
-        else:
-            estimate = differ.directional_at(shaped, step)
-        if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)) or estimate.error_bound > allowed:
+    def directional_verdict(self, node: Node, differ: NodeDifferentiator, flat_a: np.ndarray, direction: np.ndarray,
+                            step: float, resolution: float, tol: Tolerance,
+                            first: DirectionalEstimate | None = None) -> ProbeVerdict | None:
+        """One probe along direction: the first step (from step down) whose stencil crosses no branch decision,
+        the estimate there (or ``first``, taken at step and known to cross none), a second estimate at the step
+        balancing its truncation and round-off if the first cannot resolve one element's tolerance (bound above
+        resolution / 2), then the adaptive step sequence.  None where the estimate is not finite, where every step
+        crosses a branch decision (a kink question, not a failure), or where even the tolerances of all the
+        elements summed are not resolved; a verdict that resolves only that sum says so (``resolved``)."""
+        shaped = direction.reshape(differ.shape)
+        if first is None:
+            for _ in range(PROBE_STEP_TRIES):
+                if not self.crosses_branch(node, shaped, step):
+                    break
+                step /= PROBE_STEP_SHRINK
+            else:
+                return None
+        estimate = first or differ.directional_at(shaped[None], step)[0]
+        balanced = min(estimate.balanced_step(), LONGEST_PROBE_STEP)
+        if not self.resolves(estimate, resolution) and not step / 2 <= balanced <= 2 * step:
+            if not self.crosses_branch(node, shaped, balanced):
+                estimate = min(estimate, differ.directional_at(shaped[None], balanced)[0], key=self.error_or_inf)
+        if not self.resolves(estimate, resolution):
+            adaptive = differ.directional_adaptive(shaped, enough=0.01 * resolution)
+            s = adaptive.step
+            if not self.watch.direction_flips(node.index, shaped, np.array([s, -s, s / 4, -s / 4])):
+                estimate = min(estimate, adaptive, key=self.error_or_inf)
+        analytic_dir = float(np.dot(flat_a, direction))
+        if not (np.isfinite(estimate.value) and np.isfinite(analytic_dir)):
             return None
-        s = estimate.step
-        if self.watch.direction_flips(node.index, shaped, (s, -s, s / 4, -s / 4)):
+        resolved = self.resolves(estimate, resolution)
+        # if every element were within its tolerance, the gap would be within this (triangle inequality)
+        summed = float(np.dot(np.abs(direction), tol.atol + tol.rtol * np.abs(flat_a)))
+        if not (resolved or estimate.error_bound <= 0.01 * summed):
             return None
         # the analytic dot product's own round-off: a few ulps of the sum of its absolute terms
-        roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.sum(np.abs(flat_a * direction)))
-        bound = 3 * estimate.error_bound + roundoff
-        return abs(analytic_dir - estimate.value), bound, s
+        roundoff = 4 * MACHINE_EPS * np.sqrt(direction.size) * float(np.dot(np.abs(flat_a), np.abs(direction)))
+        return ProbeVerdict(analytic_dir - estimate.value, estimate.error_bound + roundoff, estimate.step,
+                            min(estimate.balanced_step(), LONGEST_PROBE_STEP), resolved)
 
-    def localise(self, node: Node, differ, flat_a, direction, tol: Tolerance, step: float) -> int | None:
+    def crosses_branch(self, node: Node, direction: np.ndarray, step: float) -> bool:
+        return self.watch.direction_flips(node.index, direction, step * np.array(PROBE_OFFSETS))
+
+    def probe_plan(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance) -> ProbePlan:
+        """What a node's probes need before the first is taken: its elements at branch decisions (left out of
+        the directions), one element's tolerance in direction units, the first direction."""
+        rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
+        flat_a = analytic.reshape(-1)
+        scale = differ.scale.reshape(-1)
+        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
+        with np.errstate(invalid="ignore"):
+            smallest = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
+        resolution = smallest if np.isfinite(flat_a).all() and smallest > 0 else None
+        plan = ProbePlan(rng, scale, at_kink, resolution)
+        plan.direction = plan.draw()
+        return plan
+
+    def plan_probes(self, nodes: list[Node]) -> None:
+        """The plans of the nodes to be probed, and their first probes at FIRST_PROBE_STEP taken together: one
+        sweep downstream for all of them (directional_estimates), where the stencil crosses no branch."""
+        swept: list[tuple[Node, NodeDifferentiator, ProbePlan]] = []
+        for node in nodes:
+            differ = self.differentiator(node)
+            plan = self.probe_plan(node, differ, self.analytic_of(node), self.tolerance(node))
+            self._probe_plans[node.index] = plan
+            if plan.resolution is not None and np.isfinite(plan.resolution):
+                if not self.crosses_branch(node, plan.direction.reshape(differ.shape), FIRST_PROBE_STEP):
+                    swept.append((node, differ, plan))
+        estimates = directional_estimates([differ for _, differ, _ in swept],
+                                          [plan.direction[None] for _, _, plan in swept], FIRST_PROBE_STEP)
+        for (_, _, plan), (estimate,) in zip(swept, estimates, strict=True):
+            plan.first_estimate = estimate
+
+    @staticmethod
+    def resolves(estimate: DirectionalEstimate, resolution: float) -> bool:
+        return bool(np.isfinite(estimate.value) and 2 * estimate.error_bound < resolution)
+
+    @staticmethod
+    def error_or_inf(estimate: DirectionalEstimate) -> float:
+        return estimate.error_bound if np.isfinite(estimate.value) else np.inf
+
+    def localise(self, differ: NodeDifferentiator, flat_a: np.ndarray, direction: np.ndarray,
+                 verdict: ProbeVerdict) -> int:
+        """Bisects a disagreeing probe down to one element: each level estimates the directional derivative
+        along one half of the direction (at the probe's step); the other half's follows by linearity (the
+        two add up to the whole), its error bound the sum of both.  The half whose gap is further beyond its
+        bound holds the element."""
         indices = np.flatnonzero(direction)
+        gap, bound = verdict.gap, verdict.bound
         while indices.size > 1:
-            halves = np.array_split(indices, 2)
-            ratios = []
-            for half in halves:
-                masked = np.zeros(differ.x.size)
-                masked[half] = direction[half]
-                verdict = self.directional_verdict(node, differ, flat_a, masked, tol, step)
-                if verdict is None:
-                    return None
-                gap, bound, _ = verdict
-                ratios.append(gap / bound if bound > 0 else (np.inf if gap > 0 else 0.0))
-            indices = halves[int(np.argmax(ratios))]
-        return int(indices[0]) if indices.size else None
+            first, second = np.array_split(indices, 2)
+            masked = np.zeros(differ.x.size)
+            masked[first] = direction[first]
+            estimate = differ.directional_at(masked[None], verdict.step)[0]
+            terms = flat_a[first] * direction[first]
+            first_gap = float(np.sum(terms)) - estimate.value
+            first_bound = estimate.error_bound + 4 * MACHINE_EPS * np.sqrt(first.size) * float(np.sum(np.abs(terms)))
+            halves = [(first, first_gap, first_bound), (second, gap - first_gap, bound + first_bound)]
+            indices, gap, bound = max(halves, key=lambda half: abs(half[1]) / half[2] if half[2] > 0 else np.inf)
+        return int(indices[0])
 
     def judge_elements(self, differ: NodeDifferentiator, flat_a: np.ndarray, flats: list[int], tol: Tolerance,
                        shape) -> Outcome:

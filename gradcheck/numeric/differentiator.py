@@ -8,6 +8,7 @@ is shrunk, then replaced by a one-sided difference from the side that stays insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import overload
 
 import numpy as np
@@ -18,6 +19,7 @@ from .stencils import (
     MACHINE_EPS,
     ORDER,
     REFINE_STEP,
+    SEQUENCE_RATIO,
     STENCILS,
     Slopes,
     adaptive_derivative,
@@ -32,6 +34,11 @@ MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from 
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
+PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
+# round-off of (64 D(h/4) - 20 D(h/2) + D(h)) / 45 with every objective change off by at most e:
+# |D(s)| errs by e / s, so the estimate by (64 * 4 + 20 * 2 + 1) / 45 = 6.6 e / h
+PROBE_ROUNDOFF_GAIN = 297 / 45
+ADAPTIVE_LEVELS_PER_PASS = 4  # directional_adaptive evaluates this many steps of its sequence per pass
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,28 @@ class ElementEstimate:
     value: float
     step: float
     error_bound: float = 0.0
+
+
+@dataclass(frozen=True)
+class DirectionalEstimate:
+    """d objective / dt of x + t * direction at t = 0: the value, the step, and its error in two parts."""
+
+    value: float
+    step: float
+    truncation: float      # estimated from the change between successive extrapolations
+    roundoff: float        # bound on the round-off of the stencil
+
+    @property
+    def error_bound(self) -> float:
+        return self.truncation + self.roundoff
+
+    def balanced_step(self) -> float:
+        """The step at which the estimated truncation (O(h^4) for the first-level value) and round-off (O(1/h))
+        would balance, from this estimate's split: minimises a h^4 + b / h at h = (b / 4a)^(1/5)."""
+        if not (self.truncation > 0 and self.roundoff > 0 and np.isfinite(self.truncation)):
+            return self.step
+        a, b = self.truncation / self.step ** 4, self.roundoff * self.step
+        return float((b / (4 * a)) ** 0.2)
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,7 @@ class NodeDifferentiator:
         self.index = index
         # C order: at() writes one element through a flat view, which a reshape of another layout would copy
         self.x = np.ascontiguousarray(evaluator.values[index], dtype=np.float64)
+        self.shape = np.shape(evaluator.values[index])  # the node's own shape (x is at least 1-d)
         self.method = method
         self.scale = element_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
@@ -266,22 +296,59 @@ class NodeDifferentiator:
             values[k], steps[k], bounds[k] = one.value, one.step, one.error_bound
         return Estimate(values, steps, bounds)
 
-    def directional_at(self, direction: np.ndarray, h: float) -> ElementEstimate:
-        """The same derivative at a given step: Richardson on central differences at h and h/4, with the change
-        between them (which bounds the error left in the finer one) plus round-off as its error."""
-        def along(t):
-            return self.evaluator.objective_with(self.index, self.x + t * direction)
-        coarse = (along(h) - along(-h)) / (2 * h)
-        fine = (along(h / 4) - along(-h / 4)) / (h / 2)
-        value = (16 * fine - coarse) / 15
-        return ElementEstimate(float(value), h, float(abs(fine - coarse) / 15 + 16 * MACHINE_EPS * self.magnitude / h))
+    def directional_at(self, directions: np.ndarray, h: float) -> list[DirectionalEstimate]:
+        """d objective / dt of x + t * direction at t = 0 for each direction stacked on axis 0 (scaled per element),
+        all six evaluations of every direction in one batched pass: see directional_estimates."""
+        return directional_estimates([self], [directions], h)[0]
 
-    def directional_adaptive(self, direction: np.ndarray, enough: float = 0.0) -> ElementEstimate:
-        """d objective / dt of x + t * direction at t = 0 (direction scaled per element), with its error."""
-        def along(t):
-            return self.evaluator.objective_with(self.index, self.x + t * direction)
+    def probe_steps(self, directions: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(directions, which, steps) of the evaluations directional_at takes: PROBE_OFFSETS of h per direction."""
+        count = np.shape(directions)[0]
+        directions = np.asarray(directions, dtype=np.float64).reshape((count,) + self.shape)
+        steps = h * np.array(PROBE_OFFSETS)
+        return directions, np.repeat(np.arange(count), steps.size), np.tile(steps, count)
+
+    def extrapolated(self, changes: np.ndarray, h: float) -> list[DirectionalEstimate]:
+        """The estimates from the objective's changes at PROBE_OFFSETS of h (one row per direction): central
+        differences at h, h/2 and h/4 combined by two levels of Richardson extrapolation.  Error: the change
+        between the two first-level values (the error left in the finer one, which bounds that of the
+        extrapolated value) plus the round-off of the stencil."""
+        changes = changes.reshape(-1, len(PROBE_OFFSETS))
+        steps = h * np.array(PROBE_OFFSETS)
+        # D(s) = (c(s) - c(-s)) / 2s at s = h, h/2, h/4; R = (4 D(s/2) - D(s)) / 3 cancels the s^2 term
+        d1, d2, d3 = ((changes[:, 2 * k] - changes[:, 2 * k + 1]) / (2 * steps[2 * k]) for k in range(3))
+        coarse, fine = (4 * d2 - d1) / 3, (4 * d3 - d2) / 3
+        values = (16 * fine - coarse) / 15       # = (64 D(h/4) - 20 D(h/2) + D(h)) / 45, error O(h^6)
+        roundoff = PROBE_ROUNDOFF_GAIN * 4 * MACHINE_EPS * self.operand_magnitude / h
+        return [DirectionalEstimate(float(v), h, float(abs(f - c) / 15), roundoff)
+                for v, f, c in zip(values, fine, coarse, strict=True)]
+
+    def directional_adaptive(self, direction: np.ndarray, enough: float = 0.0) -> DirectionalEstimate:
+        """The same derivative from the error-balancing step sequence of stencils.adaptive_derivative (for a
+        direction the fixed-step estimate cannot resolve), its steps evaluated a few levels per batched pass."""
+        known: dict[float, float] = {0.0: 0.0}  # the objective's change; none at t = 0
+
+        def along(t: float) -> float:
+            if t not in known:
+                levels = t / SEQUENCE_RATIO ** np.arange(ADAPTIVE_LEVELS_PER_PASS)
+                steps = np.concatenate([levels, -levels])
+                changes = self.evaluator.changes_along(self.index, np.reshape(direction, self.shape), steps)
+                known.update(zip(steps.tolist(), changes.tolist(), strict=True))
+            return known[t]
+
         found = adaptive_derivative(along, 0.1, self.magnitude, enough)
-        return ElementEstimate(found.value, found.step, found.error_bound)
+        roundoff = min(self.roundoff(found.step, "central"), found.error_bound)  # the sequence's own round-off term
+        return DirectionalEstimate(found.value, found.step, found.error_bound - roundoff, roundoff)
+
+    @cached_property
+    def operand_magnitude(self) -> float:
+        """The magnitude round-off is relative to along a direction: that of the objective and the values met
+        downstream, and of every argument the ops downstream read (products that cancel, x·w summing to 0,
+        leave their ulps in a zero output)."""
+        graph, magnitudes = self.evaluator.graph, self.evaluator.magnitudes
+        operands = [magnitudes[arg] for j in graph.downstream(self.index) for arg in graph.nodes[j].args]
+        scale = 1.0 if self.evaluator.projection is None else float(np.max(np.abs(self.evaluator.projection)))
+        return max(self.magnitude, scale * max(operands, default=0.0))
 
     @overload
     def roundoff(self, h: float, method: str) -> float: ...
@@ -338,18 +405,14 @@ class NodeDifferentiator:
         slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
         return Slopes(float(slopes.right), float(slopes.left))
 
-    def directional(self, direction: np.ndarray) -> float:
-        """d objective along x + t * direction at t = 0, by central differences (direction scaled per element)."""
-        five_point = self.method in ("five-point", "richardson")
-        h = BASE_STEP[self.method] if five_point else BASE_STEP["central"]
-        for _ in range(6):
-            if five_point:
-                f2, f1, b1, b2 = self.evaluator.changes_along(self.index, direction, np.array([2 * h, h, -h, -2 * h]))
-                value = (-f2 + 8 * f1 - 8 * b1 + b2) / (12 * h)
-            else:
-                forward, backward = self.evaluator.changes_along(self.index, direction, np.array([h, -h]))
-                value = (forward - backward) / (2 * h)
-            if np.isfinite(value):
-                return float(value)
-            h /= 10
-        return float("nan")
+
+def directional_estimates(differs: list[NodeDifferentiator], directions: list[np.ndarray],
+                          h: float) -> list[list[DirectionalEstimate]]:
+    """NodeDifferentiator.directional_at for several nodes of one graph, all their evaluations in one sweep
+    downstream (Evaluator.changes_along_sources): directions[k] stacks the directions of node differs[k]."""
+    if not differs:
+        return []
+    evaluator = differs[0].evaluator
+    sources = {differ.index: differ.probe_steps(stacked, h) for differ, stacked in zip(differs, directions, strict=True)}
+    changes = evaluator.changes_along_sources(sources)
+    return [differ.extrapolated(changes[differ.index], h) for differ in differs]

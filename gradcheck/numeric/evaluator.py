@@ -127,9 +127,82 @@ class Evaluator:
     def changes_along(self, index: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """objectives_along minus f0."""
         direction = np.asarray(direction)
+        return self.changes_along_each(index, direction[None], np.zeros(np.size(steps), dtype=np.intp), steps)
+
+    def changes_along_each(self, index: int, directions: np.ndarray, which: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The objective's change (minus f0) at x + steps[k] * directions[which[k]], for every k: the steps of
+        several directions in one batched pass (each batch's perturbations are built only when it runs)."""
+        directions = np.asarray(directions)
+        which = np.asarray(which, dtype=np.intp).reshape(-1)
         steps = np.asarray(steps).reshape(-1)
-        return self._in_batches(index, len(steps), np.iscomplexobj(steps) or np.iscomplexobj(direction),
-                                lambda batch: Change.dense(steps[batch].reshape((-1,) + (1,) * direction.ndim) * direction))
+        if which.shape != steps.shape:
+            raise ValueError(f"{which.size} directions for {steps.size} steps: give one direction per step")
+        trailing = (1,) * (directions.ndim - 1)
+        return self._in_batches(index, len(steps), np.iscomplexobj(steps) or np.iscomplexobj(directions),
+                                lambda batch: Change.dense(steps[batch].reshape((-1,) + trailing) * directions[which[batch]]))
+
+    def changes_along_sources(self, sources: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[int, np.ndarray]:
+        """changes_along_each for several nodes at once, sources[i] = (directions, which, steps) of node i: the
+        copies of every node travel downstream together, so each op after any of them runs once for all the
+        copies that reach it (a graph of n probed nodes costs one sweep, not n).  Sweeps hold at most
+        max_change_floats of changes; a node too large for one goes on its own."""
+        cost = {i: len(steps) * self.copy_floats(i) for i, (_, _, steps) in sources.items()}
+        found: dict[int, np.ndarray] = {}
+        group: list[int] = []
+        for i in sorted(sources, key=lambda i: (cost[i], i)):
+            if group and sum(cost[j] for j in group) + cost[i] > self.max_change_floats:
+                found.update(self._swept(group, sources))
+                group = []
+            group.append(i)
+        if group:
+            found.update(self._swept(group, sources))
+        return found
+
+    def _swept(self, group: list[int], sources) -> dict[int, np.ndarray]:
+        if len(group) == 1:
+            return {group[0]: self.changes_along_each(group[0], *sources[group[0]])}
+        counts = {i: len(sources[i][2]) for i in group}
+        changes: dict[int, dict[int, Change]] = {}  # node -> {source: the change of that source's copies there}
+        try:
+            with np.errstate(all="ignore"):
+                for j in sorted(set(group).union(*(self.graph.downstream(i) for i in group))):
+                    node = self.graph.nodes[j]
+                    changes[j] = self._sources_change(node, group, counts, changes) if node.kind == "op" else {}
+                    if j in counts:  # a source's own copies start here
+                        directions, which, steps = (np.asarray(a) for a in sources[j])
+                        trailing = (1,) * (directions.ndim - 1)
+                        changes[j][j] = Change.dense(steps.reshape((-1,) + trailing) * directions[which])
+        except LeftDomain:  # some op raised for some copy: each node on its own, where it is handled
+            return {i: self.changes_along_each(i, *sources[i]) for i in group}
+        self.evaluations += sum(counts.values())
+        at_output = changes.get(self.graph.output, {})
+        return {i: at_output[i].weighted_sum(self.projection) if i in at_output else np.zeros(counts[i]) for i in group}
+
+    def _sources_change(self, node, group: list[int], counts: dict[int, int], changes) -> dict[int, Change]:
+        """The change of node under every source's copies that reach its arguments: one node_change call for the
+        sources that change the same arguments (a source reaching only some of them adds no zero copies to
+        the others: x @ W changed through x and through W is two calls, not one on zero-padded changes)."""
+        by_arguments: dict[tuple[bool, ...], list[int]] = {}
+        for i in group:
+            reached = tuple(i in changes.get(a, {}) for a in node.args)
+            if any(reached):
+                by_arguments.setdefault(reached, []).append(i)
+        split = {}
+        for reached, sources in by_arguments.items():
+            arg_changes = [_concatenated([changes[a][i] for i in sources]) if hit else None
+                           for a, hit in zip(node.args, reached, strict=True)]
+            try:
+                changed = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[node.index])
+            except evaluation_failures(node):
+                raise LeftDomain from None
+            start = 0
+            for i in sources:
+                part = Change(changed.shape, {a: p[start: start + counts[i]] for a, p in changed.pins.items()},
+                              changed.delta[start: start + counts[i]]) if changed is not None else None
+                if part is not None and np.any(part.delta):
+                    split[i] = part
+                start += counts[i]
+        return split
 
     def _in_batches(self, index: int, count: int, complex_result: bool, change_of) -> np.ndarray:
         """The objective's change for copies 0..count-1 (change_of(slice) builds a batch's Change), in batches
@@ -204,3 +277,14 @@ class Evaluator:
         objectives = np.array([self.objective_with(index, new_values[k]) for k in range(change.count)])
         self.evaluations = evaluations
         return objectives - self.f0
+
+
+def _concatenated(parts: list[Change]) -> Change:
+    """The changes of several groups of copies of one array as one Change, on the box their pins share."""
+    if len(parts) == 1:
+        return parts[0]
+    common = set.intersection(*(set(part.pins) for part in parts))
+    kept = [{a: part.pins[a] for a in common} for part in parts]
+    deltas = [part.delta if set(part.pins) == common else part.widened(pins) for part, pins in zip(parts, kept, strict=True)]
+    return Change.make(parts[0].shape, {a: np.concatenate([pins[a] for pins in kept]) for a in common},
+                       np.concatenate(deltas))

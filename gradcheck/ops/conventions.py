@@ -54,6 +54,10 @@ MISSING = object()
 Resolve = Callable[[Any, str], Any]  # (a declaration's value, its key) -> the Python object it names
 
 
+class RuleFault(Exception):
+    """An adapter's finding that the user's backward misbehaved (worded for the report, not a crash)."""
+
+
 def convention_of(declaration: dict) -> str | None:
     """Which convention a mapping declares, by its keys (None: none of them)."""
     for name in ("torch", "jax", "layer"):
@@ -87,6 +91,12 @@ class CallCache:
             self.entries.popitem(last=False)
 
     def take(self, inputs: Sequence, params: dict) -> Any:
+        """The item the forward call at these inputs left (MISSING: none)."""
+        taken = self.take_with_inputs(inputs, params)
+        return taken if taken is MISSING else taken[0]
+
+    def take_with_inputs(self, inputs: Sequence, params: dict) -> Any:
+        """(item, the arrays that forward call took), or MISSING."""
         key = tuple(id(x) for x in inputs)
         entry = self.entries.get(key)
         if entry is None or not all(a is b for a, b in zip(entry[0], inputs, strict=True)):
@@ -95,7 +105,19 @@ class CallCache:
         if entry is None or not _same(entry[1], params):
             return MISSING
         del self.entries[key]
-        return entry[2]
+        return entry[2], entry[0]
+
+
+def refuse_changed_cache(stored: Sequence, inputs: Sequence, names: Sequence[str]) -> None:
+    """Raise RuleFault where backward changed, in place, an array its forward kept (in the cache, on the layer).
+
+    The engine hands the vjp copies equal to the arrays forward took, so what changed is told apart from them."""
+    changed = [f"input {i} ({names[i] if i < len(names) else f'#{i}'})"
+               for i, (kept, given) in enumerate(zip(stored, inputs, strict=True))
+               if kept is not given and not _equal_values((kept,), (given,))]
+    if changed:
+        raise RuleFault(f"vjp modifies {', '.join(changed)} in place, as its forward kept it (an op must not "
+                        "change its inputs)")
 
 
 def _equal_values(stored: Sequence, inputs: Sequence) -> bool:
@@ -223,10 +245,15 @@ class PairOp:
         return out
 
     def vjp(self, g, out, *inputs, **params):
-        cache = self.calls.take(inputs, params)
-        if cache is MISSING:
+        taken = self.calls.take_with_inputs(inputs, params)
+        if taken is MISSING:
             _, cache = self._run(inputs, params)
-        return _gradients_tuple(self._backward(g, cache), len(inputs), "backward")
+            stored = inputs
+        else:
+            cache, stored = taken
+        grads = self._backward(g, cache)
+        refuse_changed_cache(stored, inputs, list(self.signature.parameters))
+        return _gradients_tuple(grads, len(inputs), "backward")
 
 
 # ------------------------------------------------------------------------------------------ stateful layer
@@ -277,10 +304,14 @@ class LayerOp:
         return out
 
     def vjp(self, g, out, *arrays, **params):
-        layer = self.calls.take(arrays, params)
-        if layer is MISSING:
+        taken = self.calls.take_with_inputs(arrays, params)
+        if taken is MISSING:
             layer, _ = self._run(arrays, params)
+            stored = arrays
+        else:
+            layer, stored = taken
         input_grads = _gradients_tuple(getattr(layer, self.backward_name)(g), self.input_count, "backward")
+        refuse_changed_cache(stored, arrays, list(self.signature.parameters))
         if len(input_grads) != self.input_count:
             raise TypeError(f"backward returned {len(input_grads)} gradient(s) for the layer's {self.input_count} input(s)")
         return input_grads + self._parameter_grads(layer)
