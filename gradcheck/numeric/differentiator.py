@@ -240,6 +240,10 @@ class NodeDifferentiator:
     def element(self, flat_index: int, method: str | None = None) -> ElementEstimate:
         method = method or self.method
         h = float(BASE_STEP[method] if method != self.method else self.base) * self.scale.reshape(-1)[flat_index]
+        if method in BATCHED_METHODS:  # the step from the error estimate, as in the batched pass
+            found = self.error_balanced(np.array([flat_index]), method, np.array([h]))
+            if np.isfinite(found.values[0]):
+                return ElementEstimate(float(found.values[0]), float(found.steps[0]), float(found.error_bound[0]))
         for _ in range(8):
             value = self._scheme(method, flat_index, h)
             if np.isfinite(value):
