@@ -33,6 +33,7 @@ BATCHED_METHODS = (*STENCILS, "complex-step")
 MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from a step spanning periods to round-off)
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
+LONGEST_STEP = 0.1     # steps grow to at most this times max(scale, 1) (tanh is flat far out)
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
 # round-off of (64 D(h/4) - 20 D(h/2) + D(h)) / 45 with every objective change off by at most e:
@@ -204,7 +205,9 @@ class NodeDifferentiator:
                     wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
                 goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & (truncation > 0)))
                            & ~(bounds[pending] <= wanted) & ~at_floor & ((misses[pending] < 2) | unresolved))
-            h[pending] = h[pending] * ratio
+            longest = LONGEST_STEP * np.maximum(self.scale.reshape(-1)[elements[pending]], 1.0)
+            goes_on &= ~((ratio > 1) & (h[pending] >= longest))  # a flat stretch far away is no derivative
+            h[pending] = np.minimum(h[pending] * ratio, np.maximum(longest, h[pending]))
             pending = pending[goes_on & (h[pending] > 0)]
         return Estimate(values, chosen, bounds)
 
