@@ -34,6 +34,7 @@ LONGEST_PROBE_STEP = 1e-2  # the balanced step of a probe is capped here (a long
 PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is retried at steps this many times shorter
 PROBE_STEP_SHRINK = 16.0
 MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
+FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
 KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
 
 
@@ -331,7 +332,10 @@ class Comparator:
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Every element against its finite difference; returns the outcome, the numeric reference used and
         its error bounds."""
-        estimate = differ.gradient()
+        # small nodes search every element's step down to the float64 floor; in large ones an element stops once
+        # its bound settles the verdict (the extra levels cost a pass over the node each)
+        resolution = None if differ.x.size <= FLOOR_SEARCH_ELEMENTS else (tol.atol, tol.rtol)
+        estimate = differ.gradient(resolution)
         numeric = estimate.values.astype(np.float64).reshape(-1)
         errors = np.asarray(estimate.error_bound, dtype=np.float64).copy()
         flat_a = analytic.reshape(-1)
@@ -339,23 +343,25 @@ class Comparator:
         failing, inconclusive = first.failing.copy(), first.inconclusive.copy()
         kinks = np.zeros(flat_a.size, dtype=bool)
         slopes: dict[int, Slopes] = {}
-        flips = self.watch.element_flips(node.index, self.stencil_steps(differ, estimate.steps),
-                                         self.stencil_offsets(differ.method))
+        # branches are watched at the scheme's first step, or the chosen one where shorter: a step the error
+        # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
+        first_steps = differ.base * differ.scale.reshape(-1)
+        watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
+        flips = self.watch.element_flips(node.index, watched, self.stencil_offsets(differ.method))
         for flat in np.flatnonzero(flips):
-            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, self.stencil_steps(
-                differ, estimate.steps)[flat], compound=flips[flat] > 1)
+            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
+                                              compound=flips[flat] > 1)
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
         judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
-        for flat in np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink):
-            status, value, error, found = self.second_look(differ, int(flat), float(flat_a[flat]), tol,
-                                                           float(numeric[flat]), float(errors[flat]))
-            numeric[flat], errors[flat] = value, error
-            failing[flat], inconclusive[flat], kinks[flat] = (status == Status.FAIL, status == Status.INCONCLUSIVE,
-                                                              status == Status.KINK)
-            if found is not None:
-                slopes[int(flat)] = found
+        second = np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink)
+        if second.size:
+            statuses, numeric[second], errors[second], found_slopes = self.second_looks(
+                differ, second, flat_a[second], tol, numeric[second], errors[second])
+            failing[second], inconclusive[second] = statuses == Status.FAIL, statuses == Status.INCONCLUSIVE
+            kinks[second] = statuses == Status.KINK
+            slopes.update({int(second[k]): found for k, found in found_slopes.items()})
         found = outcome(analytic, numeric.reshape(analytic.shape), failing, kinks, tol, analytic.shape,
                         inconclusive=inconclusive, numeric_error=errors, slopes=slopes)
         return found, numeric.reshape(analytic.shape), errors.reshape(analytic.shape)
@@ -407,27 +413,43 @@ class Comparator:
 
     def second_look(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance,
                     first_value: float, first_error: float):
-        """The verdict on an element the first estimate could not pass, at the most accurate estimate there is
-        (it replaces the first one only when its error bound is smaller)."""
-        if not np.isfinite(analytic):
-            return Status.FAIL, first_value, first_error, None
-        enough = 0.01 * (tol.atol + tol.rtol * abs(first_value if np.isfinite(first_value) else 0.0))
-        better = differ.adaptive(flat, enough)
-        value, error = first_value, first_error
-        # the first estimate's bound covers its round-off only, except for complex-step (no truncation to speak of)
-        first_trusted = differ.method == "complex-step" and np.isfinite(first_value)
-        if np.isfinite(better.value) and not (first_trusted and first_error <= better.error_bound):
-            value, error = better.value, better.error_bound
-        status = element_status(analytic, value, tol, error)
-        found = None
-        if status == Status.FAIL:
-            found = self.persistent_slopes(differ, flat, better.step if np.isfinite(better.value) else
-                                           BASE_STEP["central"] * differ.scale.reshape(-1)[flat])
-            if found is not None and element_status(analytic, value, tol, error, slopes=found) == Status.KINK:
-                status = Status.KINK
-            else:
-                found = None
-        return status, value, error, found
+        """second_looks() for one element: (status, value, error bound, slopes or None)."""
+        statuses, values, errors, slopes = self.second_looks(differ, np.array([flat]), np.array([analytic]), tol,
+                                                             np.array([first_value]), np.array([first_error]))
+        return statuses[0], float(values[0]), float(errors[0]), slopes.get(0)
+
+    def second_looks(self, differ: NodeDifferentiator, flats: np.ndarray, analytic: np.ndarray, tol: Tolerance,
+                     first_values: np.ndarray, first_errors: np.ndarray):
+        """The verdicts on elements the first estimate could not pass, at the most accurate estimate there is
+        (NodeDifferentiator.most_accurate, every element in the same vectorised passes); it replaces the first
+        only where its error bound is smaller.  Returns the statuses (an object array), the values and bounds
+        used, and the one-sided slopes of the elements found at a kink no op declares (by position in flats)."""
+        analytic = np.asarray(analytic, dtype=np.float64)
+        values = np.asarray(first_values, dtype=np.float64).copy()
+        errors = np.asarray(first_errors, dtype=np.float64).copy()
+        statuses = np.full(flats.size, Status.FAIL, dtype=object)
+        slopes: dict[int, Slopes] = {}
+        judged = np.flatnonzero(np.isfinite(analytic))  # a NaN analytic value fails whatever the reference
+        if not judged.size:
+            return statuses, values, errors, slopes
+        first = values[judged]
+        enough = 0.01 * (tol.atol + tol.rtol * np.abs(np.where(np.isfinite(first), first, 0.0)))
+        better = differ.most_accurate(flats[judged], enough)
+        replace_first = np.isfinite(better.values) & (~np.isfinite(first) | (better.error_bound < errors[judged]))
+        values[judged] = np.where(replace_first, better.values, first)
+        errors[judged] = np.where(replace_first, better.error_bound, errors[judged])
+        central_steps = BASE_STEP["central"] * differ.scale.reshape(-1)[flats[judged]]
+        # a real step to watch the slopes at: the estimate's own, unless it was an imaginary (complex) one
+        real_steps = np.where(np.isfinite(better.steps) & (better.steps > 1e-3 * central_steps), better.steps, central_steps)
+        for k, step in zip(judged, real_steps, strict=True):
+            status = element_status(float(analytic[k]), float(values[k]), tol, float(errors[k]))
+            if status == Status.FAIL:
+                found = self.persistent_slopes(differ, int(flats[k]), float(step))
+                if found is not None and element_status(float(analytic[k]), float(values[k]), tol, float(errors[k]),
+                                                        slopes=found) == Status.KINK:
+                    status, slopes[int(k)] = Status.KINK, found
+            statuses[k] = status
+        return statuses, values, errors, slopes
 
     # ---------------------------------------------------------------------------------- probes
     def probe(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):

@@ -22,7 +22,17 @@ STENCILS = {
     "forward": ((1, 1.0), (0, -1.0)),
     "backward": ((0, 1.0), (-1, -1.0)),
     "five-point": ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12)),
+    # two Richardson levels on central differences D(s) at s = h, h/2, h/4:
+    # (64 D(h/4) - 20 D(h/2) + D(h)) / 45, written out as one stencil (richardson_twice)
+    "richardson": ((0.25, 128 / 45), (-0.25, -128 / 45), (0.5, -20 / 45), (-0.5, 20 / 45), (1, 1 / 90), (-1, -1 / 90)),
 }
+# the power of h in each stencil's leading truncation term
+ORDER = {"central": 2, "forward": 1, "backward": 1, "five-point": 4, "richardson": 6}
+
+
+def roundoff_weight(method: str) -> float:
+    """sum_k |weight_k|: how many ulps of the objective (over h) a stencil's cancellation can amplify."""
+    return float(sum(abs(weight) for offset, weight in STENCILS[method] if offset != 0)) if method in STENCILS else 1.0
 SMALLEST_SCALE = 1e-150   # below this a relative step underflows; the round-off check grows it if need be
 
 
