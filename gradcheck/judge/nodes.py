@@ -385,12 +385,9 @@ class Comparator:
         the analytic value is that slope, else None (the element's own estimate decides).
         At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
         not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
-        # each one-sided quotient is f'± + c±·h + O(h²): 2·D(h/2) - D(h) removes the O(h) term (h·f''/2), which at
-        # the long steps of five-point and Richardson would put a valid one-sided derivative outside the slopes;
         # a second-order estimate balances round-off at the central step, so no shorter step is taken
         step = max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat]))
-        coarse, fine = differ.one_sided(flat, step), differ.one_sided(flat, step / 2)
-        found = Slopes(2 * fine.right - coarse.right, 2 * fine.left - coarse.left)
+        found = differ.branch_slopes(flat, step)
         right, left = float(found.right), float(found.left)
         if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
             return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)

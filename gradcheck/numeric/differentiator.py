@@ -405,6 +405,18 @@ class NodeDifferentiator:
         magnitude = abs(float(self.x.reshape(-1)[flat_index]))
         return min(h / 10, 1e-3 * magnitude) if magnitude > 0 else h / 10
 
+    def branch_slopes(self, flat_index: int, h: float) -> Slopes:
+        """The slopes of the two branches met at a kink near the element, from points away from it on each side.
+
+        D(h) = (f(x+h) - f(x+h/2)) / (h/2) = f'+ + (3h/4) f'' + O(h²), so 2 D(h/2) - D(h) = f'+ + O(h²) (Richardson);
+        with no quotient reaching back to x itself, a kink a little beside x (within h/4) does not add the
+        (f(x) - f(kink)) / h term that a quotient from x would carry."""
+        offsets = np.array([1.0, 0.5, 0.25, -0.25, -0.5, -1.0]) * h
+        c = self.evaluator.changes_at(self.index, np.full(offsets.size, flat_index), offsets)
+        right_coarse, right_fine = (c[0] - c[1]) / (h / 2), (c[1] - c[2]) / (h / 4)
+        left_coarse, left_fine = (c[4] - c[5]) / (h / 2), (c[3] - c[4]) / (h / 4)
+        return Slopes(float(2 * right_fine - right_coarse), float(2 * left_fine - left_coarse))
+
     def one_sided(self, flat_index: int, h: float | None = None) -> Slopes:
         """The right and left slopes at the element (step h, default the central step), to tell a kink from a
         wrong gradient."""
