@@ -33,6 +33,8 @@ BATCHED_METHODS = (*STENCILS, "complex-step")
 MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from a step spanning periods to round-off)
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
+NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
+NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
 LONGEST_STEP = 0.1     # steps grow to at most this times max(scale, 1) (tanh is flat far out)
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
@@ -162,6 +164,8 @@ class NodeDifferentiator:
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
         misses = np.zeros(count, dtype=int)
+        kept_truncation, kept_noise = np.full(count, np.inf), np.ones(count)
+        noise_scale = np.full(count, np.inf)  # round-off of the quotient times h, measured (else modelled)
         pending = np.arange(count)
         for _ in range(MAX_STEP_LEVELS):
             if not pending.size:
@@ -174,7 +178,19 @@ class NodeDifferentiator:
                 roundoff = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
                 # the step is chosen by the round-off the objective itself would show: changes are carried
                 # without cancelling against the values on the way, whose magnitudes only bound it
-                likely = 2 * MACHINE_EPS * weight * max(abs(self.f0), 1e-300) / h[pending]
+                likely_scale = 2 * MACHINE_EPS * weight * max(abs(self.f0), 1e-300)
+                likely = likely_scale / h[pending]
+                # a truncation estimate no larger than the round-off its own differences carry is noise: the true
+                # truncation is smaller still, so the step is longer than balancing that noise would say; and
+                # that noise, measured, is the round-off the quotient actually shows (often far below `likely`)
+                noise_only = np.isfinite(truncation) & (truncation <= self.truncation_noise(method, likely))
+                observed = NOISE_SAFETY * truncation * h[pending] * likely / self.truncation_noise(method, likely)
+                measured = np.where(noise_only & ~np.isfinite(noise_scale[pending]), observed,
+                                    np.maximum(noise_scale[pending], np.where(noise_only, observed, 0.0)))
+                noise_scale[pending] = np.minimum(measured, likely_scale)
+                # the steps kept so far are rescored with the round-off measured since
+                scores[pending] = kept_truncation[pending] + kept_noise[pending] * noise_scale[pending] / chosen[pending]
+                likely = noise_scale[pending] / h[pending]
                 improved = np.zeros(pending.size, dtype=bool)
                 candidates = [(near, truncation, 1.0, h[pending])]
                 if far is not None:
@@ -184,17 +200,19 @@ class NodeDifferentiator:
                     better = np.isfinite(value) & np.isfinite(score) & (score < scores[pending])
                     take = pending[better]
                     values[take], scores[take], chosen[take] = value[better], score[better], step[better]
+                    kept_truncation[take], kept_noise[take] = trunc[better], noise
                     bounds[take] = (trunc + noise * roundoff)[better]
                     improved |= better
                 ratio = np.where(truncation > 0, (likely / (order * truncation)) ** (1 / (order + 1)), 1.0)
+                ratio[noise_only] = np.maximum(ratio[noise_only], NOISE_STEP_GROWTH)
                 ratio = np.clip(ratio, 1 / STEP_SHRINK, STEP_GROWTH)
                 left_domain = ~(np.isfinite(near) & np.isfinite(truncation))
                 ratio[left_domain] = 1 / STEP_SHRINK
                 misses[pending] = np.where(improved, 0, misses[pending] + 1)
-                promised = truncation * ratio ** order + likely / ratio
+                promised = np.where(noise_only, likely / ratio, truncation * ratio ** order + likely / ratio)
                 # truncation far above any round-off: not yet in the range where the estimate means anything
                 # (a step spanning periods of sin): shorten whatever the levels so far found
-                unresolved = truncation > 100 * likely
+                unresolved = truncation > 100 * likely_scale / h[pending]
                 ratio[unresolved] = np.minimum(ratio[unresolved], 1 / STEP_GROWTH)
                 # no element needs more than a tenth of what the scheme reaches on a unit-scaled smooth function,
                 # eps^(p / (p + 1)) (a linear objective would otherwise lengthen its step level after level)
@@ -235,6 +253,15 @@ class NodeDifferentiator:
             return near, np.abs(third) / (6 * steps), None
         far = sum(weight * by_multiplier[2 * offset] for offset, weight in stencil) / (2 * steps)
         return near, np.abs(far - near) / (2.0 ** ORDER[method] - 1), far
+
+    @staticmethod
+    def truncation_noise(method: str, likely: np.ndarray) -> np.ndarray:
+        """The round-off of quotient_and_truncation's truncation estimate, given that of the quotient (likely):
+        central's |c(2h) - 3 c(h) - c(-h)| / 6h sums 5 changes' errors over 6h against the quotient's 2 over 2h;
+        |Q(2h) - Q(h)| / (2^p - 1) carries Q(h)'s error and half of it again (Q(2h) divides by twice the step)."""
+        if method == "central":
+            return 5 / 6 * likely
+        return 1.5 * likely / (2.0 ** ORDER[method] - 1)
 
     def error_of_complex_step(self, values: np.ndarray) -> np.ndarray:
         """complex-step has no cancellation: the imaginary part is exact to a few ulps of the value."""
