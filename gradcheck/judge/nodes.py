@@ -321,8 +321,9 @@ class Comparator:
         if method == "complex-step":
             blocker = self.evaluator.complex_safe(node.index)
             if blocker is not None:
-                method = "central"
-                note = f"complex-step cannot pass through op '{blocker}' (not analytic): central differences used behind it"
+                # the most accurate real stencil: complex-step was asked for its accuracy
+                method = "richardson"
+                note = f"complex-step cannot pass through op '{blocker}' (not analytic): Richardson extrapolation used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
         self._differentiators[node.index] = NodeDifferentiator(self.evaluator, node.index, method, self.eps)

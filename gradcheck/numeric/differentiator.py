@@ -35,6 +35,7 @@ STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
 NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
+QUIET_LEVELS_TRUSTED = 2  # levels of truncation estimates within |f0|'s round-off that let the bound use |f0|
 LONGEST_STEP = 0.1     # steps grow to at most this times max(scale, 1) (tanh is flat far out)
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
@@ -164,8 +165,10 @@ class NodeDifferentiator:
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
         misses = np.zeros(count, dtype=int)
-        kept_truncation, kept_noise = np.full(count, np.inf), np.ones(count)
+        # the kept estimate's truncation, and its round-off per unit of noise scale (noise / h)
+        kept_truncation, kept_per_step = np.full(count, np.inf), np.zeros(count)
         noise_scale = np.full(count, np.inf)  # round-off of the quotient times h, measured (else modelled)
+        quiet_levels = np.zeros(count, dtype=int)  # levels whose truncation estimate was round-off alone
         pending = np.arange(count)
         for _ in range(MAX_STEP_LEVELS):
             if not pending.size:
@@ -175,7 +178,6 @@ class NodeDifferentiator:
             h[pending] = np.exp2(np.round(np.log2(h[pending])))
             near, truncation, far = self.quotient_and_truncation(elements[pending], method, h[pending])
             with np.errstate(all="ignore"):
-                roundoff = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
                 # the step is chosen by the round-off the objective itself would show: changes are carried
                 # without cancelling against the values on the way, whose magnitudes only bound it
                 likely_scale = 2 * MACHINE_EPS * weight * max(abs(self.f0), 1e-300)
@@ -188,8 +190,17 @@ class NodeDifferentiator:
                 measured = np.where(noise_only & ~np.isfinite(noise_scale[pending]), observed,
                                     np.maximum(noise_scale[pending], np.where(noise_only, observed, 0.0)))
                 noise_scale[pending] = np.minimum(measured, likely_scale)
+                quiet_levels[pending] += noise_only
+                # the bound's round-off: relative to the largest value on the way (M), unless two levels showed
+                # truncation estimates within what |f0|'s own ulps explain: then the changes were carried without
+                # the cancellation M allows for (a 1e12 that is divided out again), and |f0| is what they show
+                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED,
+                                          min(self.magnitude, max(abs(self.f0), 1e-300)), self.magnitude)
+                roundoff = 4 * MACHINE_EPS * weight * roundoff_scale / h[pending]
                 # the steps kept so far are rescored with the round-off measured since
-                scores[pending] = kept_truncation[pending] + kept_noise[pending] * noise_scale[pending] / chosen[pending]
+                scores[pending] = kept_truncation[pending] + kept_per_step[pending] * noise_scale[pending]
+                bounds[pending] = np.where(np.isfinite(kept_truncation[pending]), kept_truncation[pending]
+                                           + kept_per_step[pending] * roundoff * h[pending], np.inf)
                 likely = noise_scale[pending] / h[pending]
                 improved = np.zeros(pending.size, dtype=bool)
                 candidates = [(near, truncation, 1.0, h[pending])]
@@ -200,7 +211,7 @@ class NodeDifferentiator:
                     better = np.isfinite(value) & np.isfinite(score) & (score < scores[pending])
                     take = pending[better]
                     values[take], scores[take], chosen[take] = value[better], score[better], step[better]
-                    kept_truncation[take], kept_noise[take] = trunc[better], noise
+                    kept_truncation[take], kept_per_step[take] = trunc[better], noise / h[take]
                     bounds[take] = (trunc + noise * roundoff)[better]
                     improved |= better
                 ratio = np.where(truncation > 0, (likely / (order * truncation)) ** (1 / (order + 1)), 1.0)
