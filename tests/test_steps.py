@@ -84,3 +84,58 @@ def test_each_method_reaches_its_float64_floor_with_an_honest_bound(method):
     assert result.status == "pass"
     assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 10 * FLOORS[method]
     assert_bounded(numeric, bound, exact)
+
+
+# small elements on an objective that varies on a scale of 1: the first step (relative to |x| ~ 0.05) is round-off
+# bound, and the search must see that its truncation estimate is noise and lengthen it
+SMALL_ELEMENTS = {"inputs": {"x": [0.05, -0.08, 0.03, 0.1, -0.06]},
+                  "nodes": {"y": "sum(exp(x) * cos(3 * x + 0.2)) * 0.2"}}
+
+
+def small_elements_derivative(x):
+    return 0.2 * np.exp(x) * (np.cos(3 * x + 0.2) - 3 * np.sin(3 * x + 0.2))
+
+
+@pytest.mark.parametrize("method", ["central", "five-point", "richardson"])
+def test_small_elements_reach_the_floor(method):
+    result, numeric, bound = numeric_of(SMALL_ELEMENTS, method=method)
+    exact = small_elements_derivative(np.array(SMALL_ELEMENTS["inputs"]["x"]))
+    assert result.status == "pass"
+    # the first steps alone reach 5-10x the floor here; the longer steps the search must find, about 2x
+    assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 4 * FLOORS[method]
+    assert_bounded(numeric, bound, exact)
+
+
+def test_a_scale_divided_out_again_leaves_a_tight_bound():
+    # 1e12 t(x) / 1e12 is exact to a relative 1e-16: the round-off is that of the objective (1e5), not of 1e12
+    # (gelu is not complex-safe, so every method differences real values; gelu'(x) = Phi(x) + x phi(x))
+    x = np.linspace(-1.5, 1.5, 12)
+    spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(gelu(x) * 1e12) / 1e12 + 1e5"}}
+    result, numeric, bound = numeric_of(spec, method="central")
+    assert result.node("x").status == "pass"
+    exact = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    assert_bounded(numeric, bound, exact)
+    assert np.max(bound) < 1e-6  # 4 eps 1e12 / h would be above 1 at any step that resolves tanh
+
+
+def test_an_offset_the_inputs_round_to_keeps_its_noise_in_the_bound():
+    # x + 1e8 rounds the perturbed x to multiples of ulp(1e8) = 1.5e-8: that noise is real and must stay bounded
+    x = np.array([0.3, -0.7, 1.2])
+    spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(sin(x + 1e8))"}}
+    result, numeric, bound = numeric_of(spec, method="central")
+    assert result.node("x").status in ("pass", "inconclusive")
+    assert_bounded(numeric, bound, np.cos(x + 1e8))
+
+
+def test_complex_step_behind_an_op_that_is_not_analytic_falls_back_to_richardson():
+    # gelu is not complex-safe: complex-step was asked for its accuracy, so the fallback is the most accurate
+    # real stencil, reaching Richardson's floor (central's is 350x coarser)
+    x = np.array([0.04, -0.07, 0.6, -1.1])
+    spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(gelu(x) * cos(x))"}}
+    result, numeric, bound = numeric_of(spec, method="complex-step")
+    phi = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    gelu = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    exact = (gelu / x + x * phi) * np.cos(x) - gelu * np.sin(x)
+    assert any("Richardson" in note for note in result.notes)
+    assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 10 * FLOORS["richardson"]
+    assert_bounded(numeric, bound, exact)

@@ -35,7 +35,9 @@ STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
 NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
-QUIET_LEVELS_TRUSTED = 2  # levels of truncation estimates within |f0|'s round-off that let the bound use |f0|
+QUIET_LEVELS_TRUSTED = 2  # levels whose truncation estimate is QUIET_MARGIN below M's round-off: the bound
+QUIET_MARGIN = 100.0      # takes its round-off from what they show, NOISE_SAFETY_OF_BOUNDS times over
+NOISE_SAFETY_OF_BOUNDS = 10.0
 LONGEST_STEP = 0.1     # steps grow to at most this times max(scale, 1) (tanh is flat far out)
 RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
 PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
@@ -168,7 +170,9 @@ class NodeDifferentiator:
         # the kept estimate's truncation, and its round-off per unit of noise scale (noise / h)
         kept_truncation, kept_per_step = np.full(count, np.inf), np.zeros(count)
         noise_scale = np.full(count, np.inf)  # round-off of the quotient times h, measured (else modelled)
-        quiet_levels = np.zeros(count, dtype=int)  # levels whose truncation estimate was round-off alone
+        quiet_levels = np.zeros(count, dtype=int)  # levels whose truncation estimate was far below M's round-off
+        shown_scale = np.zeros(count)  # the largest magnitude those levels' estimates would be the round-off of
+        last_step, last_truncation = np.full(count, np.inf), np.full(count, np.inf)
         pending = np.arange(count)
         for _ in range(MAX_STEP_LEVELS):
             if not pending.size:
@@ -185,17 +189,27 @@ class NodeDifferentiator:
                 # a truncation estimate no larger than the round-off its own differences carry is noise: the true
                 # truncation is smaller still, so the step is longer than balancing that noise would say; and
                 # that noise, measured, is the round-off the quotient actually shows (often far below `likely`)
-                noise_only = np.isfinite(truncation) & (truncation <= self.truncation_noise(method, likely))
-                observed = NOISE_SAFETY * truncation * h[pending] * likely / self.truncation_noise(method, likely)
+                # (noise shrinks as the step grows, truncation grows: an estimate above the last level's is not noise)
+                noise_only = (np.isfinite(truncation) & (truncation <= self.truncation_noise(method, likely))
+                              & ~((h[pending] > last_step[pending]) & (truncation > last_truncation[pending])))
+                last_step[pending], last_truncation[pending] = h[pending], truncation
+                # (at least an eighth of the model's: an estimate of exactly 0 is chance, not an exact change)
+                observed = np.maximum(NOISE_SAFETY * truncation * h[pending] * likely
+                                      / self.truncation_noise(method, likely), likely_scale / 8)
                 measured = np.where(noise_only & ~np.isfinite(noise_scale[pending]), observed,
                                     np.maximum(noise_scale[pending], np.where(noise_only, observed, 0.0)))
                 noise_scale[pending] = np.minimum(measured, likely_scale)
-                quiet_levels[pending] += noise_only
-                # the bound's round-off: relative to the largest value on the way (M), unless two levels showed
-                # truncation estimates within what |f0|'s own ulps explain: then the changes were carried without
-                # the cancellation M allows for (a 1e12 that is divided out again), and |f0| is what they show
-                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED,
-                                          min(self.magnitude, max(abs(self.f0), 1e-300)), self.magnitude)
+                # the bound's round-off, 4 eps w S / h: S = M, the largest value on the way, unless levels showed
+                # truncation estimates far below the round-off M would put in them (a 1e12 divided out again is
+                # exact): then S is what those estimates show, NOISE_SAFETY_OF_BOUNDS times over, at least |f0|
+                modelled = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
+                quiet = truncation <= self.truncation_noise(method, modelled) / QUIET_MARGIN
+                shown = truncation * self.magnitude / self.truncation_noise(method, modelled)
+                quiet_levels[pending] += quiet
+                shown_scale[pending] = np.maximum(shown_scale[pending], np.where(quiet, shown, 0.0))
+                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED, np.minimum(self.magnitude,
+                                          np.maximum(abs(self.f0), NOISE_SAFETY_OF_BOUNDS * shown_scale[pending])),
+                                          self.magnitude)
                 roundoff = 4 * MACHINE_EPS * weight * roundoff_scale / h[pending]
                 # the steps kept so far are rescored with the round-off measured since
                 scores[pending] = kept_truncation[pending] + kept_per_step[pending] * noise_scale[pending]
@@ -232,7 +246,7 @@ class NodeDifferentiator:
                 wanted = enough[pending]
                 if resolution is not None:
                     wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
-                goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & (truncation > 0)))
+                goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & ((truncation > 0) | noise_only)))
                            & ~(bounds[pending] <= wanted) & ~at_floor & ((misses[pending] < 2) | unresolved))
             longest = LONGEST_STEP * np.maximum(self.scale.reshape(-1)[elements[pending]], 1.0)
             goes_on &= ~((ratio > 1) & (h[pending] >= longest))  # a flat stretch far away is no derivative
