@@ -268,14 +268,19 @@ class SpecItem(pytest.Item):
         assert isinstance(self.parent, SpecFile)
         return self.parent
 
-    def runtest(self):
-        strict = self.config.stash[_SETTINGS].strict
+    def checked_result(self):
+        """The spec's result (one check for all of its items); a spec that could not be checked fails the item."""
         result = self.spec_file.result()
         self.result = result
         if result.error is not None:
             from .report.common import error_where
 
             raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        return result
+
+    def runtest(self):
+        strict = self.config.stash[_SETTINGS].strict
+        result = self.checked_result()
         if result.status == "skip":  # a module its `requires:` names is not installed
             pytest.skip(result.notes[0] if result.notes else "skipped")
         if result.status == "fail":
@@ -305,12 +310,7 @@ class NodeItem(SpecItem):
 
     def runtest(self):
         strict = self.config.stash[_SETTINGS].strict
-        result = self.spec_file.result()
-        self.result = result
-        if result.error is not None:
-            from .report.common import error_where
-
-            raise SpecFailure(f"{error_where(result.path, result.error)}: {result.error.message}")
+        result = self.checked_result()
         from .report.common import fails, failure_text
 
         if self.node is None:
