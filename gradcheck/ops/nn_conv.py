@@ -8,8 +8,10 @@ the three linear maps of a convolution (forward, input gradient, weight gradient
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .base import OpArgumentError, Param, Primitive, real_part
 from .changes import Change, slices_change
@@ -28,10 +30,22 @@ def pair(value, name: str, op: str) -> tuple[int, int]:
 
 
 def windows(x, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
-    """(..., H, W) -> (..., OH, OW, KH, KW): every (dilated) kernel window of the last two axes, as a view."""
-    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
-    view = sliding_window_view(x, extent, axis=(-2, -1))
-    return view[..., ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
+    """(..., H, W) -> (..., OH, OW, KH, KW): every (dilated) kernel window of the last two axes, as a read-only view.
+
+    Window (r, c)'s tap (i, j) is x[..., r·stride_h + i·dilation_h, c·stride_w + j·dilation_w]: four strides over
+    the last two axes, set in one call (the checks call this thousands of times on small arrays)."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"windows need an array of at least 2 dimensions, got shape {x.shape}")
+    height, width = x.shape[-2:]
+    sizes = ((height - (kernel[0] - 1) * dilation[0] - 1) // stride[0] + 1,
+             (width - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1)
+    if min(sizes) < 1:
+        raise ValueError(f"a {kernel[0]}x{kernel[1]} window does not fit in {height}x{width}")
+    row, column = x.strides[-2:]
+    return as_strided(x, x.shape[:-2] + sizes + tuple(kernel),
+                      x.strides[:-2] + (row * stride[0], column * stride[1], row * dilation[0], column * dilation[1]),
+                      writeable=False)
 
 
 def fold_windows(window_grads: np.ndarray, shape, kernel: tuple[int, int], stride: tuple[int, int],
@@ -434,6 +448,7 @@ class ConvTranspose2d(Primitive):
                 ((n((1, 4, 3, 3)), n((4, 1, 2, 3)), n((2,))), {"groups": 2, "dilation": (2, 1), "stride": (1, 2)})]
 
 
+@lru_cache(maxsize=256)
 def pool_layout(op: str, spatial, kernel, stride, padding, ceil_mode, dilation=(1, 1)):
     """Output size and the extra zeros at the end of each axis that ceil_mode's last, partial window needs.
 
@@ -538,6 +553,8 @@ class MaxPool2d(_Pool2d):
     def forward(self, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
         kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
         patches = self._windows(x, kernel, stride, padding, extras, -np.inf, dilation)  # padding never wins a window
+        if not np.iscomplexobj(patches):
+            return np.max(patches, axis=(-2, -1))
         flat = patches.reshape(patches.shape[:-2] + (-1,))
         best = np.argmax(real_part(flat), axis=-1)
         return np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
