@@ -173,6 +173,35 @@ def samples_batched(op):
     return forward_batched
 
 
+def samples_or_filters(shapes, batched) -> str | None:
+    """Batch rule of conv1d and conv2d: copies of x alone fold into the sample axis (samples_batched), copies of w
+    and b alone into the filter axis (filters_batched); copies of both, one at a time."""
+    return "custom" if batched[0] != any(batched[1:]) else None
+
+
+def filters_batched(op, args, batched, params) -> np.ndarray:
+    """A convolution whose K copies differ in w and b only is one convolution with K times the filters.
+
+    Output channel o of group q reads group q's channels only, so the K copies' filters are interleaved group by
+    group: (G, K, O/G) filters, whose output channels come back as (N, G, K, O/G, ...) and are put in order."""
+    x, w, b = args
+    groups = params.get("groups", 1)
+    filter_shape = np.shape(w)[-np.ndim(x):]                # (O, C/G, *kernel)
+    count = np.shape(w)[0] if batched[1] else np.shape(b)[0]
+    filters = np.broadcast_to(np.reshape(w, (-1,) + filter_shape), (count,) + filter_shape)
+    biases = np.broadcast_to(np.reshape(b, (-1, filter_shape[0])), (count, filter_shape[0]))
+    per_group = filter_shape[0] // groups
+
+    def interleaved(stacked):  # (K, O, ...) -> (G * K * O/G, ...)
+        split = stacked.reshape((count, groups, per_group) + stacked.shape[2:])
+        return np.swapaxes(split, 0, 1).reshape((-1,) + stacked.shape[2:])
+
+    out = op.forward(x, interleaved(filters), interleaved(biases), **params)
+    spatial = out.shape[2:]
+    out = out.reshape((out.shape[0], groups, count, per_group) + spatial)
+    return np.moveaxis(out, 2, 0).reshape((count, out.shape[0], filter_shape[0]) + spatial)
+
+
 CONV_PARAMS = {"stride": Param("ints", default=1, minimum=1, doc="int or (height, width) step"),
                "padding": Param("ints", default=0, minimum=0, choices=("same", "valid"),
                                 doc="int or (height, width) zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
@@ -188,10 +217,12 @@ class Conv2d(Primitive):
     vjp_formula = ("g correlated back through {w} (a transposed convolution)", "g correlated with the windows of {x}",
                    "g summed over batch, height and width")
     params = CONV_PARAMS
-    batching = staticmethod(input_only)
+    batching = staticmethod(samples_or_filters)
 
     def forward_batched(self, args, batched, **params):
-        return samples_batched(self)(args, batched, **params)
+        if batched[0]:
+            return samples_batched(self)(args, batched, **params)
+        return filters_batched(self, args, batched, params)
 
     def _geometry(self, x, w, b, stride, padding, dilation, groups) -> ConvGeometry:
         if np.ndim(x) != 4:
@@ -297,10 +328,12 @@ class Conv1d(Primitive):
                                doc="zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
               "dilation": Param("int", default=1, minimum=1, doc="spacing of the kernel taps"),
               "groups": Param("int", default=1, minimum=1, doc="channel groups, each convolved with its own filters")}
-    batching = staticmethod(input_only)
+    batching = staticmethod(samples_or_filters)
 
     def forward_batched(self, args, batched, **params):
-        return samples_batched(self)(args, batched, **params)
+        if batched[0]:
+            return samples_batched(self)(args, batched, **params)
+        return filters_batched(self, args, batched, params)
 
     @staticmethod
     def _as_2d(x, w, stride, padding, dilation, groups):
