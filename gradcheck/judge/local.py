@@ -297,15 +297,11 @@ class OpCheck:
             h = best.step
             points = np.stack([along(t) for t in (h, -h, h / 4, -h / 4, 0.0)])
         if reference:
-            for t in (h, -h, h / 4, -h / 4):
-                args = list(self.args)
-                args[position] = x + t * direction
-                try:
-                    moved = decisions_of(self.node, args)
-                except evaluation_failures(self.node):
+            try:
+                if self.decisions_move(position, x, direction, (h, -h, h / 4, -h / 4), reference):
                     return None
-                if any(not np.array_equal(m, r) for m, r in zip(moved, reference, strict=True)):
-                    return None
+            except evaluation_failures(self.node):
+                return None
         coarse = (points[0] - points[1]) / (2 * h)
         fine = (points[2] - points[3]) / (h / 2)
         jd = (16 * fine - coarse) / 15
@@ -316,6 +312,28 @@ class OpCheck:
         if not np.all(np.isfinite(jd)):
             return None
         return jd, error
+
+    def decisions_move(self, position: int, x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...],
+                       reference: tuple[np.ndarray, ...]) -> bool:
+        """Whether a branch decision of the op at x + t·direction differs from the reference one for some t: every
+        step in one call for a built-in op whose forward (and so its decisions) broadcasts over leading axes."""
+        op = self.node.op_info
+        if op.source == "builtin" and op.batching == "broadcast":
+            stacked = x + np.reshape(steps, (-1,) + (1,) * x.ndim) * direction
+            rank = max(np.ndim(a) for a in self.args)
+            args = list(self.args)
+            args[position] = stacked.reshape((len(steps),) + (1,) * (rank - x.ndim) + x.shape)
+            moved = decisions_of(self.node, args)
+            if len(moved) == len(reference) and all(m.shape == (len(steps),) + r.shape
+                                                    for m, r in zip(moved, reference, strict=True)):
+                return any(bool(np.any(m != r)) for m, r in zip(moved, reference, strict=True))
+        for t in steps:
+            args = list(self.args)
+            args[position] = x + t * direction
+            moved = decisions_of(self.node, args)
+            if len(moved) != len(reference) or any(not np.array_equal(m, r) for m, r in zip(moved, reference, strict=True)):
+                return True
+        return False
 
     def kinked(self, points: np.ndarray, h: float, roundoff: np.ndarray) -> bool:
         """Whether the op has a kink along the direction, for an op that declares no branch decisions; points
