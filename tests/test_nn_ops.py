@@ -290,6 +290,18 @@ def test_windows_are_the_taps_read_one_by_one(shape, kernel, stride, dilation):
         windows(x, (shape[-2] + 1, 1), (1, 1))
 
 
+def test_window_max_is_the_maximum_over_each_window_nan_included():
+    from gradcheck.ops.nn_conv import window_max, windows
+    x = np.round(rng.standard_normal((2, 3, 7, 6)), 1)  # rounded: ties inside windows
+    x[0, 1, 2, 3] = np.nan
+    x[1, 0, :2, :2] = -np.inf
+    patches = windows(x, (3, 2), (2, 1))
+    expected = np.array([[[[np.max(x[n, c, r * 2:r * 2 + 3, s:s + 2]) for s in range(patches.shape[3])]
+                           for r in range(patches.shape[2])] for c in range(3)] for n in range(2)])
+    np.testing.assert_array_equal(window_max(patches), expected)
+    assert np.isnan(window_max(patches)).any()
+
+
 def test_max_pool_of_complex_data_takes_the_element_with_the_largest_real_part():
     x = np.array([[[[1 + 5j, 3 - 1j], [2 + 0j, -4 + 9j]]]])
     assert run("max_pool2d", x, kernel=2)[0, 0, 0, 0] == 3 - 1j
