@@ -312,13 +312,13 @@ def startup(table: Table, folder: Path, torch_here: str | None) -> None:
               f"gradcheck's share (whole - interpreter+numpy) {ms['run'] - ms['numpy']:.0f} ms"
               + ("" if torch_ms else "; torch not installed: no torch script"))
     stages, whole = startup_stages(spec)
-    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; the perf counters' run: {whole:.0f} ms "
-          "whole process)")
+    beside = f"; the torch script: {torch_ms:.0f} ms whole process" if torch_ms else ""
+    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; this staged run: {whole:.0f} ms whole "
+          f"process{beside})")
     for name, median in stages.items():
         print(f"  {name:54} {median:7.1f}")
-    ours = sum(median for name, median in stages.items()
-               if not name.startswith(("interpreter", "import numpy")))
-    print(f"  {'gradcheck share (all but interpreter and numpy)':54} {ours:7.1f}")
+    ours = sum(median for name, median in stages.items() if not name.startswith(("interpreter", "import numpy")))
+    print(f"  {'gradcheck share (all but interpreter and numpy)':54} {ours:7.1f}  ({ours / whole:.0%} of the whole)")
 
 
 # ---------------------------------------------------------------------------------------------- the report
