@@ -252,6 +252,9 @@ sys.__stderr__.write("STAGES " + repr(marks) + "\n")
 """
 
 
+SHARE = "gradcheck's share (the whole - interpreter - numpy)"
+
+
 def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
     """Medians (ms) of the stages of one run of ``spec``, from the process's launch to its end, and of the whole."""
     env = startup_environment()
@@ -274,6 +277,7 @@ def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]
                 timed[name] = timed.get(name, 0.0) + at - previous
             previous = at
         timed["exit (summary, sys.exit, interpreter shutdown)"] = ended - marks[-2][1]
+        timed[SHARE] = ended - launched - timed["interpreter start-up (to the first line)"] - timed["import numpy"]
         for name, seconds_taken in timed.items():
             stages.setdefault(name, []).append(seconds_taken * 1000)
         wholes.append((ended - launched) * 1000)
@@ -316,9 +320,7 @@ def startup(table: Table, folder: Path, torch_here: str | None) -> None:
     print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; this staged run: {whole:.0f} ms whole "
           f"process{beside})")
     for name, median in stages.items():
-        print(f"  {name:54} {median:7.1f}")
-    ours = sum(median for name, median in stages.items() if not name.startswith(("interpreter", "import numpy")))
-    print(f"  {'gradcheck share (all but interpreter and numpy)':54} {ours:7.1f}  ({ours / whole:.0%} of the whole)")
+        print(f"  {name:54} {median:7.1f}" + (f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""))
 
 
 # ---------------------------------------------------------------------------------------------- the report
