@@ -487,3 +487,19 @@ def directional_estimates(differs: list[NodeDifferentiator], directions: list[np
     sources = {differ.index: differ.probe_steps(stacked, h) for differ, stacked in zip(differs, directions, strict=True)}
     changes = evaluator.changes_along_sources(sources)
     return [differ.extrapolated(changes[differ.index], h) for differ in differs]
+
+
+def joint_directional_estimate(differs: list[NodeDifferentiator], directions: list[np.ndarray],
+                               h: float) -> DirectionalEstimate | None:
+    """d objective / dt when the nodes of ``differs`` all move at once, node k by t * directions[k] added to
+    its value (Evaluator.changes_along_together): the sum of their directional derivatives, from the six steps
+    of directional_at in one sweep of six copies.  Its round-off is that of the node whose downstream meets
+    the largest magnitudes.  None where some op left its domain."""
+    evaluator = differs[0].evaluator
+    steps = h * np.array(PROBE_OFFSETS)
+    moved = {differ.index: np.reshape(direction, differ.shape) for differ, direction in zip(differs, directions, strict=True)}
+    changes = evaluator.changes_along_together(moved, steps)
+    if changes is None:
+        return None
+    largest = max(differs, key=lambda differ: differ.operand_magnitude)
+    return largest.extrapolated(changes, h)[0]
