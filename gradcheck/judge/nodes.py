@@ -62,6 +62,7 @@ class ProbePlan:
 
     def __init__(self, rng: np.random.Generator, scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
         self.rng, self.scale, self.at_kink, self.resolution = rng, scale, at_kink, resolution
+        self.kinks = bool(at_kink.any())
         self.direction = np.zeros(0)
         self.first_estimate: DirectionalEstimate | None = None
         self.joint: ProbeVerdict | None = None  # the first probe, taken with other nodes (Comparator.joint_probe)
@@ -71,7 +72,8 @@ class ProbePlan:
         """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
         draw = 2 * self.rng.random(self.scale.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
         direction = (draw + np.copysign(1.0, draw)) * self.scale
-        direction[self.at_kink] = 0.0
+        if self.kinks:
+            direction[self.at_kink] = 0.0
         return direction
 
 
@@ -487,6 +489,7 @@ class Comparator:
         while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
             if count:
                 direction = plan.draw()
+            verdict: ProbeVerdict | None
             if not count and plan.joint is not None:
                 verdict = plan.joint  # agreed: a wrong element of this node could only hide by cancelling
             else:
@@ -578,9 +581,14 @@ class Comparator:
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
         flat_a = analytic.reshape(-1)
         scale = differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
         with np.errstate(invalid="ignore"):
-            smallest = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
+            allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
+        if self.watch.watches(node.index):
+            at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
+            allowed = allowed[~at_kink]
+        else:
+            at_kink = np.zeros(scale.size, dtype=bool)
+        smallest = float(np.min(allowed, initial=np.inf))
         resolution = smallest if np.isfinite(flat_a).all() and smallest > 0 else None
         plan = ProbePlan(rng, scale, at_kink, resolution)
         plan.direction = plan.draw()
