@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from gradcheck import CheckOptions, check_spec
-from gradcheck.numeric import Evaluator
+from gradcheck.numeric import Evaluator, NodeDifferentiator
+from gradcheck.numeric.differentiator import joint_operand_magnitude
 from gradcheck.pipeline import run
 from gradcheck.spec import Overrides
 
@@ -255,3 +256,16 @@ def test_a_joint_probe_that_cannot_resolve_every_nodes_tolerance_leaves_each_to_
     result = check_spec(path, options=FAST)
     x = node(result, "x")
     assert x.checked == "probes" and x.status == "pass" and JOINT not in x.message
+
+
+@pytest.mark.parametrize("spec", ["nn/transformer_block.yaml", "nn/small_cnn.yaml"])
+def test_a_joint_probes_round_off_is_relative_to_the_largest_magnitude_any_of_its_nodes_meets(spec):
+    checked = run(REPO / "specs" / spec, Overrides(), judge=False)
+    graph, forward = checked.graph, checked.analytic
+    evaluator = Evaluator(graph, forward.values, forward.projection)
+    nodes = [n.index for n in graph.nodes if forward.values[n.index].dtype.kind == "f" and graph.reaches_output[n.index]]
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        moved = {int(i) for i in rng.choice(nodes, size=3, replace=False)}
+        own = max(NodeDifferentiator(evaluator, i, "central", None).operand_magnitude for i in moved)
+        assert joint_operand_magnitude(evaluator, moved) == own

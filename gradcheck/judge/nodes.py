@@ -581,8 +581,7 @@ class Comparator:
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
         flat_a = analytic.reshape(-1)
         scale = differ.scale.reshape(-1)
-        with np.errstate(invalid="ignore"):
-            allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
+        allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
         if self.watch.watches(node.index):
             at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
             allowed = allowed[~at_kink]
