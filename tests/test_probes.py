@@ -190,7 +190,6 @@ def test_moving_several_nodes_at_once_adds_each_move_to_the_value_its_moved_argu
 
 
 def test_moving_a_matmuls_right_operand_and_its_product_at_once(tmp_path):
-    # W's copies are laid out for matmul_change's side-by-side GEMM: the values must not depend on it
     path = write(tmp_path, """
         inputs: {X: {shape: [4, 3], init: normal}, W: {shape: [3, 5], init: normal}}
         nodes: {P: "X @ W", y: "sum(tanh(P))"}

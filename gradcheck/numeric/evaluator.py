@@ -180,22 +180,13 @@ class Evaluator:
                     except evaluation_failures(node):
                         return None
                 if j in moved:
-                    own = self._moved_by(j, directions[j], steps)
+                    own = steps.reshape((-1,) + (1,) * np.ndim(directions[j])) * directions[j]
                     changed = Change.dense(own if changed is None else changed.full() + own)
                 if changed is not None:
                     changes[j] = changed
         self.evaluations += steps.size
         out = changes.get(self.graph.output)
         return np.zeros(steps.size) if out is None else out.weighted_sum(self.projection)
-
-    def _moved_by(self, index: int, direction: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """steps[k] * direction for every k, (K, *shape).  A matrix that is the right operand of a matmul is laid
-        out copy axis second in memory: matmul_change folds the copies of a dense change of B side by side,
-        (k, K·m), which is then a view instead of a transposing copy."""
-        if np.ndim(direction) == 2 and any(self.graph.nodes[c].op_name == "matmul" and position == 1
-                                           for c, position in self.graph.consumers[index]):
-            return np.moveaxis(direction[:, None, :] * steps[None, :, None], 1, 0)
-        return steps.reshape((-1,) + (1,) * np.ndim(direction)) * direction
 
     def _swept(self, group: list[int], sources) -> dict[int, np.ndarray]:
         if len(group) == 1:
