@@ -389,11 +389,11 @@ class Comparator:
             tested = np.flatnonzero(~(failing | inconclusive | kinks | judged_at_kink)
                                     & central_candidates(differ, numeric, errors, tol))
             steps = kink_steps(differ, tested, self.stencil_steps(differ, estimate.steps)[tested])
-            for k, found_slopes in undeclared_kinks(differ, tested, steps, tol).items():
-                flat = int(tested[k])
-                slopes[flat] = found_slopes
-                kinks[flat] = bool(at_kink(flat_a[flat], found_slopes, tol))
-                failing[flat] = not kinks[flat]
+            for k, at_undeclared in undeclared_kinks(differ, tested, steps, tol).items():
+                element = int(tested[k])
+                slopes[element] = at_undeclared
+                kinks[element] = bool(at_kink(flat_a[element], at_undeclared, tol))
+                failing[element] = not kinks[element]
                 self.undeclared_found[node.index] = self.undeclared_found.get(node.index, 0) + 1
         if second.size:
             statuses, numeric[second], errors[second], found_slopes = self.second_looks(

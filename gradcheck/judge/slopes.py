@@ -83,7 +83,7 @@ def undeclared_kinks(differ: NodeDifferentiator, flats: np.ndarray, steps: np.nd
     persistent = np.all(later.beyond, axis=0)
     for finer, coarser in zip(jumps[1:], jumps[:-1], strict=True):
         persistent &= np.abs(finer - coarser) <= KINK_PERSISTENCE * np.abs(coarser)
-    right, left = later.slopes[-1]
+    right, left = (np.asarray(side) for side in later.slopes[-1])
     return {int(candidates[k]): Slopes(float(right[k]), float(left[k])) for k in np.flatnonzero(persistent)}
 
 
