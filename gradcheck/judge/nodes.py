@@ -38,7 +38,9 @@ PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is re
 PROBE_STEP_SHRINK = 16.0
 MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
 FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
-KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
+# a failing element whose one-sided slopes stay this far apart at a quarter of the step is at a kink (a safety net
+# for a decision a branch watch missed; undeclared kinks are measured by slopes.undeclared_kinks)
+KINK_PERSISTENCE = 0.5
 
 
 class ProbeVerdict(NamedTuple):
