@@ -113,22 +113,30 @@ def _jumps(differ: NodeDifferentiator, flats: np.ndarray, steps: list[np.ndarray
 
 
 def directional_kink(differ: NodeDifferentiator, direction: np.ndarray, step: float, resolution: float) -> bool:
-    """Whether f(x + t d) has a kink at t = 0 (the same test along a direction, every step in one pass): the
-    jump of the directional slopes is sum_k |d_k| (R_k - L_k) over the elements at kinks, beyond one element's
-    tolerance in direction units (resolution) and its round-off."""
+    """Whether f(x + t d) has a kink at t = 0 (the same test along a direction; the two shorter steps only where
+    the first shows a jump): the jump of the directional slopes is sum_k |d_k| (R_k - L_k) over the elements at
+    kinks, judged against one element's tolerance in direction units (resolution) and its round-off."""
     multipliers = np.array([1.0, -1.0, 2.0, -2.0])
-    levels = step / KINK_STEP_SHRINK ** np.arange(3)
-    offsets = np.concatenate([multipliers * s for s in levels])
-    changes = differ.evaluator.changes_along(differ.index, np.reshape(direction, differ.shape), offsets)
-    jumps = []
-    with np.errstate(all="ignore"):
-        for level, s in enumerate(levels):
-            found = jump_slopes(changes.reshape(len(levels), len(multipliers))[level], s)
-            jump = float(found.right - found.left)
-            roundoff = JUMP_ROUNDOFF_GAIN * 4 * MACHINE_EPS * differ.operand_magnitude / s
-            if not (np.isfinite(jump) and abs(jump) > resolution + 2 * roundoff):
-                return False
-            jumps.append(jump)
+    shaped = np.reshape(direction, differ.shape)
+
+    def jumps_at(levels: np.ndarray) -> list[float] | None:
+        changes = differ.evaluator.changes_along(differ.index, shaped, np.concatenate([multipliers * s for s in levels]))
+        found = []
+        with np.errstate(all="ignore"):
+            for row, s in zip(changes.reshape(len(levels), len(multipliers)), levels, strict=True):
+                slopes = jump_slopes(row, s)
+                jump = float(slopes.right - slopes.left)
+                roundoff = JUMP_ROUNDOFF_GAIN * 4 * MACHINE_EPS * differ.operand_magnitude / s
+                if not (np.isfinite(jump) and abs(jump) > resolution + 2 * roundoff):
+                    return None
+                found.append(jump)
+        return found
+
+    first = jumps_at(np.array([step]))
+    later = jumps_at(step / KINK_STEP_SHRINK ** np.arange(1, 3)) if first is not None else None
+    if first is None or later is None:
+        return False
+    jumps = first + later
     return all(abs(finer - coarser) <= KINK_PERSISTENCE * abs(coarser)
                for finer, coarser in zip(jumps[1:], jumps[:-1], strict=True))
 
