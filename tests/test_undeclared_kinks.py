@@ -3,6 +3,7 @@ the central difference, in every mode and with every method; smooth functions wi
 joins are not kinks.  The one-sided slopes expected are those of the closed forms in tests/data/undeclared_kinks.py."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import textwrap
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradcheck import CheckOptions, check_spec
+from gradcheck import CheckOptions, check_op, check_spec
 from gradcheck.cli import main
 from gradcheck.spec import Overrides
 
@@ -170,3 +171,12 @@ def test_strict_turns_an_undeclared_kink_into_exit_1_and_its_smooth_twin_stays_0
     assert runner.invoke(main, ["run", str(kinked), "-q"]).exit_code == 0
     assert runner.invoke(main, ["run", str(kinked), "-q", "--strict"]).exit_code == 1
     assert runner.invoke(main, ["run", str(smooth), "-q", "--strict"]).exit_code == 0
+
+
+def test_check_op_on_a_custom_op_at_its_undeclared_kink():
+    loader = importlib.util.spec_from_file_location("undeclared_kinks", OPS)
+    assert loader is not None and loader.loader is not None
+    ops = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(ops)
+    result = check_op(ops.Abs, np.array([0.0, 1.0, -2.0]), strict=True)
+    assert result.status == "fail" and result.node("x").status == "kink"
