@@ -5,7 +5,9 @@ estimate is too noisy to resolve the tolerance, gets a second look at the most a
 allows (complex-step where the ops downstream are analytic, else an error-balancing step sequence), which
 replaces the first only when its error bound is smaller.  Kinks come from the ops' branch decisions
 (``kinks.BranchWatch``): an element whose stencil changes one is judged against its one-sided slopes; for
-ops that declare no branches, slopes that stay apart as the step shrinks mark a kink too.
+ops that declare no branches (custom and framework ops), one-sided slopes whose jump stays as the step
+shrinks mark a kink too (``slopes``): measured on every element of the nodes such an op is downstream of,
+also where the first comparison passes.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from ..spec import Tolerance, stable_seed
 from .kinks import BranchWatch
 from .local import LocalChecks, local_fault
 from .options import CheckOptions
-from .verdict import agrees, allowed_error, classify, element_status, outcome
+from .slopes import central_candidates, directional_kink, kink_steps, undeclared_kinks, undeclared_ops
+from .verdict import agrees, allowed_error, at_kink, classify, element_status, outcome
 
 FIRST_PROBE_STEP = 3e-3  # relative to each element's scale (the directions are scaled per element)
 LONGEST_PROBE_STEP = 1e-2  # the balanced step of a probe is capped here (a longer one may leave a domain)
@@ -40,7 +43,9 @@ PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is re
 PROBE_STEP_SHRINK = 16.0
 MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
 FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
-KINK_PERSISTENCE = 0.5  # at a kink the one-sided slopes stay apart as the step shrinks; smooth slopes close in
+# a failing element whose one-sided slopes stay this far apart at a quarter of the step is at a kink (a safety net
+# for a decision a branch watch missed; undeclared kinks are measured by slopes.undeclared_kinks)
+KINK_PERSISTENCE = 0.5
 
 
 class ProbeVerdict(NamedTuple):
@@ -102,6 +107,8 @@ class Comparator:
         self.fault_origin = self._fault_origins()
         self._differentiators: dict[int, NodeDifferentiator] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
+        self._undeclared: dict[int, list[str]] = {}
+        self.undeclared_found: dict[int, int] = {}  # node -> elements found at a kink no op declares
 
     def _fault_origins(self) -> dict[int, int]:
         """Node -> the nearest consumer downstream whose vjp failed (its NaN reached this node's gradient)."""
@@ -231,7 +238,7 @@ class Comparator:
         fault = self.fault_message(node)
         if np.size(value) == 0:
             return replace(described, analytic=analytic, message=fault)
-        if node.index not in self.globally_checked:
+        if node.index not in self.globally_checked and not self.behind_local_kink(node):
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
         result = None
@@ -244,7 +251,29 @@ class Comparator:
             found, numeric, errors = self.full(node, differ, analytic, tol)
             result = replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
                              numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
+        if self.undeclared_found.get(node.index) and not fault:
+            result.message = "; ".join(filter(None, [result.message, self.undeclared_message(node)]))
         return self.judge_precision(node, result)
+
+    def undeclared(self, node: Node) -> list[str]:
+        """The custom and framework ops without declared branches downstream of node (slopes.undeclared_ops)."""
+        if node.index not in self._undeclared:
+            self._undeclared[node.index] = undeclared_ops(self.graph, node.index)
+        return self._undeclared[node.index]
+
+    def undeclared_message(self, node: Node) -> str:
+        ops = ", ".join(f"'{name}'" for name in self.undeclared(node))
+        return (f"{self.undeclared_found[node.index]} element(s) at a kink no op declares: their one-sided slopes "
+                f"differ by the same jump at steps 16 times apart; op(s) downstream without declared branches: {ops} "
+                "(declaring `branches` names the decision)")
+
+    def behind_local_kink(self, node: Node) -> bool:
+        """Whether an op downstream of node showed its op-local check a kink it does not declare: auto mode
+        does not vouch for node by those checks (they cannot judge a kink), it checks node itself."""
+        if self.local_checks is None or not self.local_checks.kinked:
+            return False
+        downstream = set(self.graph.downstream(node.index))
+        return any(consumer in downstream for consumer, _ in self.local_checks.kinked)
 
     def unresolved_message(self, found: Outcome) -> str | None:
         if not found.inconclusive or found.failing:
@@ -367,6 +396,17 @@ class Comparator:
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
         judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
         second = np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink)
+        if self.undeclared(node):
+            # the first comparison passed these: a kink no op declares can hide behind a central difference
+            tested = np.flatnonzero(~(failing | inconclusive | kinks | judged_at_kink)
+                                    & central_candidates(differ, numeric, errors, tol))
+            steps = kink_steps(differ, tested, self.stencil_steps(differ, estimate.steps)[tested])
+            for k, at_undeclared in undeclared_kinks(differ, tested, steps, tol).items():
+                element = int(tested[k])
+                slopes[element] = at_undeclared
+                kinks[element] = bool(at_kink(flat_a[element], at_undeclared, tol))
+                failing[element] = not kinks[element]
+                self.undeclared_found[node.index] = self.undeclared_found.get(node.index, 0) + 1
         if second.size:
             statuses, numeric[second], errors[second], found_slopes = self.second_looks(
                 differ, second, flat_a[second], tol, numeric[second], errors[second])
@@ -419,6 +459,9 @@ class Comparator:
             return fine
         return None
 
+    def undeclared_ops_of(self, differ: NodeDifferentiator) -> list[str]:
+        return self.undeclared(self.graph.nodes[differ.index])
+
     def second_look(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance,
                     first_value: float, first_error: float):
         """second_looks() for one element: (status, value, error bound, slopes or None)."""
@@ -449,9 +492,15 @@ class Comparator:
         central_steps = BASE_STEP["central"] * differ.scale.reshape(-1)[flats[judged]]
         # a real step to watch the slopes at: the estimate's own, unless it was an imaginary (complex) one
         real_steps = np.where(np.isfinite(better.steps) & (better.steps > 1e-3 * central_steps), better.steps, central_steps)
-        for k, step in zip(judged, real_steps, strict=True):
+        undeclared = (undeclared_kinks(differ, flats[judged], np.minimum(real_steps, central_steps), tol)
+                      if self.undeclared_ops_of(differ) else {})
+        for position, (k, step) in enumerate(zip(judged, real_steps, strict=True)):
             status = element_status(float(analytic[k]), float(values[k]), tol, float(errors[k]))
-            if status == Status.FAIL:
+            if position in undeclared:  # whatever the values: the element is judged against its slopes
+                slopes[int(k)] = undeclared[position]
+                status = Status.KINK if at_kink(float(analytic[k]), undeclared[position], tol) else Status.FAIL
+                self.undeclared_found[differ.index] = self.undeclared_found.get(differ.index, 0) + 1
+            elif status == Status.FAIL:
                 found = self.persistent_slopes(differ, int(flats[k]), float(step))
                 if found is not None and element_status(float(analytic[k]), float(values[k]), tol, float(errors[k]),
                                                         slopes=found) == Status.KINK:
@@ -486,6 +535,7 @@ class Comparator:
         count, worst_gap, step, direction, first = 0, 0.0, FIRST_PROBE_STEP, plan.direction, plan.first_estimate
         large = not self.small(node)  # checking every element is beyond auto mode's budget
         unresolved = 0.0  # the largest bound of a probe that resolves only the tolerances summed
+        first_probe: tuple[np.ndarray, float] | None = None  # (direction, step) of the first probe taken
         while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
             if count:
                 direction = plan.draw()
@@ -498,6 +548,7 @@ class Comparator:
             if verdict is None or not (verdict.resolved or large):
                 return None, None
             count += 1
+            first_probe = first_probe or (direction, verdict.step)
             unresolved = max(unresolved, 0.0 if verdict.resolved else verdict.bound)
             worst_gap = max(worst_gap, abs(verdict.gap))
             if abs(verdict.gap) > verdict.bound:
@@ -510,6 +561,10 @@ class Comparator:
             missed *= min(1.0, 4 * verdict.bound / plan.resolution)
             step = verdict.next_step
         if missed > MISSED_ERRORS_CHANCE and not large:
+            return None, None
+        if first_probe is not None and self.undeclared(node) and directional_kink(differ, *first_probe, plan.resolution):
+            # a probe through an element at a kink no op declares measures the average of its slopes: a kink
+            # question for every element (the element test finds which)
             return None, None
         singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
         probes = f"checked by {count} random directional probe{'s' if count != 1 else ''}"
