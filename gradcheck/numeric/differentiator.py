@@ -205,9 +205,10 @@ class NodeDifferentiator:
                 noise_only = (np.isfinite(truncation) & (truncation <= self.truncation_noise(method, likely))
                               & ~((h[pending] > last_step[pending]) & (truncation > last_truncation[pending])))
                 last_step[pending], last_truncation[pending] = h[pending], truncation
-                # (at least an eighth of the model's: an estimate of exactly 0 is chance, not an exact change)
+                # (at least 1/64 of the model's: an estimate of exactly 0 is chance, not an exact change; an offset no
+                # change carries, sum(sin(x)) + 100, puts the model 100x above what the changes show)
                 observed = np.maximum(NOISE_SAFETY * truncation * h[pending] * likely
-                                      / self.truncation_noise(method, likely), likely_scale / 8)
+                                      / self.truncation_noise(method, likely), likely_scale / 64)
                 # the largest round-off the noise-only levels showed (the model's until one has)
                 measured = np.where(noise_only & ~noise_measured[pending], observed,
                                     np.maximum(noise_scale[pending], np.where(noise_only, observed, 0.0)))
