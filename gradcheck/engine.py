@@ -325,6 +325,9 @@ def _gradient_problem(grad, arg) -> str:
         kind = {"c": "complex", "U": "string", "S": "bytes", "O": "object", "b": "boolean", "i": "integer",
                 "u": "integer"}.get(array.dtype.kind, str(array.dtype))
         return f"{kind} data (dtype {array.dtype}), not a floating-point gradient"
+    if array.dtype.kind == arg_dtype.kind and array.dtype.itemsize < arg_dtype.itemsize:
+        return (f"a {array.dtype} gradient for a {arg_dtype} argument (the rule computes in a lower precision than "
+                f"its inputs: a cast in the vjp? correctness is judged in float64, for float32 specs too)")
     if array.shape != np.shape(arg):
         return f"a gradient of shape {array.shape}, expected {np.shape(arg)}"
     return ""

@@ -75,58 +75,7 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-OPS = """
-    import os, sys, time
-    import numpy as np
-
-    class Base:
-        def forward(self, x):
-            return 3 * x
-        def vjp(self, g, out, x):
-            return (3 * g,)
-
-    class Hoards(Base):
-        def forward(self, x):
-            hoard = [np.ones(25_000_000) for _ in range(100)]   # 20 GB, 200 MB at a time
-            return 3 * x + len(hoard)
-
-    class Sleeps(Base):
-        def forward(self, x):
-            time.sleep(1000)
-
-    class Loops(Base):
-        def forward(self, x):
-            while True:
-                pass
-
-    class ExitsInVjp(Base):
-        def vjp(self, g, out, x):
-            os._exit(0)
-
-    class SysExit(Base):
-        def forward(self, x):
-            sys.exit(0)
-
-    class Odd(BaseException):
-        pass
-
-    class RaisesOdd(Base):
-        def forward(self, x):
-            raise Odd("odd")
-
-    class RaisesGeneratorExit(Base):
-        def vjp(self, g, out, x):
-            raise GeneratorExit
-
-    class RaisesKeyboardInterrupt(Base):
-        def forward(self, x):
-            raise KeyboardInterrupt
-
-    class Prints(Base):
-        def forward(self, x):
-            print("\\x1b[2J from the op")
-            return 3 * x
-"""
+OPS = (Path(__file__).parent / "data" / "hostile_ops.py").read_text(encoding="utf-8")
 
 
 def op_spec(folder: Path, name: str, op: str) -> Path:
@@ -331,12 +280,12 @@ ESCAPES = r"""
 @pytest.mark.parametrize("command", [["run"], ["run", "-v"], ["explain"], ["explain", "--format", "markdown"],
                                      ["graph"], ["graph", "--format", "dot"], ["graph", "--format", "mermaid"]])
 def test_control_characters_in_the_spec_are_shown_escaped(tmp_path, command):
-    write(tmp_path, "myops.py", OPS + """
+    write(tmp_path, "myops.py", OPS + textwrap.dedent("""
     class Wrong(Base):
         def vjp(self, g, out, x):
             print("\\x1b[2J")
             return (2 * g,)
-    """)
+    """))
     spec = write(tmp_path, "esc.yaml", ESCAPES)
     ran = gradcheck(*command, spec, cwd=tmp_path)
     shown = ran.out + ran.err
@@ -414,7 +363,7 @@ def test_an_op_that_prints_does_not_corrupt_json_and_is_shown_escaped(tmp_path):
     notes = json.loads(ran.out)["specs"][0].get("notes", [])
     assert any("from the op" in note for note in notes) or "from the op" in ran.err
     table = gradcheck("run", spec, cwd=tmp_path)
-    assert "\x1b[2J" not in table.out + table.err and "\\x1b[2J from the op" in table.out + table.err
+    assert "\x1b[2J" not in table.out + table.err and "\\x1b[2J hello from the op" in table.out + table.err
 
 
 # ------------------------------------------------------------------------------------------ data files

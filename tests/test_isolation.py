@@ -10,7 +10,6 @@ import os
 import resource
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,53 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="containment in a child process needs fork")
 
-OPS = textwrap.dedent("""
-    import os, sys, time
-    import numpy as np
-
-    class Base:
-        def forward(self, x):
-            return 3 * x
-        def vjp(self, g, out, x):
-            return (3 * g,)
-
-    class ExitsInVjp(Base):
-        def vjp(self, g, out, x):
-            os._exit(0)
-
-    class SysExit(Base):
-        def forward(self, x):
-            sys.exit(0)
-
-    class Prints(Base):
-        def forward(self, x):
-            print("hello from the op")
-            return 3 * x
-
-    class Hangs(Base):
-        def forward(self, x):
-            time.sleep(1000)
-
-    class Grows(Base):
-        def forward(self, x):
-            hoard = [np.ones(50_000_000) for _ in range(100)]   # 40 GB, 400 MB at a time
-            return 3 * x + len(hoard)
-
-    class Interrupts(Base):
-        def forward(self, x):
-            raise KeyboardInterrupt
-
-    class Odd(BaseException):
-        pass
-
-    class RaisesOdd(Base):
-        def forward(self, x):
-            raise Odd("odd")
-
-    class Wrong(Base):
-        def vjp(self, g, out, x):
-            return (2 * g,)
-""")
+OPS = (Path(__file__).parent / "data" / "hostile_ops.py").read_text(encoding="utf-8")
 
 
 def write_specs(folder: Path, *ops: str) -> None:
@@ -88,7 +41,7 @@ def report(result) -> dict[str, dict]:
 @pytest.mark.parametrize("op, message", [
     ("ExitsInVjp", "exited with code 0 before it finished"),
     ("SysExit", "called exit(0)"),
-    ("Interrupts", "KeyboardInterrupt was raised"),
+    ("RaisesKeyboardInterrupt", "KeyboardInterrupt was raised"),
     ("RaisesOdd", "Odd was raised"),
 ])
 def test_an_op_that_ends_its_process_is_that_specs_error(tmp_path, op, message):
@@ -110,11 +63,11 @@ def test_what_an_op_prints_is_captured_and_reported(tmp_path):
 
 
 def test_a_hang_is_stopped_at_the_timeout(tmp_path):
-    write_specs(tmp_path, "Hangs", "Wrong")
+    write_specs(tmp_path, "Sleeps", "Wrong")
     result = gradcheck("run", ".", "--format", "json", "--timeout", "2", cwd=tmp_path)
     assert result.returncode == 2
     specs = report(result)
-    assert specs["Hangs"]["error"]["message"] == "the check ran past the time limit of 2 s (--timeout)"
+    assert specs["Sleeps"]["error"]["message"] == "the check ran past the time limit of 2 s (--timeout)"
     assert specs["Wrong"]["status"] == "fail"  # checked after the hang was stopped
 
 
@@ -128,21 +81,21 @@ def test_a_long_chain_of_builtin_ops_is_stopped_at_the_timeout(tmp_path):
 
 @pytest.mark.parametrize("command", ["explain", "graph"])
 def test_explain_and_graph_are_contained_too(tmp_path, command):
-    write_specs(tmp_path, "Hangs", "ExitsInVjp")
-    hang = gradcheck(command, "Hangs.yaml", "--timeout", "1", cwd=tmp_path)
+    write_specs(tmp_path, "Sleeps", "ExitsInVjp")
+    hang = gradcheck(command, "Sleeps.yaml", "--timeout", "1", cwd=tmp_path)
     assert hang.returncode == 2 and "ran past the time limit of 1 s" in hang.stderr
     exits = gradcheck(command, "ExitsInVjp.yaml", cwd=tmp_path)
     assert exits.returncode == 2 and "exited with code 0" in exits.stderr
 
 
 def test_memory_is_bounded_by_the_budget(tmp_path):
-    write_specs(tmp_path, "Grows", "Base")
+    write_specs(tmp_path, "Hoards", "Base")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = gradcheck("run", ".", "--format", "json", "--max-memory", "1500M", cwd=tmp_path)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest descendant so far, in KiB
     assert result.returncode == 2
     specs = report(result)
-    assert "out of memory" in specs["Grows"]["error"]["message"] and specs["Base"]["status"] == "pass"
+    assert "out of memory" in specs["Hoards"]["error"]["message"] and specs["Base"]["status"] == "pass"
     if peak_kib > before:  # a bigger earlier child would hide this one's peak
         assert peak_kib < 1500 * 1024 + 300 * 1024
 

@@ -76,6 +76,14 @@ class StringGrad:
     def forward(self, x): return 2 * x
     def vjp(self, g, out, x): return (np.full(np.shape(x), "a"),)
 
+class Float32Grad:                   # right values, computed and returned in float32
+    def forward(self, x): return 2 * x
+    def vjp(self, g, out, x): return ((2 * g).astype(np.float32),)
+
+class Float16Grad:
+    def forward(self, x): return 2 * x
+    def vjp(self, g, out, x): return ((2 * g).astype(np.float16),)
+
 class Square:
     def forward(self, x): return x ** 2
     def vjp(self, g, out, x): return (g * 2 * x,)
@@ -171,7 +179,8 @@ def test_an_op_that_modifies_its_arguments_in_place_is_named(tmp_path, op):
 
 
 @pytest.mark.parametrize("op,words", [("Nondeterministic", "nondeterministic"), ("ComplexGrad", "complex"),
-                                      ("StringGrad", "string")])
+                                      ("StringGrad", "string"), ("Float32Grad", "float32 gradient for a float64"),
+                                      ("Float16Grad", "float16 gradient for a float64")])
 def test_misbehaving_vjps_fail_naming_the_op(tmp_path, op, words):
     code, report = run(tmp_path, f"""
         inputs: {{x: [0.3, 0.5, -0.8]}}
