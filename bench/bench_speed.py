@@ -13,6 +13,7 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -191,16 +192,135 @@ def measure(task: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def median_process_ms(command: list[str], runs: int = 10) -> float:
+def startup_environment() -> dict[str, str]:
+    """The environment of the start-up measurements: gradcheck from this checkout, its bytecode cached as an
+    installed package's is (PYTHONDONTWRITEBYTECODE would make every run compile gradcheck from source)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run(command, env=env, capture_output=True)  # warm the file cache and the bytecode
-    times = []
+    return env
+
+
+def process_ms(commands: dict[str, list[str]], runs: int = 10) -> dict[str, float]:
+    """The 10-run median wall time of each whole process, the commands interleaved (so a change of load hits all
+    alike), after one warm-up run each (the file cache, the bytecode)."""
+    env = startup_environment()
+    for command in commands.values():
+        subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, env=env, capture_output=True)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling), with a perf
+# counter read between its stages: the stages are wrapped from outside, the command's code is unchanged.
+STAGED_RUN = r"""
+import gc, sys, time
+marks = [("start", time.time())]
+def mark(name):
+    marks.append((name, time.time()))
+import numpy
+mark("import numpy")
+gc.disable()
+import gradcheck.cli as cli
+gc.freeze(); gc.enable()
+mark("import gradcheck.cli")
+import gradcheck.pipeline as pipeline
+mark("import the check (gradcheck.pipeline)")
+load, run_loaded, render = pipeline.load, pipeline.run_loaded, cli._render
+def staged(function, before, after):
+    def call(*args, **kwargs):
+        mark(before)
+        value = function(*args, **kwargs)
+        mark(after)
+        return value
+    return call
+pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec")
+pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", "check (graph, passes, judge)")
+cli._render = staged(render, "the result, the report's options", "render the Rich table (rich's import included)")
+sys.argv = ["gradcheck", "run", sys.argv[1]]
+try:
+    cli.main()
+except SystemExit:
+    pass
+gc.freeze()
+mark("(end)")
+sys.__stderr__.write("STAGES " + repr(marks) + "\n")
+"""
+
+
+SHARE = "gradcheck's share (the whole - interpreter - numpy)"
+
+
+def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
+    """Medians (ms) of the stages of one run of ``spec``, from the process's launch to its end, and of the whole."""
+    env = startup_environment()
+    command = [sys.executable, "-c", STAGED_RUN, str(spec)]
+    subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+    stages: dict[str, list[float]] = {}
+    wholes = []
+    for _ in range(runs):
+        launched = time.time()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        ended = time.time()
+        line = [text for text in done.stdout.splitlines() + done.stderr.splitlines() if text.startswith("STAGES ")]
+        if not line:
+            raise RuntimeError(f"the staged run failed: {done.stderr[-500:]}")
+        marks = ast.literal_eval(line[-1].removeprefix("STAGES "))
+        previous = launched
+        timed = {"interpreter start-up (to the first line)": marks[0][1] - launched}
+        for name, at in marks[1:]:
+            if not name.startswith("("):
+                timed[name] = timed.get(name, 0.0) + at - previous
+            previous = at
+        timed["exit (summary, sys.exit, interpreter shutdown)"] = ended - marks[-2][1]
+        timed[SHARE] = ended - launched - timed["interpreter start-up (to the first line)"] - timed["import numpy"]
+        for name, seconds_taken in timed.items():
+            stages.setdefault(name, []).append(seconds_taken * 1000)
+        wholes.append((ended - launched) * 1000)
+    return {name: statistics.median(values) for name, values in stages.items()}, statistics.median(wholes)
+
+
+TORCH_NEURON = """
+import torch
+w = torch.tensor([2.0, -3.0, -3.0], dtype=torch.float64, requires_grad=True)
+x = torch.tensor([-1.0, -2.0], dtype=torch.float64, requires_grad=True)
+f = lambda w, x: torch.sigmoid(w[0] * x[0] + w[1] * x[1] + w[2])
+print(torch.autograd.gradcheck(f, (w, x)))
+"""
+
+
+def startup(table: Table, folder: Path, torch_here: str | None) -> None:
+    """Issue 12 point 3: import gradcheck.cli <= 60 ms above numpy; a one-spec run <= 100 ms whole process,
+    beside the torch script doing the same check; then the run's stages, and gradcheck's share of it."""
+    python = sys.executable
+    spec = ROOT / "specs/neuron_sigmoid.yaml"
+    commands = {"bare": [python, "-c", "pass"], "numpy": [python, "-c", "import numpy"],
+                "cli": [python, "-c", "import gradcheck.cli"], "run": [python, "-m", "gradcheck", "run", str(spec)]}
+    if torch_here:
+        script = folder / "neuron_sigmoid_torch.py"
+        script.write_text(TORCH_NEURON)
+        commands["torch"] = [python, str(script)]
+    ms = process_ms(commands)
+    above = ms["cli"] - ms["numpy"]
+    table.add("import gradcheck.cli, above import numpy", f"{above:.0f} ms", "-", "-", "<= 60 ms",
+              "yes" if above <= 60 else "NO", f"10-run medians: {ms['cli']:.0f} vs {ms['numpy']:.0f} ms")
+    torch_ms = ms.get("torch")
+    table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{ms['run']:.0f} ms",
+              f"{torch_ms:.0f} ms" if torch_ms else "-", f"{torch_ms / ms['run']:.1f}x" if torch_ms else "-",
+              "<= 100 ms", "yes" if ms["run"] <= 100 else "NO",
+              f"floor: python -c pass {ms['bare']:.0f} ms, python -c 'import numpy' {ms['numpy']:.0f} ms; "
+              f"gradcheck's share (whole - interpreter+numpy) {ms['run'] - ms['numpy']:.0f} ms"
+              + ("" if torch_ms else "; torch not installed: no torch script"))
+    stages, whole = startup_stages(spec)
+    beside = f"; the torch script: {torch_ms:.0f} ms whole process" if torch_ms else ""
+    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; this staged run: {whole:.0f} ms whole "
+          f"process{beside})")
+    for name, median in stages.items():
+        print(f"  {name:54} {median:7.1f}" + (f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""))
 
 
 # ---------------------------------------------------------------------------------------------- the report
@@ -348,29 +468,7 @@ def main():
             table.add(f"MLP {size} --mode full: 2 vs 1 BLAS threads", seconds(two), seconds(one) + " (1 thr)",
                       f"{ratio:.2f}x", "within 1.3x", "yes" if ratio <= 1.3 else "NO", "gradcheck in both columns")
     if "startup" in sections:
-        python = sys.executable
-        numpy_ms = median_process_ms([python, "-c", "import numpy"])
-        cli_ms = median_process_ms([python, "-c", "import gradcheck.cli"])
-        table.add("import gradcheck.cli, above import numpy", f"{cli_ms - numpy_ms:.0f} ms", "-", "-", "<= 60 ms",
-                  "yes" if cli_ms - numpy_ms <= 60 else "NO", f"10-run medians: {cli_ms:.0f} vs {numpy_ms:.0f} ms")
-        run_ms = median_process_ms([python, "-m", "gradcheck", "run", str(ROOT / "specs/neuron_sigmoid.yaml")])
-        torch_ms = None
-        if torch_here:
-            script = folder / "neuron_sigmoid_torch.py"
-            script.write_text(textwrap.dedent("""
-                import torch
-                w = torch.tensor([2.0, -3.0, -3.0], dtype=torch.float64, requires_grad=True)
-                x = torch.tensor([-1.0, -2.0], dtype=torch.float64, requires_grad=True)
-                f = lambda w, x: torch.sigmoid(w[0] * x[0] + w[1] * x[1] + w[2])
-                print(torch.autograd.gradcheck(f, (w, x)))
-            """))
-            torch_ms = median_process_ms([python, str(script)])
-        bare_ms = median_process_ms([python, "-c", "pass"])
-        table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{run_ms:.0f} ms",
-                  f"{torch_ms:.0f} ms" if torch_ms else "-", f"{torch_ms / run_ms:.1f}x" if torch_ms else "-",
-                  "<= 100 ms", "yes" if run_ms <= 100 else "NO",
-                  f"floor: python -c pass {bare_ms:.0f} ms, import numpy {numpy_ms:.0f} ms; "
-                  f"gradcheck's share {run_ms - numpy_ms:.0f} ms")
+        startup(table, folder, torch_here)
 
 
 if __name__ == "__main__":

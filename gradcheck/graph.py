@@ -13,8 +13,9 @@ import numpy as np
 
 from .errors import Location, SpecError, clip, did_you_mean
 from .expr import INDEX_ARRAY, INDEX_OP, Call, Constant, ExpressionParser, Name
-from .ops import BUILTIN_OPS, OpArgumentError, OpInfo
+from .ops import OpArgumentError, OpInfo
 from .ops.custom import load_custom_op
+from .ops.registry import OpTable
 from .spec import Spec, Tolerance
 
 MAX_GRAPH_NODES = 10_000  # checking costs grow with the square of the node count
@@ -64,7 +65,7 @@ class Graph:
     spec: Spec
     nodes: list[Node]
     output: int
-    ops: dict[str, OpInfo]
+    ops: OpTable
 
     @cached_property
     def by_name(self) -> dict[str, int]:
@@ -104,9 +105,8 @@ class Graph:
 
 
 def build_graph(spec: Spec) -> Graph:
-    ops = dict(BUILTIN_OPS)
-    for op_name, (reference, location) in spec.ops.items():
-        ops[op_name] = load_custom_op(op_name, reference, spec.base_dir, location)
+    ops = OpTable({op_name: load_custom_op(op_name, reference, spec.base_dir, location)
+                   for op_name, (reference, location) in spec.ops.items()})
     builder = _Builder(spec, ops)
     for name, entry in spec.inputs.items():
         builder.add(Node(index=0, name=name, kind="input", location=entry.location, value=entry.value,
@@ -137,7 +137,7 @@ def _require_paths_to_output(graph: Graph) -> None:
 
 
 class _Builder:
-    def __init__(self, spec: Spec, ops: dict[str, OpInfo]):
+    def __init__(self, spec: Spec, ops: OpTable):
         self.spec = spec
         self.ops = ops
         self.nodes: list[Node] = []

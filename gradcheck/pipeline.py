@@ -192,7 +192,7 @@ def files_read(graph: Graph) -> list[str]:
     """The files a check of this graph read: the spec, its data files, the modules of its custom ops."""
     spec = graph.spec
     files = [spec.path] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
-    for info in graph.ops.values():
+    for info in graph.ops.custom.values():
         if info.source != "builtin":  # an adapter of a convention (ops.conventions) names the user's objects
             for target in getattr(info.impl, "wraps", (type(info.impl),)):
                 module = sys.modules.get(getattr(target, "__module__", None) or type(target).__module__)

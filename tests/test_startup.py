@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, custom_op_info
+from gradcheck.ops.registry import OP_MODULES, OPS_BY_MODULE, OpTable
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # the command's own entry, as the console script runs it; then the modules it loaded, on the real stdout
@@ -45,3 +50,58 @@ def test_a_json_run_loads_no_rich_at_all():
     code, modules = modules_loaded_by("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
     assert code == 0
     assert not [name for name in modules if name == "rich" or name.startswith("rich.")]
+
+
+def test_a_run_loads_only_the_op_modules_its_spec_names():
+    # neuron_sigmoid.yaml: add, mul and sigmoid, all three in gradcheck.ops.elementwise
+    code, modules = modules_loaded_by("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert "gradcheck.ops.elementwise" in modules
+    for module in OP_MODULES:
+        if module != "elementwise":
+            assert f"gradcheck.ops.{module}" not in modules, module
+
+
+def test_a_spec_naming_an_op_of_another_module_loads_that_module(tmp_path):
+    spec = tmp_path / "conv.yaml"
+    spec.write_text("inputs:\n  x: {shape: [1, 1, 4, 4], init: normal}\n  k: {shape: [1, 1, 2, 2], init: normal}\n"
+                    "  b: {shape: [1], init: normal}\nnodes:\n  y: sum(conv2d(x, k, b))\n")
+    code, modules = modules_loaded_by("run", "--format", "json", str(spec))
+    assert code == 0
+    assert {"gradcheck.ops.nn_conv", "gradcheck.ops.reductions"} <= modules
+    assert "gradcheck.ops.linalg" not in modules
+
+
+def test_the_table_of_op_modules_names_every_op_where_it_is_defined():
+    defined_in = {name: type(info.impl).__module__.removeprefix("gradcheck.ops.") for name, info in BUILTIN_OPS.items()}
+    listed = {name: module for module, names in OPS_BY_MODULE.items() for name in names}
+    assert defined_in == listed
+    assert len(BUILTIN_OPS) == len(listed) == sum(len(names) for names in OPS_BY_MODULE.values())  # no name twice
+
+
+def test_an_op_missing_from_the_table_or_registered_twice_is_refused():
+    class Unlisted(Primitive):
+        name, args = "not_in_the_table", ("x",)
+
+    with pytest.raises(RuntimeError, match="OPS_BY_MODULE"):
+        builtin(Unlisted)
+    assert "not_in_the_table" not in BUILTIN_OPS
+
+    class Again(Primitive):
+        name, args = "sigmoid", ("x",)
+
+    with pytest.raises(RuntimeError, match="registered twice"):
+        builtin(Again)
+    assert type(BUILTIN_OPS["sigmoid"].impl).__name__ != "Again"
+
+
+def test_a_graph_sees_its_custom_ops_over_the_built_in_ones():
+    custom = custom_op_info("sigmoid", BUILTIN_OPS["tanh"].impl, "a test")
+    table = OpTable({"sigmoid": custom, "mine": custom})
+    assert table["sigmoid"] is custom and table["mine"] is custom
+    assert table["tanh"] is BUILTIN_OPS["tanh"]
+    assert "mine" in table and "conv2d" in table and "nothing" not in table
+    assert list(table) == list(dict.fromkeys([*BUILTIN_OPS, "mine"]))
+    assert len(table) == len(BUILTIN_OPS) + 1
+    with pytest.raises(KeyError):
+        table["nothing"]

@@ -18,6 +18,7 @@ that act along an axis (softmax) recompute only the changed slices.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +137,34 @@ def changed_difference(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
 
 
+# ---------------------------------------------------------------- what depends on the unperturbed values
+
+_DERIVED: dict[tuple, tuple[tuple[weakref.ref, ...], object]] = {}
+
+
+def derived(compute, *arrays):
+    """compute(*arrays), computed once for these array objects and kept while they live: the evaluator passes
+    a node's unperturbed inputs as the same arrays to every propagate call, so what a rule derives from them
+    alone (the softmax of the logits, validated targets) is not recomputed per batch of copies.  ``compute``
+    must be a function of the arrays only (a module-level function or a bound method, not a fresh lambda), and
+    its result must not hold the arrays themselves (that would keep them alive, and the entry with them)."""
+    key = (compute,) + tuple(id(a) for a in arrays)
+    entry = _DERIVED.get(key)
+    if entry is not None and all(ref() is a for ref, a in zip(entry[0], arrays, strict=True)):
+        return entry[1]
+    value = compute(*arrays)
+
+    def forget(_: weakref.ref) -> None:
+        _DERIVED.pop(key, None)
+
+    try:
+        refs = tuple(weakref.ref(a, forget) for a in arrays)
+    except TypeError:  # not weakly referenceable (a Python scalar): nothing to key on, so nothing kept
+        return value
+    _DERIVED[key] = (refs, value)
+    return value
+
+
 # ---------------------------------------------------------------- elementwise ops
 
 def _aligned_pins(change: Change, out_ndim: int) -> dict[int, np.ndarray]:
@@ -213,24 +242,34 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     changes by (Σ_c t_c)·log1p(Σ_c p_c expm1(d_c)) - Σ_c t_c d_c.  The sums run over the change's box only
     (d is 0 off it: a change pinned to one class is one term per row); with one-hot targets (``classes``: each
     row's class index) and every class changed, the last sum is d at the row's class.  None (recompute) where
-    e^d overflowed."""
+    e^d overflowed.  softmax(z) and Σ_c t_c depend on the unperturbed logits and targets only: computed once
+    for them (derived)."""
     logits = np.asarray(logits)
     class_axis = logits.ndim - 1
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
     delta, count = change.delta, change.count
-    probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
-    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    probabilities = derived(_softmax_last_axis, logits)
     mixed = np.einsum("...c,...c->...", change.gather(probabilities), np.expm1(delta))
     if classes is not None and class_axis not in change.pins:
-        per_row = np.log1p(mixed) - _at_classes(delta, gather(np.asarray(classes, dtype=np.intp), rows, count))
+        per_row = np.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
     else:
+        totals = derived(_row_totals, targets, logits)
         targets = np.broadcast_to(targets, logits.shape)
         linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
-        per_row = gather(np.sum(targets, axis=-1), rows, count) * np.log1p(mixed) - linear
+        per_row = gather(totals, rows, count) * np.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None
     return Change.make((), {}, total / samples)
+
+
+def _softmax_last_axis(logits: np.ndarray) -> np.ndarray:
+    probabilities = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return probabilities / probabilities.sum(axis=-1, keepdims=True)
+
+
+def _row_totals(targets: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    return np.sum(np.broadcast_to(targets, logits.shape), axis=-1)
 
 
 def _at_classes(delta: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -321,6 +360,11 @@ def _promoted(change: Change | None, vector_axis: int) -> Change | None:
     return Change.make(shape, pins, delta)
 
 
+def _outer(columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Copy k's outer product columns[k] rows[k]ᵀ, (K, n, m) (einsum: twice numpy's broadcast multiply on short rows)."""
+    return np.einsum("kn,km->knm", columns, rows)
+
+
 def matmul_change(changes, out, a, b) -> Change | None:
     """a @ b is linear in each argument: (A + dA) B = AB + dA B.  A one-element dA = s eᵢeⱼᵀ is a rank-1
     update, s·eᵢ B[j, :] (one row changes); a dense dA costs one GEMM for all K copies, folded as (K·n, k) @ B.
@@ -336,7 +380,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
         if inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
-            product = delta * B[inner][:, None, :]
+            product = _outer(delta[:, :, 0], B[inner])
         else:                   # (K, n', k) @ (k, m) as one GEMM
             product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
         pins = {} if rows is None else {0: rows}
@@ -344,7 +388,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
         inner, columns = change_b.pins.get(0), change_b.pins.get(1)
         count, delta = change_b.count, change_b.delta
         if inner is not None:   # dB has one row i per copy: A[:, i] (outer) dB[i, :]
-            product = np.moveaxis(A[:, inner], 1, 0)[:, :, None] * delta
+            product = _outer(A[:, inner].T, delta[:, 0, :])
         else:                   # A @ (K, k, m') as one GEMM: A @ [dB_1 ... dB_K] side by side
             side_by_side = np.moveaxis(delta, 0, 1).reshape(A.shape[1], -1)
             product = np.moveaxis((A @ side_by_side).reshape(A.shape[0], count, delta.shape[2]), 1, 0)

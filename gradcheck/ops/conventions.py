@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -438,7 +438,7 @@ def _plain(value):
     return value
 
 
-def adapt(op_name: str, mapping: dict, location: Location, resolve: Resolve, builtin_ops: dict) -> Any:
+def adapt(op_name: str, mapping: dict, location: Location, resolve: Resolve, builtin_ops: Mapping) -> Any:
     """The op object a convention's mapping declares (torch and jax excepted: gradcheck.ops.frameworks)."""
     declaration = Declaration(op_name, mapping, location, resolve)
     convention = convention_of(mapping)
@@ -474,7 +474,7 @@ def adapt(op_name: str, mapping: dict, location: Location, resolve: Resolve, bui
     raise AssertionError(f"convention {convention} is adapted in gradcheck.ops.frameworks")
 
 
-def _upstream(declaration: Declaration, builtin_ops: dict):
+def _upstream(declaration: Declaration, builtin_ops: Mapping):
     """The built-in op named by 'upstream:' (a name, or {op: name, <keyword>: constant}) and its keywords."""
     if "upstream" not in declaration.mapping:
         return None, {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, real_part, scalar_result
-from .changes import softmax_cross_entropy_change
+from .changes import derived, softmax_cross_entropy_change
 from .elementwise import sigmoid_stable, softplus_stable
 from .losses import MeanLoss
 from .nn import check_indices, first_position, float_dtype, log_softmax, require_integer
@@ -79,9 +79,15 @@ class CrossEntropy(Primitive):
         change_logits, change_labels = changes
         if change_labels is not None:
             return None
-        targets, are_indices, samples = self._targets(logits, labels)
-        classes = labels if are_indices else None  # validated by _targets: one class index per row
+        targets, classes, samples = derived(self._unperturbed_targets, logits, labels)
         return softmax_cross_entropy_change(change_logits, logits, targets, samples, classes)
+
+    def _unperturbed_targets(self, logits, labels):
+        """(targets, each row's class index or None for soft targets, the sample count), validated once per
+        pair of unperturbed arrays (changes.derived; copies, so that the cache does not keep labels alive)."""
+        targets, are_indices, samples = self._targets(logits, labels)
+        classes = np.array(labels, dtype=np.intp) if are_indices else None  # one class index per row
+        return (targets if are_indices else np.array(targets)), classes, samples
 
     def vjp(self, g, out, logits, labels):
         targets, are_indices, samples = self._targets(logits, labels)

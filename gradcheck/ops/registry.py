@@ -1,8 +1,9 @@
 """THE op registry: the one table from op name to its op record.
 
-Built-in ops register themselves with :func:`builtin`; the modules that define them are listed in
-:data:`OP_MODULES` and loaded by :func:`load_builtin_ops` (tests/test_op_record.py fails when a module
-or a Primitive subclass is left out).  Custom ops named in a spec's ``ops:`` are described by
+Built-in ops register themselves with :func:`builtin`; :data:`OPS_BY_MODULE` names the module of gradcheck.ops
+that defines each, so :data:`BUILTIN_OPS` imports a module the first time one of its ops is asked for (a spec
+of elementwise ops never loads the convolutions); iterating it loads them all (tests/test_op_record.py fails
+when an op or a module is left out of the table).  Custom ops named in a spec's ``ops:`` are described by
 :func:`custom_op_info` into the same :class:`OpInfo` by the same :func:`op_record`, so the engine, the
 numeric reference and the report treat both alike.
 """
@@ -10,18 +11,92 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .base import OPTIONAL_HOOKS, OpInfo, Param, Primitive
 
-BUILTIN_OPS: dict[str, OpInfo] = {}
+# every built-in op, by the module of gradcheck.ops that defines it
+OPS_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "elementwise": ("add", "sub", "mul", "div", "neg", "pow", "square", "reciprocal", "exp", "log", "sqrt", "sin",
+                    "cos", "tanh", "sigmoid", "softplus", "abs", "relu", "leaky_relu", "maximum", "minimum"),
+    "losses": ("mse", "logistic_loss", "hinge"),
+    "nn": ("softmax", "log_softmax", "logsumexp", "gelu", "clip", "dropout", "log1p", "expm1", "where", "concat",
+           "stack"),
+    "nn_conv": ("conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d"),
+    "nn_layers": ("layer_norm", "batch_norm", "embedding", "attention", "masked_attention"),
+    "nn_losses": ("cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "multiclass_hinge",
+                  "huber"),
+    "reductions": ("sum", "mean", "max", "min"),
+    "shape": ("matmul", "transpose", "reshape", "getitem", "identity"),
+    "math_more": ("arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arctanh", "log2", "log10",
+                  "logaddexp", "erf", "fmax", "fmin", "sign", "floor", "mod"),
+    "reductions_more": ("prod", "var", "std", "cumsum", "sort"),
+    "shape_more": ("flip", "roll", "squeeze", "expand_dims", "swapaxes", "repeat", "tile", "pad", "split", "diag",
+                   "triu", "tril", "trace"),
+    "linalg": ("einsum", "tensordot", "inner", "outer", "kron", "cross"),
+    "indexing": ("index", "compare"),
+}
+OP_MODULES = tuple(OPS_BY_MODULE)
+_MODULE_OF = {name: module for module, names in OPS_BY_MODULE.items() for name in names}
 
-# the modules of gradcheck.ops that define built-in ops
-OP_MODULES = ("elementwise", "losses", "nn", "nn_conv", "nn_layers", "nn_losses", "reductions", "shape",
-              "math_more", "reductions_more", "shape_more", "linalg", "indexing")
+
+class OpCatalog(Mapping[str, OpInfo]):
+    """The built-in ops by name, each module of gradcheck.ops imported when one of its ops is first asked for.
+
+    Membership and the names need no import (they are :data:`OPS_BY_MODULE`'s); iteration, in that table's
+    order, loads every module.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, OpInfo] = {}
+
+    def register(self, name: str, record: OpInfo) -> None:
+        if name in self._records:
+            raise RuntimeError(f"op {name!r} registered twice")
+        if name not in _MODULE_OF:
+            raise RuntimeError(f"op {name!r} is not in gradcheck.ops.registry.OPS_BY_MODULE")
+        self._records[name] = record
+
+    def __getitem__(self, name: str) -> OpInfo:
+        if name not in self._records and name in _MODULE_OF:
+            importlib.import_module(f"{__package__}.{_MODULE_OF[name]}")
+        return self._records[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _MODULE_OF
+
+    def __iter__(self) -> Iterator[str]:
+        load_builtin_ops()
+        return iter(_MODULE_OF)
+
+    def __len__(self) -> int:
+        return len(_MODULE_OF)
 
 
-def load_builtin_ops() -> dict[str, OpInfo]:
+BUILTIN_OPS = OpCatalog()
+
+
+class OpTable(Mapping[str, OpInfo]):
+    """A graph's ops: its spec's custom ops (``custom``) laid over the built-in ones, which load as they are named."""
+
+    def __init__(self, custom: dict[str, OpInfo]) -> None:
+        self.custom = custom
+
+    def __getitem__(self, name: str) -> OpInfo:
+        return self.custom[name] if name in self.custom else BUILTIN_OPS[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.custom or name in BUILTIN_OPS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(BUILTIN_OPS), **dict.fromkeys(self.custom)})
+
+    def __len__(self) -> int:
+        return len(set(_MODULE_OF) | set(self.custom))
+
+
+def load_builtin_ops() -> OpCatalog:
     """Import every module of OP_MODULES (their @builtin classes fill BUILTIN_OPS)."""
     for module in OP_MODULES:
         importlib.import_module(f"{__package__}.{module}")
@@ -42,16 +117,14 @@ def op_record(name: str, impl: object, *, args: tuple[str, ...], variadic: bool,
 def builtin(cls: type[Primitive]) -> type[Primitive]:
     """Class decorator: register a Primitive subclass under ``cls.name``."""
     name = cls.name or cls.__name__
-    if name in BUILTIN_OPS:
-        raise RuntimeError(f"op {name!r} registered twice")
     args = tuple(cls.args)
     variadic = bool(args) and args[-1].startswith("*")
     doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-    BUILTIN_OPS[name] = op_record(name, cls(), args=args, variadic=variadic,
-                                  min_args=(len(args) - 1 if variadic else len(args)) or (1 if variadic else 0),
-                                  params=dict(cls.params), doc=doc,
-                                  domains=tuple(cls.domains) or ("real",) * len(args),
-                                  integer_args=tuple(cls.integer_args), source="builtin")
+    BUILTIN_OPS.register(name, op_record(name, cls(), args=args, variadic=variadic,
+                                         min_args=(len(args) - 1 if variadic else len(args)) or (1 if variadic else 0),
+                                         params=dict(cls.params), doc=doc,
+                                         domains=tuple(cls.domains) or ("real",) * len(args),
+                                         integer_args=tuple(cls.integer_args), source="builtin"))
     return cls
 
 
