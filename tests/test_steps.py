@@ -163,3 +163,16 @@ OFFSET_NODE = {"inputs": {"x": (2 * rng.random(40) - 1).tolist()}, "nodes": {"y"
 def test_round_off_measured_below_the_model_sets_the_step(method):
     # balancing the model's round-off alone lands 4-6x above the floor
     assert_within_floor(OFFSET_NODE, np.cos, method, 2)
+
+
+# an objective of exactly 0 (X W + b = 0, where tanh is linear to third order): the round-off scaled by |f0| is 0,
+# yet the quotient still carries the roundings of its own arithmetic, a few ulps of its value (dW = X^T 1 = [3, 6])
+ZERO_OBJECTIVE = {"inputs": {"X": [[1.0, 2.0], [2.0, 4.0]], "W": [[0.5], [-0.25]], "b": [0.0]},
+                  "nodes": {"h": "tanh(X @ W + b)", "loss": "sum(h)"}}
+
+
+@pytest.mark.parametrize("method", ["central", "five-point", "richardson"])
+def test_a_zero_objective_keeps_the_quotients_own_rounding_in_its_bound(method):
+    result, numeric, bound = numeric_of(ZERO_OBJECTIVE, "W", method=method)
+    assert result.status == "pass"
+    assert_bounded(numeric, bound, np.array([3.0, 6.0]))

@@ -35,6 +35,7 @@ MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from 
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
+CHANGE_ROUNDINGS = 16.0  # roundings a perturbation's change may carry to the objective, each of a relative eps
 NOISE_PROBE_SHRINK = 4.0  # a step this much shorter shows the round-off where truncation dominated (T / 4^p)
 NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
 QUIET_LEVELS_TRUSTED = 2  # levels whose truncation estimate is QUIET_MARGIN below M's round-off: the bound
@@ -141,8 +142,10 @@ class NodeDifferentiator:
         if not elements.size:
             return
         # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
-        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level)
-        first_steps = self.base * np.maximum(self.scale.reshape(-1), 1.0)
+        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
+        # complex-step has no round-off to balance
+        unit = 0.0 if self.method == "complex-step" else 1.0
+        first_steps = self.base * np.maximum(self.scale.reshape(-1), unit)
         found = self.error_balanced(elements, self.method, first_steps, resolution=resolution)
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
@@ -290,7 +293,11 @@ class NodeDifferentiator:
             goes_on &= ~((ratio > 1) & (h[pending] >= longest))  # a flat stretch far away is no derivative
             h[pending] = np.minimum(h[pending] * ratio, np.maximum(longest, h[pending]))
             pending = pending[goes_on & (h[pending] > 0)]
-        return Estimate(values, chosen, bounds)
+        # the quotient is never more exact than its own arithmetic: the change at offset m h, |c| ~ |m h Q|, comes
+        # out of a chain of rounded operations, so Q errs by ~ (chain) eps sum_k |w_k m_k| |Q| at any step (a
+        # linear objective, whose truncation estimates are exactly 0, shows no other round-off)
+        arithmetic = CHANGE_ROUNDINGS * MACHINE_EPS * sum(abs(w * m) for m, w in STENCILS[method]) * np.abs(values)
+        return Estimate(values, chosen, bounds + np.nan_to_num(arithmetic))
 
     def quotient_and_truncation(self, elements: np.ndarray, method: str,
                                 steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
