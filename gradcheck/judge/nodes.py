@@ -18,7 +18,12 @@ import numpy as np
 from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
-from ..numeric.differentiator import PROBE_OFFSETS, DirectionalEstimate, directional_estimates
+from ..numeric.differentiator import (
+    PROBE_OFFSETS,
+    DirectionalEstimate,
+    directional_estimates,
+    joint_directional_estimate,
+)
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
 from ..results import NodeResult, Outcome, Status
@@ -52,18 +57,23 @@ class ProbeVerdict(NamedTuple):
 class ProbePlan:
     """A node's probes before they are taken: its random stream, step scales, elements at branch decisions, one
     element's tolerance in direction units (None: some element cannot be probed), the first direction and,
-    when the probes of several nodes were swept together, the first estimate."""
+    when the probes of several nodes were swept together, the first estimate, or the first verdict of a probe
+    of several nodes moved at once."""
 
     def __init__(self, rng: np.random.Generator, scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
         self.rng, self.scale, self.at_kink, self.resolution = rng, scale, at_kink, resolution
+        self.kinks = bool(at_kink.any())
         self.direction = np.zeros(0)
         self.first_estimate: DirectionalEstimate | None = None
+        self.joint: ProbeVerdict | None = None  # the first probe, taken with other nodes (Comparator.joint_probe)
+        self.joint_with = 0
 
     def draw(self) -> np.ndarray:
         """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
         draw = 2 * self.rng.random(self.scale.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
         direction = (draw + np.copysign(1.0, draw)) * self.scale
-        direction[self.at_kink] = 0.0
+        if self.kinks:
+            direction[self.at_kink] = 0.0
         return direction
 
 
@@ -479,7 +489,11 @@ class Comparator:
         while missed > MISSED_ERRORS_CHANCE and count < self.options.probes:
             if count:
                 direction = plan.draw()
-            verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, tol, first)
+            verdict: ProbeVerdict | None
+            if not count and plan.joint is not None:
+                verdict = plan.joint  # agreed: a wrong element of this node could only hide by cancelling
+            else:
+                verdict = self.directional_verdict(node, differ, flat_a, direction, step, plan.resolution, tol, first)
             first = None
             if verdict is None or not (verdict.resolved or large):
                 return None, None
@@ -507,6 +521,10 @@ class Comparator:
         else:
             checked = (f"{probes} (each resolves one element's tolerance, so a single wrong element cannot pass; "
                        f"errors cancelling across elements would pass with probability below {missed:.1g})")
+        if plan.joint is not None:
+            others = f"{plan.joint_with} other node{'s' if plan.joint_with != 1 else ''}"
+            checked += (f"; the first probe moved this node and {others} at once, its derivative the sum of theirs "
+                        "(a wrong element in any of them shows as in a probe of its node alone)")
         if singles:
             found = self.judge_elements(differ, flat_a, singles, tol, analytic.shape)
             checked = (checked + " and " if count else "") + f"{len(singles)} element(s) at branch decisions one by one"
@@ -563,29 +581,73 @@ class Comparator:
         rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
         flat_a = analytic.reshape(-1)
         scale = differ.scale.reshape(-1)
-        at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
-        with np.errstate(invalid="ignore"):
-            smallest = float(np.min(scale[~at_kink] * (tol.atol + tol.rtol * np.abs(flat_a[~at_kink])), initial=np.inf))
+        allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
+        if self.watch.watches(node.index):
+            at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
+            allowed = allowed[~at_kink]
+        else:
+            at_kink = np.zeros(scale.size, dtype=bool)
+        smallest = float(np.min(allowed, initial=np.inf))
         resolution = smallest if np.isfinite(flat_a).all() and smallest > 0 else None
         plan = ProbePlan(rng, scale, at_kink, resolution)
         plan.direction = plan.draw()
         return plan
 
     def plan_probes(self, nodes: list[Node]) -> None:
-        """The plans of the nodes to be probed, and their first probes at FIRST_PROBE_STEP taken together: one
-        sweep downstream for all of them (directional_estimates), where the stencil crosses no branch."""
-        swept: list[tuple[Node, NodeDifferentiator, ProbePlan]] = []
+        """The plans of the nodes to be probed, and their first probes at FIRST_PROBE_STEP: one probe of every node
+        with no branch decision downstream moved at once (joint_probe), and where that is not possible or does
+        not agree, each node's own first probe, all in one sweep downstream (directional_estimates), where the
+        stencil crosses no branch."""
+        planned: list[tuple[Node, NodeDifferentiator, ProbePlan]] = []
         for node in nodes:
             differ = self.differentiator(node)
             plan = self.probe_plan(node, differ, self.analytic_of(node), self.tolerance(node))
             self._probe_plans[node.index] = plan
             if plan.resolution is not None and np.isfinite(plan.resolution):
-                if not self.crosses_branch(node, plan.direction.reshape(differ.shape), FIRST_PROBE_STEP):
-                    swept.append((node, differ, plan))
+                planned.append((node, differ, plan))
+        self.joint_probe([entry for entry in planned if not self.watch.watches(entry[0].index)])
+        swept = [(node, differ, plan) for node, differ, plan in planned if plan.joint is None
+                 and not self.crosses_branch(node, plan.direction.reshape(differ.shape), FIRST_PROBE_STEP)]
         estimates = directional_estimates([differ for _, differ, _ in swept],
                                           [plan.direction[None] for _, _, plan in swept], FIRST_PROBE_STEP)
         for (_, _, plan), (estimate,) in zip(swept, estimates, strict=True):
             plan.first_estimate = estimate
+
+    def joint_probe(self, planned: list[tuple[Node, NodeDifferentiator, ProbePlan]]) -> None:
+        """One probe of several nodes at once: each node's value moved along its own first direction, added to
+        what the moves upstream of it give it.  The adjoint of a node is the objective's derivative with respect
+        to such an addition, so the joint directional derivative is the sum of the nodes' own, and its gap
+        the sum of theirs: sum_j d_j e_j over every element of every node.  probe()'s argument then holds for
+        the elements of all the nodes as for one node's: a probe whose error bound T resolves every element's
+        tolerance (2T below the smallest resolution) shows a single wrong element anywhere, and a wrong element
+        of node j cancels against all the other errors with probability below 4T / (node j's resolution).  A
+        joint probe that agrees is each node's first probe (plan.joint); one that disagrees, or cannot resolve,
+        leaves each node to its own first probe, which tells which is wrong.  Only nodes with no branch decision
+        downstream take part (a joint move's crossings are not watched)."""
+        if len(planned) < 2:
+            return
+        differs = [differ for _, differ, _ in planned]
+        floats = len(PROBE_OFFSETS) * sum(int(np.size(self.reference.values[j]))
+                                          for j in range(min(d.index for d in differs), self.graph.output + 1))
+        if floats > batch_floats(self.options.memory_budget):
+            return
+        estimate = joint_directional_estimate(differs, [plan.direction for _, _, plan in planned], FIRST_PROBE_STEP)
+        resolution = min(plan.resolution for _, _, plan in planned if plan.resolution is not None)
+        if estimate is None or not self.resolves(estimate, resolution):
+            return
+        flat_as = [self.analytic_of(node).reshape(-1) for node, _, _ in planned]
+        analytic_dir = sum(float(np.dot(flat_a, plan.direction)) for flat_a, (_, _, plan) in zip(flat_as, planned, strict=True))
+        size = sum(flat_a.size for flat_a in flat_as)
+        # the analytic dot products' round-off: a few ulps of the sum of their absolute terms
+        roundoff = 4 * MACHINE_EPS * np.sqrt(size) * sum(float(np.dot(np.abs(flat_a), np.abs(plan.direction)))
+                                                         for flat_a, (_, _, plan) in zip(flat_as, planned, strict=True))
+        bound = estimate.error_bound + roundoff
+        gap = analytic_dir - estimate.value
+        if not (np.isfinite(gap) and abs(gap) <= bound):
+            return
+        verdict = ProbeVerdict(gap, bound, estimate.step, min(estimate.balanced_step(), LONGEST_PROBE_STEP), True)
+        for _, _, plan in planned:
+            plan.joint, plan.joint_with = verdict, len(planned) - 1
 
     @staticmethod
     def resolves(estimate: DirectionalEstimate, resolution: float) -> bool:

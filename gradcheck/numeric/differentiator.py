@@ -417,15 +417,9 @@ class NodeDifferentiator:
         differences at h, h/2 and h/4 combined by two levels of Richardson extrapolation.  Error: the change
         between the two first-level values (the error left in the finer one, which bounds that of the
         extrapolated value) plus the round-off of the stencil."""
-        changes = changes.reshape(-1, len(PROBE_OFFSETS))
-        steps = h * np.array(PROBE_OFFSETS)
-        # D(s) = (c(s) - c(-s)) / 2s at s = h, h/2, h/4; R = (4 D(s/2) - D(s)) / 3 cancels the s^2 term
-        d1, d2, d3 = ((changes[:, 2 * k] - changes[:, 2 * k + 1]) / (2 * steps[2 * k]) for k in range(3))
-        coarse, fine = (4 * d2 - d1) / 3, (4 * d3 - d2) / 3
-        values = (16 * fine - coarse) / 15       # = (64 D(h/4) - 20 D(h/2) + D(h)) / 45, error O(h^6)
-        roundoff = PROBE_ROUNDOFF_GAIN * 4 * MACHINE_EPS * self.operand_magnitude / h
-        return [DirectionalEstimate(float(v), h, float(abs(f - c) / 15), roundoff)
-                for v, f, c in zip(values, fine, coarse, strict=True)]
+        return extrapolated(changes, h, self.operand_magnitude)
+
+
 
     def directional_adaptive(self, direction: np.ndarray, enough: float = 0.0) -> DirectionalEstimate:
         """The same derivative from the error-balancing step sequence of stencils.adaptive_derivative (for a
@@ -522,6 +516,19 @@ class NodeDifferentiator:
         return Slopes(float(slopes.right), float(slopes.left))
 
 
+def extrapolated(changes: np.ndarray, h: float, operand_magnitude: float) -> list[DirectionalEstimate]:
+    """NodeDifferentiator.extrapolated, with the magnitude its round-off is relative to given."""
+    changes = changes.reshape(-1, len(PROBE_OFFSETS))
+    steps = h * np.array(PROBE_OFFSETS)
+    # D(s) = (c(s) - c(-s)) / 2s at s = h, h/2, h/4; R = (4 D(s/2) - D(s)) / 3 cancels the s^2 term
+    d1, d2, d3 = ((changes[:, 2 * k] - changes[:, 2 * k + 1]) / (2 * steps[2 * k]) for k in range(3))
+    coarse, fine = (4 * d2 - d1) / 3, (4 * d3 - d2) / 3
+    values = (16 * fine - coarse) / 15       # = (64 D(h/4) - 20 D(h/2) + D(h)) / 45, error O(h^6)
+    roundoff = PROBE_ROUNDOFF_GAIN * 4 * MACHINE_EPS * operand_magnitude / h
+    return [DirectionalEstimate(float(v), h, float(abs(f - c) / 15), roundoff)
+            for v, f, c in zip(values, fine, coarse, strict=True)]
+
+
 def directional_estimates(differs: list[NodeDifferentiator], directions: list[np.ndarray],
                           h: float) -> list[list[DirectionalEstimate]]:
     """NodeDifferentiator.directional_at for several nodes of one graph, all their evaluations in one sweep
@@ -532,3 +539,31 @@ def directional_estimates(differs: list[NodeDifferentiator], directions: list[np
     sources = {differ.index: differ.probe_steps(stacked, h) for differ, stacked in zip(differs, directions, strict=True)}
     changes = evaluator.changes_along_sources(sources)
     return [differ.extrapolated(changes[differ.index], h) for differ in differs]
+
+
+def joint_directional_estimate(differs: list[NodeDifferentiator], directions: list[np.ndarray],
+                               h: float) -> DirectionalEstimate | None:
+    """d objective / dt when the nodes of ``differs`` all move at once, node k by t * directions[k] added to
+    its value (Evaluator.changes_along_together): the sum of their directional derivatives, from the six steps
+    of directional_at in one sweep of six copies.  None where some op left its domain."""
+    evaluator = differs[0].evaluator
+    steps = h * np.array(PROBE_OFFSETS)
+    moved = {differ.index: np.reshape(direction, differ.shape) for differ, direction in zip(differs, directions, strict=True)}
+    changes = evaluator.changes_along_together(moved, steps)
+    if changes is None:
+        return None
+    return extrapolated(changes, h, joint_operand_magnitude(evaluator, set(moved)))[0]
+
+
+def joint_operand_magnitude(evaluator: Evaluator, moved: set[int]) -> float:
+    """The largest of the nodes' operand_magnitude, in one pass: the objective's and every value and argument
+    met downstream of any of them."""
+    graph, magnitudes = evaluator.graph, evaluator.magnitudes
+    reached, path, operands = set(moved), 0.0, 0.0
+    for node in graph.nodes[min(moved) + 1: graph.output + 1]:
+        if graph.reaches_output[node.index] and any(arg in reached for arg in node.args):
+            reached.add(node.index)
+            path = max(path, magnitudes[node.index])
+            operands = max([operands, *(magnitudes[arg] for arg in node.args)])
+    scale = 1.0 if evaluator.projection is None else float(np.max(np.abs(evaluator.projection)))
+    return max(abs(evaluator.f0), scale * path, scale * operands, 1e-300)

@@ -165,6 +165,36 @@ class Evaluator:
             found.update(self._swept(group, sources))
         return found
 
+    def changes_along_together(self, directions: dict[int, np.ndarray], steps: np.ndarray) -> np.ndarray | None:
+        """The objective's change (minus f0) when every node i of ``directions`` moves at once, by steps[k] *
+        directions[i] added to the value its (moved) arguments give it, for every k; None where some op raised
+        for some copy.  The adjoint of node i is the objective's derivative with respect to such an addition to
+        its value, so the derivative along t of this change is the sum over i of <adjoint_i, directions[i]>."""
+        steps = np.asarray(steps, dtype=np.float64).reshape(-1)
+        first = min(directions)
+        moved = set(directions)
+        changes: dict[int, Change] = {}
+        with np.errstate(all="ignore"):
+            for node in self.graph.nodes[first: self.graph.output + 1]:
+                j = node.index
+                if not self.graph.reaches_output[j]:
+                    continue
+                changed = None
+                if node.kind == "op" and any(a in changes for a in node.args):
+                    try:
+                        changed = self.node_change(node, [changes.get(a) for a in node.args],
+                                                   [self.values[a] for a in node.args], self.values[j])
+                    except evaluation_failures(node):
+                        return None
+                if j in moved:
+                    own = steps.reshape((-1,) + (1,) * np.ndim(directions[j])) * directions[j]
+                    changed = Change.dense(own if changed is None else changed.full() + own)
+                if changed is not None:
+                    changes[j] = changed
+        self.evaluations += steps.size
+        out = changes.get(self.graph.output)
+        return np.zeros(steps.size) if out is None else out.weighted_sum(self.projection)
+
     def _swept(self, group: list[int], sources) -> dict[int, np.ndarray]:
         if len(group) == 1:
             return {group[0]: self.changes_along_each(group[0], *sources[group[0]])}
