@@ -12,7 +12,7 @@ takes a batch in its op record (``batching``, see gradcheck/ops/base.py):
                its axis/shape/index parameters past the batch axis (reductions, softmax, reshape, ...);
   "custom"     the op's own ``forward_batched(aligned_args, batched, **params)`` (losses that
                average over every sample: the average must not run over the copies);
-  None         one copy at a time (batch_norm, embedding, conv2d).
+  None         one copy at a time (batch_norm, embedding; conv2d when both x and w vary).
 
 Whatever the rule, a result whose shape is not (K, *expected) falls back to the loop.
 """

@@ -271,6 +271,42 @@ def test_pooling_equals_loops(kernel, stride, expected_stride):
     close(run("avg_pool2d", x, kernel=kernel, stride=stride), pool_loops(x, pair, expected_stride, np.mean))
 
 
+@pytest.mark.parametrize("shape,kernel,stride,dilation", [((2, 3, 7, 6), (2, 3), (1, 2), (2, 1)),
+                                                          ((5, 4), (2, 2), (2, 2), (1, 1)),
+                                                          ((1, 2, 3, 8, 9), (3, 2), (3, 1), (2, 3))])
+def test_windows_are_the_taps_read_one_by_one(shape, kernel, stride, dilation):
+    from gradcheck.ops.nn_conv import windows
+    x = rng.standard_normal(shape)
+    view = np.asarray(x[..., ::-1, :])  # a view with a negative stride reads the same as a copy
+    for source in (x, view):
+        found = windows(source, kernel, stride, dilation)
+        height, width = source.shape[-2:]
+        sizes = [(n - (k - 1) * d - 1) // s + 1 for n, k, d, s in zip((height, width), kernel, dilation, stride, strict=True)]
+        assert found.shape == source.shape[:-2] + tuple(sizes) + kernel
+        for r, c, i, j in np.ndindex(*sizes, *kernel):
+            close(found[..., r, c, i, j], source[..., r * stride[0] + i * dilation[0], c * stride[1] + j * dilation[1]])
+        assert not found.flags.writeable
+    with pytest.raises(ValueError):
+        windows(x, (shape[-2] + 1, 1), (1, 1))
+
+
+def test_window_max_is_the_maximum_over_each_window_nan_included():
+    from gradcheck.ops.nn_conv import window_max, windows
+    x = np.round(rng.standard_normal((2, 3, 7, 6)), 1)  # rounded: ties inside windows
+    x[0, 1, 2, 3] = np.nan
+    x[1, 0, :2, :2] = -np.inf
+    patches = windows(x, (3, 2), (2, 1))
+    expected = np.array([[[[np.max(x[n, c, r * 2:r * 2 + 3, s:s + 2]) for s in range(patches.shape[3])]
+                           for r in range(patches.shape[2])] for c in range(3)] for n in range(2)])
+    np.testing.assert_array_equal(window_max(patches), expected)
+    assert np.isnan(window_max(patches)).any()
+
+
+def test_max_pool_of_complex_data_takes_the_element_with_the_largest_real_part():
+    x = np.array([[[[1 + 5j, 3 - 1j], [2 + 0j, -4 + 9j]]]])
+    assert run("max_pool2d", x, kernel=2)[0, 0, 0, 0] == 3 - 1j
+
+
 def test_max_pool_gradient_goes_to_the_window_maximum_and_overlaps_accumulate():
     x = np.array([[[[1.0, 9.0, 2.0],
                     [3.0, 4.0, 5.0],

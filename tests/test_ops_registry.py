@@ -100,7 +100,7 @@ def test_batched_forward_equals_one_copy_at_a_time(name, case):
     rng = np.random.default_rng(7)
     floats = [i for i, x in enumerate(inputs) if np.asarray(x).dtype.kind == "f" and i not in info.integer_args]
     compared = 0
-    for chosen in dict.fromkeys([tuple(floats[:1]), tuple(floats)]):
+    for chosen in dict.fromkeys([tuple(floats[:1]), *((i,) for i in floats), tuple(floats)]):
         if not chosen:
             continue
         args, batched = list(inputs), [False] * len(inputs)
@@ -122,3 +122,37 @@ def test_batched_forward_equals_one_copy_at_a_time(name, case):
         np.testing.assert_allclose(result, one_by_one, rtol=1e-13, atol=1e-13, err_msg=f"{name} batched {chosen}")
     if not compared:
         pytest.skip(f"{name}: no float argument, or its rule batches none of these shapes")
+
+
+def _snapshot(values):
+    return [np.array(v, copy=True) if isinstance(v, np.ndarray) else v for v in values]
+
+
+def _same(before, after) -> bool:
+    return all(not isinstance(b, np.ndarray) or (b.shape == np.shape(a) and np.array_equal(b, a, equal_nan=True))
+               for b, a in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_OPS))
+def test_builtin_rules_leave_their_arguments_unchanged(name):
+    """The engine hands built-in ops the cached values themselves, not copies (only custom ops get copies): a built-in
+    forward, vjp or jvp that changed an argument, g or out in place would corrupt every check after it."""
+    info = BUILTIN_OPS[name]
+    rng = np.random.default_rng(7)
+    for inputs, params in cases_for(info, np.random.default_rng(0)):
+        params = info.check_params(params)
+        inputs = [np.asarray(x) for x in inputs]
+        kept = _snapshot(inputs)
+        out = np.asarray(info.impl.forward(*inputs, **params))
+        assert _same(kept, inputs), f"{name}: forward changed an argument"
+        g = rng.standard_normal(out.shape)
+        kept_g, kept_out = g.copy(), out.copy()
+        info.impl.vjp(g, out, *inputs, **params)
+        assert _same(kept + [kept_g, kept_out], inputs + [g, out]), f"{name}: vjp changed an argument, g or out"
+        if info.has_jvp:
+            tangents = tuple(rng.standard_normal(x.shape) if x.dtype.kind == "f" and i not in info.integer_args
+                             else None for i, x in enumerate(inputs))
+            kept_tangents = _snapshot(list(tangents))
+            info.impl.jvp(tangents, out, *inputs, **params)
+            assert _same(kept + [kept_out] + kept_tangents, inputs + [out] + list(tangents)), (
+                f"{name}: jvp changed an argument, out or a tangent")

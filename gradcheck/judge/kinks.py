@@ -190,13 +190,13 @@ class BranchWatch:
         step changes, over the offsets (0: none; more than 1: a compound kink)."""
         shape = np.shape(self.values[index])
         elements = np.arange(int(np.prod(shape, dtype=np.int64))) if elements is None else np.asarray(elements, dtype=np.intp)
-        flips = np.zeros(elements.size, dtype=np.int64)
         if not self.watches(index) or not elements.size:
-            return flips
+            return np.zeros(elements.size, dtype=np.int64)
         steps = np.asarray(steps, dtype=np.float64).reshape(-1)[elements]
-        for offset in offsets:
-            flips = np.maximum(flips, self.changed(index, Change.of_elements(shape, elements, offset * steps)))
-        return flips
+        # every offset of every element in one pass downstream: copy k·n + e moves element e by offsets[k]
+        moves = np.multiply.outer(np.asarray(offsets, dtype=np.float64), steps).reshape(-1)
+        found = self.changed(index, Change.of_elements(shape, np.tile(elements, len(offsets)), moves))
+        return np.max(found.reshape(len(offsets), elements.size), axis=0, initial=0)
 
     def direction_flips(self, index: int, direction: np.ndarray, steps) -> bool:
         """Whether x + s * direction changes a decision downstream for any of the steps s."""

@@ -94,6 +94,39 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
     return found
 
 
+def output_at(node: Node, args: list, position: int, x: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """The op's float64 output with argument ``position`` replaced by x (None where it cannot be evaluated)."""
+    args = list(args)
+    args[position] = x
+    try:
+        value = np.asarray(evaluate_node(node, args, np.float64), dtype=np.float64)
+    except evaluation_failures(node):
+        return None
+    return value if value.shape == shape else None
+
+
+def outputs_along(node: Node, args: list, position: int, x: np.ndarray, direction: np.ndarray,
+                  steps: tuple[float, ...], shape: tuple) -> np.ndarray:
+    """The op's output at x + t·direction (argument ``position``) for every t in steps, (len(steps), *shape): one
+    vectorised call where the op's batching rule allows it (gradcheck/batching.py), else one call per step; NaN
+    where the op cannot be evaluated."""
+    stacked = np.empty((len(steps),) + x.shape)
+    np.multiply(np.reshape(steps, (-1,) + (1,) * x.ndim), direction, out=stacked)
+    stacked += x
+    args = list(args)
+    args[position] = stacked
+    batched = [i == position for i in range(len(args))]
+    try:
+        values = batched_forward(node, args, batched, len(steps), shape,
+                                 lambda node, a, params=None: evaluate_node(node, a, np.float64, params))
+    except evaluation_failures(node):
+        values = None
+    if values is not None and np.asarray(values).dtype.kind == "f":
+        return np.asarray(values, dtype=np.float64)
+    rows = [output_at(node, args, position, copy, shape) for copy in stacked]
+    return np.stack([np.full(shape, np.nan) if row is None else row for row in rows])
+
+
 def suspect(graph: Graph, node: Node, position: int, message: str) -> Suspect:
     return Suspect(node=node.name, op=node.op_name, argument=position,
                    argument_node=graph.nodes[node.args[position]].name, message=message)
@@ -173,33 +206,10 @@ class OpCheck:
         return self.scales[arg]
 
     def output_at(self, position: int, x: np.ndarray) -> np.ndarray | None:
-        args = list(self.args)
-        args[position] = x
-        try:
-            value = np.asarray(evaluate_node(self.node, args, np.float64), dtype=np.float64)
-        except evaluation_failures(self.node):
-            return None
-        return value if value.shape == self.out.shape else None
+        return output_at(self.node, self.args, position, x, self.out.shape)
 
     def outputs_along(self, position: int, x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...]) -> np.ndarray:
-        """The op's output at x + t·direction for every t in steps, shape (len(steps), *out.shape): one vectorised
-        call where the op's batching rule allows it (gradcheck/batching.py), else one call per step; NaN where
-        the op cannot be evaluated."""
-        stacked = np.empty((len(steps),) + x.shape)
-        np.multiply(np.reshape(steps, (-1,) + (1,) * x.ndim), direction, out=stacked)
-        stacked += x
-        args: list = list(self.args)
-        args[position] = stacked
-        batched = [i == position for i in range(len(args))]
-        try:
-            values = batched_forward(self.node, args, batched, len(steps), self.out.shape,
-                                     lambda node, a, params=None: evaluate_node(node, a, np.float64, params))
-        except evaluation_failures(self.node):
-            values = None
-        if values is not None and np.asarray(values).dtype.kind == "f":
-            return np.asarray(values, dtype=np.float64)
-        rows = [self.output_at(position, copy) for copy in stacked]
-        return np.stack([np.full(self.out.shape, np.nan) if row is None else row for row in rows])
+        return outputs_along(self.node, self.args, position, x, direction, steps, self.out.shape)
 
     def check(self, position: int) -> tuple[str, bool]:
         """(what is wrong with the vjp's gradient to this argument or '', whether it forgot the gradient)."""
@@ -287,15 +297,11 @@ class OpCheck:
             h = best.step
             points = np.stack([along(t) for t in (h, -h, h / 4, -h / 4, 0.0)])
         if reference:
-            for t in (h, -h, h / 4, -h / 4):
-                args = list(self.args)
-                args[position] = x + t * direction
-                try:
-                    moved = decisions_of(self.node, args)
-                except evaluation_failures(self.node):
+            try:
+                if self.decisions_move(position, x, direction, (h, -h, h / 4, -h / 4), reference):
                     return None
-                if any(not np.array_equal(m, r) for m, r in zip(moved, reference, strict=True)):
-                    return None
+            except evaluation_failures(self.node):
+                return None
         coarse = (points[0] - points[1]) / (2 * h)
         fine = (points[2] - points[3]) / (h / 2)
         jd = (16 * fine - coarse) / 15
@@ -306,6 +312,28 @@ class OpCheck:
         if not np.all(np.isfinite(jd)):
             return None
         return jd, error
+
+    def decisions_move(self, position: int, x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...],
+                       reference: tuple[np.ndarray, ...]) -> bool:
+        """Whether a branch decision of the op at x + t·direction differs from the reference one for some t: every
+        step in one call for a built-in op whose forward (and so its decisions) broadcasts over leading axes."""
+        op = self.node.op_info
+        if op.source == "builtin" and op.batching == "broadcast":
+            stacked = x + np.reshape(steps, (-1,) + (1,) * x.ndim) * direction
+            rank = max(np.ndim(a) for a in self.args)
+            args = list(self.args)
+            args[position] = stacked.reshape((len(steps),) + (1,) * (rank - x.ndim) + x.shape)
+            moved = decisions_of(self.node, args)
+            if len(moved) == len(reference) and all(m.shape == (len(steps),) + r.shape
+                                                    for m, r in zip(moved, reference, strict=True)):
+                return any(bool(np.any(m != r)) for m, r in zip(moved, reference, strict=True))
+        for t in steps:
+            args = list(self.args)
+            args[position] = x + t * direction
+            moved = decisions_of(self.node, args)
+            if len(moved) != len(reference) or any(not np.array_equal(m, r) for m, r in zip(moved, reference, strict=True)):
+                return True
+        return False
 
     def kinked(self, points: np.ndarray, h: float, roundoff: np.ndarray) -> bool:
         """Whether the op has a kink along the direction, for an op that declares no branch decisions; points
@@ -349,10 +377,11 @@ class OpCheck:
             return ""
         tangents = tuple((direction if i == position else np.zeros_like(a)) if differentiable(a) else None
                          for i, a in enumerate(self.args))
+        builtin = self.node.op_info.source == "builtin"  # a built-in rule leaves its arguments as they are
         try:
-            copies = [np.array(a, copy=True) for a in self.args]
-            jt = np.asarray(self.node.op_info.impl.jvp(tangents, self.out.copy(), *copies, **self.node.params),
-                            dtype=np.float64)
+            copies = self.args if builtin else [np.array(a, copy=True) for a in self.args]
+            out = self.out if builtin else self.out.copy()
+            jt = np.asarray(self.node.op_info.impl.jvp(tangents, out, *copies, **self.node.params), dtype=np.float64)
         except (SystemExit, Exception) as error:
             return f"its jvp is faulty: {rule_failure('jvp', error)}"
         if jt.shape != self.out.shape:

@@ -8,8 +8,10 @@ the three linear maps of a convolution (forward, input gradient, weight gradient
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .base import OpArgumentError, Param, Primitive, real_part
 from .changes import Change, slices_change
@@ -28,10 +30,39 @@ def pair(value, name: str, op: str) -> tuple[int, int]:
 
 
 def windows(x, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
-    """(..., H, W) -> (..., OH, OW, KH, KW): every (dilated) kernel window of the last two axes, as a view."""
-    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
-    view = sliding_window_view(x, extent, axis=(-2, -1))
-    return view[..., ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
+    """(..., H, W) -> (..., OH, OW, KH, KW): every (dilated) kernel window of the last two axes, as a read-only view.
+
+    Window (r, c)'s tap (i, j) is x[..., r·stride_h + i·dilation_h, c·stride_w + j·dilation_w]: four strides over
+    the last two axes, set in one call (the checks call this thousands of times on small arrays)."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"windows need an array of at least 2 dimensions, got shape {x.shape}")
+    height, width = x.shape[-2:]
+    sizes = ((height - (kernel[0] - 1) * dilation[0] - 1) // stride[0] + 1,
+             (width - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1)
+    if min(sizes) < 1:
+        raise ValueError(f"a {kernel[0]}x{kernel[1]} window does not fit in {height}x{width}")
+    row, column = x.strides[-2:]
+    return as_strided(x, x.shape[:-2] + sizes + tuple(kernel),
+                      x.strides[:-2] + (row * stride[0], column * stride[1], row * dilation[0], column * dilation[1]),
+                      writeable=False)
+
+
+def window_max(patches: np.ndarray) -> np.ndarray:
+    """The maximum of each window of a real (..., OH, OW, KH, KW) view, taken one tap at a time: np.maximum over
+    the KH * KW strided slices is many times faster than a reduction over the view's last two axes.  NaN wins, as
+    in max; of equal values the first stays."""
+    best = np.array(patches[..., 0, 0])
+    for i in range(patches.shape[-2]):
+        for j in range(patches.shape[-1]):
+            if i or j:
+                np.maximum(best, patches[..., i, j], out=best)
+    return best
+
+
+def window_max_kept(values: np.ndarray, axis=None, keepdims=True) -> np.ndarray:
+    """window_max with the window axes kept (the reducer tie_shares takes; always over the last two axes)."""
+    return window_max(values)[..., None, None]
 
 
 def fold_windows(window_grads: np.ndarray, shape, kernel: tuple[int, int], stride: tuple[int, int],
@@ -159,6 +190,35 @@ def samples_batched(op):
     return forward_batched
 
 
+def samples_or_filters(shapes, batched) -> str | None:
+    """Batch rule of conv1d and conv2d: copies of x alone fold into the sample axis (samples_batched), copies of w
+    and b alone into the filter axis (filters_batched); copies of both, one at a time."""
+    return "custom" if batched[0] != any(batched[1:]) else None
+
+
+def filters_batched(op, args, batched, params) -> np.ndarray:
+    """A convolution whose K copies differ in w and b only is one convolution with K times the filters.
+
+    Output channel o of group q reads group q's channels only, so the K copies' filters are interleaved group by
+    group: (G, K, O/G) filters, whose output channels come back as (N, G, K, O/G, ...) and are put in order."""
+    x, w, b = args
+    groups = params.get("groups", 1)
+    filter_shape = np.shape(w)[-np.ndim(x):]                # (O, C/G, *kernel)
+    count = np.shape(w)[0] if batched[1] else np.shape(b)[0]
+    filters = np.broadcast_to(np.reshape(w, (-1,) + filter_shape), (count,) + filter_shape)
+    biases = np.broadcast_to(np.reshape(b, (-1, filter_shape[0])), (count, filter_shape[0]))
+    per_group = filter_shape[0] // groups
+
+    def interleaved(stacked):  # (K, O, ...) -> (G * K * O/G, ...)
+        split = stacked.reshape((count, groups, per_group) + stacked.shape[2:])
+        return np.swapaxes(split, 0, 1).reshape((-1,) + stacked.shape[2:])
+
+    out = op.forward(x, interleaved(filters), interleaved(biases), **params)
+    spatial = out.shape[2:]
+    out = out.reshape((out.shape[0], groups, count, per_group) + spatial)
+    return np.moveaxis(out, 2, 0).reshape((count, out.shape[0], filter_shape[0]) + spatial)
+
+
 CONV_PARAMS = {"stride": Param("ints", default=1, minimum=1, doc="int or (height, width) step"),
                "padding": Param("ints", default=0, minimum=0, choices=("same", "valid"),
                                 doc="int or (height, width) zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
@@ -174,10 +234,12 @@ class Conv2d(Primitive):
     vjp_formula = ("g correlated back through {w} (a transposed convolution)", "g correlated with the windows of {x}",
                    "g summed over batch, height and width")
     params = CONV_PARAMS
-    batching = staticmethod(input_only)
+    batching = staticmethod(samples_or_filters)
 
     def forward_batched(self, args, batched, **params):
-        return samples_batched(self)(args, batched, **params)
+        if batched[0]:
+            return samples_batched(self)(args, batched, **params)
+        return filters_batched(self, args, batched, params)
 
     def _geometry(self, x, w, b, stride, padding, dilation, groups) -> ConvGeometry:
         if np.ndim(x) != 4:
@@ -283,10 +345,12 @@ class Conv1d(Primitive):
                                doc="zeros added on each side, or 'same' / 'valid' (as PyTorch)"),
               "dilation": Param("int", default=1, minimum=1, doc="spacing of the kernel taps"),
               "groups": Param("int", default=1, minimum=1, doc="channel groups, each convolved with its own filters")}
-    batching = staticmethod(input_only)
+    batching = staticmethod(samples_or_filters)
 
     def forward_batched(self, args, batched, **params):
-        return samples_batched(self)(args, batched, **params)
+        if batched[0]:
+            return samples_batched(self)(args, batched, **params)
+        return filters_batched(self, args, batched, params)
 
     @staticmethod
     def _as_2d(x, w, stride, padding, dilation, groups):
@@ -434,6 +498,7 @@ class ConvTranspose2d(Primitive):
                 ((n((1, 4, 3, 3)), n((4, 1, 2, 3)), n((2,))), {"groups": 2, "dilation": (2, 1), "stride": (1, 2)})]
 
 
+@lru_cache(maxsize=256)
 def pool_layout(op: str, spatial, kernel, stride, padding, ceil_mode, dilation=(1, 1)):
     """Output size and the extra zeros at the end of each axis that ceil_mode's last, partial window needs.
 
@@ -533,11 +598,13 @@ class MaxPool2d(_Pool2d):
     def _shares(self, x, kernel, stride, padding, extras, dilation):
         """Per window entry, its share of the window's gradient: 1 for the maximum, 1/k for each of k tied maxima."""
         patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf, dilation)
-        return tie_shares(patches, (-2, -1), np.max, float_dtype(x))
+        return tie_shares(patches, (-2, -1), window_max_kept, float_dtype(x))
 
     def forward(self, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
         kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
         patches = self._windows(x, kernel, stride, padding, extras, -np.inf, dilation)  # padding never wins a window
+        if not np.iscomplexobj(patches):
+            return window_max(patches)
         flat = patches.reshape(patches.shape[:-2] + (-1,))
         best = np.argmax(real_part(flat), axis=-1)
         return np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
@@ -565,7 +632,7 @@ class MaxPool2d(_Pool2d):
     def branches(self, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
         kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
         patches = self._windows(real_part(np.asarray(x)), kernel, stride, padding, extras, -np.inf, dilation)
-        return patches == np.max(patches, axis=(-2, -1), keepdims=True)
+        return patches == window_max_kept(patches)
 
 
 @builtin
