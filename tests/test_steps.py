@@ -140,3 +140,39 @@ def test_complex_step_behind_an_op_that_is_not_analytic_falls_back_to_richardson
     assert any("Richardson" in note for note in result.notes)
     assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 10 * FLOORS["richardson"]
     assert_bounded(numeric, bound, exact)
+
+
+# a node of more than 64 elements (Comparator.full then lets a bound that settles the verdict end the search) of
+# small |x| on an objective varying on a scale of 1: base * |x| is round-off bound, 10-100x above the floor
+rng = np.random.default_rng(8)
+LARGE_SMALL_NODE = {"inputs": {"x": (0.1 * rng.random(100) - 0.05).tolist()}, "nodes": {"y": "sum(sin(x + 1))"}}
+
+
+@pytest.mark.parametrize("method", ["central", "five-point", "richardson"])
+def test_a_large_node_of_small_elements_reaches_the_floor(method):
+    assert_within_floor(LARGE_SMALL_NODE, lambda x: np.cos(x + 1), method, 10)
+
+
+# a constant offset no change carries: the modelled round-off (eps |f0| / h, f0 ~ 20) is far above what the
+# changes show (ulps of sin(x), x in [-1, 1]), so the step balancing it is too long until the round-off is measured
+rng = np.random.default_rng(9)
+OFFSET_NODE = {"inputs": {"x": (2 * rng.random(40) - 1).tolist()}, "nodes": {"y": "sum(sin(x)) + 20"}}
+
+
+@pytest.mark.parametrize("method", ["central", "five-point", "richardson"])
+def test_round_off_measured_below_the_model_sets_the_step(method):
+    # balancing the model's round-off alone lands 4-6x above the floor
+    assert_within_floor(OFFSET_NODE, np.cos, method, 2)
+
+
+# an objective of exactly 0 (X W + b = 0, where tanh is linear to third order): the round-off scaled by |f0| is 0,
+# yet the quotient still carries the roundings of its own arithmetic, a few ulps of its value (dW = X^T 1 = [3, 6])
+ZERO_OBJECTIVE = {"inputs": {"X": [[1.0, 2.0], [2.0, 4.0]], "W": [[0.5], [-0.25]], "b": [0.0]},
+                  "nodes": {"h": "tanh(X @ W + b)", "loss": "sum(h)"}}
+
+
+@pytest.mark.parametrize("method", ["central", "five-point", "richardson"])
+def test_a_zero_objective_keeps_the_quotients_own_rounding_in_its_bound(method):
+    result, numeric, bound = numeric_of(ZERO_OBJECTIVE, "W", method=method)
+    assert result.status == "pass"
+    assert_bounded(numeric, bound, np.array([3.0, 6.0]))

@@ -1,9 +1,10 @@
 """Finite differences of the objective with respect to one node's value, returned as estimates.
 
-Steps scale with each element's magnitude: h_i = base * max(|x_i|, typical |x| of the node),
-with base the scheme's optimal relative step (cube root of machine epsilon for central
-differences, fifth root for five-point, ...).  A step that leaves an op's domain (NaN/Inf)
-is shrunk, then replaced by a one-sided difference from the side that stays inside.
+A node's elements start from h_i = base * max(|x_i|, typical |x| of the node, 1), base the scheme's
+optimal relative step (cube root of machine epsilon for central differences, fifth root for
+five-point, ...), and each goes on to the step its own error estimate balances (error_balanced).
+A step that leaves an op's domain (NaN/Inf) is shrunk, then replaced by a one-sided difference
+from the side that stays inside.
 """
 from __future__ import annotations
 
@@ -34,12 +35,18 @@ MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from 
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
+CHANGE_ROUNDINGS = 16.0  # roundings a perturbation's change may carry to the objective, each of a relative eps
+NOISE_PROBE_SHRINK = 4.0  # a step this much shorter shows the round-off where truncation dominated (T / 4^p)
 NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
 QUIET_LEVELS_TRUSTED = 2  # levels whose truncation estimate is QUIET_MARGIN below M's round-off: the bound
 QUIET_MARGIN = 100.0      # takes its round-off from what they show, NOISE_SAFETY_OF_BOUNDS times over
 NOISE_SAFETY_OF_BOUNDS = 10.0
 LONGEST_STEP = 0.1     # steps grow to at most this times max(scale, 1) (tanh is flat far out)
-RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict: no further step is needed
+RESOLVED_FRACTION = 0.01  # a bound this far inside the tolerance settles the verdict ...
+# ... once the estimate's error is near eps^(p / (p + 1)), what the scheme of order p reaches on a unit-scaled
+# smooth function; none goes on below this fraction of it (a linear objective would lengthen its step forever)
+REACHED_FRACTION = 0.1
+SETTLED_NEAR_REACHED = 3.0  # ... a settled verdict stops the search within this many times eps^(p / (p + 1))
 PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's steps, in units of its step h
 # round-off of (64 D(h/4) - 20 D(h/2) + D(h)) / 45 with every objective change off by at most e:
 # |D(s)| errs by e / s, so the estimate by (64 * 4 + 20 * 2 + 1) / 45 = 6.6 e / h
@@ -134,7 +141,12 @@ class NodeDifferentiator:
         elements = np.arange(self.x.size)
         if not elements.size:
             return
-        found = self.error_balanced(elements, self.method, self.base * self.scale.reshape(-1), resolution=resolution)
+        # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
+        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
+        # complex-step has no round-off to balance
+        unit = 0.0 if self.method == "complex-step" else 1.0
+        first_steps = self.base * np.maximum(self.scale.reshape(-1), unit)
+        found = self.error_balanced(elements, self.method, first_steps, resolution=resolution)
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
     def error_balanced(self, elements: np.ndarray, method: str, first_steps: np.ndarray,
@@ -170,6 +182,9 @@ class NodeDifferentiator:
         # the kept estimate's truncation, and its round-off per unit of noise scale (noise / h)
         kept_truncation, kept_per_step = np.full(count, np.inf), np.zeros(count)
         noise_scale = np.full(count, np.inf)  # round-off of the quotient times h, measured (else modelled)
+        noise_measured = np.zeros(count, dtype=bool)  # whether a level's truncation estimate has shown it
+        truncation_coefficient = np.full(count, np.nan)  # a in T = a h^p, from the last level T was not noise at
+        probed = np.zeros(count, dtype=bool)  # whether a shorter step was taken to measure the round-off
         quiet_levels = np.zeros(count, dtype=int)  # levels whose truncation estimate was far below M's round-off
         shown_scale = np.zeros(count)  # the largest magnitude those levels' estimates would be the round-off of
         last_step, last_truncation = np.full(count, np.inf), np.full(count, np.inf)
@@ -193,12 +208,17 @@ class NodeDifferentiator:
                 noise_only = (np.isfinite(truncation) & (truncation <= self.truncation_noise(method, likely))
                               & ~((h[pending] > last_step[pending]) & (truncation > last_truncation[pending])))
                 last_step[pending], last_truncation[pending] = h[pending], truncation
-                # (at least an eighth of the model's: an estimate of exactly 0 is chance, not an exact change)
+                # (at least 1/64 of the model's: an estimate of exactly 0 is chance, not an exact change; an offset no
+                # change carries, sum(sin(x)) + 100, puts the model 100x above what the changes show)
                 observed = np.maximum(NOISE_SAFETY * truncation * h[pending] * likely
-                                      / self.truncation_noise(method, likely), likely_scale / 8)
-                measured = np.where(noise_only & ~np.isfinite(noise_scale[pending]), observed,
+                                      / self.truncation_noise(method, likely), likely_scale / 64)
+                # the largest round-off the noise-only levels showed (the model's until one has)
+                measured = np.where(noise_only & ~noise_measured[pending], observed,
                                     np.maximum(noise_scale[pending], np.where(noise_only, observed, 0.0)))
+                noise_measured[pending] |= noise_only
                 noise_scale[pending] = np.minimum(measured, likely_scale)
+                shows_truncation = ~noise_only & np.isfinite(truncation) & (truncation > 0)
+                truncation_coefficient[pending[shows_truncation]] = (truncation / h[pending] ** order)[shows_truncation]
                 # the bound's round-off, 4 eps w S / h: S = M, the largest value on the way, unless levels showed
                 # truncation estimates far below the round-off M would put in them (a 1e12 divided out again is
                 # exact): then S is what those estimates show, NOISE_SAFETY_OF_BOUNDS times over, at least |f0|
@@ -230,6 +250,15 @@ class NodeDifferentiator:
                     improved |= better
                 ratio = np.where(truncation > 0, (likely / (order * truncation)) ** (1 / (order + 1)), 1.0)
                 ratio[noise_only] = np.maximum(ratio[noise_only], NOISE_STEP_GROWTH)
+                # round-off measured after a level showed the truncation a h^p: the step balancing the two,
+                # (noise / (p a))^(1 / (p + 1)), straight away -- where a h^p predicts this level's estimate to
+                # be noise, as it is (a stencil that reached past a kink showed no h^p: its a is no model)
+                coefficient = truncation_coefficient[pending]
+                predicted = coefficient * h[pending] ** order
+                rebalanced = (noise_only & np.isfinite(coefficient)
+                              & (predicted <= self.truncation_noise(method, likely_scale / h[pending])))
+                ratio[rebalanced] = ((noise_scale[pending] / (order * coefficient)) ** (1 / (order + 1))
+                                     / h[pending])[rebalanced]
                 ratio = np.clip(ratio, 1 / STEP_SHRINK, STEP_GROWTH)
                 left_domain = ~(np.isfinite(near) & np.isfinite(truncation))
                 ratio[left_domain] = 1 / STEP_SHRINK
@@ -241,18 +270,34 @@ class NodeDifferentiator:
                 ratio[unresolved] = np.minimum(ratio[unresolved], 1 / STEP_GROWTH)
                 # no element needs more than a tenth of what the scheme reaches on a unit-scaled smooth function,
                 # eps^(p / (p + 1)) (a linear objective would otherwise lengthen its step level after level)
-                floor = 0.1 * MACHINE_EPS ** (order / (order + 1))
-                at_floor = scores[pending] <= floor * np.maximum(1.0, np.abs(values[pending]))
-                wanted = enough[pending]
+                reachable = MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
+                at_floor = scores[pending] <= REACHED_FRACTION * reachable
+                done = bounds[pending] <= enough[pending]
                 if resolution is not None:
-                    wanted = np.maximum(wanted, RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending])))
+                    # a bound that settles the verdict ends the search only near what the scheme reaches: a
+                    # short first step (|x| ~ 0.05 on an objective varying on a scale of 1) would otherwise keep
+                    # an estimate 10-100 times above it
+                    settled = bounds[pending] <= RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending]))
+                    done |= settled & (scores[pending] <= SETTLED_NEAR_REACHED * reachable)
                 goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & ((truncation > 0) | noise_only)))
-                           & ~(bounds[pending] <= wanted) & ~at_floor & ((misses[pending] < 2) | unresolved))
+                           & ~done & ~at_floor & ((misses[pending] < 2) | unresolved))
+                # balanced against modelled round-off (2 eps w |f0| / h, often far above what the changes carry)
+                # and still above what the scheme reaches: measure the round-off at a shorter step, where the
+                # truncation estimate is noise alone
+                measure = (~goes_on & ~done & ~noise_measured[pending] & ~probed[pending] & shows_truncation
+                           & ~left_domain & (scores[pending] > SETTLED_NEAR_REACHED * reachable))
+                probed[pending[measure]] = True
+                ratio[measure] = 1 / NOISE_PROBE_SHRINK
+                goes_on |= measure
             longest = LONGEST_STEP * np.maximum(self.scale.reshape(-1)[elements[pending]], 1.0)
             goes_on &= ~((ratio > 1) & (h[pending] >= longest))  # a flat stretch far away is no derivative
             h[pending] = np.minimum(h[pending] * ratio, np.maximum(longest, h[pending]))
             pending = pending[goes_on & (h[pending] > 0)]
-        return Estimate(values, chosen, bounds)
+        # the quotient is never more exact than its own arithmetic: the change at offset m h, |c| ~ |m h Q|, comes
+        # out of a chain of rounded operations, so Q errs by ~ (chain) eps sum_k |w_k m_k| |Q| at any step (a
+        # linear objective, whose truncation estimates are exactly 0, shows no other round-off)
+        arithmetic = CHANGE_ROUNDINGS * MACHINE_EPS * sum(abs(w * m) for m, w in STENCILS[method]) * np.abs(values)
+        return Estimate(values, chosen, bounds + np.nan_to_num(arithmetic))
 
     def quotient_and_truncation(self, elements: np.ndarray, method: str,
                                 steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
