@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import BackwardPass, ForwardPass, differentiable, rule_failure
 from ..graph import Graph, Node
-from ..numeric import MACHINE_EPS, Slopes, element_scale, one_sided_slopes, richardson_central
+from ..numeric import MACHINE_EPS, Slopes, one_sided_slopes, richardson_central, shared_scale
 from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
 from .diagnosis import LocalEstimate, rule_source
@@ -49,7 +49,7 @@ class JvpCheck:
         self.analytic_out = analytic_fwd.values[node.index]
         x = np.asarray(self.reference_args[position], dtype=np.float64)
         rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
-        self.direction = rng.choice([-1.0, 1.0], size=x.shape) * element_scale(x)
+        self.direction = rng.choice([-1.0, 1.0], size=x.shape) * shared_scale(x)
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,

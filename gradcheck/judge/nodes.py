@@ -75,8 +75,12 @@ class ProbePlan:
 
     def draw(self) -> np.ndarray:
         """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
-        draw = 2 * self.rng.random(self.scale.size) - 1  # uniform on [-1, 1): its sign and 1 + its size, independent
-        direction = (draw + np.copysign(1.0, draw)) * self.scale
+        # uniform on [-1, 1): its sign and 1 + its size, independent (in place: one array for a large node)
+        direction = self.rng.random(self.scale.size)
+        direction *= 2
+        direction -= 1
+        direction += np.copysign(1.0, direction)
+        direction *= self.scale
         if self.kinks:
             direction[self.at_kink] = 0.0
         return direction

@@ -14,6 +14,7 @@ from typing import overload
 
 import numpy as np
 
+from ..ops.changes import derived
 from .evaluator import Evaluator
 from .stencils import (
     BASE_STEP,
@@ -52,6 +53,19 @@ PROBE_OFFSETS = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25)  # a directional estimate's 
 # |D(s)| errs by e / s, so the estimate by (64 * 4 + 20 * 2 + 1) / 45 = 6.6 e / h
 PROBE_ROUNDOFF_GAIN = 297 / 45
 ADAPTIVE_LEVELS_PER_PASS = 4  # directional_adaptive evaluates this many steps of its sequence per pass
+
+
+def shared_scale(x: np.ndarray) -> np.ndarray:
+    """element_scale(x), computed once per array object while it lives (its median is a partition of the whole
+    node): the local checks of x's consumers, x's own differentiator and its probes all read this one result,
+    which is read-only so that none of them can change it under the others."""
+    return derived(_read_only_scale, x)
+
+
+def _read_only_scale(x: np.ndarray) -> np.ndarray:
+    scale = element_scale(x)
+    scale.setflags(write=False)
+    return scale
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ class NodeDifferentiator:
         self.x = np.ascontiguousarray(evaluator.values[index], dtype=np.float64)
         self.shape = np.shape(evaluator.values[index])  # the node's own shape (x is at least 1-d)
         self.method = method
-        self.scale = element_scale(self.x)
+        self.scale = shared_scale(self.x)
         self.base = eps if eps is not None else BASE_STEP[method]
         self._magnitude: float | None = None
 
