@@ -12,6 +12,7 @@ from gradcheck.engine import backward, forward
 from gradcheck.graph import build_graph
 from gradcheck.judge.kinks import decisions_of
 from gradcheck.judge.local import OpCheck
+from gradcheck.numeric import Evaluator, NodeDifferentiator, element_scale, shared_scale, stencils
 from gradcheck.pipeline import load
 
 SPEC = """
@@ -62,3 +63,44 @@ def test_decisions_of_every_stencil_point_in_one_call_equal_those_read_one_by_on
     assert check.decisions_move(0, x, direction, steps, reference) is moves
     assert calls == [(len(steps),) + x.shape]  # one call for every point
     assert moved_one_by_one(check, x, direction, steps) is moves
+
+
+def test_a_node_s_step_scale_is_computed_once_and_shared_by_its_local_checks_and_its_differentiator(tmp_path):
+    check, x = op_check(tmp_path, "r")
+    medians = []
+    median = stencils._median
+
+    def counted(values):
+        medians.append(values.size)
+        return median(values)
+
+    stencils._median = counted
+    try:
+        from_check = check.scale_of(0)
+        graph, reference = check.graph, check.values
+        differ = NodeDifferentiator(Evaluator(graph, reference, None), check.node.args[0], "central", None)
+        again = shared_scale(x)
+    finally:
+        stencils._median = median
+    assert from_check is differ.scale is again and medians == [x.size]
+    # the value element_scale gives: max(|x_i|, median |x|); read-only, so no user of it can change it for the others
+    magnitude = np.abs(x).reshape(-1)
+    assert np.array_equal(from_check.reshape(-1), np.maximum(magnitude, np.sort(magnitude)[magnitude.size // 2]))
+    assert np.array_equal(from_check, element_scale(x)) and not from_check.flags.writeable
+    assert shared_scale(x.copy()) is not from_check  # another array (same values) has its own entry
+
+
+def test_every_cotangent_judged_in_one_product_names_the_first_that_disagrees(tmp_path):
+    check, x = op_check(tmp_path, "r")
+    direction = np.full(x.shape, 1e-3)
+    jd = np.where(x > 0, direction, 0.0)  # relu's J d, exactly
+    error = np.zeros(x.shape)
+    right = [np.where(x > 0, g, 0.0) for g in check.cotangents]
+    assert check.compare(right, direction, jd, error) == ""
+    # a gradient wrong only for the second random cotangent: that one is named, with its own inner products
+    wrong = [right[0], right[1], right[2] + 1.0]
+    message = check.compare(wrong, direction, jd, error)
+    analytic = float(np.sum(wrong[2] * direction))
+    assert "a random cotangent" in message and f"{analytic:.6g}" in message
+    assert "the cotangent the graph gives" in check.compare([right[0] * 1.5], direction, jd, error)
+    assert check.compare([np.full(x.shape, np.nan)], direction, jd, error) != ""
