@@ -90,17 +90,17 @@ def test_a_node_s_step_scale_is_computed_once_and_shared_by_its_local_checks_and
     assert shared_scale(x.copy()) is not from_check  # another array (same values) has its own entry
 
 
-def test_every_cotangent_judged_in_one_product_names_the_first_that_disagrees(tmp_path):
+def test_the_local_comparison_names_the_first_cotangent_that_disagrees(tmp_path):
     check, x = op_check(tmp_path, "r")
     direction = np.full(x.shape, 1e-3)
     jd = np.where(x > 0, direction, 0.0)  # relu's J d, exactly
     error = np.zeros(x.shape)
     right = [np.where(x > 0, g, 0.0) for g in check.cotangents]
-    assert check.compare(right, direction, jd, error) == ""
+    assert check.compare(right, check.cotangents, direction, jd, error) == ""
     # a gradient wrong only for the second random cotangent: that one is named, with its own inner products
     wrong = [right[0], right[1], right[2] + 1.0]
-    message = check.compare(wrong, direction, jd, error)
+    message = check.compare(wrong, check.cotangents, direction, jd, error)
     analytic = float(np.sum(wrong[2] * direction))
     assert "a random cotangent" in message and f"{analytic:.6g}" in message
-    assert "the cotangent the graph gives" in check.compare([right[0] * 1.5], direction, jd, error)
-    assert check.compare([np.full(x.shape, np.nan)], direction, jd, error) != ""
+    assert "the cotangent the graph gives" in check.compare([right[0] * 1.5], check.cotangents[:1], direction, jd, error)
+    assert check.compare([np.full(x.shape, np.nan)], check.cotangents[:1], direction, jd, error) != ""

@@ -156,9 +156,6 @@ class OpCheck:
         # the random cotangents are of unit scale, not the graph's: a loss scaled by 1e-9 (or a cotangent made tiny
         # downstream) must not shrink the op's error under atol
         self.cotangents = [g, *self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape))]
-        # every cotangent as a row, and their absolute values: compare() takes all of them in one product
-        self.cotangent_rows = np.stack([c.reshape(-1) for c in self.cotangents])
-        self.abs_cotangent_rows = np.abs(self.cotangent_rows)
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
@@ -241,7 +238,7 @@ class OpCheck:
                             "while finite differences of the op alone show its output depends on it"), True
                 return "", False
             passed = [np.asarray(grads[position], dtype=np.float64) for grads, _ in vjps]
-            problem = self.compare(passed, direction, jd, error)
+            problem = self.compare(passed, self.cotangents, direction, jd, error)
             if problem:
                 return problem, False
             if not self.transposition:
@@ -266,13 +263,14 @@ class OpCheck:
         grads, _ = self.vjps[0]
         if grads[position] is None:
             return ""
-        return self.compare([np.asarray(grads[position], dtype=np.float64)], direction, *derivative)
+        return self.compare([np.asarray(grads[position], dtype=np.float64)], self.cotangents[:1], direction,
+                            *derivative)
 
     def directional(self, position: int, x: np.ndarray, direction: np.ndarray):
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
         reference = decisions_of(self.node, self.args) if self.node.op_info.branches is not None else ()
-        weights = self.cotangent_rows[-1]  # a random projection of the output: a random cotangent serves
+        weights = self.cotangents[-1].reshape(-1)  # a random projection of the output: a random cotangent serves
         magnitude = float(np.abs(weights) @ np.abs(self.out.reshape(-1))) + 1e-300
         enough = 1e-3 * self.tol.rtol * magnitude
         # the usual step first (its four points in one call); where its Richardson pair disagrees on a random
@@ -352,31 +350,28 @@ class OpCheck:
         stays = (gap_quarter > 0.5 * gap) & (gap_quarter > 10 * roundoff + self.tol.atol)
         return bool(np.any(stays))
 
-    def compare(self, passed: list[np.ndarray], direction, jd, error) -> str:
-        """<vjp(g), d> against <g, J d> for the first len(passed) cotangents g and the gradient passed for each,
-        every cotangent in the same matrix products (one row each)."""
-        count = len(passed)
-        cotangents, abs_cotangents = self.cotangent_rows[:count], self.abs_cotangent_rows[:count]
-        grads = np.stack([grad.reshape(-1) for grad in passed])
-        flat_d = direction.reshape(-1)
-        abs_d = np.abs(flat_d)
-        analytic, numeric = grads @ flat_d, cotangents @ jd.reshape(-1)
-        # the op's own scale: the sum of the absolute terms of both inner products (|a·b| summed is |a|·|b|);
-        # if every element of the gradient passed on were within atol + rtol |element|, the inner product
-        # would be within atol_terms + rtol·analytic_terms
-        numeric_terms, analytic_terms = abs_cotangents @ np.abs(jd).reshape(-1), np.abs(grads) @ abs_d
-        scale = numeric_terms + analytic_terms
-        bound = (self.tol.atol * float(np.sum(abs_d)) + self.tol.rtol * scale + abs_cotangents @ error.reshape(-1)
-                 + 16 * MACHINE_EPS * scale)
-        wrong = ~np.isfinite(analytic) | (np.abs(analytic - numeric) > bound)
-        if not wrong.any():
-            return ""
-        number = int(np.argmax(wrong))
-        which = "the cotangent the graph gives" if number == 0 else "a random cotangent"
-        return (f"checked on its own with {which}: <vjp(g), d> = {analytic[number]:.6g} where finite differences "
-                f"of the op alone give <g, J d> = {numeric[number]:.6g} (relative error "
-                f"{abs(analytic[number] - numeric[number]) / max(scale[number], 1e-300):.2g}, along a random "
-                "direction d)")
+    def compare(self, passed: list[np.ndarray], cotangents: list[np.ndarray], direction, jd, error) -> str:
+        """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
+        flat_d, flat_jd, flat_error = direction.reshape(-1), jd.reshape(-1), error.reshape(-1)
+        abs_d, abs_jd = np.abs(flat_d), np.abs(flat_jd)
+        atol_terms = self.tol.atol * float(np.sum(abs_d))
+        for number, (grad, g) in enumerate(zip(passed, cotangents, strict=True)):
+            flat_grad, flat_g = grad.reshape(-1), g.reshape(-1)
+            abs_g = np.abs(flat_g)
+            analytic, numeric = float(flat_grad @ flat_d), float(flat_g @ flat_jd)
+            # the op's own scale: the sum of the absolute terms of both inner products (|a·b| summed is |a|·|b|);
+            # if every element of the gradient passed on were within atol + rtol |element|, the inner product
+            # would be within atol_terms + rtol·analytic_terms
+            numeric_terms, analytic_terms = float(abs_g @ abs_jd), float(np.abs(flat_grad) @ abs_d)
+            scale = numeric_terms + analytic_terms
+            bound = (atol_terms + self.tol.rtol * (analytic_terms + numeric_terms) + float(abs_g @ flat_error)
+                     + 16 * MACHINE_EPS * scale)
+            if not np.isfinite(analytic) or abs(analytic - numeric) > bound:
+                which = "the cotangent the graph gives" if number == 0 else "a random cotangent"
+                return (f"checked on its own with {which}: <vjp(g), d> = {analytic:.6g} where finite differences "
+                        f"of the op alone give <g, J d> = {numeric:.6g} (relative error "
+                        f"{abs(analytic - numeric) / max(scale, 1e-300):.2g}, along a random direction d)")
+        return ""
 
     def transpose(self, position: int, direction: np.ndarray, vjps) -> str:
         """<g, J t> = <J^T g, t>: the op's jvp and vjp must be each other's transpose."""
