@@ -156,6 +156,11 @@ class OpCheck:
         # the random cotangents are of unit scale, not the graph's: a loss scaled by 1e-9 (or a cotangent made tiny
         # downstream) must not shrink the op's error under atol
         self.cotangents = [g, *self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape))]
+        # the step's random projection of the output (a random cotangent serves) and its magnitude |w|·|out|,
+        # shared by the node's edges
+        self.weights = self.cotangents[-1].reshape(-1)
+        self.abs_out = np.abs(self.out)
+        self.magnitude = float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
@@ -270,8 +275,7 @@ class OpCheck:
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
         reference = decisions_of(self.node, self.args) if self.node.op_info.branches is not None else ()
-        weights = self.cotangents[-1].reshape(-1)  # a random projection of the output: a random cotangent serves
-        magnitude = float(np.abs(weights) @ np.abs(self.out.reshape(-1))) + 1e-300
+        weights, magnitude = self.weights, self.magnitude
         enough = 1e-3 * self.tol.rtol * magnitude
         # the usual step first (its four points in one call); where its Richardson pair disagrees on a random
         # projection of the output, a step chosen on that projection by the error-balancing sequence; every
@@ -306,7 +310,9 @@ class OpCheck:
         coarse = (points[0] - points[1]) / (2 * h)
         fine = (points[2] - points[3]) / (h / 2)
         jd = (16 * fine - coarse) / 15
-        roundoff = 4 * MACHINE_EPS * (np.abs(self.out) + np.abs(points[0])) / (h / 4)
+        roundoff = np.abs(points[0])
+        roundoff += self.abs_out
+        roundoff *= 16 * MACHINE_EPS / h  # 4 eps (|f(0)| + |f(h)|) / (h / 4)
         if self.node.op_info.branches is None and self.kinked(points, h, roundoff):
             self.kink_seen = True
             return None
