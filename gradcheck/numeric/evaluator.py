@@ -106,9 +106,9 @@ class Evaluator:
     def complex_safe(self, index: int) -> str | None:
         """None if complex-step can run through node index's downstream, else the op that forbids it."""
         for j in self.graph.downstream(index):
-            op = self.graph.nodes[j].op_info
-            if not op.complex_safe:
-                return op.name
+            node = self.graph.nodes[j]
+            if not node.op_info.complex_safe_at(node.params):
+                return node.op_info.name
         return None
 
     # ------------------------------------------------------------------ change propagation
