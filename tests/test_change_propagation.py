@@ -383,3 +383,36 @@ def test_batch_norm_changes_are_exact_differences_not_recomputed_ones():
         expected = np.array([float(after[i][column] - before[i][column]) for i in range(len(x))])
         np.testing.assert_allclose(got.full()[k, :, column], expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))
         assert not np.any(np.delete(got.full()[k], column, axis=1))  # the other channels do not change
+
+
+@pytest.mark.parametrize("name,params,below", [("relu", {}, 0.0), ("leaky_relu", {"slope": 0.1}, 0.1), ("abs", {}, -1.0)])
+def test_piecewise_linear_ops_change_by_their_slope_times_the_change(name, params, below):
+    # x + 1e-20 rounds to x: recomputing would see no change at all; an entry that crosses 0 is recomputed
+    x = np.array([1.0, -2.0, 1e-3, -1e-3])
+    offsets = np.array([1e-20, -3e-20, -2e-3, 3e-3])
+    info = BUILTIN_OPS[name]
+    node = Node(index=0, name=name, kind="op", op=info, params=info.check_params(params))
+    change = Change.of_elements(x.shape, np.arange(4), offsets)
+    got = Evaluator.node_change(node, [change], [x], info.impl.forward(x, **node.params)).full()
+    def f(v):
+        return v if v > 0 else below * v
+    expected = [1e-20, below * -3e-20, f(-1e-3) - f(1e-3), f(2e-3) - f(-1e-3)]
+    np.testing.assert_allclose(np.diag(got), expected, rtol=1e-15)
+
+
+def test_squared_error_changes_by_the_change_of_the_difference():
+    # mean((p - t)^2) with p[i] moved by s changes by s (2 (p_i - t_i) + s) / n exactly (Fraction: rational arithmetic)
+    from fractions import Fraction
+
+    pred, target = np.array([[1.0], [2.0], [-0.25]]), np.array([[0.5], [-1.0], [3.0]])
+    info = BUILTIN_OPS["mse"]
+    node = Node(index=0, name="mse", kind="op", op=info, params={})
+    offsets = np.array([1e-20, -2.5e-19, 1e-3])
+    for moved in (0, 1):  # the prediction moved, then the target
+        changes = [None, None]
+        changes[moved] = Change.of_elements(pred.shape, np.arange(3), offsets)
+        got = Evaluator.node_change(node, changes, [pred, target], info.impl.forward(pred, target)).full()
+        for k, s in enumerate(offsets):
+            d = Fraction(float(s)) * (1 if moved == 0 else -1)
+            a = Fraction(float(pred[k, 0])) - Fraction(float(target[k, 0]))
+            assert got[k] == pytest.approx(float(d * (2 * a + d) / 3), rel=1e-15, abs=0)
