@@ -190,6 +190,27 @@ def test_complex_safety_may_depend_on_the_op_parameters(tmp_path):
         assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) < accuracy, form
 
 
+def test_a_complex_safe_hook_that_raises_falls_back_and_says_so(tmp_path):
+    (tmp_path / "ops.py").write_text(textwrap.dedent("""
+        class Square:
+            @staticmethod
+            def complex_safe(params):
+                return params["no such keyword"]
+            def forward(self, x):
+                return x * x
+            def vjp(self, g, out, x):
+                return (2 * g * x,)
+    """))
+    result = check_spec(write(tmp_path, """
+        numeric: {method: complex-step}
+        inputs: {x: [0.3, -1.2]}
+        ops: {sq: "ops:Square"}
+        nodes: {f: sum(sq(x))}
+    """))
+    assert result.status == "pass"
+    assert any("op 'sq' (its complex_safe hook raised KeyError" in note for note in result.notes), result.notes
+
+
 def test_a_custom_op_that_raises_at_a_perturbed_point_is_differenced_from_the_side_it_allows(tmp_path):
     # any exception of the op's own code outside its domain is the op's failure there, not gradcheck's
     (tmp_path / "ops.py").write_text(textwrap.dedent("""
