@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .blas import blas_threads, wanted_threads
 from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
 from .errors import INTERRUPTS, SpecError, clip, one_line
@@ -208,6 +209,11 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
     Correctness is judged in float64 always; for a float32 spec the float32 pass's gradients are then judged
     against the float64 ones, for precision, under the spec's (float32) tolerance.
     """
+    with blas_threads(wanted_threads()):  # see gradcheck/blas.py: measured, one thread is never slower here
+        return _checked_graph(graph, options)
+
+
+def _checked_graph(graph: Graph, options: CheckOptions) -> Checked:
     spec = graph.spec
     with np.errstate(all="ignore"):
         reference = forward(graph, "float64")

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("engine", "sizing")),
     ("numeric", ("numeric", "batching")),
     ("judge", ("judge",)),
-    ("pipeline", ("isolation", "pipeline")),
+    ("pipeline", ("isolation", "pipeline", "blas")),
     ("views", ("explain", "views")),
     ("renderers", ("report",)),
     ("front ends", ("cli", "outfile", "progress", "pytest_plugin", "api", "__init__", "__main__", "entry")),
