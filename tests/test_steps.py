@@ -191,3 +191,14 @@ def test_a_zero_objective_keeps_the_quotients_own_rounding_in_its_bound(method):
     result, numeric, bound = numeric_of(ZERO_OBJECTIVE, "W", method=method)
     assert result.status == "pass"
     assert_bounded(numeric, bound, np.array([3.0, 6.0]))
+
+
+def test_a_complex_step_derivative_cancelled_down_from_larger_terms_keeps_their_rounding_in_its_bound():
+    # d/dx of x*0.1 + x*0.2 - x*0.3 + 1e-3 x^2 is 2e-3 x in the reals: the imaginary part sums terms of ~0.3 h,
+    # each rounded at its own size, so the estimate is off by ~4e-17 while the value itself is ~1e-3
+    x = np.array([0.7, -1.3, 2.1, 0.4, 1.9, -0.6])
+    _, numeric, bound = numeric_of({"inputs": {"x": x.tolist()},
+                                    "nodes": {"y": "sum(x * 0.1 + x * 0.2 - x * 0.3 + x * x * 1e-3)"}},
+                                   method="complex-step")
+    assert_bounded(numeric, bound, 2e-3 * x)
+    assert np.all(bound <= 1e-15)   # still complex-step's accuracy, not a real difference's
