@@ -78,7 +78,7 @@ RULES = {name for name, info in BUILTIN_OPS.items() if info.propagate is not Non
 def test_the_ops_the_issue_names_have_a_change_rule():
     linear = {"matmul", "sum", "mean", "reshape", "transpose", "getitem", "concat", "add", "sub", "identity"}
     elementwise = {"sin", "tanh", "exp", "mul", "relu", "sigmoid", "where", "clip", "gelu"}
-    slices = {"softmax", "log_softmax", "logsumexp", "max", "layer_norm", "max_pool2d", "avg_pool2d"}
+    slices = {"softmax", "log_softmax", "logsumexp", "max", "layer_norm", "batch_norm", "max_pool2d", "avg_pool2d"}
     linear |= {"conv2d"}
     losses = {"cross_entropy", "mse", "hinge", "logistic_loss", "huber"}
     assert linear | elementwise | slices | losses <= RULES
@@ -341,3 +341,78 @@ def test_batches_of_changes_reuse_freed_memory_instead_of_faulting_it_in_again(t
     faults = subprocess.run([sys.executable, "-c", FAULTS_OF_A_SECOND_PASS, str(tmp_path / "mlp.yaml")], env=environment,
                             capture_output=True, text=True, check=True).stdout
     assert int(faults) < 300
+
+
+def decimal_batch_norm(x, gamma, beta, eps):
+    """batch_norm of an (N, C) array in 50-digit decimal arithmetic: the reference the float64 rules are held to."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    n, channels = len(x), len(x[0])
+    out = [[Decimal(0)] * channels for _ in range(n)]
+    for c in range(channels):
+        column = [x[i][c] for i in range(n)]
+        mean = sum(column) / n
+        variance = sum((v - mean) ** 2 for v in column) / n
+        inv_std = 1 / (variance + Decimal(eps)).sqrt()
+        for i in range(n):
+            out[i][c] = (column[i] - mean) * inv_std * Decimal(gamma[c]) + Decimal(beta[c])
+    return out
+
+
+def test_batch_norm_changes_are_exact_differences_not_recomputed_ones():
+    # a step of 1e-9 recomputed and subtracted loses 1e-16 / 1e-9 of the change to round-off; carried through the
+    # statistics' own changes (BatchNorm.propagate), the change is right to a few ulps of itself
+    from decimal import Decimal
+
+    rng = np.random.default_rng(5)
+    x, gamma, beta = 0.3 * rng.standard_normal((6, 3)), rng.uniform(0.5, 1.5, 3), rng.uniform(-0.2, 0.2, 3)
+    elements, offsets = np.array([4, 13, 17]), np.array([1e-9, -3e-9, 2.5e-10])
+    change = Change.of_elements(x.shape, elements, offsets)
+    op = BUILTIN_OPS["batch_norm"]
+    out = op.impl.forward(x, gamma, beta, eps=1e-5)
+    node = Node(index=0, name="bn", kind="op", op=op, params={"eps": 1e-5})
+    got = Evaluator.node_change(node, [change, None, None], [x, gamma, beta], out)
+    exact_x = [[Decimal(v) for v in row] for row in x.tolist()]
+    before = decimal_batch_norm(exact_x, gamma.tolist(), beta.tolist(), 1e-5)
+    for k, (element, offset) in enumerate(zip(elements, offsets, strict=True)):
+        row, column = divmod(int(element), x.shape[1])
+        moved = [list(r) for r in exact_x]
+        moved[row][column] += Decimal(float(offset))
+        after = decimal_batch_norm(moved, gamma.tolist(), beta.tolist(), 1e-5)
+        expected = np.array([float(after[i][column] - before[i][column]) for i in range(len(x))])
+        np.testing.assert_allclose(got.full()[k, :, column], expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))
+        assert not np.any(np.delete(got.full()[k], column, axis=1))  # the other channels do not change
+
+
+@pytest.mark.parametrize("name,params,below", [("relu", {}, 0.0), ("leaky_relu", {"slope": 0.1}, 0.1), ("abs", {}, -1.0)])
+def test_piecewise_linear_ops_change_by_their_slope_times_the_change(name, params, below):
+    # x + 1e-20 rounds to x: recomputing would see no change at all; an entry that crosses 0 is recomputed
+    x = np.array([1.0, -2.0, 1e-3, -1e-3])
+    offsets = np.array([1e-20, -3e-20, -2e-3, 3e-3])
+    info = BUILTIN_OPS[name]
+    node = Node(index=0, name=name, kind="op", op=info, params=info.check_params(params))
+    change = Change.of_elements(x.shape, np.arange(4), offsets)
+    got = Evaluator.node_change(node, [change], [x], info.impl.forward(x, **node.params)).full()
+    def f(v):
+        return v if v > 0 else below * v
+    expected = [1e-20, below * -3e-20, f(-1e-3) - f(1e-3), f(2e-3) - f(-1e-3)]
+    np.testing.assert_allclose(np.diag(got), expected, rtol=1e-15)
+
+
+def test_squared_error_changes_by_the_change_of_the_difference():
+    # mean((p - t)^2) with p[i] moved by s changes by s (2 (p_i - t_i) + s) / n exactly (Fraction: rational arithmetic)
+    from fractions import Fraction
+
+    pred, target = np.array([[1.0], [2.0], [-0.25]]), np.array([[0.5], [-1.0], [3.0]])
+    info = BUILTIN_OPS["mse"]
+    node = Node(index=0, name="mse", kind="op", op=info, params={})
+    offsets = np.array([1e-20, -2.5e-19, 1e-3])
+    for moved in (0, 1):  # the prediction moved, then the target
+        changes = [None, None]
+        changes[moved] = Change.of_elements(pred.shape, np.arange(3), offsets)
+        got = Evaluator.node_change(node, changes, [pred, target], info.impl.forward(pred, target)).full()
+        for k, s in enumerate(offsets):
+            d = Fraction(float(s)) * (1 if moved == 0 else -1)
+            a = Fraction(float(pred[k, 0])) - Fraction(float(target[k, 0]))
+            assert got[k] == pytest.approx(float(d * (2 * a + d) / 3), rel=1e-15, abs=0)

@@ -161,6 +161,56 @@ def test_complex_step_falls_back_through_non_analytic_ops(tmp_path):
     assert any("complex-step cannot pass through op 'sq'" in note for note in result.notes)
 
 
+def test_complex_safety_may_depend_on_the_op_parameters(tmp_path):
+    # the 'modulus' form squares |x|: right on reals, but under complex-step |x + ih|^2 has no imaginary part
+    (tmp_path / "ops.py").write_text(textwrap.dedent("""
+        import numpy as np
+        class Square:
+            @staticmethod
+            def complex_safe(params):
+                return params["form"] == "product"
+            def forward(self, x, form="product"):
+                return x * x if form == "product" else np.abs(x) ** 2
+            def vjp(self, g, out, x, form="product"):
+                return (2 * g * x,)
+    """))
+    x = np.array([0.3, -1.2, 2.5])
+    for form, falls_back in (("product", False), ("modulus", True)):
+        result = check_spec(write(tmp_path, f"""
+            numeric: {{method: complex-step}}
+            inputs: {{x: {x.tolist()}}}
+            ops: {{sq: "ops:Square"}}
+            nodes: {{f: "sum(sq(x, form='{form}') * sin(x))"}}
+        """))
+        assert result.status == "pass", form
+        assert any("complex-step cannot pass through op 'sq'" in note for note in result.notes) == falls_back, form
+        exact = 2 * x * np.sin(x) + x * x * np.cos(x)
+        numeric = np.asarray(node(result, "x").numeric, dtype=np.float64)
+        accuracy = 1e-12 if falls_back else 4e-16  # Richardson behind the real-only form; complex-step's few ulps
+        assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) < accuracy, form
+
+
+def test_a_complex_safe_hook_that_raises_falls_back_and_says_so(tmp_path):
+    (tmp_path / "ops.py").write_text(textwrap.dedent("""
+        class Square:
+            @staticmethod
+            def complex_safe(params):
+                return params["no such keyword"]
+            def forward(self, x):
+                return x * x
+            def vjp(self, g, out, x):
+                return (2 * g * x,)
+    """))
+    result = check_spec(write(tmp_path, """
+        numeric: {method: complex-step}
+        inputs: {x: [0.3, -1.2]}
+        ops: {sq: "ops:Square"}
+        nodes: {f: sum(sq(x))}
+    """))
+    assert result.status == "pass"
+    assert any("op 'sq' (its complex_safe hook raised KeyError" in note for note in result.notes), result.notes
+
+
 def test_a_custom_op_that_raises_at_a_perturbed_point_is_differenced_from_the_side_it_allows(tmp_path):
     # any exception of the op's own code outside its domain is the op's failure there, not gradcheck's
     (tmp_path / "ops.py").write_text(textwrap.dedent("""

@@ -109,7 +109,7 @@ def test_small_elements_reach_the_floor(method):
 
 def test_a_scale_divided_out_again_leaves_a_tight_bound():
     # 1e12 t(x) / 1e12 is exact to a relative 1e-16: the round-off is that of the objective (1e5), not of 1e12
-    # (gelu is not complex-safe, so every method differences real values; gelu'(x) = Phi(x) + x phi(x))
+    # (gelu's erf form is not complex-safe, so every method differences real values; gelu'(x) = Phi(x) + x phi(x))
     x = np.linspace(-1.5, 1.5, 12)
     spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(gelu(x) * 1e12) / 1e12 + 1e5"}}
     result, numeric, bound = numeric_of(spec, method="central")
@@ -129,7 +129,7 @@ def test_an_offset_the_inputs_round_to_keeps_its_noise_in_the_bound():
 
 
 def test_complex_step_behind_an_op_that_is_not_analytic_falls_back_to_richardson():
-    # gelu is not complex-safe: complex-step was asked for its accuracy, so the fallback is the most accurate
+    # gelu's erf form is not complex-safe: complex-step was asked for its accuracy, so the fallback is the most accurate
     # real stencil, reaching Richardson's floor (central's is 350x coarser)
     x = np.array([0.04, -0.07, 0.6, -1.1])
     spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(gelu(x) * cos(x))"}}
@@ -139,6 +139,21 @@ def test_complex_step_behind_an_op_that_is_not_analytic_falls_back_to_richardson
     exact = (gelu / x + x * phi) * np.cos(x) - gelu * np.sin(x)
     assert any("Richardson" in note for note in result.notes)
     assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 10 * FLOORS["richardson"]
+    assert_bounded(numeric, bound, exact)
+
+
+def test_complex_step_runs_through_the_tanh_form_of_gelu():
+    # gelu(x, approximate='tanh') = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3), is analytic
+    x = np.array([0.04, -0.07, 0.6, -1.1, 2.3])
+    spec = {"inputs": {"x": x.tolist()}, "nodes": {"y": "sum(gelu(x, approximate='tanh') * cos(x))"}}
+    result, numeric, bound = numeric_of(spec, method="complex-step")
+    c = math.sqrt(2 / math.pi)
+    t = np.tanh(c * (x + 0.044715 * x**3))
+    gelu = 0.5 * x * (1 + t)
+    slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    exact = slope * np.cos(x) - gelu * np.sin(x)
+    assert not any("Richardson" in note for note in result.notes)
+    assert np.max(np.abs(numeric - exact) / np.maximum(1, np.abs(exact))) <= 10 * FLOORS["complex-step"]
     assert_bounded(numeric, bound, exact)
 
 
@@ -176,3 +191,14 @@ def test_a_zero_objective_keeps_the_quotients_own_rounding_in_its_bound(method):
     result, numeric, bound = numeric_of(ZERO_OBJECTIVE, "W", method=method)
     assert result.status == "pass"
     assert_bounded(numeric, bound, np.array([3.0, 6.0]))
+
+
+def test_a_complex_step_derivative_cancelled_down_from_larger_terms_keeps_their_rounding_in_its_bound():
+    # d/dx of x*0.1 + x*0.2 - x*0.3 + 1e-3 x^2 is 2e-3 x in the reals: the imaginary part sums terms of ~0.3 h,
+    # each rounded at its own size, so the estimate is off by ~4e-17 while the value itself is ~1e-3
+    x = np.array([0.7, -1.3, 2.1, 0.4, 1.9, -0.6])
+    _, numeric, bound = numeric_of({"inputs": {"x": x.tolist()},
+                                    "nodes": {"y": "sum(x * 0.1 + x * 0.2 - x * 0.3 + x * x * 1e-3)"}},
+                                   method="complex-step")
+    assert_bounded(numeric, bound, 2e-3 * x)
+    assert np.all(bound <= 1e-15)   # still complex-step's accuracy, not a real difference's

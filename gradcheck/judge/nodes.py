@@ -366,7 +366,7 @@ class Comparator:
             if blocker is not None:
                 # the most accurate real stencil: complex-step was asked for its accuracy
                 method = "richardson"
-                note = f"complex-step cannot pass through op '{blocker}' (not analytic): Richardson extrapolation used behind it"
+                note = f"complex-step cannot pass through {blocker}: Richardson extrapolation used behind it"
                 if note not in self.notes:
                     self.notes.append(note)
         self._differentiators[node.index] = NodeDifferentiator(self.evaluator, node.index, method, self.eps)

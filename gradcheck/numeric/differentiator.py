@@ -36,6 +36,7 @@ MAX_STEP_LEVELS = 12   # steps tried per element by error_balanced (16^12: from 
 STEP_SHRINK = 16.0     # a level shortens the step by at most this factor ...
 STEP_GROWTH = 16.0     # ... and lengthens it by at most this one
 NOISE_STEP_GROWTH = 4.0  # ... at least this one where the truncation estimate is round-off alone
+COMPLEX_STEP_SECOND = 4.0 / 3.0  # a second complex step of another mantissa: its rounding differs from the first
 CHANGE_ROUNDINGS = 16.0  # roundings a perturbation's change may carry to the objective, each of a relative eps
 NOISE_PROBE_SHRINK = 4.0  # a step this much shorter shows the round-off where truncation dominated (T / 4^p)
 NOISE_SAFETY = 2.0     # a round-off measured from one truncation estimate is taken this much larger
@@ -187,7 +188,11 @@ class NodeDifferentiator:
         if method == "complex-step":
             with np.errstate(all="ignore"):
                 values = np.imag(self.evaluator.changes_at(self.index, elements, 1j * h)) / h
-            return Estimate(values, chosen, self.error_of_complex_step(values))
+                # the same derivative at a step of another mantissa is rounded differently: the two differ by
+                # the rounding of the terms the imaginary part sums, which cancel in neither
+                other = COMPLEX_STEP_SECOND * h
+                again = np.imag(self.evaluator.changes_at(self.index, elements, 1j * other)) / other
+            return Estimate(values, chosen, self.error_of_complex_step(values, again))
         order, weight = ORDER[method], roundoff_weight(method)
         gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
@@ -347,9 +352,16 @@ class NodeDifferentiator:
             return 5 / 6 * likely
         return 1.5 * likely / (2.0 ** ORDER[method] - 1)
 
-    def error_of_complex_step(self, values: np.ndarray) -> np.ndarray:
-        """complex-step has no cancellation: the imaginary part is exact to a few ulps of the value."""
-        return 4 * MACHINE_EPS * np.abs(values)
+    def error_of_complex_step(self, values: np.ndarray, again: np.ndarray) -> np.ndarray:
+        """complex-step has no cancellation between evaluations, but its imaginary part is a sum of terms along
+        the paths from the element to the objective, each rounded at its own size, which the element's own
+        derivative may be far below (0.1 + 0.2 - 0.3): the bound is a few ulps of the value and of the node's
+        largest derivative, and, measured, twice the spread between ``values`` and ``again`` (the same
+        derivatives at a step of another mantissa, rounded differently)."""
+        magnitudes = np.abs(values)
+        largest = float(np.max(magnitudes, initial=0.0, where=np.isfinite(magnitudes)))
+        spread = np.abs(values - again)
+        return 4 * MACHINE_EPS * (magnitudes + largest) + 2 * np.where(np.isfinite(spread), spread, 0.0)
 
     def element(self, flat_index: int, method: str | None = None) -> ElementEstimate:
         method = method or self.method

@@ -104,11 +104,15 @@ class Evaluator:
         return sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
 
     def complex_safe(self, index: int) -> str | None:
-        """None if complex-step can run through node index's downstream, else the op that forbids it."""
+        """None if complex-step can run through node index's downstream, else the op that forbids it and why."""
         for j in self.graph.downstream(index):
-            op = self.graph.nodes[j].op_info
-            if not op.complex_safe:
-                return op.name
+            node = self.graph.nodes[j]
+            try:
+                safe = node.op_info.complex_safe_at(node.params)
+            except Exception as error:  # a custom op's own complex_safe(params): its fault, reported, never gradcheck's
+                return f"op '{node.op_info.name}' (its complex_safe hook raised {type(error).__name__}: {error})"
+            if not safe:
+                return f"op '{node.op_info.name}' (not analytic)"
         return None
 
     # ------------------------------------------------------------------ change propagation

@@ -19,8 +19,9 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
   branches: (*inputs, **params) -> ndarray | tuple of ndarrays | None = None -- judge (kinks)
       the op's branch decision per element at these inputs (relu: sign(x); max: the winners mask); an element
       whose finite-difference stencil changes a decision, or that sits on a tie, is at a kink
-  complex_safe: bool = False -- numeric (the complex-step method)
-      forward is analytic in its arguments under complex inputs, so complex-step may run through it
+  complex_safe: bool, or (params) -> bool = False -- numeric (the complex-step method)
+      forward is analytic in its arguments under complex inputs, so complex-step may run through it; a function
+      of the node's keyword parameters where that depends on them (gelu: analytic for approximate='tanh' only)
   draws_random: bool = False -- graph
       forward draws random numbers from a keyword 'seed'; a missing seed is filled per node from the spec's
   batching: "broadcast" | "stack" | "axis" | "custom" | None, or (unbatched_shapes, batched) -> one of
@@ -188,9 +189,11 @@ class Primitive:
     one decision per element (relu: sign(x), max: the mask of winning elements), so that a tie or a boundary
     is a decision of its own and any step across it changes one.  None: the op has no branches."""
 
-    complex_safe: bool = False
+    complex_safe: bool | Callable[[dict], bool] = False
     """True when forward is analytic in its arguments under complex inputs, so the complex-step method
-    may differentiate through it.  False is the safe default for code nobody has checked."""
+    may differentiate through it; or ``complex_safe(params) -> bool`` where that depends on the node's keyword
+    parameters (read through :meth:`OpInfo.complex_safe_at`).  False is the safe default for code nobody has
+    checked."""
 
     draws_random: bool = False
     """True when forward draws random numbers from a keyword 'seed'; the graph then fills a missing seed
@@ -353,7 +356,7 @@ class OpInfo:
     jvp: Callable | None
     has_kinks: bool
     branches: Callable | None
-    complex_safe: bool
+    complex_safe: bool | Callable[[dict], bool]
     draws_random: bool
     batching: str | Callable | None
     batch_params: Callable
@@ -368,6 +371,12 @@ class OpInfo:
     @property
     def has_jvp(self) -> bool:
         return callable(self.jvp)
+
+    def complex_safe_at(self, params: dict) -> bool:
+        """Whether forward is analytic under complex inputs with these keyword parameters."""
+        if callable(self.complex_safe):
+            return bool(self.complex_safe(params))
+        return self.complex_safe
 
     def signature(self) -> str:
         parts = list(self.args)

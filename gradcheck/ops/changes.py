@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import normalize_axes
+from .base import normalize_axes, real_part
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,18 @@ def elementwise_change(forward, changes, out, inputs, params) -> Change:
     return Change.make(out.shape, pins, delta if delta.shape == box else np.broadcast_to(delta, box))
 
 
+def piecewise_linear_change(change: Change, x, below: float, above: float) -> Change:
+    """An op that is below·x where x <= 0 and above·x where x > 0 (relu: 0, 1; leaky_relu: slope, 1; abs: -1, 1):
+    an entry that stays on its side changes by that side's slope times its own change, exactly (recomputing
+    would round x + d to ulp(x) first); one that crosses 0 is recomputed on the new values."""
+    base = change.gather(np.asarray(x))
+    moved = base + change.delta
+    was, now = real_part(base) > 0, real_part(moved) > 0
+    slope_was, slope_now = np.where(was, above, below), np.where(now, above, below)
+    delta = np.where(was == now, slope_now * change.delta, slope_now * moved - slope_was * base)
+    return Change.make(change.shape, change.pins, delta)
+
+
 def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
     out = np.asarray(out)
@@ -234,6 +246,17 @@ def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
     changed = elementwise_change(losses, changes, per_element, inputs, params)
     total = changed.delta.reshape(changed.count, -1).sum(axis=1)
     return Change.make((), {}, total / max(per_element.size, 1))
+
+
+def squared_error_change(changes, out_shape, difference) -> Change | None:
+    """mean((p - t)²) under p -> p + dp, t -> t + dt, from the change of the difference dd = dp - dt alone:
+    (a + b)² - a² = b·(2a + b), summed over the entries dd reaches (``difference``: the unperturbed p - t)."""
+    changed = linear_elementwise_change((1, -1), changes, np.broadcast_to(difference, out_shape))
+    if changed is None:
+        return None
+    dd = changed.delta
+    total = (dd * (2 * changed.gather(difference) + dd)).reshape(changed.count, -1).sum(axis=1)
+    return Change.make((), {}, total / max(int(np.prod(out_shape, dtype=np.int64)), 1))
 
 
 def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, classes=None) -> Change | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Param, Primitive, broadcast_result, real_part, unbroadcast
-from .changes import elementwise_change, linear_elementwise_change
+from .changes import elementwise_change, linear_elementwise_change, piecewise_linear_change
 from .registry import builtin
 
 
@@ -280,6 +280,9 @@ class Abs(Elementwise):
     def forward(self, x):
         return x * np.sign(real_part(x))
 
+    def propagate(self, changes, out, x):
+        return piecewise_linear_change(changes[0], x, -1.0, 1.0)
+
     def vjp(self, g, out, x):
         return (g * np.sign(real_part(x)),)
 
@@ -295,6 +298,9 @@ class Relu(Elementwise):
 
     def forward(self, x):
         return x * (real_part(x) > 0)
+
+    def propagate(self, changes, out, x):
+        return piecewise_linear_change(changes[0], x, 0.0, 1.0)
 
     def vjp(self, g, out, x):
         return (g * (real_part(x) > 0),)
@@ -312,6 +318,9 @@ class LeakyRelu(Elementwise):
 
     def forward(self, x, slope):
         return np.where(real_part(x) > 0, x, slope * x)
+
+    def propagate(self, changes, out, x, slope):
+        return piecewise_linear_change(changes[0], x, slope, 1.0)
 
     def vjp(self, g, out, x, slope):
         return (np.where(real_part(x) > 0, g, slope * g),)

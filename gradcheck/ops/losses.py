@@ -7,7 +7,7 @@ import numpy as np
 
 from .base import Primitive, broadcast_result, real_part, unbroadcast
 from .batching import per_copy_mean
-from .changes import mean_of_elementwise_change
+from .changes import derived, mean_of_elementwise_change, squared_error_change
 from .elementwise import sigmoid_stable, softplus_stable
 from .nn import broadcast_shapes
 from .registry import builtin
@@ -52,6 +52,9 @@ class Mse(MeanLoss):
 
     def losses(self, pred, target):
         return np.square(np.subtract(pred, target))
+
+    def propagate(self, changes, out, a, b, **params):
+        return squared_error_change(changes, self._shape(a, b), derived(np.subtract, a, b))
 
     def vjp(self, g, out, pred, target):
         diff = np.subtract(pred, target)

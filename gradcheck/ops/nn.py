@@ -218,7 +218,11 @@ class Gelu(Primitive):
     propagate = Elementwise.propagate
     params = {"approximate": Param("str", default="none", choices=("none", "tanh"),
                                    doc="'none': exact erf form; 'tanh': the tanh approximation")}
-    complex_safe = False  # the erf form evaluates math.erfc, which is real-only
+
+    @staticmethod
+    def complex_safe(params: dict) -> bool:
+        """The tanh form is analytic; the erf form evaluates math.erfc, which is real-only."""
+        return params.get("approximate", "none") == "tanh"
 
     def forward(self, x, approximate="none"):
         x = np.asarray(x)

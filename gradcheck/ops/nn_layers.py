@@ -7,7 +7,7 @@ import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, first_argument_shape, real_part, unbroadcast
 from .batching import first_argument_only
-from .changes import slices_change
+from .changes import Change, derived, gather, slices_change
 from .nn import broadcast_shapes, check_indices, first_position, require_integer, softmax_vjp, stable_softmax
 from .registry import builtin
 
@@ -109,6 +109,68 @@ class BatchNorm(Primitive):
         x_hat, inv_std = standardize(x, axes, eps)
         return (standardize_vjp(g * self._per_channel(gamma, x), x_hat, inv_std, axes),
                 np.sum(g * x_hat, axis=axes), np.sum(g, axis=axes))
+
+    def propagate(self, changes, out, x, gamma, beta, eps=1e-5):
+        """The change of y = x̂·γ + β from the differences alone, channel by channel (no f(x+d) - f(x)):
+        y' - y = γ'·(x̂' - x̂) + dγ·x̂ + dβ, and for a change d of x, with c = x - μ, v = mean(c²), s = (v + eps)^(-1/2):
+          dμ = mean(d),  dc = d - dμ (so c' = c + dc),
+          dv = mean((c + dc)²) - mean(c²) = mean(dc·(2c + dc)),
+          ds = s·((1 + dv/(v + eps))^(-1/2) - 1) = s·expm1(-log1p(dv/(v + eps))/2),
+          x̂' - x̂ = (c + dc)(s + ds) - c·s = dc·(s + ds) + c·ds,
+        every term a product of a difference, none a difference of two perturbed values.  A change confined to
+        some channels stays there (the statistics are per channel); None (recompute) where v + eps is 0."""
+        self._axes(x, gamma, beta)
+        x, out = np.asarray(x), np.asarray(out)
+        change_x, change_gamma, change_beta = changes
+        channel_pins = [c.pins.get(1 if i == 0 else 0) for i, c in enumerate(changes) if c is not None]
+        if not channel_pins:
+            return None
+        count = next(c.count for c in changes if c is not None)
+        first = channel_pins[0]
+        pins = {1: first} if first is not None and all(p is not None and np.array_equal(p, first)
+                                                      for p in channel_pins) else {}
+        centered, variance = derived(self._channel_statistics, x)
+        spread = gather(self._per_channel(np.asarray(variance + eps), x), pins, count)
+        if np.any(spread == 0):
+            return None
+        inv_std = 1 / np.sqrt(spread)
+        gamma_box = gather(self._per_channel(np.asarray(gamma), x), pins, count)
+        centered_box = gather(centered, pins, count)
+        terms: list[np.ndarray] = []
+        if change_gamma is not None:
+            d_gamma = self._on_channels(change_gamma, pins, x)
+            terms.append(d_gamma * (centered_box * inv_std))
+            gamma_box = gamma_box + d_gamma
+        if change_beta is not None:
+            terms.append(self._on_channels(change_beta, pins, x))
+        if change_x is not None:
+            d = change_x.widened(pins)
+            statistic_axes = (1,) + tuple(range(3, d.ndim))
+            samples = x.size // max(x.shape[1], 1)
+            dc = d - np.sum(d, axis=statistic_axes, keepdims=True) / samples
+            d_variance = np.sum(dc * (2 * centered_box + dc), axis=statistic_axes, keepdims=True) / samples
+            d_inv_std = inv_std * np.expm1(-0.5 * np.log1p(d_variance / spread))
+            terms.append(gamma_box * (dc * (inv_std + d_inv_std) + centered_box * d_inv_std))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        box = (count,) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
+        delta = np.broadcast_to(total, box)
+        if not np.all(np.isfinite(delta)):
+            return None
+        return Change.make(out.shape, pins, delta)
+
+    @staticmethod
+    def _channel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x - μ, the biased variance per channel, shape (C,)), statistics over every axis but 1."""
+        axes = (0,) + tuple(range(2, x.ndim))
+        centered = x - np.mean(x, axis=axes, keepdims=True)
+        return centered, np.mean(centered * centered, axis=axes)
+
+    def _on_channels(self, change: Change, pins: dict[int, np.ndarray], x) -> np.ndarray:
+        """A change of gamma or beta (shape (C,)) laid out per channel on the box of pins: (K, 1, c, 1, ...)."""
+        delta = change.widened({0: pins[1]} if pins else {})
+        return delta.reshape((change.count, 1, -1) + (1,) * (np.ndim(x) - 2))
 
     @staticmethod
     def test_cases(rng):

@@ -109,7 +109,8 @@ def op_record(name: str, impl: object, *, args: tuple[str, ...], variadic: bool,
     """The op record of ``impl``: every optional hook it declares, the Primitive default for the others."""
     hooks = {hook: getattr(impl, hook, getattr(Primitive, hook)) for hook in OPTIONAL_HOOKS}
     for flag in ("has_kinks", "complex_safe", "draws_random"):
-        hooks[flag] = bool(hooks[flag])
+        if not (flag == "complex_safe" and callable(hooks[flag])):
+            hooks[flag] = bool(hooks[flag])
     return OpInfo(name=name, impl=impl, args=args, variadic=variadic, params=params, doc=doc, domains=domains,
                   integer_args=integer_args, source=source, min_args=min_args, **hooks)
 
