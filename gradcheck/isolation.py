@@ -193,6 +193,9 @@ def _with_timer(work: Callable[[], T], timeout: float | None) -> T:
         signal.signal(signal.SIGALRM, previous)
 
 
+INTERRUPT_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
     import pickle  # here, with tempfile: only a spec with custom ops forks a child
     import tempfile
@@ -201,13 +204,24 @@ def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
     readable, writable = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    # Ctrl-C or SIGTERM between the fork and the kill-on-interrupt below would leave the child running (and
+    # holding the caller's pipes): both wait, blocked, until each process has its own handling in place
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        raise
     if pid == 0:  # the child: never returns, whatever work() does
         os.close(readable)
-        _run_child(work, limits, capture.fileno(), writable)
-    os.close(writable)
+        _run_child(work, limits, capture.fileno(), writable, unblocked)
     try:
+        os.close(writable)
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # a signal that came meanwhile is raised here
         payload, status = _collect(pid, readable, limits.timeout)
+    except BaseException:
+        _kill(pid)
+        raise
     finally:
         os.close(readable)
     capture.seek(0)
@@ -219,13 +233,14 @@ def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
     return Contained(None, describe_fault(ChildEnded(_how_it_ended(status))), printed)
 
 
-def _run_child(work, limits: Limits, capture_fd: int, result_fd: int) -> None:
+def _run_child(work, limits: Limits, capture_fd: int, result_fd: int, unblocked: set) -> None:
     import pickle
 
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         os.dup2(capture_fd, 1)                           # the op's print() cannot reach gradcheck's stdout
         sys.dont_write_bytecode = True                   # an op's own later imports leave no __pycache__ either
         try:
@@ -272,7 +287,14 @@ def _collect(pid: int, readable: int, timeout: float | None) -> tuple[bytes, int
 
 
 def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, ChildProcessError):
+    """End the child and reap it; nothing once it is reaped (its pid may be another process's by then)."""
+    try:
+        ended, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if ended:
+        return
+    with contextlib.suppress(ProcessLookupError, ChildProcessError):  # a zombie until reaped: still ours
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
 

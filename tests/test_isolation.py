@@ -107,3 +107,39 @@ def test_under_pytest_an_exit_cannot_pass_the_run(tmp_path):
                              str(tmp_path), "-q"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 1, result.stdout
     assert "2 failed" in result.stdout
+
+
+def test_an_interrupt_just_after_the_fork_still_ends_the_child(monkeypatch):
+    """Ctrl-C arriving between the fork and the parent's watch on the child (here: while the parent closes its
+    end of the pipe) is raised in the parent, and the child is killed and reaped, not left running."""
+    import signal
+    import time
+
+    from gradcheck import isolation
+
+    forked = []
+    real_fork, real_close = os.fork, os.close
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    def close(fd):
+        if forked and os.getpid() != forked[0]:
+            os.kill(os.getpid(), signal.SIGINT)   # the interrupt, as soon as the parent runs after the fork
+            forked.append("sent")
+        real_close(fd)
+
+    monkeypatch.setattr(isolation.os, "fork", fork)
+    monkeypatch.setattr(isolation.os, "close", close)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            isolation._in_child(lambda: time.sleep(60), isolation.Limits(timeout=None, max_memory=None))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "sent" in forked
+    with pytest.raises(ChildProcessError):   # reaped already: killed, not running on
+        os.waitpid(forked[0], os.WNOHANG)
