@@ -180,3 +180,11 @@ def test_check_op_on_a_custom_op_at_its_undeclared_kink():
     loader.loader.exec_module(ops)
     result = check_op(ops.Abs, np.array([0.0, 1.0, -2.0]), strict=True)
     assert result.status == "fail" and result.node("x").status == "kink"
+
+
+def test_the_kink_line_gives_the_slopes_the_analytic_value_lies_within_and_names_the_op(tmp_path):
+    # custom abs with vjp sign(x): at x = 0 the analytic 0 lies between the slopes 1 and -1 of |x|
+    shown = CliRunner().invoke(main, ["run", str(write(tmp_path, ABS))]).output
+    line = " ".join(next(text for text in shown.split("\n\n") if "kink at" in text).split())
+    assert "analytic 0 lies within the one-sided slopes" in line
+    assert "op(s) downstream without declared branches: 'myabs'" in line

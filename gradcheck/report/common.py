@@ -73,10 +73,11 @@ def failure_sentence(spec: SpecResult, node: NodeResult) -> str:
     """One line saying which element of which node is wrong and by how much."""
     where = visible_line(f"{node.name} ({node.op}{', in ' + node.parent if node.parent else ''})")
     if node.status == Status.KINK:
-        slopes = next((f" (one-sided slopes {number(e.right, 6)} and {number(e.left, 6)})"
-                       for e in node.elements if e.status == Status.KINK and e.right is not None), "")
-        return (f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} "
-                f"is a one-sided derivative{slopes}")
+        slopes = next((f"lies within the one-sided slopes {number(e.right, 6)} and {number(e.left, 6)}"
+                       for e in node.elements if e.status == Status.KINK and e.right is not None),
+                      "is a valid choice there")
+        text = f"{where}: kink at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)} {slopes}"
+        return f"{text}; {node.message}" if node.message else text
     if node.status == Status.INCONCLUSIVE:
         return (f"{where}: inconclusive at {index_text(node.worst_index)}: analytic {number(node.worst_analytic, 6)}, "
                 f"numeric {number(node.worst_numeric, 6)} ± {number(node.worst_numeric_error)}"
