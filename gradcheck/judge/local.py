@@ -30,6 +30,9 @@ from .kinks import decisions_of
 LOCAL_COTANGENTS = 2      # random cotangents besides the graph's own
 LOCAL_DIRECTIONS = 1      # random directions of the argument (a random g and a random d see any wrong rule)
 FIRST_STEP = 1e-2         # the step sequence starts at 1e-2 of each element's scale
+# an argument the op declares itself affine in (its linear_in hook) is moved by these multiples of the direction,
+# whose elements are one element scale long: exact differences need no short step (see OpCheck.linear_directional)
+LINEAR_STEPS = (1.0, -0.5)
 
 
 @dataclass
@@ -274,6 +277,44 @@ class OpCheck:
     def directional(self, position: int, x: np.ndarray, direction: np.ndarray):
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
+        if self.node.op_info.is_linear_in(position):
+            found = self.linear_directional(position, x, direction)
+            if found is not None:
+                return found
+        return self.stencil_directional(position, x, direction)
+
+    def linear_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
+        """J d for an argument the op declares itself affine in, from the op at x + d and x - d/2 (one call), or
+        None where those show it is not (the five-point stencil then decides).
+
+        For an affine f, f(x + t d) = f(x) + t J d exactly, so (f(x + d) - f(x - d/2)) / 1.5 is J d up to the
+        round-off of the two results, at a step that makes that round-off as small as it gets.  The residual
+        r = f(x + d) + 2 f(x - d/2) - 3 f(x) vanishes for an affine f; with f(x + t d) = f(x) + t a + t² b + t³ c,
+        r = 1.5 b + 0.75 c while the estimate errs by 0.5 b + 0.75 c, so |r| joins the error bound, and where r
+        is beyond round-off on the random projection of the output (a wrong declaration), the stencil decides."""
+        steps = LINEAR_STEPS
+        if self.node.op_info.branches is not None:
+            try:
+                if self.decisions_move(position, x, direction, steps, decisions_of(self.node, self.args)):
+                    return None
+            except evaluation_failures(self.node):
+                return None
+        ahead, behind = self.outputs_along(position, x, direction, steps)
+        jd = (ahead - behind) / (steps[0] - steps[1])
+        residual = ahead + 2 * behind - 3 * self.out
+        roundoff = np.abs(ahead)
+        roundoff += np.abs(behind)
+        roundoff *= 4 * MACHINE_EPS / (steps[0] - steps[1])
+        projected = float(self.weights @ residual.reshape(-1))
+        if not (np.isfinite(projected) and abs(projected) <= 1e-3 * self.tol.rtol * self.magnitude
+                and np.all(np.isfinite(jd))):
+            return None
+        error = np.abs(residual)
+        error += roundoff
+        return jd, error
+
+    def stencil_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
+        """directional() by the five-point stencil of an error-balanced step (any op)."""
         reference = decisions_of(self.node, self.args) if self.node.op_info.branches is not None else ()
         weights, magnitude = self.weights, self.magnitude
         enough = 1e-3 * self.tol.rtol * magnitude

@@ -31,6 +31,11 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       the keyword parameters that make forward take the batched input (axes moved past the batch axis)
   forward_batched: (aligned_args, batched, **params) -> ndarray, or None = None -- gradcheck/batching.py ("custom")
       the copies' values, shape (K, *shape), computed by the op itself
+  linear_in: tuple[int, ...] | bool = () -- judge (local)
+      the positional arguments forward is affine in while the others are held fixed (matmul in each, sum, a
+      reshape, conv2d in its input, kernel and bias); True: every one (concat's arrays).  The op-local check then
+      takes J d from two evaluations at a long step, and falls back to its full stencil where they show the
+      op is not affine after all (a wrong declaration costs time, never a verdict)
   propagate: (changes, out, *inputs, **params) -> Change | None = None -- numeric (the evaluator)
       how a change of the arguments changes the result (gradcheck/ops/changes.py): ``changes`` holds one
       Change or None (unchanged) per positional input, ``out`` is the unperturbed result; None (the hook,
@@ -213,6 +218,15 @@ class Primitive:
     forward_batched: Callable | None = None
     """For the "custom" rule: ``forward_batched(aligned_args, batched, **params) -> (K, *shape)``."""
 
+    linear_in: tuple[int, ...] | bool = ()
+    """The positional arguments forward is affine in while the others are held fixed: f(.., x + t·d, ..) =
+    f(.., x, ..) + t·L(d) for every t and d (matmul in each argument, a sum, a reshape, conv2d in its input,
+    kernel and bias, a + b); True: every positional argument (variadic ops such as concat).  The op-local check
+    (judge/local.py) then reads J d off two evaluations at a long step, where central differences of an affine
+    map are exact up to round-off, instead of its five-point stencil; the same two evaluations and the
+    unperturbed result give f(x + d) + 2 f(x - d/2) - 3 f(x), zero for an affine map, so a wrong declaration
+    falls back to the stencil.  () is the safe default: the stencil for every argument."""
+
     propagate: Callable | None = None
     """How a change of the arguments changes the result: ``propagate(changes, out, *inputs, **params) ->
     Change | None`` (gradcheck/ops/changes.py), one Change or None per positional input.  Linear ops act on
@@ -265,7 +279,7 @@ class Primitive:
 
 
 OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params",
-                  "forward_batched", "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula",
+                  "forward_batched", "linear_in", "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula",
                   "backward_rule")
 
 
@@ -361,6 +375,7 @@ class OpInfo:
     batching: str | Callable | None
     batch_params: Callable
     forward_batched: Callable | None
+    linear_in: tuple[int, ...] | bool
     propagate: Callable | None
     result_shape: Callable
     peak_elements: Callable
@@ -371,6 +386,10 @@ class OpInfo:
     @property
     def has_jvp(self) -> bool:
         return callable(self.jvp)
+
+    def is_linear_in(self, position: int) -> bool:
+        """Whether the op declares forward affine in its argument at ``position`` (the linear_in hook)."""
+        return self.linear_in is True or (self.linear_in is not False and position in self.linear_in)
 
     def complex_safe_at(self, params: dict) -> bool:
         """Whether forward is analytic under complex inputs with these keyword parameters."""

@@ -52,6 +52,7 @@ class Elementwise(Primitive):
 class Add(Elementwise):
     """a + b, broadcasting."""
     name, args = "add", ("a", "b")
+    linear_in = (0, 1)
     local_derivative = ("1", "1")
 
     def forward(self, a, b):
@@ -68,6 +69,7 @@ class Add(Elementwise):
 class Sub(Elementwise):
     """a - b, broadcasting."""
     name, args = "sub", ("a", "b")
+    linear_in = (0, 1)
     local_derivative = ("1", "-1")
 
     def forward(self, a, b):
@@ -84,6 +86,7 @@ class Sub(Elementwise):
 class Mul(Elementwise):
     """a * b, elementwise, broadcasting."""
     name, args = "mul", ("a", "b")
+    linear_in = (0, 1)
     local_derivative = ("{b}", "{a}")
 
     def forward(self, a, b):
@@ -97,6 +100,7 @@ class Mul(Elementwise):
 class Div(Elementwise):
     """a / b, elementwise, broadcasting."""
     name, args, domains = "div", ("a", "b"), ("real", "nonzero")
+    linear_in = (0,)
     local_derivative = ("1/{b}", "-{a}/{b}²")
 
     def forward(self, a, b):
@@ -111,6 +115,7 @@ class Div(Elementwise):
 class Neg(Elementwise):
     """-x."""
     name, args = "neg", ("x",)
+    linear_in = (0,)
     local_derivative = ("-1",)
 
     def forward(self, x):

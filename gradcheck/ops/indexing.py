@@ -131,6 +131,7 @@ def index_result_shape(arg_shapes, params):
 class Index(Primitive):
     """x[index arrays]: integer-array and boolean-mask indexing, written x[ids], x[:, ids], x[mask] in expressions."""
     name, args = "index", ("x", "*indices")
+    linear_in = (0,)
     integer_args = tuple(range(1, MAX_INDEX_ARRAYS + 1))  # the index arrays are data
     complex_safe = True
     vjp_formula = ("g added back at the indexed elements (repeated positions accumulate)", None)

@@ -118,6 +118,7 @@ def einsum_batched(subscripts: str, args, batched):
 class Einsum(Primitive):
     """numpy.einsum: einsum('ij,jk->ik', a, b), implicit output and '...' allowed (subscripts as the first argument)."""
     name, args = "einsum", ("*operands",)
+    linear_in = True
     complex_safe = True
     vjp_formula = "g contracted with the other operands, back to this operand's subscripts"
     params = {"subscripts": Param("str", doc="numpy's subscripts, e.g. 'ij,jk->ik', 'ii->', 'bij,bjk->bik'")}
@@ -198,6 +199,7 @@ def tensordot_subscripts(shape_a, shape_b, axes) -> str:
 class _Contraction(Primitive):
     """A two-operand product written as an einsum (its gradient is einsum's)."""
     args = ("a", "b")
+    linear_in = (0, 1)
     complex_safe = True
     batching = staticmethod(when_ranks_align)
 
@@ -278,6 +280,7 @@ class Outer(_Contraction):
 class Kron(Primitive):
     """numpy.kron: the Kronecker product, block (i, j) of the result is a[i, j] * b."""
     name, args = "kron", ("a", "b")
+    linear_in = (0, 1)
     complex_safe = True
     vjp_formula = ("Σ over each block of g · {b}", "Σ over the blocks of g · the matching element of {a}")
 
@@ -343,6 +346,7 @@ class Kron(Primitive):
 class Cross(Primitive):
     """The cross product of 3-vectors along axis (default last), broadcasting the other axes."""
     name, args = "cross", ("a", "b")
+    linear_in = (0, 1)
     complex_safe = True
     vjp_formula = ("{b} × g", "g × {a}")
     params = {"axis": Param("axis", default=-1, doc="the axis holding the 3 components")}

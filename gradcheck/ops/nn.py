@@ -307,6 +307,7 @@ class Clip(Primitive):
 class Dropout(Primitive):
     """Inverted dropout x * mask / (1 - p), mask ~ Bernoulli(1 - p) fixed by seed (shape of x)."""
     name, args = "dropout", ("x",)
+    linear_in = (0,)
     complex_safe = True
     result_shape = staticmethod(first_argument_shape)
     local_derivative = ("mask/(1 - p), the kept elements' scale",)
@@ -377,6 +378,7 @@ def _truth(cond):
 class Where(Primitive):
     """cond ? a : b elementwise, broadcasting (cond is data: nonzero/true selects a; no gradient)."""
     name, args, domains, integer_args = "where", ("cond", "a", "b"), ("mask", "real", "real"), (0,)
+    linear_in = (1, 2)
     complex_safe = True
     result_shape = staticmethod(broadcast_result)
     local_derivative = (None, "1 if {cond} else 0", "0 if {cond} else 1")
@@ -419,6 +421,7 @@ def _check_same_rank(arrays, op: str) -> int:
 class Concat(Primitive):
     """Join arrays end to end along an existing axis (default 0)."""
     name, args = "concat", ("*arrays",)
+    linear_in = True
     complex_safe = True
     vjp_formula = "g's slice along the axis where this array sits"
     batching, batch_params = "axis", staticmethod(shift_axis_param)
@@ -471,6 +474,7 @@ def shift_new_axis(params: dict, shape: tuple) -> dict:
 class Stack(Primitive):
     """Stack equally shaped arrays along a new axis (default 0)."""
     name, args = "stack", ("*arrays",)
+    linear_in = True
     complex_safe = True
     vjp_formula = "g's slice at this array's position along the new axis"
     # the new axis may be ndim (after the last): positions run over ndim + 1 places

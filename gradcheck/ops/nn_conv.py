@@ -230,6 +230,7 @@ CONV_PARAMS = {"stride": Param("ints", default=1, minimum=1, doc="int or (height
 class Conv2d(Primitive):
     """2-D cross-correlation of NCHW x with w (O, C/groups, KH, KW) plus bias b (O,): stride, padding, dilation, groups."""
     name, args = "conv2d", ("x", "w", "b")
+    linear_in = True
     complex_safe = True
     vjp_formula = ("g correlated back through {w} (a transposed convolution)", "g correlated with the windows of {x}",
                    "g summed over batch, height and width")
@@ -338,6 +339,7 @@ class Conv2d(Primitive):
 class Conv1d(Primitive):
     """1-D cross-correlation of NCL x with w (O, C/groups, K) plus bias b (O,): stride, padding, dilation, groups."""
     name, args = "conv1d", ("x", "w", "b")
+    linear_in = True
     complex_safe = True
     vjp_formula = Conv2d.vjp_formula
     params = {"stride": Param("int", default=1, minimum=1, doc="step"),
@@ -407,6 +409,7 @@ class Conv1d(Primitive):
 class ConvTranspose2d(Primitive):
     """Transposed 2-D convolution of NCHW x with w (C, O/groups, KH, KW) plus b (O,), the adjoint of conv2d's input map."""
     name, args = "conv_transpose2d", ("x", "w", "b")
+    linear_in = True
     complex_safe = True
     vjp_formula = ("conv2d(g, {w}) (the convolution it transposes)", "g's windows correlated with {x}",
                    "g summed over batch, height and width")
@@ -639,6 +642,7 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """Mean over each kernel window of the last two axes (NCHW), padding and ceil_mode as PyTorch."""
     name = "avg_pool2d"
+    linear_in = (0,)
     vjp_formula = ("g / (the window's count) spread over each window",)
     params = {**_Pool2d.params,
               "count_include_pad": Param("bool", default=True, doc="count the padding zeros in each window's divisor")}

@@ -185,6 +185,7 @@ class BatchNorm(Primitive):
 class Embedding(Primitive):
     """Rows of table (V, D) picked by integer ids of any shape: table[ids], shape ids.shape + (D,)."""
     name, args, domains, integer_args = "embedding", ("ids", "table"), ("labels", "real"), (0,)
+    linear_in = (1,)
     complex_safe = True
     vjp_formula = (None, "g's rows added to the rows {ids} picked")
 

@@ -41,6 +41,7 @@ def tie_shares(values, axes, reducer=np.max, dtype=np.float64):
 class Sum(Primitive):
     """Sum over axis (all axes by default)."""
     name, args = "sum", ("x",)
+    linear_in = (0,)
     complex_safe = True
     result_shape = staticmethod(reduced_shape)
     vjp_formula = ("g copied to every summed element",)
@@ -62,6 +63,7 @@ class Sum(Primitive):
 class Mean(Primitive):
     """Arithmetic mean over axis (all axes by default)."""
     name, args = "mean", ("x",)
+    linear_in = (0,)
     complex_safe = True
     result_shape = staticmethod(reduced_shape)
     vjp_formula = ("g / n copied to every averaged element",)

@@ -150,6 +150,7 @@ def flattening_batched(apply):
 class Cumsum(Primitive):
     """Cumulative sum along axis (None: over the flattened array, as numpy does)."""
     name, args = "cumsum", ("x",)
+    linear_in = (0,)
     complex_safe = True
     vjp_formula = ("the reversed cumulative sum of g",)
     params = {"axis": Param("axis", default=None, doc="the axis to accumulate along; None flattens")}

@@ -111,8 +111,23 @@ def op_record(name: str, impl: object, *, args: tuple[str, ...], variadic: bool,
     for flag in ("has_kinks", "complex_safe", "draws_random"):
         if not (flag == "complex_safe" and callable(hooks[flag])):
             hooks[flag] = bool(hooks[flag])
+    hooks["linear_in"] = linear_positions(hooks["linear_in"])
     return OpInfo(name=name, impl=impl, args=args, variadic=variadic, params=params, doc=doc, domains=domains,
                   integer_args=integer_args, source=source, min_args=min_args, **hooks)
+
+
+def linear_positions(declared: object) -> tuple[int, ...] | bool:
+    """A linear_in declaration as the record keeps it: True, or a tuple of positions (one position, a list of
+    them); anything else is no declaration (), the safe default: it only makes the local check slower."""
+    if isinstance(declared, bool):
+        return declared
+    if isinstance(declared, int):
+        return (declared,)
+    try:
+        positions = tuple(declared)  # type: ignore[call-overload]
+    except TypeError:
+        return ()
+    return positions if all(isinstance(p, int) and not isinstance(p, bool) for p in positions) else ()
 
 
 def builtin(cls: type[Primitive]) -> type[Primitive]:

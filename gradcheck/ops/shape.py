@@ -12,6 +12,7 @@ from .registry import builtin
 class Matmul(Primitive):
     """a @ b with numpy's matmul rules (vectors, matrices, batched stacks)."""
     name, args = "matmul", ("a", "b")
+    linear_in = (0, 1)
     complex_safe = True
     vjp_formula = ("g @ {b}ᵀ", "{a}ᵀ @ g")
 
@@ -74,6 +75,7 @@ class Matmul(Primitive):
 class Transpose(Primitive):
     """Permute axes (reverse them by default)."""
     name, args, batching = "transpose", ("x",), "axis"
+    linear_in = (0,)
     complex_safe = True
     vjp_formula = ("g with the axes permuted back",)
     params = {"axes": Param("ints", default=None, doc="a permutation of the axes")}
@@ -112,6 +114,7 @@ class Transpose(Primitive):
 class Reshape(Primitive):
     """Reshape to shape (one entry may be -1)."""
     name, args, batching = "reshape", ("x",), "axis"
+    linear_in = (0,)
     complex_safe = True
     vjp_formula = ("g reshaped to the input's shape",)
     params = {"shape": Param("ints", doc="the new shape")}
@@ -151,6 +154,7 @@ class Reshape(Primitive):
 class Getitem(Primitive):
     """x[index]: subscripting with integers and slices (written x[...] in expressions)."""
     name, args, batching = "getitem", ("x",), "axis"
+    linear_in = (0,)
     complex_safe = True
     vjp_formula = ("g placed at the indexed elements, 0 elsewhere",)
     params = {"index": Param("any", doc="a tuple of integers, slices and None")}
@@ -205,6 +209,7 @@ def format_index(index) -> str:
 class Identity(Primitive):
     """x unchanged (a node that names another value: `y: x`)."""
     name, args, batching = "identity", ("x",), "broadcast"
+    linear_in = (0,)
     complex_safe = True
     result_shape = staticmethod(first_argument_shape)
     local_derivative = ("1",)

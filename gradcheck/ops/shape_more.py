@@ -28,6 +28,7 @@ def gather_adjoint(g, shape, rearrange) -> np.ndarray:
 
 class Linear(Primitive):
     """A linear rearrangement: its jvp is the op applied to the tangent."""
+    linear_in = (0,)
     complex_safe = True
 
     def jvp(self, tangents, out, x, **params):
