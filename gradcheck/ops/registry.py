@@ -116,7 +116,7 @@ def op_record(name: str, impl: object, *, args: tuple[str, ...], variadic: bool,
                   integer_args=integer_args, source=source, min_args=min_args, **hooks)
 
 
-def linear_positions(declared: object) -> tuple[int, ...] | bool:
+def linear_positions(declared: Any) -> tuple[int, ...] | bool:
     """A linear_in declaration as the record keeps it: True, or a tuple of positions (one position, a list of
     them); anything else is no declaration (), the safe default: it only makes the local check slower."""
     if isinstance(declared, bool):
@@ -124,7 +124,7 @@ def linear_positions(declared: object) -> tuple[int, ...] | bool:
     if isinstance(declared, int):
         return (declared,)
     try:
-        positions = tuple(declared)  # type: ignore[call-overload]
+        positions = tuple(declared)
     except TypeError:
         return ()
     return positions if all(isinstance(p, int) and not isinstance(p, bool) for p in positions) else ()
