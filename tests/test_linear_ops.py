@@ -84,7 +84,9 @@ def test_the_local_check_of_a_declared_argument_takes_the_two_evaluation_path(na
         if stencil is None:
             continue
         (jd, error), (reference, reference_error) = linear, stencil
-        assert np.all(np.abs(jd - reference) <= error + reference_error + 1e-12), (name, position)
+        # the stencil's bound counts the round-off of its results, not that inside forward (conv2d's sums)
+        inside = 1e-9 * (1.0 + float(np.max(np.abs(reference), initial=0.0)))
+        assert np.all(np.abs(jd - reference) <= error + reference_error + inside), (name, position)
         assert float(np.max(error, initial=0.0)) <= float(np.max(reference_error, initial=0.0)) + 1e-300
 
 
