@@ -60,23 +60,33 @@ class ProbeVerdict(NamedTuple):
 
 
 class ProbePlan:
-    """A node's probes before they are taken: its random stream, step scales, elements at branch decisions, one
-    element's tolerance in direction units (None: some element cannot be probed), the first direction and,
-    when the probes of several nodes were swept together, the first estimate, or the first verdict of a probe
-    of several nodes moved at once."""
+    """A node's probes before they are taken: its step scales, elements at branch decisions, one element's
+    tolerance in direction units (None: some element cannot be probed), the first direction and, when the
+    probes of several nodes were swept together, the first estimate, or the first verdict of a probe of several
+    nodes moved at once.  The directions after the first come from the node's own random stream (``seed``),
+    started when the first of them is drawn."""
 
-    def __init__(self, rng: np.random.Generator, scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
-        self.rng, self.scale, self.at_kink, self.resolution = rng, scale, at_kink, resolution
+    def __init__(self, seed: list[int], scale: np.ndarray, at_kink: np.ndarray, resolution: float | None):
+        self.seed, self.scale, self.at_kink, self.resolution = seed, scale, at_kink, resolution
+        self._rng: np.random.Generator | None = None
         self.kinks = bool(at_kink.any())
         self.direction = np.zeros(0)
         self.first_estimate: DirectionalEstimate | None = None
         self.joint: ProbeVerdict | None = None  # the first probe, taken with other nodes (Comparator.joint_probe)
         self.joint_with = 0
 
-    def draw(self) -> np.ndarray:
-        """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions."""
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def draw(self, uniform: np.ndarray | None = None) -> np.ndarray:
+        """d_i = ±u_i·scale_i, u_i uniform on [1, 2], independent signs; 0 at the elements at branch decisions.
+        ``uniform``: the draws on [0, 1) to shape (the first directions of several nodes are drawn in one call),
+        else drawn from the node's stream."""
         # uniform on [-1, 1): its sign and 1 + its size, independent (in place: one array for a large node)
-        direction = self.rng.random(self.scale.size)
+        direction = self.rng.random(self.scale.size) if uniform is None else uniform
         direction *= 2
         direction -= 1
         direction += np.copysign(1.0, direction)
@@ -634,10 +644,11 @@ class Comparator:
     def crosses_branch(self, node: Node, direction: np.ndarray, step: float) -> bool:
         return self.watch.direction_flips(node.index, direction, step * np.array(PROBE_OFFSETS))
 
-    def probe_plan(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance) -> ProbePlan:
+    def probe_plan(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance,
+                   first: bool = True) -> ProbePlan:
         """What a node's probes need before the first is taken: its elements at branch decisions (left out of
-        the directions), one element's tolerance in direction units, the first direction."""
-        rng = np.random.default_rng(stable_seed(self.spec.seed, "probe", node.name))
+        the directions), one element's tolerance in direction units, the first direction (``first``: drawn
+        from the node's stream, else left to the caller)."""
         flat_a = analytic.reshape(-1)
         scale = differ.scale.reshape(-1)
         allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
@@ -646,10 +657,11 @@ class Comparator:
             allowed = allowed[~at_kink]
         else:
             at_kink = np.zeros(scale.size, dtype=bool)
-        smallest = float(np.min(allowed, initial=np.inf))
+        smallest = float(allowed.min()) if allowed.size else np.inf
         resolution = smallest if np.isfinite(flat_a).all() and smallest > 0 else None
-        plan = ProbePlan(rng, scale, at_kink, resolution)
-        plan.direction = plan.draw()
+        plan = ProbePlan(stable_seed(self.spec.seed, "probe", node.name), scale, at_kink, resolution)
+        if first:
+            plan.direction = plan.draw()
         return plan
 
     def plan_probes(self, nodes: list[Node]) -> None:
@@ -658,12 +670,22 @@ class Comparator:
         not agree, each node's own first probe, all in one sweep downstream (directional_estimates), where the
         stencil crosses no branch."""
         planned: list[tuple[Node, NodeDifferentiator, ProbePlan]] = []
+        plans = []
         for node in nodes:
             differ = self.differentiator(node)
-            plan = self.probe_plan(node, differ, self.analytic_of(node), self.tolerance(node))
+            plan = self.probe_plan(node, differ, self.analytic_of(node), self.tolerance(node), first=False)
             self._probe_plans[node.index] = plan
+            plans.append(plan)
             if plan.resolution is not None and np.isfinite(plan.resolution):
                 planned.append((node, differ, plan))
+        # every node's first direction from one call of the spec's probe stream (a generator per node costs more
+        # than the draws of a small node); the directions after it come from the node's own stream
+        uniform = np.random.default_rng(stable_seed(self.spec.seed, "first probes")).random(
+            sum(plan.scale.size for plan in plans))
+        start = 0
+        for plan in plans:
+            plan.direction = plan.draw(uniform[start: start + plan.scale.size])
+            start += plan.scale.size
         self.joint_probe([entry for entry in planned if not self.watch.watches(entry[0].index)])
         swept = [(node, differ, plan) for node, differ, plan in planned if plan.joint is None
                  and not self.crosses_branch(node, plan.direction.reshape(differ.shape), FIRST_PROBE_STEP)]
