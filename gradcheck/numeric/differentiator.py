@@ -186,13 +186,7 @@ class NodeDifferentiator:
         h = np.asarray(first_steps, dtype=np.float64).copy()
         chosen = h.copy()
         if method == "complex-step":
-            with np.errstate(all="ignore"):
-                values = np.imag(self.evaluator.changes_at(self.index, elements, 1j * h)) / h
-                # the same derivative at a step of another mantissa is rounded differently: the two differ by
-                # the rounding of the terms the imaginary part sums, which cancel in neither
-                other = COMPLEX_STEP_SECOND * h
-                again = np.imag(self.evaluator.changes_at(self.index, elements, 1j * other)) / other
-            return Estimate(values, chosen, self.error_of_complex_step(values, again))
+            return self.complex_step(elements, h)
         order, weight = ORDER[method], roundoff_weight(method)
         gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
@@ -352,6 +346,19 @@ class NodeDifferentiator:
             return 5 / 6 * likely
         return 1.5 * likely / (2.0 ** ORDER[method] - 1)
 
+    def complex_step(self, elements: np.ndarray, steps: np.ndarray) -> Estimate:
+        """Im f(x + i h e_k) / h at each element k, with its error bound (error_of_complex_step): the quotients at
+        h and at COMPLEX_STEP_SECOND h, the second a step of another mantissa (rounded differently: the two
+        differ by the rounding of the terms the imaginary part sums, which cancel in neither), in one batched
+        evaluation of the two copies of every element."""
+        elements = np.asarray(elements, dtype=np.intp).reshape(-1)
+        steps = np.broadcast_to(np.asarray(steps, dtype=np.float64), elements.shape)
+        both = np.concatenate([steps, COMPLEX_STEP_SECOND * steps])
+        with np.errstate(all="ignore"):
+            quotients = np.imag(self.evaluator.changes_at(self.index, np.tile(elements, 2), 1j * both)) / both
+        values, again = quotients[:elements.size], quotients[elements.size:]
+        return Estimate(values, steps.copy(), self.error_of_complex_step(values, again))
+
     def error_of_complex_step(self, values: np.ndarray, again: np.ndarray) -> np.ndarray:
         """complex-step has no cancellation between evaluations, but its imaginary part is a sum of terms along
         the paths from the element to the objective, each rounded at its own size, which the element's own
@@ -371,20 +378,19 @@ class NodeDifferentiator:
             if np.isfinite(found.values[0]):
                 return ElementEstimate(float(found.values[0]), float(found.steps[0]), float(found.error_bound[0]))
         for _ in range(8):
-            value = self._scheme(method, flat_index, h)
+            if method == "complex-step":
+                found = self.complex_step(np.array([flat_index]), np.array([h]))
+                value, bound = found.values[0], found.error_bound[0]
+            else:
+                value, bound = self._scheme(method, flat_index, h), self.roundoff(h, method)
             if np.isfinite(value):
-                return ElementEstimate(float(value), h, self.error_of(value, h, method))
+                return ElementEstimate(float(value), h, float(bound))
             h = self.closer(flat_index, h)  # the step left the domain of some op downstream
         for side in (+1, -1):  # last resort: the one side that stays inside the domain
             value = self._scheme("forward" if side > 0 else "backward", flat_index, h)
             if np.isfinite(value):
                 return ElementEstimate(float(value), h, self.roundoff(h, "forward"))
         return ElementEstimate(float("nan"), h, 0.0)
-
-    def error_of(self, value: float, h: float, method: str) -> float:
-        if method == "complex-step":  # no cancellation: the imaginary part is exact to a few ulps
-            return 4 * MACHINE_EPS * abs(value)
-        return self.roundoff(h, method)
 
     @property
     def complex_step_allowed(self) -> bool:
@@ -394,10 +400,10 @@ class NodeDifferentiator:
         """The most accurate estimate float64 allows at one element: complex-step where every op downstream is
         analytic, else the error-balancing step sequence of stencils.adaptive_derivative."""
         if self.complex_step_allowed:
-            h = 1e-20 * float(self.scale.reshape(-1)[flat_index])
-            value = float(np.imag(self.at(flat_index, 1j * h)) / h)
-            if np.isfinite(value):
-                return ElementEstimate(value, h, self.error_of(value, h, "complex-step"))
+            h = BASE_STEP["complex-step"] * float(self.scale.reshape(-1)[flat_index])
+            found = self.complex_step(np.array([flat_index]), np.array([h]))
+            if np.isfinite(found.values[0]):
+                return ElementEstimate(float(found.values[0]), h, float(found.error_bound[0]))
         h0 = 0.1 * float(self.scale.reshape(-1)[flat_index])
         found = adaptive_derivative(lambda s: self.at(flat_index, s), h0, self.magnitude, enough)
         if not np.isfinite(found.value):  # at a domain's edge: the side that stays inside
@@ -414,7 +420,7 @@ class NodeDifferentiator:
         scale = self.scale.reshape(-1)[elements]
         values, steps, bounds = np.full(elements.size, np.nan), np.zeros(elements.size), np.full(elements.size, np.inf)
         if self.complex_step_allowed and elements.size:
-            found = self.error_balanced(elements, "complex-step", 1e-20 * scale)
+            found = self.complex_step(elements, BASE_STEP["complex-step"] * scale)
             values[:], steps[:], bounds[:] = found.values, found.steps, found.error_bound
         rest = np.flatnonzero(~np.isfinite(values))
         if rest.size:
@@ -498,8 +504,6 @@ class NodeDifferentiator:
             return sum(weight * (self.f0 if offset == 0 else self.at(i, offset * h)) for offset, weight in STENCILS[method]) / h
         if method == "richardson":
             return richardson_twice(lambda s: self.at(i, s), h)
-        if method == "complex-step":
-            return float(np.imag(self.at(i, 1j * h)) / h)
         raise ValueError(method)
 
     def refined(self, flat_index: int, first_step: float = 0.0) -> ElementEstimate:
