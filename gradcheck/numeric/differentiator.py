@@ -401,9 +401,9 @@ class NodeDifferentiator:
         analytic, else the error-balancing step sequence of stencils.adaptive_derivative."""
         if self.complex_step_allowed:
             h = BASE_STEP["complex-step"] * float(self.scale.reshape(-1)[flat_index])
-            found = self.complex_step(np.array([flat_index]), np.array([h]))
-            if np.isfinite(found.values[0]):
-                return ElementEstimate(float(found.values[0]), h, float(found.error_bound[0]))
+            stepped = self.complex_step(np.array([flat_index]), np.array([h]))
+            if np.isfinite(stepped.values[0]):
+                return ElementEstimate(float(stepped.values[0]), h, float(stepped.error_bound[0]))
         h0 = 0.1 * float(self.scale.reshape(-1)[flat_index])
         found = adaptive_derivative(lambda s: self.at(flat_index, s), h0, self.magnitude, enough)
         if not np.isfinite(found.value):  # at a domain's edge: the side that stays inside
