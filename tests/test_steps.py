@@ -207,28 +207,30 @@ def test_a_complex_step_derivative_cancelled_down_from_larger_terms_keeps_their_
 
 
 def closed_form(name: str, z: np.ndarray) -> np.ndarray:
-    """expm1 and log1p of complex z from their real and imaginary parts, in long double (80-bit on x86)."""
+    """expm1, tanh and log1p of complex z from their real and imaginary parts, in long double (80-bit on x86)."""
     a, b = z.real.astype(np.longdouble), z.imag.astype(np.longdouble)
     if name == "expm1":  # e^a (cos b + i sin b) - 1
         real, imaginary = np.expm1(a) * np.cos(b) - 2 * np.sin(b / 2) ** 2, np.exp(a) * np.sin(b)
+    elif name == "tanh":  # (sinh 2a + i sin 2b) / (cosh 2a + cos 2b)
+        real, imaginary = np.sinh(2 * a) / (np.cosh(2 * a) + np.cos(2 * b)), np.sin(2 * b) / (np.cosh(2 * a) + np.cos(2 * b))
     else:                # log|1 + z| + i arg(1 + z), |1 + z|^2 = 1 + a (2 + a) + b^2
         real, imaginary = np.log1p(a * (2 + a) + b * b) / 2, np.arctan2(b, 1 + a)
     return real.astype(np.float64) + 1j * imaginary.astype(np.float64)
 
 
-@pytest.mark.parametrize("name", ["expm1", "log1p"])
-def test_complex_expm1_and_log1p_from_real_functions_are_exact_to_rounding(name):
-    # the complex-step pass's cross-entropy rule takes these at imaginary parts of ~1e-20, where real-function
+@pytest.mark.parametrize("name", ["expm1", "log1p", "tanh"])
+def test_complex_functions_from_real_ones_are_exact_to_rounding(name):
+    # the complex-step pass (tanh, the cross-entropy rule) takes these at imaginary parts of ~1e-20, where real-function
     # identities hold to rounding; beyond the threshold numpy's complex functions answer (whose log1p loses
     # 300 ulps near 0, so the closed form is the reference)
     from gradcheck.ops import complexmath
 
     rng = np.random.default_rng(3)
-    real = rng.uniform(-3, 3, 2000) if name == "expm1" else rng.uniform(-0.9, 3, 2000)
-    z = real + 1e-20j * rng.standard_normal(2000)
-    expected, found = closed_form(name, z), getattr(complexmath, name)(z)
-    assert np.all(np.abs(found.real - expected.real) <= 2 * MACHINE_EPS * np.abs(expected))
-    assert np.all(np.abs(found.imag - expected.imag) <= 2 * MACHINE_EPS * np.abs(expected.imag))
+    real = rng.uniform(-0.9, 3, 2000) if name == "log1p" else rng.uniform(-20, 20, 2000)
+    for z in (real + 1e-20j * rng.standard_normal(2000), 1e-17 * real + 1e-20j * rng.standard_normal(2000)):
+        expected, found = closed_form(name, z), getattr(complexmath, name)(z)
+        assert np.all(np.abs(found.real - expected.real) <= 2 * MACHINE_EPS * np.abs(expected))
+        assert np.all(np.abs(found.imag - expected.imag) <= 4 * MACHINE_EPS * np.abs(expected.imag))
     wide = real + 1j * rng.standard_normal(2000)
     assert np.array_equal(getattr(complexmath, name)(wide), getattr(np, name)(wide))
 
