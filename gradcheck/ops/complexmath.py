@@ -12,26 +12,30 @@ TINY = 2.0 ** -27  # below this, cos b = 1 - b²/2 and sin b = b, atan r = r and
 
 
 def expm1(z: np.ndarray) -> np.ndarray:
-    """np.expm1(z): for z = a + ib with |b| < TINY, e^a (cos b + i sin b) - 1 = (expm1(a) - e^a b²/2) + i e^a b;
-    with |a| < TINY too (the complex-step pass's real parts are rounding noise), a + (a² - b²)/2 + i b (1 + a)."""
+    """np.expm1(z): z + z²/2 where every |Re z|, |Im z| < TINY (the complex-step pass's real parts are rounding noise:
+    z³/6 is below 2^-55 |z|); for z = a + ib with |b| < TINY, e^a (cos b + i sin b) - 1 = (expm1(a) - e^a b²/2) + i e^a b."""
     z = np.asarray(z)
     if z.dtype.kind != "c":
         return np.expm1(z)
+    if _all_tiny(z):
+        return z + 0.5 * (z * z)
     a, b = z.real, z.imag
     if not np.all(np.abs(b) < TINY):
         return np.expm1(z)
-    result = np.empty(z.shape, dtype=z.dtype)
-    if np.all(np.abs(a) < TINY):  # the terms dropped, a³/6 and a b²/2, are below 2^-55 of |z|
-        result.real = a + 0.5 * (a * a - b * b)
-        result.imag = b + a * b
-        return result
     shifted = np.expm1(a)
     if not np.all(np.isfinite(shifted)):
         return np.expm1(z)
     grown = np.exp(a)
+    result = np.empty(z.shape, dtype=z.dtype)
     result.real = shifted - 0.5 * b * b * grown
     result.imag = grown * b
     return result
+
+
+def _all_tiny(z: np.ndarray) -> bool:
+    """Whether every real and imaginary part of z lies within (-TINY, TINY) (False for NaN)."""
+    parts = z.view(np.float64) if z.flags.c_contiguous else np.ascontiguousarray(z).view(np.float64)
+    return bool(parts.size) and bool(np.max(parts) < TINY) and bool(np.min(parts) > -TINY)
 
 
 def tanh(z: np.ndarray) -> np.ndarray:
@@ -51,11 +55,13 @@ def tanh(z: np.ndarray) -> np.ndarray:
 
 
 def log1p(z: np.ndarray) -> np.ndarray:
-    """np.log1p(z): for z = u + iv with 1 + u > 0 and r = v / (1 + u), |r| < TINY,
+    """np.log1p(z): z - z²/2 where every part of z is below TINY; for z = u + iv with 1 + u > 0 and r = v / (1 + u), |r| < TINY,
     log(1 + z) = log1p(u) + log1p(r²) / 2 + i atan(r) = (log1p(u) + r²/2) + i r."""
     z = np.asarray(z)
     if z.dtype.kind != "c":
         return np.log1p(z)
+    if _all_tiny(z):  # z - z²/2: z³/3 is below 2^-55 |z|
+        return z - 0.5 * (z * z)
     u, v = z.real, z.imag
     shifted = 1 + u
     with np.errstate(all="ignore"):
