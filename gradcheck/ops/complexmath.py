@@ -34,7 +34,7 @@ def expm1(z: np.ndarray) -> np.ndarray:
 
 def _all_tiny(z: np.ndarray) -> bool:
     """Whether every real and imaginary part of z lies within (-TINY, TINY) (False for NaN)."""
-    parts = z.view(np.float64) if z.flags.c_contiguous else np.ascontiguousarray(z).view(np.float64)
+    parts = np.ascontiguousarray(z).reshape(-1).view(z.real.dtype)  # (a view where z is contiguous)
     return bool(parts.size) and bool(np.max(parts) < TINY) and bool(np.min(parts) > -TINY)
 
 
