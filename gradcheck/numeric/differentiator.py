@@ -434,7 +434,9 @@ class NodeDifferentiator:
         scale = self.scale.reshape(-1)[elements]
         values, steps, bounds = np.full(elements.size, np.nan), np.zeros(elements.size), np.full(elements.size, np.inf)
         if self.complex_step_allowed and elements.size:
-            found = self.complex_step(elements, BASE_STEP["complex-step"] * scale)
+            # some of the node's elements: their bounds take its scale from a sample (complex_step_scale)
+            node_scale = self.complex_step_scale if elements.size < self.x.size else 0.0
+            found = self.complex_step(elements, BASE_STEP["complex-step"] * scale, node_scale)
             values[:], steps[:], bounds[:] = found.values, found.steps, found.error_bound
         rest = np.flatnonzero(~np.isfinite(values))
         if rest.size:
