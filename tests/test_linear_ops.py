@@ -213,3 +213,52 @@ def test_a_custom_op_declares_nothing_by_default_and_may_declare_positions():
     assert custom_op_info("declared", Declared(), "m:Declared").is_linear_in(0)
     assert linear_positions(True) is True and linear_positions(1) == (1,) and linear_positions("0") == ()
     assert linear_positions(None) == () and linear_positions([True]) == ()
+
+
+# ------------------------------------------------------------------------------------ joint probes through linear ops
+def joint_changes(tmp_path, spec_text: str, moves: dict[str, np.ndarray], steps):
+    from gradcheck.numeric import Evaluator
+    from gradcheck.pipeline import run
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(spec_text))
+    checked = run(path, judge=False)
+    graph, values = checked.graph, checked.analytic.values
+    index = {n.name: n.index for n in graph.nodes}
+    evaluator = Evaluator(graph, values, checked.analytic.projection)
+    found = evaluator.changes_along_together({index[name]: d for name, d in moves.items()}, np.asarray(steps))
+    return found, {name: np.asarray(values[index[name]]) for name in index if name in moves or name.isalpha()}
+
+
+@pytest.mark.parametrize("moved", [("W", "P", "Q"), ("W", "P", "Q", "b")])
+def test_moves_through_linear_ops_to_the_output_scale_with_the_step(tmp_path, moved):
+    """P = X @ W, Q = P + b and y = sum(Q) are linear all the way: moving W, P and Q, every copy's change is its
+    step times one array up to the output; moving b too, two changed arguments meet in the add.  Both equal
+    re-evaluating the graph at the moved values."""
+    rng = np.random.default_rng(4)
+    shapes = {"W": (3, 5), "P": (4, 5), "Q": (4, 5), "b": (5,)}
+    d = {name: rng.standard_normal(shapes[name]) if name in moved else np.zeros(shapes[name]) for name in shapes}
+    steps = [1e-2, -1e-2, 0.5, -3.0]
+    found, v = joint_changes(tmp_path, """
+        inputs: {X: {shape: [4, 3], init: normal}, W: {shape: [3, 5], init: normal}, b: {shape: [5], init: normal}}
+        nodes: {P: "X @ W", Q: "P + b", y: "sum(Q)"}
+    """, {name: d[name] for name in moved}, steps)
+    X, W, b = v["X"], v["W"], v["b"]
+    expected = [np.sum(X @ (W + s * d["W"]) + s * d["P"] + b + s * d["b"] + s * d["Q"]) - np.sum(X @ W + b)
+                for s in steps]
+    np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_custom_ops_linear_claim_is_not_trusted_by_joint_probes(tmp_path):
+    (tmp_path / "claims.py").write_text(OPS)
+    rng = np.random.default_rng(5)
+    dx = rng.standard_normal(3)
+    steps = [1e-2, -1e-2, 0.5]
+    found, v = joint_changes(tmp_path, """
+        ops: {tanh: "claims:tanh"}
+        inputs: {x: [0.3, -1.2, 2.0]}
+        nodes: {y: "sum(tanh(x))"}
+    """, {"x": dx}, steps)
+    x = v["x"]
+    expected = [np.sum(np.tanh(x + s * dx)) - np.sum(np.tanh(x)) for s in steps]
+    np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-15)

@@ -173,30 +173,56 @@ class Evaluator:
         """The objective's change (minus f0) when every node i of ``directions`` moves at once, by steps[k] *
         directions[i] added to the value its (moved) arguments give it, for every k; None where some op raised
         for some copy.  The adjoint of node i is the objective's derivative with respect to such an addition to
-        its value, so the derivative along t of this change is the sum over i of <adjoint_i, directions[i]>."""
+        its value, so the derivative along t of this change is the sum over i of <adjoint_i, directions[i]>.
+
+        Until the moves meet a non-linear op, every copy's change is steps[k] times one array (``unit``): a
+        built-in op affine in its one changed argument (its tested linear_in declaration) changes by steps[k]
+        times its change under that array alone, so W in x @ W costs one product, not one per step."""
         steps = np.asarray(steps, dtype=np.float64).reshape(-1)
         first = min(directions)
         moved = set(directions)
         changes: dict[int, Change] = {}
+        unit: dict[int, np.ndarray] = {}  # node -> its change per unit step, where every copy's is a multiple of it
+
+        def per_step(change: np.ndarray) -> Change:
+            return Change.dense(steps.reshape((-1,) + (1,) * np.ndim(change)) * change)
+
         with np.errstate(all="ignore"):
             for node in self.graph.nodes[first: self.graph.output + 1]:
                 j = node.index
                 if not self.graph.reaches_output[j]:
                     continue
-                changed = None
-                if node.kind == "op" and any(a in changes for a in node.args):
-                    try:
+                changed, scaled = None, None
+                hit = [p for p, a in enumerate(node.args) if a in changes or a in unit] if node.kind == "op" else []
+                try:
+                    if (len(hit) == 1 and node.args[hit[0]] in unit and node.op_info.source == "builtin"
+                            and node.op_info.is_linear_in(hit[0])):
+                        arg_changes = [Change.dense(unit[a][None]) if p == hit[0] else None
+                                       for p, a in enumerate(node.args)]
+                        one = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[j])
+                        scaled = None if one is None else np.asarray(one.full()[0])
+                    elif hit:
+                        for a in node.args:
+                            if a in unit and a not in changes:
+                                changes[a] = per_step(unit[a])
                         changed = self.node_change(node, [changes.get(a) for a in node.args],
                                                    [self.values[a] for a in node.args], self.values[j])
-                    except evaluation_failures(node):
-                        return None
+                except evaluation_failures(node):
+                    return None
                 if j in moved:
-                    own = steps.reshape((-1,) + (1,) * np.ndim(directions[j])) * directions[j]
-                    changed = Change.dense(own if changed is None else changed.full() + own)
-                if changed is not None:
+                    if changed is None:
+                        scaled = directions[j] if scaled is None else scaled + directions[j]
+                    else:
+                        changed = Change.dense(changed.full() + per_step(directions[j]).delta)
+                if scaled is not None:
+                    unit[j] = scaled
+                elif changed is not None:
                     changes[j] = changed
         self.evaluations += steps.size
-        out = changes.get(self.graph.output)
+        output = self.graph.output
+        if output in unit:
+            return steps * float(Change.dense(unit[output][None]).weighted_sum(self.projection)[0])
+        out = changes.get(output)
         return np.zeros(steps.size) if out is None else out.weighted_sum(self.projection)
 
     def _swept(self, group: list[int], sources) -> dict[int, np.ndarray]:
