@@ -35,7 +35,8 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       the positional arguments forward is affine in while the others are held fixed (matmul in each, sum, a
       reshape, conv2d in its input, kernel and bias); True: every one (concat's arrays).  The op-local check then
       takes J d from two evaluations at a long step, and falls back to its full stencil where they show the
-      op is not affine after all (a wrong declaration costs time, never a verdict)
+      op is not affine after all (a wrong declaration costs time, never a verdict); a built-in op's (tested)
+      declaration also lets a joint probe (numeric/evaluator.py) carry one change per move through it
   propagate: (changes, out, *inputs, **params) -> Change | None = None -- numeric (the evaluator)
       how a change of the arguments changes the result (gradcheck/ops/changes.py): ``changes`` holds one
       Change or None (unchanged) per positional input, ``out`` is the unperturbed result; None (the hook,
