@@ -18,7 +18,7 @@ from .format import visible_line
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
 from .outfile import OutputError, is_stdout, refuse_inputs, silence_stdout, write_stdout, write_text, writing_stdout
 from .report import FORMATS, JUNIT_FLAVORS
-from .spec import FLOAT_DTYPES, METHODS
+from .vocabulary import FLOAT_DTYPES, METHODS
 
 if TYPE_CHECKING:
     from .spec import Overrides
