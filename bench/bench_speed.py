@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,13 +216,19 @@ def process_ms(commands: dict[str, list[str]], runs: int = 10) -> dict[str, floa
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling), with a perf
-# counter read between its stages: the stages are wrapped from outside, the command's code is unchanged.
+# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling), with a clock read
+# between its stages: the stages are wrapped from outside, the command's code is unchanged, except that PyYAML and
+# rich (which the command imports on its first read and its first draw) are imported as stages of their own, just
+# before.  With STOP_AT=k in its environment the process ends (os._exit, output flushed) at its k-th mark: the
+# instructions of each prefix of the run, whose differences are the stages' instructions.
 STAGED_RUN = r"""
-import gc, sys, time
+import gc, os, sys, time
 marks = [("start", time.time())]
+STOP_AT = int(os.environ.get("STOP_AT", "0"))
 def mark(name):
     marks.append((name, time.time()))
+    if len(marks) == STOP_AT:
+        sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
 import numpy
 mark("import numpy")
 gc.disable()
@@ -231,16 +238,21 @@ mark("import gradcheck.cli")
 import gradcheck.pipeline as pipeline
 mark("import the check (gradcheck.pipeline)")
 load, run_loaded, render = pipeline.load, pipeline.run_loaded, cli._render
-def staged(function, before, after):
+def staged(function, before, after, imports=()):
     def call(*args, **kwargs):
         mark(before)
+        if imports:
+            for module in imports:
+                __import__(module)
+            mark(f"import {', '.join(imports)}")
         value = function(*args, **kwargs)
         mark(after)
         return value
     return call
-pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec")
+pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec", ("yaml",))
 pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", "check (graph, passes, judge)")
-cli._render = staged(render, "the result, the report's options", "render the Rich table (rich's import included)")
+cli._render = staged(render, "the result, the report's options", "render the table",
+                     ("rich.console", "rich.table", "gradcheck.report.table"))
 sys.argv = ["gradcheck", "run", sys.argv[1]]
 try:
     cli.main()
@@ -251,8 +263,20 @@ mark("(end)")
 sys.__stderr__.write("STAGES " + repr(marks) + "\n")
 """
 
-
+INTERPRETER = "interpreter start-up (to the first line)"
+EXIT = "exit (summary, sys.exit, interpreter shutdown)"
 SHARE = "gradcheck's share (the whole - interpreter - numpy)"
+
+
+def staged_marks(output: str) -> list[tuple[str, float]]:
+    line = [text for text in output.splitlines() if text.startswith("STAGES ")]
+    if not line:
+        raise RuntimeError(f"the staged run failed: {output[-500:]}")
+    return ast.literal_eval(line[-1].removeprefix("STAGES "))
+
+
+def add_stage(stages: dict[str, float], name: str, amount: float) -> None:
+    stages[name] = stages.get(name, 0.0) + amount  # the set-up between stages is one stage however often it runs
 
 
 def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
@@ -266,22 +290,50 @@ def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]
         launched = time.time()
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         ended = time.time()
-        line = [text for text in done.stdout.splitlines() + done.stderr.splitlines() if text.startswith("STAGES ")]
-        if not line:
-            raise RuntimeError(f"the staged run failed: {done.stderr[-500:]}")
-        marks = ast.literal_eval(line[-1].removeprefix("STAGES "))
+        marks = staged_marks(done.stdout + done.stderr)
         previous = launched
-        timed = {"interpreter start-up (to the first line)": marks[0][1] - launched}
+        timed = {INTERPRETER: marks[0][1] - launched}
         for name, at in marks[1:]:
             if not name.startswith("("):
-                timed[name] = timed.get(name, 0.0) + at - previous
+                add_stage(timed, name, at - previous)
             previous = at
-        timed["exit (summary, sys.exit, interpreter shutdown)"] = ended - marks[-2][1]
-        timed[SHARE] = ended - launched - timed["interpreter start-up (to the first line)"] - timed["import numpy"]
+        timed[EXIT] = ended - marks[-2][1]
+        timed[SHARE] = ended - launched - timed[INTERPRETER] - timed["import numpy"]
         for name, seconds_taken in timed.items():
             stages.setdefault(name, []).append(seconds_taken * 1000)
         wholes.append((ended - launched) * 1000)
     return {name: statistics.median(values) for name, values in stages.items()}, statistics.median(wholes)
+
+
+def instructions(command: list[str], extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """User-space instructions the whole process executes (valgrind's count: the same on every run, unlike time
+    on a shared machine), with its stderr.  One BLAS thread and a fixed hash seed, so nothing spins or varies."""
+    env = {**startup_environment(), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+           **(extra_env or {})}
+    done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                           *command], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    counted = [line for line in done.stderr.splitlines() if "I   refs:" in line or "I refs:" in line]
+    if not counted:
+        raise RuntimeError(f"valgrind counted nothing: {done.stderr[-500:]}")
+    return int(counted[-1].split(":")[-1].replace(",", "")), done.stderr
+
+
+def startup_instructions(spec: Path) -> tuple[dict[str, float], float]:
+    """Millions of instructions of each stage of the staged run (the differences between its prefixes), and of the
+    whole process."""
+    python = sys.executable
+    command = [python, "-c", STAGED_RUN, str(spec)]
+    whole, stderr = instructions(command)
+    marks = [name for name, _ in staged_marks(stderr)]
+    reached, _ = instructions([python, "-c", "import os; os._exit(0)"])
+    stages = {INTERPRETER: reached / 1e6}
+    for stop in range(2, len(marks)):  # marks[0] is the start; the last, "(end)", is the exit's start
+        count, _ = instructions(command, {"STOP_AT": str(stop)})
+        add_stage(stages, marks[stop - 1], (count - reached) / 1e6)
+        reached = count
+    stages[EXIT] = (whole - reached) / 1e6
+    stages[SHARE] = whole / 1e6 - stages[INTERPRETER] - stages["import numpy"]
+    return stages, whole / 1e6
 
 
 TORCH_NEURON = """
@@ -295,19 +347,29 @@ print(torch.autograd.gradcheck(f, (w, x)))
 
 def startup(table: Table, folder: Path, torch_here: str | None) -> None:
     """Issue 12 point 3: import gradcheck.cli <= 60 ms above numpy; a one-spec run <= 100 ms whole process,
-    beside the torch script doing the same check; then the run's stages, and gradcheck's share of it."""
+    beside the torch script doing the same check; then the run's stages, and gradcheck's share of it, in
+    milliseconds (10-run medians) and, where valgrind is installed, in instructions (the same on every run)."""
     python = sys.executable
     spec = ROOT / "specs/neuron_sigmoid.yaml"
     commands = {"bare": [python, "-c", "pass"], "numpy": [python, "-c", "import numpy"],
-                "cli": [python, "-c", "import gradcheck.cli"], "run": [python, "-m", "gradcheck", "run", str(spec)]}
+                "cli": [python, "-c", "import gradcheck.cli"], "numpy+cli": [python, "-c", "import numpy, gradcheck.cli"],
+                "run": [python, "-m", "gradcheck", "run", str(spec)]}
     if torch_here:
         script = folder / "neuron_sigmoid_torch.py"
         script.write_text(TORCH_NEURON)
         commands["torch"] = [python, str(script)]
     ms = process_ms(commands)
-    above = ms["cli"] - ms["numpy"]
+    counted = shutil.which("valgrind") is not None
+    count = {name: instructions(commands[name])[0] / 1e6 for name in ("bare", "numpy", "cli", "numpy+cli")} \
+        if counted else {}
+    above = ms["numpy+cli"] - ms["numpy"]
+    note = (f"10-run medians: numpy then gradcheck.cli {ms['numpy+cli']:.0f} ms vs numpy {ms['numpy']:.0f} ms; "
+            f"gradcheck.cli alone {ms['cli']:.0f} ms (it loads no numpy)")
+    if counted:
+        note += (f"; instructions above numpy's import {count['numpy+cli'] - count['numpy']:.0f} M "
+                 f"(gradcheck.cli alone {count['cli'] - count['bare']:.0f} M above python -c pass)")
     table.add("import gradcheck.cli, above import numpy", f"{above:.0f} ms", "-", "-", "<= 60 ms",
-              "yes" if above <= 60 else "NO", f"10-run medians: {ms['cli']:.0f} vs {ms['numpy']:.0f} ms")
+              "yes" if above <= 60 else "NO", note)
     torch_ms = ms.get("torch")
     table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{ms['run']:.0f} ms",
               f"{torch_ms:.0f} ms" if torch_ms else "-", f"{torch_ms / ms['run']:.1f}x" if torch_ms else "-",
@@ -316,11 +378,15 @@ def startup(table: Table, folder: Path, torch_here: str | None) -> None:
               f"gradcheck's share (whole - interpreter+numpy) {ms['run'] - ms['numpy']:.0f} ms"
               + ("" if torch_ms else "; torch not installed: no torch script"))
     stages, whole = startup_stages(spec)
+    counts, whole_count = startup_instructions(spec) if counted else ({}, 0.0)
     beside = f"; the torch script: {torch_ms:.0f} ms whole process" if torch_ms else ""
-    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; this staged run: {whole:.0f} ms whole "
-          f"process{beside})")
+    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians in ms; this staged run: {whole:.0f} ms whole "
+          f"process{beside})" + (f"; millions of instructions (valgrind; {whole_count:.0f} M whole process)"
+                                 if counted else "; valgrind not installed: no instruction counts"))
     for name, median in stages.items():
-        print(f"  {name:54} {median:7.1f}" + (f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""))
+        share = f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""
+        instructions_text = f"{counts[name]:9.1f} M" if name in counts else ""
+        print(f"  {name:58} {median:7.1f} ms {instructions_text}{share}")
 
 
 # ---------------------------------------------------------------------------------------------- the report
