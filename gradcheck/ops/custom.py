@@ -11,6 +11,7 @@ protocol by gradcheck.ops.conventions / gradcheck.ops.frameworks; the result is 
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -150,8 +151,6 @@ def _import(module_name: str, base_dir: Path, location: Location, op_name: str):
     try:
         if candidate is not None:
             # A unique module name per file, so two spec folders with a 'layers.py' each do not collide.
-            import hashlib  # here, not at the top: it loads OpenSSL, which a spec of built-in ops never needs
-
             digest = hashlib.sha1(str(candidate.resolve()).encode()).hexdigest()[:10]
             unique = f"_gradcheck_custom_{digest}_{module_name.replace('.', '_')}"
             if unique in sys.modules:
