@@ -369,12 +369,15 @@ def startup(table: Table, folder: Path, torch_here: str | None) -> None:
         return (f"; {count[name] - count[base]:.0f} M instructions above {base}, {(count[name] - count[base]) / pace:.0f} "
                 f"ms at the pace of numpy's best run" if counted else "")
 
+    loads_numpy = subprocess.run([python, "-c", "import sys, gradcheck.cli; print('numpy' in sys.modules)"],
+                                 env=startup_environment(), capture_output=True, text=True).stdout.strip() == "True"
     above = ms["numpy+cli"] - ms["numpy"]
     table.add("import gradcheck.cli, above import numpy", f"{above:.0f} ms", "-", "-", "<= 60 ms",
               "yes" if above <= 60 else "NO",
               f"20-run medians: numpy then gradcheck.cli {ms['numpy+cli']:.0f} ms vs numpy {ms['numpy']:.0f} ms "
               f"(best {best['numpy+cli']:.0f} vs {best['numpy']:.0f}){at_pace('numpy+cli', 'numpy')}; "
-              f"gradcheck.cli alone (it loads no numpy) {ms['cli']:.0f} ms, best {best['cli']:.0f}"
+              f"gradcheck.cli alone ({'it loads numpy' if loads_numpy else 'it loads no numpy'}) {ms['cli']:.0f} ms, "
+              f"best {best['cli']:.0f}"
               f"{at_pace('cli', 'bare')}")
     torch_ms = ms.get("torch")
     table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{ms['run']:.0f} ms",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck.entry import _will_check
 from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, custom_op_info
 from gradcheck.ops.registry import OP_MODULES, OPS_BY_MODULE, OpTable
 
@@ -82,6 +83,12 @@ def test_a_run_loads_yaml_and_only_the_renderer_it_draws_with(output_format):
         assert loaded_heavy(modules, ("rich",)) == []
     else:
         assert "rich.progress" not in modules
+
+
+def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
+    assert _will_check(["run", "specs/"]) and _will_check(["explain", "a.yaml", "-o", "x"]) and _will_check(["graph", "a"])
+    for arguments in ([], ["--help"], ["ops"], ["schema"], ["run", "--help"], ["graph", "a.yaml", "-h"]):
+        assert not _will_check(arguments), arguments
 
 
 def test_a_run_off_a_terminal_loads_no_framework_and_no_progress_display():
