@@ -217,11 +217,11 @@ def process_ms(commands: dict[str, list[str]], runs: int = 20) -> tuple[dict[str
             {name: min(values) for name, values in times.items()})
 
 
-# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling), with a clock read
-# between its stages: the stages are wrapped from outside, the command's code is unchanged, except that PyYAML and
-# rich (which the command imports on its first read and its first draw) are imported as stages of their own, just
-# before.  With STOP_AT=k in its environment the process ends (os._exit, output flushed) at its k-th mark: the
-# instructions of each prefix of the run, whose differences are the stages' instructions.
+# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling: paused while
+# gradcheck.cli, the check's modules and PyYAML load), with a clock read between its stages: the stages are wrapped
+# from outside, the command's code is unchanged, except that rich (which the command imports when it first draws)
+# is imported as a stage of its own, just before.  With STOP_AT=k in its environment the process ends (os._exit,
+# output flushed) at its k-th mark: the instructions of each prefix of the run, whose differences are the stages'.
 STAGED_RUN = r"""
 import gc, os, sys, time
 marks = [("start", time.time())]
@@ -234,10 +234,12 @@ import numpy
 mark("import numpy")
 gc.disable()
 import gradcheck.cli as cli
-gc.freeze(); gc.enable()
 mark("import gradcheck.cli")
 import gradcheck.pipeline as pipeline
 mark("import the check (gradcheck.pipeline)")
+import yaml
+gc.freeze(); gc.enable()
+mark("import yaml")
 load, run_loaded, render = pipeline.load, pipeline.run_loaded, cli._render
 def staged(function, before, after, imports=()):
     def call(*args, **kwargs):
@@ -250,7 +252,7 @@ def staged(function, before, after, imports=()):
         mark(after)
         return value
     return call
-pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec", ("yaml",))
+pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec")
 pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", "check (graph, passes, judge)")
 cli._render = staged(render, "the result, the report's options", "render the table",
                      ("rich.console", "rich.table", "gradcheck.report.table"))
