@@ -19,10 +19,11 @@ import numpy as np
 
 from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
-from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
+from ..numeric import MACHINE_EPS, Estimate, Evaluator, NodeDifferentiator, Slopes
 from ..numeric.differentiator import (
     PROBE_OFFSETS,
     DirectionalEstimate,
+    JointDifferentiator,
     directional_estimates,
     joint_directional_estimate,
 )
@@ -111,6 +112,7 @@ class Comparator:
         self.fault_origin = self._fault_origins()
         self._differentiators: dict[int, NodeDifferentiator] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
+        self._gradients: dict[int, Estimate] = {}  # full(): the numeric gradients plan_gradients took together
         self._undeclared: dict[int, list[str]] = {}
         self.undeclared_found: dict[int, int] = {}  # node -> elements found at a kink no op declares
 
@@ -142,6 +144,7 @@ class Comparator:
         # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
         compared = [node for node in self.graph.nodes if node.kind != "constant" or node.is_named]
         self.plan_probes([node for node in compared if self.probed(node)])
+        self.plan_gradients([node for node in compared if self.checked_in_full(node)])
         results = []
         for node in compared:
             started = time.perf_counter()
@@ -357,6 +360,42 @@ class Comparator:
         return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
                 and self.uses_probes(node))
 
+    def checked_in_full(self, node: Node) -> bool:
+        """Whether compare_node checks this node's every element (full()) without trying probes first."""
+        value = self.reference.values[node.index]
+        return (self.skip_reason(node, value) is None and np.size(value) > 0 and not self.uses_probes(node)
+                and (node.index in self.globally_checked or self.behind_local_kink(node)))
+
+    def plan_gradients(self, nodes: list[Node]) -> None:
+        """The numeric gradients full() will judge, of the nodes whose stencil copies fit one sweep together, in
+        one step search over all their elements (JointDifferentiator: each level one sweep downstream for all
+        of them, where node by node each level costs a sweep per node); larger nodes are taken on their own."""
+        groups: dict[tuple[str, float], list[NodeDifferentiator]] = {}
+        room = self.evaluator.max_change_floats
+        for node in nodes:
+            differ = self.differentiator(node)
+            if differ.method not in STENCILS:
+                continue
+            # the first level's copies (at most 3 stencil points per element for central) along the downstream
+            cost = 2 * len(STENCILS[differ.method]) * differ.x.size * self.evaluator.copy_floats(node.index)
+            if cost > room:
+                continue
+            room -= cost
+            groups.setdefault((differ.method, differ.base), []).append(differ)
+        for differs in groups.values():
+            if len(differs) < 2:
+                continue
+            resolutions = [self.gradient_resolution(differ, self.tolerance(self.graph.nodes[differ.index]))
+                           for differ in differs]
+            estimates = JointDifferentiator(differs).gradients(resolutions)
+            self._gradients.update({differ.index: found for differ, found in zip(differs, estimates, strict=True)})
+
+    @staticmethod
+    def gradient_resolution(differ: NodeDifferentiator, tol: Tolerance) -> tuple[float, float] | None:
+        # small nodes search every element's step down to the float64 floor; in large ones an element stops once
+        # its bound settles the verdict (the extra levels cost a pass over the node each)
+        return None if differ.x.size <= FLOOR_SEARCH_ELEMENTS else (tol.atol, tol.rtol)
+
     def differentiator(self, node: Node) -> NodeDifferentiator:
         if node.index in self._differentiators:
             return self._differentiators[node.index]
@@ -376,10 +415,7 @@ class Comparator:
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Every element against its finite difference; returns the outcome, the numeric reference used and
         its error bounds."""
-        # small nodes search every element's step down to the float64 floor; in large ones an element stops once
-        # its bound settles the verdict (the extra levels cost a pass over the node each)
-        resolution = None if differ.x.size <= FLOOR_SEARCH_ELEMENTS else (tol.atol, tol.rtol)
-        estimate = differ.gradient(resolution)
+        estimate = self._gradients.pop(node.index, None) or differ.gradient(self.gradient_resolution(differ, tol))
         numeric = estimate.values.astype(np.float64).reshape(-1)
         errors = np.asarray(estimate.error_bound, dtype=np.float64).copy()
         flat_a = analytic.reshape(-1)

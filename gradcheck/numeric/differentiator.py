@@ -143,11 +143,23 @@ class NodeDifferentiator:
         grad = np.full(self.x.size, np.nan)
         if self.method in BATCHED_METHODS:
             self.batched_gradient(grad, steps, error_bound, resolution)
+        return self.completed(grad, steps, error_bound)
+
+    def completed(self, grad: np.ndarray, steps: np.ndarray, error_bound: np.ndarray) -> Estimate:
+        """The batched estimates (flat, changed in place), the elements they left NaN taken one at a time."""
         for flat_index in np.flatnonzero(~np.isfinite(grad)):
             # one at a time: steps that left a domain, failed batches
             estimate = self.element(int(flat_index))
             grad[flat_index], steps[flat_index], error_bound[flat_index] = estimate.value, estimate.step, estimate.error_bound
         return Estimate(grad.reshape(self.x.shape), steps, error_bound)
+
+    def first_steps(self) -> np.ndarray:
+        """The steps batched_gradient starts every element from."""
+        # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
+        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
+        # complex-step has no round-off to balance
+        unit = 0.0 if self.method == "complex-step" else 1.0
+        return self.base * np.maximum(self.scale.reshape(-1), unit)
 
     def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray,
                          resolution: tuple[float, float] | None = None) -> None:
@@ -156,12 +168,7 @@ class NodeDifferentiator:
         elements = np.arange(self.x.size)
         if not elements.size:
             return
-        # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
-        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
-        # complex-step has no round-off to balance
-        unit = 0.0 if self.method == "complex-step" else 1.0
-        first_steps = self.base * np.maximum(self.scale.reshape(-1), unit)
-        found = self.error_balanced(elements, self.method, first_steps, resolution=resolution)
+        found = self.error_balanced(elements, self.method, self.first_steps(), resolution=resolution)
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
     def error_balanced(self, elements: np.ndarray, method: str, first_steps: np.ndarray,
@@ -178,7 +185,8 @@ class NodeDifferentiator:
         within ``enough`` (and, given resolution = (atol, rtol), within RESOLVED_FRACTION of atol + rtol |value|).
         Each element keeps its estimate of smallest bound T + R (or 2^p T + R/2 at 2h);
         complex-step has no truncation to speak of and is taken once.  Values are NaN where no step stayed in
-        the ops' domains (the caller takes those elements one at a time).
+        the ops' domains (the caller takes those elements one at a time).  The resolution's atol and rtol may be
+        arrays, one value per element (JointDifferentiator: the elements of several nodes).
         """
         count = elements.size
         values = np.full(count, np.nan)
@@ -194,6 +202,9 @@ class NodeDifferentiator:
                 again = np.imag(self.evaluator.changes_at(self.index, elements, 1j * other)) / other
             return Estimate(values, chosen, self.error_of_complex_step(values, again))
         order, weight = ORDER[method], roundoff_weight(method)
+        magnitudes = self.magnitudes_at(elements)
+        if resolution is not None:
+            resolution = (np.broadcast_to(resolution[0], (count,)), np.broadcast_to(resolution[1], (count,)))
         gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
@@ -241,14 +252,15 @@ class NodeDifferentiator:
                 # the bound's round-off, 4 eps w S / h: S = M, the largest value on the way, unless levels showed
                 # truncation estimates far below the round-off M would put in them (a 1e12 divided out again is
                 # exact): then S is what those estimates show, NOISE_SAFETY_OF_BOUNDS times over, at least |f0|
-                modelled = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
+                magnitude = magnitudes[pending]
+                modelled = 4 * MACHINE_EPS * weight * magnitude / h[pending]
                 quiet = truncation <= self.truncation_noise(method, modelled) / QUIET_MARGIN
-                shown = truncation * self.magnitude / self.truncation_noise(method, modelled)
+                shown = truncation * magnitude / self.truncation_noise(method, modelled)
                 quiet_levels[pending] += quiet
                 shown_scale[pending] = np.maximum(shown_scale[pending], np.where(quiet, shown, 0.0))
-                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED, np.minimum(self.magnitude,
+                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED, np.minimum(magnitude,
                                           np.maximum(abs(self.f0), NOISE_SAFETY_OF_BOUNDS * shown_scale[pending])),
-                                          self.magnitude)
+                                          magnitude)
                 roundoff = 4 * MACHINE_EPS * weight * roundoff_scale / h[pending]
                 # the steps kept so far are rescored with the round-off measured since
                 scores[pending] = kept_truncation[pending] + kept_per_step[pending] * noise_scale[pending]
@@ -296,7 +308,8 @@ class NodeDifferentiator:
                     # a bound that settles the verdict ends the search only near what the scheme reaches: a
                     # short first step (|x| ~ 0.05 on an objective varying on a scale of 1) would otherwise keep
                     # an estimate 10-100 times above it
-                    settled = bounds[pending] <= RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending]))
+                    allowed = resolution[0][pending] + resolution[1][pending] * np.abs(values[pending])
+                    settled = bounds[pending] <= RESOLVED_FRACTION * allowed
                     done |= settled & (scores[pending] <= SETTLED_NEAR_REACHED * reachable)
                 goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & ((truncation > 0) | noise_only)))
                            & ~done & ~at_floor & ((misses[pending] < 2) | unresolved))
@@ -332,8 +345,7 @@ class NodeDifferentiator:
             multipliers = [-1.0, 1.0, 2.0]
         else:
             multipliers = sorted({m for offset, _ in stencil for m in (offset, 2 * offset)})
-        changes = self.evaluator.changes_at(self.index, np.tile(elements, len(multipliers)),
-                                            np.concatenate([m * steps for m in multipliers]))
+        changes = self.changes_at(np.tile(elements, len(multipliers)), np.concatenate([m * steps for m in multipliers]))
         by_multiplier = dict(zip(multipliers, changes.reshape(len(multipliers), -1), strict=True))
         # the unperturbed point's change is 0: a stencil sums the changes alone
         near = sum(weight * by_multiplier[offset] for offset, weight in stencil) / steps
@@ -342,6 +354,14 @@ class NodeDifferentiator:
             return near, np.abs(third) / (6 * steps), None
         far = sum(weight * by_multiplier[2 * offset] for offset, weight in stencil) / (2 * steps)
         return near, np.abs(far - near) / (2.0 ** ORDER[method] - 1), far
+
+    def changes_at(self, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The objective's change with element elements[k] moved by offsets[k] (Evaluator.changes_at)."""
+        return self.evaluator.changes_at(self.index, elements, offsets)
+
+    def magnitudes_at(self, elements: np.ndarray) -> np.ndarray:
+        """The magnitude each element's round-off is relative to (the node's: see magnitude)."""
+        return np.full(np.size(elements), self.magnitude)
 
     @staticmethod
     def truncation_noise(method: str, likely: np.ndarray) -> np.ndarray:
@@ -540,6 +560,61 @@ class NodeDifferentiator:
         h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index] if h is None else h
         slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
         return Slopes(float(slopes.right), float(slopes.left))
+
+
+class JointDifferentiator(NodeDifferentiator):
+    """The elements of several nodes of one graph end to end, for NodeDifferentiator.error_balanced: every level
+    of the step search takes the stencil points of all of them in one sweep downstream (Evaluator.
+    changes_at_sources), so a small graph costs a pass per level, not one per node and level.  Each element's
+    arithmetic is its own node's (its magnitude, scale and resolution), so its estimate is the one its node's
+    search would find; the methods of one node's elements (at, element, branch_slopes) are not for this class."""
+
+    def __init__(self, parts: list[NodeDifferentiator]):
+        methods = {(part.method, part.base) for part in parts}
+        if len(methods) != 1 or parts[0].method not in STENCILS:
+            raise ValueError("joint differences take the nodes of one real stencil and base step")
+        self.parts = parts
+        self.evaluator = parts[0].evaluator
+        self.index = -1  # no one node
+        self.method, self.base = parts[0].method, parts[0].base
+        self.x = np.concatenate([part.x.reshape(-1) for part in parts])
+        self.shape = self.x.shape
+        self.scale = np.concatenate([part.scale.reshape(-1) for part in parts])
+        sizes = [part.x.size for part in parts]
+        self.starts = np.cumsum([0] + sizes)
+        self._magnitudes = np.repeat([part.magnitude for part in parts], sizes)
+        self._magnitude = None
+
+    def magnitudes_at(self, elements: np.ndarray) -> np.ndarray:
+        return self._magnitudes[elements]
+
+    def changes_at(self, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        owner = np.searchsorted(self.starts, elements, side="right") - 1
+        sources = {}
+        for k, part in enumerate(self.parts):
+            mine = owner == k
+            if mine.any():
+                sources[part.index] = (elements[mine] - self.starts[k], offsets[mine])
+        found = self.evaluator.changes_at_sources(sources)
+        changes = np.empty(np.size(elements))
+        for k, part in enumerate(self.parts):
+            if part.index in sources:
+                changes[owner == k] = found[part.index]
+        return changes
+
+    def gradients(self, resolutions: list[tuple[float, float] | None]) -> list[Estimate]:
+        """Each part's gradient() (resolutions[k]: part k's, or None to search to the float64 floor)."""
+        # no resolution: a bound below -inf never settles the verdict
+        atol = np.repeat([r[0] if r is not None else -np.inf for r in resolutions], np.diff(self.starts))
+        rtol = np.repeat([r[1] if r is not None else 0.0 for r in resolutions], np.diff(self.starts))
+        first_steps = np.concatenate([part.first_steps() for part in self.parts])
+        found = self.error_balanced(np.arange(self.x.size), self.method, first_steps, resolution=(atol, rtol))
+        estimates = []
+        for k, part in enumerate(self.parts):
+            mine = slice(self.starts[k], self.starts[k + 1])
+            estimates.append(part.completed(found.values[mine].copy(), found.steps[mine].copy(),
+                                            found.error_bound[mine].copy()))
+        return estimates
 
 
 def extrapolated(changes: np.ndarray, h: float, operand_magnitude: float) -> list[DirectionalEstimate]:
