@@ -172,7 +172,8 @@ class NodeDifferentiator:
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
     def error_balanced(self, elements: np.ndarray, method: str, first_steps: np.ndarray,
-                       enough: np.ndarray | float = 0.0, resolution: tuple[float, float] | None = None) -> Estimate:
+                       enough: np.ndarray | float = 0.0,
+                       resolution: tuple[float | np.ndarray, float | np.ndarray] | None = None) -> Estimate:
         """The method's derivative at each element, at the step its own error estimate says is best, all elements
         at once.
 
@@ -203,8 +204,8 @@ class NodeDifferentiator:
             return Estimate(values, chosen, self.error_of_complex_step(values, again))
         order, weight = ORDER[method], roundoff_weight(method)
         magnitudes = self.magnitudes_at(elements)
-        if resolution is not None:
-            resolution = (np.broadcast_to(resolution[0], (count,)), np.broadcast_to(resolution[1], (count,)))
+        settles = None if resolution is None else (np.broadcast_to(resolution[0], (count,)),
+                                                   np.broadcast_to(resolution[1], (count,)))
         gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
@@ -304,11 +305,11 @@ class NodeDifferentiator:
                 reachable = MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
                 at_floor = scores[pending] <= REACHED_FRACTION * reachable
                 done = bounds[pending] <= enough[pending]
-                if resolution is not None:
+                if settles is not None:
                     # a bound that settles the verdict ends the search only near what the scheme reaches: a
                     # short first step (|x| ~ 0.05 on an objective varying on a scale of 1) would otherwise keep
                     # an estimate 10-100 times above it
-                    allowed = resolution[0][pending] + resolution[1][pending] * np.abs(values[pending])
+                    allowed = settles[0][pending] + settles[1][pending] * np.abs(values[pending])
                     settled = bounds[pending] <= RESOLVED_FRACTION * allowed
                     done |= settled & (scores[pending] <= SETTLED_NEAR_REACHED * reachable)
                 goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & ((truncation > 0) | noise_only)))
