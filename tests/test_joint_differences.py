@@ -74,3 +74,51 @@ def test_joint_differences_refuse_nodes_of_different_schemes():
     with pytest.raises(ValueError):
         JointDifferentiator([NodeDifferentiator(evaluator, nodes[0], "central", None),
                              NodeDifferentiator(evaluator, nodes[1], "five-point", None)])
+
+
+# ---------------------------------------------------------------------------------------------- ties
+def levels_of_search(monkeypatch, path):
+    """check_spec in full mode, and the number of elements each level of its step search evaluated."""
+    from gradcheck import CheckOptions, check_spec
+    from gradcheck.numeric.differentiator import NodeDifferentiator as Differ
+
+    levels: list[int] = []
+    original = Differ.quotient_and_truncation
+
+    def counted(self, elements, method, steps):
+        levels.append(int(np.size(elements)))
+        return original(self, elements, method, steps)
+
+    monkeypatch.setattr(Differ, "quotient_and_truncation", counted)
+    return check_spec(path, options=CheckOptions(mode="full")), levels
+
+
+def write(tmp_path, x):
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"inputs:\n  x: {x}\nnodes:\n  out: sum(tanh(max_pool2d(x, kernel=2)) * 3)\n")
+    return path
+
+
+def test_a_tie_is_judged_on_its_slopes_without_searching_shorter_steps(tmp_path, monkeypatch):
+    # window 1 ties two ways at 0.5, window 2 three ways at 0.3: every stencil straddles the kink
+    result, levels = levels_of_search(monkeypatch, write(tmp_path, "[[[[0.5, 0.5], [0.1, 0.2]], [[0.3, 0.3], [0.3, -0.2]]]]"))
+    x = next(n for n in result.nodes if n.name == "x")
+    assert result.status == "pass" and x.status == "kink" and x.kinks == 5
+    for element in x.elements:
+        tied = 0.5 if element.index[1] == 0 else 0.3
+        assert element.right == pytest.approx(3 / np.cosh(tied) ** 2, rel=1e-8)   # d/dx 3 tanh(x), moving up
+        assert element.left == 0.0                                                 # another tied entry stays max
+        # the first step's central difference: the mean of the two slopes, within its bound (the jump)
+        assert abs(element.numeric - 1.5 / np.cosh(tied) ** 2) <= element.numeric_error
+    # the tied elements' search ended at the first level (else 7 more levels of them, each its own pass)
+    assert len(levels) <= 2 and sum(levels[1:]) < 5
+
+
+def test_a_near_tie_is_searched_down_to_a_step_that_crosses_no_decision(tmp_path, monkeypatch):
+    # 1e-9 apart: the first step crosses the decision, a step below 1e-9 does not -- a derivative, not a kink
+    result, levels = levels_of_search(monkeypatch, write(tmp_path, "[[[[0.5, 0.499999999], [0.1, 0.2]]]]"))
+    x = next(n for n in result.nodes if n.name == "x")
+    assert x.status == "pass" and x.kinks == 0
+    assert x.numeric.reshape(-1)[0] == pytest.approx(3 / np.cosh(0.5) ** 2, rel=1e-6)
+    assert abs(x.numeric.reshape(-1)[1]) < 1e-6
+    assert len(levels) > 3

@@ -21,7 +21,9 @@ from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Estimate, Evaluator, NodeDifferentiator, Slopes
 from ..numeric.differentiator import (
+    MAX_STEP_LEVELS,
     PROBE_OFFSETS,
+    STEP_SHRINK,
     DirectionalEstimate,
     JointDifferentiator,
     directional_estimates,
@@ -113,6 +115,8 @@ class Comparator:
         self._differentiators: dict[int, NodeDifferentiator] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
         self._gradients: dict[int, Estimate] = {}  # full(): the numeric gradients plan_gradients took together
+        self._first_flips: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # node -> (steps, element_flips there)
+        self._tie_slopes: dict[int, dict[int, Slopes]] = {}  # node -> {element at a tie: its branch_slopes}
         self._undeclared: dict[int, list[str]] = {}
         self.undeclared_found: dict[int, int] = {}  # node -> elements found at a kink no op declares
 
@@ -383,12 +387,56 @@ class Comparator:
             room -= cost
             groups.setdefault((differ.method, differ.base), []).append(differ)
         for differs in groups.values():
-            if len(differs) < 2:
-                continue
             resolutions = [self.gradient_resolution(differ, self.tolerance(self.graph.nodes[differ.index]))
                            for differ in differs]
-            estimates = JointDifferentiator(differs).gradients(resolutions)
+            enough = np.concatenate([self.settled_at_ties(differ) for differ in differs])
+            estimates = JointDifferentiator(differs).gradients(resolutions, enough)
             self._gradients.update({differ.index: found for differ, found in zip(differs, estimates, strict=True)})
+
+    def settled_at_ties(self, differ: NodeDifferentiator) -> np.ndarray:
+        """The error each element's step search may stop at (error_balanced's ``enough``): 0 (search on), except
+        at a tie -- an element whose stencil changes a branch decision at its first step and still at the
+        shortest step the search can reach (or the shortest that moves the element at all) -- whose kink
+        verdict its one-sided slopes settle (KINK or FAIL): there every stencil straddles the kink, so the
+        shorter steps never resolve its truncation (which stays at the jump between the slopes) and only cost
+        a pass each; they would move the estimate by less than that truncation, its error bound, and the
+        verdict is the slopes' either way.  Central differences only: their first step is the one the kink
+        verdict takes its slopes at."""
+        enough = np.zeros(differ.x.size)
+        node = self.graph.nodes[differ.index]
+        if differ.method != "central" or not self.watch.watches(node.index):
+            return enough
+        first = differ.base * differ.scale.reshape(-1)
+        offsets = self.stencil_offsets(differ.method)
+        flips = self.watch.element_flips(node.index, first, offsets)
+        self._first_flips[node.index] = (first, flips)
+        crossing = np.flatnonzero(flips)
+        if not crossing.size:
+            return enough
+        # the search's shortest step, or the shortest that still moves the element (x + h == x below it)
+        shortest = np.maximum(first / STEP_SHRINK ** (MAX_STEP_LEVELS - 1), 2 * np.spacing(np.abs(differ.x.reshape(-1))))
+        ties = crossing[self.watch.element_flips(node.index, shortest, offsets, elements=crossing) > 0]
+        flat_a, tol = self.analytic_of(node).reshape(-1), self.tolerance(node)
+        self._tie_slopes[node.index] = {}
+        for flat in ties.tolist():
+            status, found = self.kink_verdict(differ, flat, float(flat_a[flat]), tol, first[flat], compound=flips[flat] > 1)
+            self._tie_slopes[node.index][flat] = found
+            if status in (Status.KINK, Status.FAIL):
+                enough[flat] = np.finfo(np.float64).max  # any finite bound: the search stops after its first level
+        return enough
+
+    def flips_at(self, differ: NodeDifferentiator, steps: np.ndarray) -> np.ndarray:
+        """BranchWatch.element_flips at these steps (the full check's offsets), reusing settled_at_ties' count
+        wherever the steps are the ones it took."""
+        offsets = self.stencil_offsets(differ.method)
+        if differ.index not in self._first_flips:
+            return self.watch.element_flips(differ.index, steps, offsets)
+        first, flips = self._first_flips.pop(differ.index)
+        flips = flips.copy()
+        moved = np.flatnonzero(steps != first)
+        if moved.size:
+            flips[moved] = self.watch.element_flips(differ.index, steps, offsets, elements=moved)
+        return flips
 
     @staticmethod
     def gradient_resolution(differ: NodeDifferentiator, tol: Tolerance) -> tuple[float, float] | None:
@@ -427,10 +475,11 @@ class Comparator:
         # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
         first_steps = differ.base * differ.scale.reshape(-1)
         watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
-        flips = self.watch.element_flips(node.index, watched, self.stencil_offsets(differ.method))
+        flips = self.flips_at(differ, watched)
+        tie_slopes = self._tie_slopes.pop(node.index, {})
         for flat in np.flatnonzero(flips):
             status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
-                                              compound=flips[flat] > 1)
+                                              compound=flips[flat] > 1, found=tie_slopes.get(int(flat)))
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
@@ -470,15 +519,16 @@ class Comparator:
         return np.asarray(steps, dtype=np.float64)
 
     def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
-                     compound: bool = False):
+                     compound: bool = False, found: Slopes | None = None):
         """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
         or lies between them, FAIL if it is neither; where the slopes agree (no kink the objective sees), PASS if
         the analytic value is that slope, else None (the element's own estimate decides).
         At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
-        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
-        # a second-order estimate balances round-off at the central step, so no shorter step is taken
-        step = max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat]))
-        found = differ.branch_slopes(flat, step)
+        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK.  ``found``: the
+        slopes branch_slopes gives at this element's central step, already taken (settled_at_ties)."""
+        if found is None:
+            # a second-order estimate balances round-off at the central step, so no shorter step is taken
+            found = differ.branch_slopes(flat, max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat])))
         right, left = float(found.right), float(found.left)
         if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
             return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)

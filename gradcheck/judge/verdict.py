@@ -111,7 +111,9 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     def index_of(flat: int) -> tuple[int, ...]:
         return tuple(int(i) for i in np.unravel_index(int(positions[flat]), shape)) if shape else ()
 
-    def listed(mask, status: Status) -> list[ElementOutcome]:
+    def listed(mask, status: Status, count: int) -> list[ElementOutcome]:
+        if not count:
+            return []
         chosen = np.flatnonzero(mask)
         order = np.argsort(-np.nan_to_num(excess[chosen], nan=np.inf), kind="stable")
         chosen = chosen[order][:MAX_LISTED_ELEMENTS]
@@ -142,6 +144,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     result.worst_abs_error, result.worst_rel_error = float(abs_error[worst]), float(rel_error[worst])
     result.status = (Status.FAIL if result.failing else Status.INCONCLUSIVE if result.inconclusive
                      else Status.KINK if result.kinks else Status.PASS)
-    result.elements = (listed(failing, Status.FAIL) + listed(inconclusive, Status.INCONCLUSIVE)
-                       + listed(kinks, Status.KINK))
+    result.elements = (listed(failing, Status.FAIL, result.failing)
+                       + listed(inconclusive, Status.INCONCLUSIVE, result.inconclusive)
+                       + listed(kinks, Status.KINK, result.kinks))
     return result

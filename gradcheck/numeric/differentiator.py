@@ -603,13 +603,14 @@ class JointDifferentiator(NodeDifferentiator):
                 changes[owner == k] = found[part.index]
         return changes
 
-    def gradients(self, resolutions: list[tuple[float, float] | None]) -> list[Estimate]:
-        """Each part's gradient() (resolutions[k]: part k's, or None to search to the float64 floor)."""
+    def gradients(self, resolutions: list[tuple[float, float] | None], enough: np.ndarray | float = 0.0) -> list[Estimate]:
+        """Each part's gradient() (resolutions[k]: part k's, or None to search to the float64 floor); ``enough``:
+        error_balanced's, one value per element of the parts end to end."""
         # no resolution: a bound below -inf never settles the verdict
         atol = np.repeat([r[0] if r is not None else -np.inf for r in resolutions], np.diff(self.starts))
         rtol = np.repeat([r[1] if r is not None else 0.0 for r in resolutions], np.diff(self.starts))
         first_steps = np.concatenate([part.first_steps() for part in self.parts])
-        found = self.error_balanced(np.arange(self.x.size), self.method, first_steps, resolution=(atol, rtol))
+        found = self.error_balanced(np.arange(self.x.size), self.method, first_steps, enough, resolution=(atol, rtol))
         estimates = []
         for k, part in enumerate(self.parts):
             mine = slice(self.starts[k], self.starts[k + 1])
