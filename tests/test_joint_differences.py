@@ -122,3 +122,24 @@ def test_a_near_tie_is_searched_down_to_a_step_that_crosses_no_decision(tmp_path
     assert x.numeric.reshape(-1)[0] == pytest.approx(3 / np.cosh(0.5) ** 2, rel=1e-6)
     assert abs(x.numeric.reshape(-1)[1]) < 1e-6
     assert len(levels) > 3
+
+
+@pytest.mark.parametrize("spec", ["nn/small_cnn.yaml", "relu_kink.yaml", "svm_hinge.yaml", "nn/mlp_classifier.yaml"])
+def test_the_branch_watch_of_several_nodes_swept_together_counts_what_each_node_counts(spec):
+    from gradcheck.judge.kinks import BranchWatch
+
+    graph, forward, nodes = checked_nodes(spec)
+    watch = BranchWatch(graph, forward.values)
+    rng = np.random.default_rng(11)
+    # steps from far below to far above the values' spacing: some cross decisions, some do not
+    steps = {i: 10.0 ** rng.uniform(-9, 0, int(np.size(forward.values[i]))) for i in nodes}
+    elements = {i: rng.permutation(int(np.size(forward.values[i])))[: max(1, int(np.size(forward.values[i])) // 2)]
+                for i in nodes[::2]}
+    together = watch.element_flips_together(steps, (1.0, -1.0, 0.5), elements)
+    crossed = 0
+    for i in nodes:
+        alone = watch.element_flips(i, steps[i], (1.0, -1.0, 0.5), elements.get(i))
+        np.testing.assert_array_equal(together[i], alone, err_msg=graph.nodes[i].name)
+        crossed += int(np.count_nonzero(alone))
+    if spec == "nn/small_cnn.yaml":  # its pooling windows tie at relu's zeros: some steps cross
+        assert crossed

@@ -28,6 +28,7 @@ from ..numeric.differentiator import (
     JointDifferentiator,
     directional_estimates,
     joint_directional_estimate,
+    power_of_two,
 )
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
@@ -389,12 +390,13 @@ class Comparator:
         for differs in groups.values():
             resolutions = [self.gradient_resolution(differ, self.tolerance(self.graph.nodes[differ.index]))
                            for differ in differs]
-            enough = np.concatenate([self.settled_at_ties(differ) for differ in differs])
+            settled = self.settled_at_ties(differs)
+            enough = np.concatenate([settled[differ.index] for differ in differs])
             estimates = JointDifferentiator(differs).gradients(resolutions, enough)
             self._gradients.update({differ.index: found for differ, found in zip(differs, estimates, strict=True)})
 
-    def settled_at_ties(self, differ: NodeDifferentiator) -> np.ndarray:
-        """The error each element's step search may stop at (error_balanced's ``enough``): 0 (search on), except
+    def settled_at_ties(self, differs: list[NodeDifferentiator]) -> dict[int, np.ndarray]:
+        """The error each element's step search may stop at (error_balanced's ``enough``), per node: 0 (search on), except
         at a tie -- an element whose stencil changes a branch decision at its first step and still at the
         shortest step the search can reach (or the shortest that moves the element at all) -- whose kink
         verdict its one-sided slopes settle (KINK or FAIL): there every stencil straddles the kink, so the
@@ -402,27 +404,36 @@ class Comparator:
         a pass each; they would move the estimate by less than that truncation, its error bound, and the
         verdict is the slopes' either way.  Central differences only: their first step is the one the kink
         verdict takes its slopes at."""
-        enough = np.zeros(differ.x.size)
-        node = self.graph.nodes[differ.index]
-        if differ.method != "central" or not self.watch.watches(node.index):
-            return enough
-        first = differ.base * differ.scale.reshape(-1)
-        offsets = self.stencil_offsets(differ.method)
-        flips = self.watch.element_flips(node.index, first, offsets)
-        self._first_flips[node.index] = (first, flips)
-        crossing = np.flatnonzero(flips)
-        if not crossing.size:
-            return enough
+        offsets = self.stencil_offsets("central")
+        enough = {differ.index: np.zeros(differ.x.size) for differ in differs}
+        watched = [differ for differ in differs if differ.method == "central" and self.watch.watches(differ.index)]
+        # the steps full() watches where the search keeps its first level: the shorter of that level's step and
+        # the scheme's first step
+        firsts = {differ.index: np.minimum(power_of_two(differ.first_steps()), differ.base * differ.scale.reshape(-1))
+                  for differ in watched}
+        flips = self.watch.element_flips_together(firsts, offsets)
+        self._first_flips.update({index: (firsts[index], flips[index]) for index in firsts})
+        crossing = {index: np.flatnonzero(found) for index, found in flips.items() if found.any()}
         # the search's shortest step, or the shortest that still moves the element (x + h == x below it)
-        shortest = np.maximum(first / STEP_SHRINK ** (MAX_STEP_LEVELS - 1), 2 * np.spacing(np.abs(differ.x.reshape(-1))))
-        ties = crossing[self.watch.element_flips(node.index, shortest, offsets, elements=crossing) > 0]
-        flat_a, tol = self.analytic_of(node).reshape(-1), self.tolerance(node)
-        self._tie_slopes[node.index] = {}
-        for flat in ties.tolist():
-            status, found = self.kink_verdict(differ, flat, float(flat_a[flat]), tol, first[flat], compound=flips[flat] > 1)
-            self._tie_slopes[node.index][flat] = found
-            if status in (Status.KINK, Status.FAIL):
-                enough[flat] = np.finfo(np.float64).max  # any finite bound: the search stops after its first level
+        shortest = {differ.index: np.maximum(firsts[differ.index] / STEP_SHRINK ** (MAX_STEP_LEVELS - 1),
+                                             2 * np.spacing(np.abs(differ.x.reshape(-1))))
+                    for differ in watched if differ.index in crossing}
+        still = self.watch.element_flips_together(shortest, offsets, crossing)
+        for differ in watched:
+            if differ.index not in crossing:
+                continue
+            ties = crossing[differ.index][still[differ.index] > 0]
+            node = self.graph.nodes[differ.index]
+            flat_a, tol = self.analytic_of(node).reshape(-1), self.tolerance(node)
+            # the step kink_verdict takes its slopes at
+            steps = np.maximum(firsts[differ.index][ties], BASE_STEP["central"] * differ.scale.reshape(-1)[ties])
+            found_slopes = differ.branch_slopes_at(ties, steps)
+            self._tie_slopes[differ.index] = dict(zip(ties.tolist(), found_slopes, strict=True))
+            for flat, found in zip(ties.tolist(), found_slopes, strict=True):
+                status, _ = self.kink_verdict(differ, flat, float(flat_a[flat]), tol, firsts[differ.index][flat],
+                                              compound=flips[differ.index][flat] > 1, found=found)
+                if status in (Status.KINK, Status.FAIL):  # any finite bound settles: the search stops after one level
+                    enough[differ.index][flat] = np.finfo(np.float64).max
         return enough
 
     def flips_at(self, differ: NodeDifferentiator, steps: np.ndarray) -> np.ndarray:

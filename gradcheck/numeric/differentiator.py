@@ -56,6 +56,11 @@ PROBE_ROUNDOFF_GAIN = 297 / 45
 ADAPTIVE_LEVELS_PER_PASS = 4  # directional_adaptive evaluates this many steps of its sequence per pass
 
 
+def power_of_two(steps: np.ndarray) -> np.ndarray:
+    """Each step rounded to the nearest power of two, as error_balanced takes it (see there)."""
+    return np.exp2(np.round(np.log2(steps)))
+
+
 def shared_scale(x: np.ndarray) -> np.ndarray:
     """element_scale(x), computed once per array object while it lives (its median is a partition of the whole
     node): the local checks of x's consumers, x's own differentiator and its probes all read this one result,
@@ -225,7 +230,7 @@ class NodeDifferentiator:
                 break
             # a power of two, so that x + m h is exact for the stencil's multipliers m: otherwise, at |x| >> h,
             # the step actually taken differs from h by up to ulp(x) (relative 6e-5 at x = 1e6, h = 2e-6)
-            h[pending] = np.exp2(np.round(np.log2(h[pending])))
+            h[pending] = power_of_two(h[pending])
             near, truncation, far = self.quotient_and_truncation(elements[pending], method, h[pending])
             with np.errstate(all="ignore"):
                 # the step is chosen by the round-off the objective itself would show: changes are carried
@@ -549,11 +554,18 @@ class NodeDifferentiator:
         D(h) = (f(x+h) - f(x+h/2)) / (h/2) = f'+ + (3h/4) f'' + O(h²), so 2 D(h/2) - D(h) = f'+ + O(h²) (Richardson);
         with no quotient reaching back to x itself, a kink a little beside x (within h/4) does not add the
         (f(x) - f(kink)) / h term that a quotient from x would carry."""
+        return self.branch_slopes_at(np.array([flat_index]), np.array([h]))[0]
+
+    def branch_slopes_at(self, flats: np.ndarray, steps: np.ndarray) -> list[Slopes]:
+        """branch_slopes(flats[k], steps[k]) for every k, in one batched pass."""
+        h = np.asarray(steps, dtype=np.float64).reshape(-1, 1)
         offsets = np.array([1.0, 0.5, 0.25, -0.25, -0.5, -1.0]) * h
-        c = self.evaluator.changes_at(self.index, np.full(offsets.size, flat_index), offsets)
-        right_coarse, right_fine = (c[0] - c[1]) / (h / 2), (c[1] - c[2]) / (h / 4)
-        left_coarse, left_fine = (c[4] - c[5]) / (h / 2), (c[3] - c[4]) / (h / 4)
-        return Slopes(float(2 * right_fine - right_coarse), float(2 * left_fine - left_coarse))
+        c = self.evaluator.changes_at(self.index, np.repeat(np.asarray(flats, dtype=np.intp), 6), offsets.reshape(-1))
+        c = c.reshape(-1, 6).T
+        right_coarse, right_fine = (c[0] - c[1]) / (h[:, 0] / 2), (c[1] - c[2]) / (h[:, 0] / 4)
+        left_coarse, left_fine = (c[4] - c[5]) / (h[:, 0] / 2), (c[3] - c[4]) / (h[:, 0] / 4)
+        return [Slopes(float(right), float(left)) for right, left in
+                zip(2 * right_fine - right_coarse, 2 * left_fine - left_coarse, strict=True)]
 
     def one_sided(self, flat_index: int, h: float | None = None) -> Slopes:
         """The right and left slopes at the element (step h, default the central step), to tell a kink from a

@@ -16,7 +16,7 @@ import numpy as np
 from ..batching import batched_apply
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
-from ..ops.changes import Change, changed_difference
+from ..ops.changes import Change, changed_difference, concatenated
 
 MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 # glibc's malloc returns freed memory above 128 KB to the kernel (munmap, or trimming the heap's top), so each
@@ -251,7 +251,7 @@ class Evaluator:
                 by_arguments.setdefault(reached, []).append(i)
         split = {}
         for reached, sources in by_arguments.items():
-            arg_changes = [_concatenated([changes[a][i] for i in sources]) if hit else None
+            arg_changes = [concatenated([changes[a][i] for i in sources]) if hit else None
                            for a, hit in zip(node.args, reached, strict=True)]
             try:
                 changed = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[node.index])
@@ -259,8 +259,7 @@ class Evaluator:
                 raise LeftDomain from None
             start = 0
             for i in sources:
-                part = Change(changed.shape, {a: p[start: start + counts[i]] for a, p in changed.pins.items()},
-                              changed.delta[start: start + counts[i]]) if changed is not None else None
+                part = changed.copies(start, start + counts[i]) if changed is not None else None
                 if part is not None and np.any(part.delta):
                     split[i] = part
                 start += counts[i]
@@ -364,14 +363,3 @@ def keep_freed_heap() -> None:
     M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's malloc.h
     mallopt(M_MMAP_THRESHOLD, HEAP_ARRAY_BYTES)
     mallopt(M_TOP_PAD, HEAP_KEPT_BYTES)
-
-
-def _concatenated(parts: list[Change]) -> Change:
-    """The changes of several groups of copies of one array as one Change, on the box their pins share."""
-    if len(parts) == 1:
-        return parts[0]
-    common = set.intersection(*(set(part.pins) for part in parts))
-    kept = [{a: part.pins[a] for a in common} for part in parts]
-    deltas = [part.delta if set(part.pins) == common else part.widened(pins) for part, pins in zip(parts, kept, strict=True)]
-    return Change.make(parts[0].shape, {a: np.concatenate([pins[a] for pins in kept]) for a in common},
-                       np.concatenate(deltas))
