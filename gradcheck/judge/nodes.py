@@ -414,7 +414,7 @@ class Comparator:
         flips = self.watch.element_flips_together(firsts, offsets)
         self._first_flips.update({index: (firsts[index], flips[index]) for index in firsts})
         crossing = {index: np.flatnonzero(found) for index, found in flips.items() if found.any()}
-        # the search's shortest step, or the shortest that still moves the element (x + h == x below it)
+        # ... and still at the search's shortest step, or the shortest that moves the element (x + h == x below it)
         shortest = {differ.index: np.maximum(firsts[differ.index] / STEP_SHRINK ** (MAX_STEP_LEVELS - 1),
                                              2 * np.spacing(np.abs(differ.x.reshape(-1))))
                     for differ in watched if differ.index in crossing}
@@ -494,7 +494,8 @@ class Comparator:
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
-        judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
+        judged_at_kink = np.zeros(flat_a.size, dtype=bool)
+        judged_at_kink[list(slopes)] = True
         second = np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink)
         if self.undeclared(node):
             # the first comparison passed these: a kink no op declares can hide behind a central difference

@@ -260,7 +260,7 @@ class Evaluator:
             start = 0
             for i in sources:
                 part = changed.copies(start, start + counts[i]) if changed is not None else None
-                if part is not None and np.any(part.delta):
+                if part is not None and not part.is_zero():
                     split[i] = part
                 start += counts[i]
         return split
