@@ -372,20 +372,19 @@ class Comparator:
                 and (node.index in self.globally_checked or self.behind_local_kink(node)))
 
     def plan_gradients(self, nodes: list[Node]) -> None:
-        """The numeric gradients full() will judge, of the nodes whose stencil copies fit one sweep together, in
-        one step search over all their elements (JointDifferentiator: each level one sweep downstream for all
-        of them, where node by node each level costs a sweep per node); larger nodes are taken on their own."""
+        """The numeric gradients full() will judge, of the nodes whose first level of stencil copies fits one
+        sweep, in one step search over all their elements (JointDifferentiator: each level a sweep downstream
+        for as many of them as fit one, where node by node each level costs a sweep per node); larger nodes
+        are taken on their own."""
         groups: dict[tuple[str, float], list[NodeDifferentiator]] = {}
-        room = self.evaluator.max_change_floats
         for node in nodes:
             differ = self.differentiator(node)
             if differ.method not in STENCILS:
                 continue
             # the first level's copies (at most 3 stencil points per element for central) along the downstream
             cost = 2 * len(STENCILS[differ.method]) * differ.x.size * self.evaluator.copy_floats(node.index)
-            if cost > room:
+            if cost > self.evaluator.max_change_floats:
                 continue
-            room -= cost
             groups.setdefault((differ.method, differ.base), []).append(differ)
         for differs in groups.values():
             resolutions = [self.gradient_resolution(differ, self.tolerance(self.graph.nodes[differ.index]))
