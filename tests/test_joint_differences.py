@@ -143,3 +143,23 @@ def test_the_branch_watch_of_several_nodes_swept_together_counts_what_each_node_
         crossed += int(np.count_nonzero(alone))
     if spec == "nn/small_cnn.yaml":  # its pooling windows tie at relu's zeros: some steps cross
         assert crossed
+
+
+# ---------------------------------------------------------------------------------------------- kept geometries
+def test_a_kept_convolution_geometry_still_validates_every_new_shape_and_takes_lists():
+    from gradcheck.ops.base import OpArgumentError
+    from gradcheck.ops.registry import BUILTIN_OPS
+
+    conv = BUILTIN_OPS["conv2d"].impl
+    pool = BUILTIN_OPS["max_pool2d"].impl
+    x, w, b = np.arange(36.0).reshape(1, 1, 6, 6), np.ones((2, 1, 3, 3)), np.array([0.5, -1.0])
+    for _ in range(2):  # the second call reads the kept geometry
+        out = conv.forward(x, w, b, stride=[2, 1], padding=(1, 0))
+        assert out.shape == (1, 2, 3, 4)
+        # output (0, 0, 0, 0): the 3x3 window at rows -1..1 (the first zero-padded), columns 0..2
+        assert out[0, 0, 0, 0] == pytest.approx(0 + 1 + 2 + 6 + 7 + 8 + 0.5)
+        assert pool.forward(x, kernel=[3, 2]).tolist() == [[[[13.0, 15.0, 17.0], [31.0, 33.0, 35.0]]]]
+    with pytest.raises(OpArgumentError):
+        conv.forward(np.ones((1, 2, 6, 6)), w, b)           # two channels where w expects one
+    with pytest.raises(OpArgumentError):
+        pool.forward(np.ones((1, 1, 2, 2)), kernel=3)        # a window larger than the input
