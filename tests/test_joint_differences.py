@@ -161,7 +161,7 @@ def test_a_kept_convolution_geometry_still_validates_every_new_shape_and_takes_l
         assert pool.forward(x, kernel=[3, 2]).tolist() == [[[[13.0, 15.0, 17.0], [31.0, 33.0, 35.0]]]]
     conv.forward(np.ones((1, 1, 6, 6)), w, b)                # kept for these parameters and w ...
     with pytest.raises(OpArgumentError, match="channels"):
-        conv.forward(np.ones((1, 2, 6, 6)), w, b)            # ... but x has two channels where w expects one           # two channels where w expects one
+        conv.forward(np.ones((1, 2, 6, 6)), w, b)            # ... but x has two channels where w expects one
     pool.forward(np.ones((1, 1, 4, 4)), kernel=3)
     with pytest.raises(OpArgumentError, match="larger than"):
         pool.forward(np.ones((1, 1, 2, 2)), kernel=3)        # a window larger than the input
