@@ -80,5 +80,5 @@ def blas_threads(count: int | None) -> Iterator[None]:
 
 
 def current_threads() -> list[int]:
-    """The thread count of every OpenBLAS loaded (for tests and the bench)."""
+    """The thread count of every OpenBLAS loaded (what the tests read)."""
     return [get_threads() for _, get_threads in _loaded_openblas()]

@@ -205,22 +205,27 @@ def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
     sys.stdout.flush()
     sys.stderr.flush()
     # Ctrl-C or SIGTERM between the fork and the kill-on-interrupt below would leave the child running (and
-    # holding the caller's pipes): both wait, blocked, until each process has its own handling in place
+    # holding the caller's pipes): both wait, blocked, until each process has its own handling in place. In a
+    # process with other threads (torch's, a notebook's) the signal may land on one of them and be raised here
+    # at any line before the unblock: the mask is restored on every way out, or Ctrl-C would stay blocked for
+    # the rest of the caller's life and in every process it starts.
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+    pid = 0
+    writable_open = True
     try:
         pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        raise
-    if pid == 0:  # the child: never returns, whatever work() does
-        os.close(readable)
-        _run_child(work, limits, capture.fileno(), writable, unblocked)
-    try:
-        os.close(writable)
+        if pid == 0:  # the child: never returns, whatever work() does
+            _run_child(work, limits, capture.fileno(), writable, unblocked, parent_end=readable)
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # a signal that came meanwhile is raised here
+        writable_open = False  # before the close: at worst a leaked descriptor, never another's closed twice
+        os.close(writable)
         payload, status = _collect(pid, readable, limits.timeout)
     except BaseException:
-        _kill(pid)
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        if pid:
+            _kill(pid)
+        if writable_open:
+            os.close(writable)
         raise
     finally:
         os.close(readable)
@@ -233,11 +238,12 @@ def _in_child(work: Callable[[], T], limits: Limits) -> Contained[T]:
     return Contained(None, describe_fault(ChildEnded(_how_it_ended(status))), printed)
 
 
-def _run_child(work, limits: Limits, capture_fd: int, result_fd: int, unblocked: set) -> None:
+def _run_child(work, limits: Limits, capture_fd: int, result_fd: int, unblocked: set, parent_end: int) -> None:
     import pickle
 
     code = 0
     try:
+        os.close(parent_end)
         signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this process
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)

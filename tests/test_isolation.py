@@ -109,9 +109,9 @@ def test_under_pytest_an_exit_cannot_pass_the_run(tmp_path):
     assert "2 failed" in result.stdout
 
 
-def test_an_interrupt_just_after_the_fork_still_ends_the_child(monkeypatch):
-    """Ctrl-C arriving between the fork and the parent's watch on the child (here: while the parent closes its
-    end of the pipe) is raised in the parent, and the child is killed and reaped, not left running."""
+def _interrupt_just_after_the_fork(monkeypatch, interrupt):
+    """_in_child with ``interrupt()`` run in the parent as soon as it runs after the fork (while it closes its end of
+    the pipe); returns the child's pid once KeyboardInterrupt has come out of _in_child."""
     import signal
     import time
 
@@ -127,9 +127,9 @@ def test_an_interrupt_just_after_the_fork_still_ends_the_child(monkeypatch):
         return pid
 
     def close(fd):
-        if forked and os.getpid() != forked[0]:
-            os.kill(os.getpid(), signal.SIGINT)   # the interrupt, as soon as the parent runs after the fork
-            forked.append("sent")
+        if len(forked) == 1 and os.getpid() != forked[0]:
+            forked.append("interrupted")
+            interrupt()
         real_close(fd)
 
     monkeypatch.setattr(isolation.os, "fork", fork)
@@ -140,6 +140,34 @@ def test_an_interrupt_just_after_the_fork_still_ends_the_child(monkeypatch):
             isolation._in_child(lambda: time.sleep(60), isolation.Limits(timeout=None, max_memory=None))
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert "sent" in forked
+    assert forked[1:] == ["interrupted"]
+    return forked[0]
+
+
+def test_an_interrupt_just_after_the_fork_still_ends_the_child(monkeypatch):
+    """Ctrl-C arriving between the fork and the parent's watch on the child is raised in the parent, the child is
+    killed and reaped, not left running, and the parent's signal mask is what it was."""
+    import signal
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    child = _interrupt_just_after_the_fork(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(ChildProcessError):   # reaped already: killed, not running on
-        os.waitpid(forked[0], os.WNOHANG)
+        os.waitpid(child, os.WNOHANG)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+
+
+def test_an_interrupt_raised_on_another_thread_leaves_ctrl_c_unblocked(monkeypatch):
+    """In a process with other threads (torch's), the signal can land on one of them: the main thread then raises
+    KeyboardInterrupt at its next line, still inside the window where the interrupt signals are blocked. Ctrl-C
+    must not stay blocked afterwards (nor in every process started later, which inherits the mask)."""
+    import signal
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+    def raised_at_the_next_line():
+        raise KeyboardInterrupt
+
+    child = _interrupt_just_after_the_fork(monkeypatch, raised_at_the_next_line)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask

@@ -19,6 +19,8 @@ ones).  Its slopes are those at s/16.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..graph import Graph
@@ -79,17 +81,22 @@ def undeclared_kinks(differ: NodeDifferentiator, flats: np.ndarray, steps: np.nd
         return {}
     shorter = [steps[candidates] / KINK_STEP_SHRINK, steps[candidates] / KINK_STEP_SHRINK ** 2]
     later = _jumps(differ, flats[candidates], shorter, tol)
-    jumps = np.vstack([first.jump[:, candidates], later.jump])
-    persistent = np.all(later.beyond, axis=0)
-    for finer, coarser in zip(jumps[1:], jumps[:-1], strict=True):
-        persistent &= np.abs(finer - coarser) <= KINK_PERSISTENCE * np.abs(coarser)
+    persistent = np.all(later.beyond, axis=0) & persists(np.vstack([first.jump[:, candidates], later.jump]))
     right, left = (np.asarray(side) for side in later.slopes[-1])
     return {int(candidates[k]): Slopes(float(right[k]), float(left[k])) for k in np.flatnonzero(persistent)}
 
 
-class _Jumps:
-    def __init__(self, slopes: list[Slopes], jump: np.ndarray, beyond: np.ndarray):
-        self.slopes, self.jump, self.beyond = slopes, jump, beyond
+def persists(jumps: np.ndarray) -> np.ndarray:
+    """Whether the jumps (one row per step, coarsest first) change by at most KINK_PERSISTENCE of themselves from
+    each step to the next shorter one, per column."""
+    jumps = np.asarray(jumps, dtype=np.float64)
+    return np.all(np.abs(jumps[1:] - jumps[:-1]) <= KINK_PERSISTENCE * np.abs(jumps[:-1]), axis=0)
+
+
+class _Jumps(NamedTuple):
+    slopes: list[Slopes]
+    jump: np.ndarray     # one row per step array
+    beyond: np.ndarray   # the jump is beyond the tolerance and twice its round-off
 
 
 def _jumps(differ: NodeDifferentiator, flats: np.ndarray, steps: list[np.ndarray], tol: Tolerance) -> _Jumps:
@@ -136,9 +143,7 @@ def directional_kink(differ: NodeDifferentiator, direction: np.ndarray, step: fl
     later = jumps_at(step / KINK_STEP_SHRINK ** np.arange(1, 3)) if first is not None else None
     if first is None or later is None:
         return False
-    jumps = first + later
-    return all(abs(finer - coarser) <= KINK_PERSISTENCE * abs(coarser)
-               for finer, coarser in zip(jumps[1:], jumps[:-1], strict=True))
+    return bool(persists(np.array(first + later)))
 
 
 def central_candidates(differ: NodeDifferentiator, numeric: np.ndarray, errors: np.ndarray,
