@@ -485,8 +485,11 @@ class Comparator:
         # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
         first_steps = differ.base * differ.scale.reshape(-1)
         watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
+        pre_watched = self._first_flips.get(node.index)
         flips = self.flips_at(differ, watched)
-        tie_slopes = self._tie_slopes.pop(node.index, {})
+        # a tie's slopes, taken where full() watches the element now (else kink_verdict takes them at its step)
+        tie_slopes = {flat: found for flat, found in self._tie_slopes.pop(node.index, {}).items()
+                      if pre_watched is not None and watched[flat] == pre_watched[0][flat]}
         for flat in np.flatnonzero(flips):
             status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
                                               compound=flips[flat] > 1, found=tie_slopes.get(int(flat)))
