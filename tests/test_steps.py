@@ -5,11 +5,13 @@ value must lie within its reported error bound of it."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gradcheck import check
+from gradcheck.numeric import MACHINE_EPS
 
 FLOORS = {"forward": 1.3e-8, "central": 1.6e-11, "five-point": 1.0e-13, "richardson": 4.5e-14, "complex-step": 1e-15}
 
@@ -202,3 +204,101 @@ def test_a_complex_step_derivative_cancelled_down_from_larger_terms_keeps_their_
                                    method="complex-step")
     assert_bounded(numeric, bound, 2e-3 * x)
     assert np.all(bound <= 1e-15)   # still complex-step's accuracy, not a real difference's
+
+
+def closed_form(name: str, z: np.ndarray) -> np.ndarray:
+    """expm1, tanh and log1p of complex z from their real and imaginary parts, in long double (80-bit on x86)."""
+    a, b = z.real.astype(np.longdouble), z.imag.astype(np.longdouble)
+    if name == "expm1":  # e^a (cos b + i sin b) - 1
+        real, imaginary = np.expm1(a) * np.cos(b) - 2 * np.sin(b / 2) ** 2, np.exp(a) * np.sin(b)
+    elif name == "tanh":  # (sinh 2a + i sin 2b) / (cosh 2a + cos 2b)
+        real, imaginary = np.sinh(2 * a) / (np.cosh(2 * a) + np.cos(2 * b)), np.sin(2 * b) / (np.cosh(2 * a) + np.cos(2 * b))
+    else:                # log|1 + z| + i arg(1 + z), |1 + z|^2 = 1 + a (2 + a) + b^2
+        real, imaginary = np.log1p(a * (2 + a) + b * b) / 2, np.arctan2(b, 1 + a)
+    return real.astype(np.float64) + 1j * imaginary.astype(np.float64)
+
+
+@pytest.mark.parametrize("name", ["expm1", "log1p", "tanh"])
+def test_complex_functions_from_real_ones_are_exact_to_rounding(name):
+    # the complex-step pass (tanh, the cross-entropy rule) takes these at imaginary parts of ~1e-20, where real-function
+    # identities hold to rounding; beyond the threshold numpy's complex functions answer (whose log1p loses
+    # 300 ulps near 0, so the closed form is the reference)
+    from gradcheck.ops import complexmath
+
+    rng = np.random.default_rng(3)
+    real = rng.uniform(-0.9, 3, 2000) if name == "log1p" else rng.uniform(-20, 20, 2000)
+    for z in (real + 1e-20j * rng.standard_normal(2000), 1e-17 * real + 1e-20j * rng.standard_normal(2000)):
+        expected, found = closed_form(name, z), getattr(complexmath, name)(z)
+        assert np.all(np.abs(found.real - expected.real) <= 2 * MACHINE_EPS * np.abs(expected))
+        assert np.all(np.abs(found.imag - expected.imag) <= 4 * MACHINE_EPS * np.abs(expected.imag))
+        # one element alone (a 0-d array) and every other one (a strided view) take the same path
+        assert getattr(complexmath, name)(z[3].reshape(())) == found[3]
+        assert np.array_equal(getattr(complexmath, name)(z[::2]), found[::2])
+    wide = real + 1j * rng.standard_normal(2000)
+    assert np.array_equal(getattr(complexmath, name)(wide), getattr(np, name)(wide))
+
+
+CANCELLED = {"inputs": {"x": [0.7, -1.3, 2.1, 0.4, 1.9, -0.6]},
+             "nodes": {"y": "sum(x * 0.1 + x * 0.2 - x * 0.3 + x * x * 1e-3)"}}
+
+
+def cancelled_differentiator():
+    from gradcheck.engine import forward
+    from gradcheck.graph import build_graph
+    from gradcheck.numeric import Evaluator, NodeDifferentiator
+    from gradcheck.spec import parse_spec
+
+    graph = build_graph(parse_spec(CANCELLED, "<dict>", Path.cwd(), "cancelled"))
+    reference = forward(graph, "float64")
+    evaluator = Evaluator(graph, reference.values, reference.projection)
+    return NodeDifferentiator(evaluator, graph.by_name["x"], "complex-step", None)
+
+
+def test_one_element_complex_steps_keep_the_rounding_of_cancelled_terms_in_their_bound(monkeypatch):
+    # adaptive() (the most accurate estimate, at a domain's edge) and element()'s one-at-a-time fallback take
+    # complex steps one element at a time: their bounds hold as the batched pass's do (see the test above)
+    differ = cancelled_differentiator()
+    exact = 2e-3 * np.array(CANCELLED["inputs"]["x"])
+    adaptive = [differ.adaptive(k) for k in range(exact.size)]
+    assert_bounded(np.array([e.value for e in adaptive]), np.array([e.error_bound for e in adaptive]), exact)
+    # element() falls back to one element at a time where the batched pass gave no finite value
+    from gradcheck.numeric.differentiator import Estimate
+
+    monkeypatch.setattr(differ, "error_balanced", lambda elements, *_, **__: Estimate(
+        np.full(np.size(elements), np.nan), np.zeros(np.size(elements)), np.zeros(np.size(elements))))
+    fallback = [differ.element(k) for k in range(exact.size)]
+    assert_bounded(np.array([e.value for e in fallback]), np.array([e.error_bound for e in fallback]), exact)
+    assert all(e.error_bound <= 1e-15 for e in adaptive + fallback)   # still complex-step's accuracy
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= 1e-17, reason="the closed form needs long double beyond float64")
+def test_one_element_complex_steps_take_their_nodes_scale_into_their_bound():
+    # d/dW sum(v * tanh(X W)) = X^T (v sech^2(X W)), in long double.  The float64 forward values (tanh of X W) are
+    # rounded alike for both complex steps, so their spread misses that rounding: where a derivative cancels
+    # below its terms, only a bound scaled by the node's derivatives covers it (spread alone: 6 of 128 beyond,
+    # up to 8.5x).  element() estimates one element at a time: it takes that scale from a sample of the node.
+    from gradcheck.engine import forward
+    from gradcheck.graph import build_graph
+    from gradcheck.numeric import Evaluator, NodeDifferentiator
+    from gradcheck.spec import parse_spec
+
+    rng = np.random.default_rng(1)
+    X, W, v = rng.standard_normal((32, 16)), 0.3 * rng.standard_normal((16, 8)), rng.standard_normal((32, 8))
+    spec = {"inputs": {"X": {"value": X.tolist(), "requires_grad": False}, "W": W.tolist(),
+                       "v": {"value": v.tolist(), "requires_grad": False}},
+            "nodes": {"f": "sum(v * tanh(X @ W))"}}
+    graph = build_graph(parse_spec(spec, "<dict>", Path.cwd(), "tanh layer"))
+    reference = forward(graph, "float64")
+    differ = NodeDifferentiator(Evaluator(graph, reference.values, reference.projection), graph.by_name["W"],
+                                "complex-step", None)
+    extended = np.longdouble
+    exact = (X.astype(extended).T @ (v.astype(extended) / np.cosh(X.astype(extended) @ W.astype(extended)) ** 2))
+    one_by_one = [differ.element(k) for k in range(W.size)]
+    numeric = np.array([e.value for e in one_by_one], dtype=extended)
+    assert np.all(np.abs(numeric - exact.reshape(-1)) <= np.array([e.error_bound for e in one_by_one]))
+    some = np.flatnonzero(np.abs(exact.reshape(-1)) < 1)  # a second look at the small ones: the most accurate estimate
+    better = differ.most_accurate(some)
+    assert np.all(np.abs(better.values.astype(extended) - exact.reshape(-1)[some]) <= better.error_bound)
+    batched = differ.gradient()
+    assert np.all(np.abs(batched.values.reshape(-1).astype(extended) - exact.reshape(-1)) <= batched.error_bound)
+    assert np.all(batched.error_bound <= 4e-15 * np.max(np.abs(batched.values)))   # still complex-step's accuracy

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import complexmath
 from .base import normalize_axes, real_part
 
 
@@ -287,14 +288,14 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
     delta, count = change.delta, change.count
     probabilities = derived(_softmax_last_axis, logits)
-    mixed = np.einsum("...c,...c->...", change.gather(probabilities), np.expm1(delta))
+    mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
     if classes is not None and class_axis not in change.pins:
-        per_row = np.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
+        per_row = complexmath.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
     else:
         totals = derived(_row_totals, targets, logits)
         targets = np.broadcast_to(targets, logits.shape)
         linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
-        per_row = gather(totals, rows, count) * np.log1p(mixed) - linear
+        per_row = gather(totals, rows, count) * complexmath.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..errors import first_position  # nn_layers and nn_losses import it from here
+from . import complexmath
 from .base import (
     OpArgumentError,
     Param,
@@ -227,7 +228,7 @@ class Gelu(Primitive):
     def forward(self, x, approximate="none"):
         x = np.asarray(x)
         if approximate == "tanh":
-            return 0.5 * x * (1 + np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * (x * x * x))))  # x*x*x: pow() is ~15x slower
+            return 0.5 * x * (1 + complexmath.tanh(_TANH_SCALE * (x + _TANH_CUBIC * (x * x * x))))  # x*x*x: pow() is ~15x slower
         return x * _normal_cdf_float64(x).astype(float_dtype(x))
 
     def vjp(self, g, out, x, approximate="none"):
