@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -201,9 +202,9 @@ def startup_environment() -> dict[str, str]:
     return env
 
 
-def process_ms(commands: dict[str, list[str]], runs: int = 10) -> dict[str, float]:
-    """The 10-run median wall time of each whole process, the commands interleaved (so a change of load hits all
-    alike), after one warm-up run each (the file cache, the bytecode)."""
+def process_ms(commands: dict[str, list[str]], runs: int = 20) -> tuple[dict[str, float], dict[str, float]]:
+    """The median and the best wall time (ms) of each whole process over ``runs`` runs, the commands interleaved
+    (so a change of load hits all alike), after one warm-up run each (the file cache, the bytecode)."""
     env = startup_environment()
     for command in commands.values():
         subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
@@ -213,35 +214,49 @@ def process_ms(commands: dict[str, list[str]], runs: int = 10) -> dict[str, floa
             start = time.perf_counter()
             subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
             times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return ({name: statistics.median(values) for name, values in times.items()},
+            {name: min(values) for name, values in times.items()})
 
 
-# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling), with a perf
-# counter read between its stages: the stages are wrapped from outside, the command's code is unchanged.
+# One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling: paused while
+# gradcheck.cli, the check's modules and PyYAML load), with a clock read between its stages: the stages are wrapped
+# from outside, the command's code is unchanged, except that rich (which the command imports when it first draws)
+# is imported as a stage of its own, just before.  With STOP_AT=k in its environment the process ends (os._exit,
+# output flushed) at its k-th mark: the instructions of each prefix of the run, whose differences are the stages'.
 STAGED_RUN = r"""
-import gc, sys, time
+import gc, os, sys, time
 marks = [("start", time.time())]
+STOP_AT = int(os.environ.get("STOP_AT", "0"))
 def mark(name):
     marks.append((name, time.time()))
+    if len(marks) == STOP_AT:
+        sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
 import numpy
 mark("import numpy")
 gc.disable()
 import gradcheck.cli as cli
-gc.freeze(); gc.enable()
 mark("import gradcheck.cli")
 import gradcheck.pipeline as pipeline
 mark("import the check (gradcheck.pipeline)")
+import yaml
+gc.freeze(); gc.enable()
+mark("import yaml")
 load, run_loaded, render = pipeline.load, pipeline.run_loaded, cli._render
-def staged(function, before, after):
+def staged(function, before, after, imports=()):
     def call(*args, **kwargs):
         mark(before)
+        if imports:
+            for module in imports:
+                __import__(module)
+            mark(f"import {', '.join(imports)}")
         value = function(*args, **kwargs)
         mark(after)
         return value
     return call
 pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec")
 pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", "check (graph, passes, judge)")
-cli._render = staged(render, "the result, the report's options", "render the Rich table (rich's import included)")
+cli._render = staged(render, "the result, the report's options", "render the table",
+                     ("rich.console", "rich.table", "gradcheck.report.table"))
 sys.argv = ["gradcheck", "run", sys.argv[1]]
 try:
     cli.main()
@@ -252,8 +267,20 @@ mark("(end)")
 sys.__stderr__.write("STAGES " + repr(marks) + "\n")
 """
 
-
+INTERPRETER = "interpreter start-up (to the first line)"
+EXIT = "exit (summary, sys.exit, interpreter shutdown)"
 SHARE = "gradcheck's share (the whole - interpreter - numpy)"
+
+
+def staged_marks(output: str) -> list[tuple[str, float]]:
+    line = [text for text in output.splitlines() if text.startswith("STAGES ")]
+    if not line:
+        raise RuntimeError(f"the staged run failed: {output[-500:]}")
+    return ast.literal_eval(line[-1].removeprefix("STAGES "))
+
+
+def add_stage(stages: dict[str, float], name: str, amount: float) -> None:
+    stages[name] = stages.get(name, 0.0) + amount  # the set-up between stages is one stage however often it runs
 
 
 def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
@@ -267,22 +294,50 @@ def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]
         launched = time.time()
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         ended = time.time()
-        line = [text for text in done.stdout.splitlines() + done.stderr.splitlines() if text.startswith("STAGES ")]
-        if not line:
-            raise RuntimeError(f"the staged run failed: {done.stderr[-500:]}")
-        marks = ast.literal_eval(line[-1].removeprefix("STAGES "))
+        marks = staged_marks(done.stdout + done.stderr)
         previous = launched
-        timed = {"interpreter start-up (to the first line)": marks[0][1] - launched}
+        timed = {INTERPRETER: marks[0][1] - launched}
         for name, at in marks[1:]:
             if not name.startswith("("):
-                timed[name] = timed.get(name, 0.0) + at - previous
+                add_stage(timed, name, at - previous)
             previous = at
-        timed["exit (summary, sys.exit, interpreter shutdown)"] = ended - marks[-2][1]
-        timed[SHARE] = ended - launched - timed["interpreter start-up (to the first line)"] - timed["import numpy"]
+        timed[EXIT] = ended - marks[-2][1]
+        timed[SHARE] = ended - launched - timed[INTERPRETER] - timed["import numpy"]
         for name, seconds_taken in timed.items():
             stages.setdefault(name, []).append(seconds_taken * 1000)
         wholes.append((ended - launched) * 1000)
     return {name: statistics.median(values) for name, values in stages.items()}, statistics.median(wholes)
+
+
+def instructions(command: list[str], extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """User-space instructions the whole process executes (valgrind's count: the same on every run, unlike time
+    on a shared machine), with its stderr.  One BLAS thread and a fixed hash seed, so nothing spins or varies."""
+    env = {**startup_environment(), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+           **(extra_env or {})}
+    done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                           *command], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    counted = [line for line in done.stderr.splitlines() if "I   refs:" in line or "I refs:" in line]
+    if not counted:
+        raise RuntimeError(f"valgrind counted nothing: {done.stderr[-500:]}")
+    return int(counted[-1].split(":")[-1].replace(",", "")), done.stderr
+
+
+def startup_instructions(spec: Path) -> tuple[dict[str, float], float]:
+    """Millions of instructions of each stage of the staged run (the differences between its prefixes), and of the
+    whole process."""
+    python = sys.executable
+    command = [python, "-c", STAGED_RUN, str(spec)]
+    whole, stderr = instructions(command)
+    marks = [name for name, _ in staged_marks(stderr)]
+    reached, _ = instructions([python, "-c", "import os; os._exit(0)"])
+    stages = {INTERPRETER: reached / 1e6}
+    for stop in range(2, len(marks)):  # marks[0] is the start; the last, "(end)", is the exit's start
+        count, _ = instructions(command, {"STOP_AT": str(stop)})
+        add_stage(stages, marks[stop - 1], (count - reached) / 1e6)
+        reached = count
+    stages[EXIT] = (whole - reached) / 1e6
+    stages[SHARE] = whole / 1e6 - stages[INTERPRETER] - stages["import numpy"]
+    return stages, whole / 1e6
 
 
 TORCH_NEURON = """
@@ -296,32 +351,55 @@ print(torch.autograd.gradcheck(f, (w, x)))
 
 def startup(table: Table, folder: Path, torch_here: str | None) -> None:
     """Issue 12 point 3: import gradcheck.cli <= 60 ms above numpy; a one-spec run <= 100 ms whole process,
-    beside the torch script doing the same check; then the run's stages, and gradcheck's share of it."""
+    beside the torch script doing the same check; then the run's stages, and gradcheck's share of it, in
+    milliseconds (10-run medians) and, where valgrind is installed, in instructions (the same on every run)."""
     python = sys.executable
     spec = ROOT / "specs/neuron_sigmoid.yaml"
     commands = {"bare": [python, "-c", "pass"], "numpy": [python, "-c", "import numpy"],
-                "cli": [python, "-c", "import gradcheck.cli"], "run": [python, "-m", "gradcheck", "run", str(spec)]}
+                "cli": [python, "-c", "import gradcheck.cli"], "numpy+cli": [python, "-c", "import numpy, gradcheck.cli"],
+                "run": [python, "-m", "gradcheck", "run", str(spec)]}
     if torch_here:
         script = folder / "neuron_sigmoid_torch.py"
         script.write_text(TORCH_NEURON)
         commands["torch"] = [python, str(script)]
-    ms = process_ms(commands)
-    above = ms["cli"] - ms["numpy"]
+    ms, best = process_ms(commands)
+    counted = shutil.which("valgrind") is not None
+    count = {name: instructions(commands[name])[0] / 1e6 for name in ("bare", "numpy", "cli", "numpy+cli", "run")} \
+        if counted else {}
+    pace = count["numpy"] / best["numpy"] if counted else 0.0  # M instructions per ms, in numpy's best run
+
+    def at_pace(name: str, base: str) -> str:
+        return (f"; {count[name] - count[base]:.0f} M instructions above {base}, {(count[name] - count[base]) / pace:.0f} "
+                f"ms at the pace of numpy's best run" if counted else "")
+
+    loads_numpy = subprocess.run([python, "-c", "import sys, gradcheck.cli; print('numpy' in sys.modules)"],
+                                 env=startup_environment(), capture_output=True, text=True).stdout.strip() == "True"
+    above = ms["numpy+cli"] - ms["numpy"]
     table.add("import gradcheck.cli, above import numpy", f"{above:.0f} ms", "-", "-", "<= 60 ms",
-              "yes" if above <= 60 else "NO", f"10-run medians: {ms['cli']:.0f} vs {ms['numpy']:.0f} ms")
+              "yes" if above <= 60 else "NO",
+              f"20-run medians: numpy then gradcheck.cli {ms['numpy+cli']:.0f} ms vs numpy {ms['numpy']:.0f} ms "
+              f"(best {best['numpy+cli']:.0f} vs {best['numpy']:.0f}){at_pace('numpy+cli', 'numpy')}; "
+              f"gradcheck.cli alone ({'it loads numpy' if loads_numpy else 'it loads no numpy'}) {ms['cli']:.0f} ms, "
+              f"best {best['cli']:.0f}"
+              f"{at_pace('cli', 'bare')}")
     torch_ms = ms.get("torch")
     table.add("gradcheck run neuron_sigmoid.yaml (process)", f"{ms['run']:.0f} ms",
               f"{torch_ms:.0f} ms" if torch_ms else "-", f"{torch_ms / ms['run']:.1f}x" if torch_ms else "-",
               "<= 100 ms", "yes" if ms["run"] <= 100 else "NO",
-              f"floor: python -c pass {ms['bare']:.0f} ms, python -c 'import numpy' {ms['numpy']:.0f} ms; "
-              f"gradcheck's share (whole - interpreter+numpy) {ms['run'] - ms['numpy']:.0f} ms"
+              f"best {best['run']:.0f} ms; floor: python -c pass {ms['bare']:.0f} ms (best {best['bare']:.0f}), "
+              f"python -c 'import numpy' {ms['numpy']:.0f} ms (best {best['numpy']:.0f}); gradcheck's share (whole - "
+              f"numpy's process) {ms['run'] - ms['numpy']:.0f} ms{at_pace('run', 'numpy')}"
               + ("" if torch_ms else "; torch not installed: no torch script"))
     stages, whole = startup_stages(spec)
+    counts, whole_count = startup_instructions(spec) if counted else ({}, 0.0)
     beside = f"; the torch script: {torch_ms:.0f} ms whole process" if torch_ms else ""
-    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians, ms; this staged run: {whole:.0f} ms whole "
-          f"process{beside})")
+    print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians in ms; this staged run: {whole:.0f} ms whole "
+          f"process{beside})" + (f"; millions of instructions (valgrind; {whole_count:.0f} M whole process)"
+                                 if counted else "; valgrind not installed: no instruction counts"))
     for name, median in stages.items():
-        print(f"  {name:54} {median:7.1f}" + (f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""))
+        share = f"  ({median / whole:.0%} of the whole)" if name == SHARE else ""
+        instructions_text = f"{counts[name]:9.1f} M" if name in counts else ""
+        print(f"  {name:58} {median:7.1f} ms {instructions_text}{share}")
 
 
 # ---------------------------------------------------------------------------------------------- the report

@@ -8,6 +8,7 @@ import re
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,10 +16,12 @@ from . import __version__
 from .errors import SpecError, Terminated, one_line
 from .format import visible_line
 from .isolation import DEFAULT_TIMEOUT, Limits, default_memory_budget
-from .judge import CheckOptions
 from .outfile import OutputError, is_stdout, refuse_inputs, silence_stdout, write_stdout, write_text, writing_stdout
-from .report import FORMATS, JUNIT_FLAVORS, RenderOptions, renderer
-from .spec import FLOAT_DTYPES, METHODS, Overrides
+from .report import FORMATS, JUNIT_FLAVORS
+from .vocabulary import FLOAT_DTYPES, METHODS
+
+if TYPE_CHECKING:
+    from .spec import Overrides
 
 EXIT_USAGE = 2
 
@@ -272,7 +275,10 @@ def run(paths, output_format, output, junit_file, json_file, markdown_file, juni
       130  interrupted (SIGINT); 143: terminated (SIGTERM)
     """
     from .discovery import discover
+    from .judge import CheckOptions
     from .pipeline import check_paths, files_named
+    from .report import RenderOptions
+    from .spec import Overrides
 
     reports = [(output_format, output)] + [(name, path) for name, path in
                                            (("junit", junit_file), ("json", json_file), ("markdown", markdown_file)) if path]
@@ -362,6 +368,8 @@ def _render(result, output_format, output, options, color) -> None:
 
         _print_to_terminal(lambda console: table.render(result, options, console=console), color)
     else:
+        from .report import renderer
+
         write_text(renderer(output_format)(result, replace(options, color=False)), output)
 
 
@@ -509,9 +517,11 @@ def explain(spec, output_format, output, dtype, seed, timeout, max_memory, no_cu
     pass/fail); 2 for a spec or usage error.
     """
     from .explain import walkthrough
+    from .judge import CheckOptions
     from .judge.diagnosis import local_suspects
     from .pipeline import run_loaded
     from .report import explain_text
+    from .spec import Overrides
 
     overrides = Overrides(dtype=dtype, seed=seed, custom_ops=not no_custom_ops, allow_outside_files=allow_outside_files)
     limits = _limits(timeout, max_memory)
@@ -544,8 +554,10 @@ def graph(spec, output_format, output, atol, rtol, method, eps, dtype, seed, mod
     Exit status: 0 whatever the statuses (a failing node is drawn red; use `gradcheck run`
     to gate on them); 2 for a spec or usage error.
     """
+    from .judge import CheckOptions
     from .pipeline import run_loaded
     from .report import graph_view
+    from .spec import Overrides
     from .views import graph_view as view_of
 
     overrides = Overrides(dtype=dtype, seed=seed, atol=atol, rtol=rtol, method=method, eps=eps,

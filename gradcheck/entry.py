@@ -3,16 +3,27 @@ with Python's cyclic garbage collector kept out of the start-up and the exit.
 
 Loading modules makes no garbage, yet every collection while they load walks all that is loaded so far, and on
 the way out the interpreter collects once more over every object of every module: together about a tenth of a
-one-spec run.  So the collector is paused while gradcheck.cli loads, what is loaded is then frozen out of its
-scans (gc.freeze: never collected, as a loaded module never is), and when the command ends what it loaded and
-made since is frozen too, so the exit skips that last collection (the process ends: the system takes its memory
-back; standard output and error are flushed by the interpreter all the same).  The check itself runs with the
-collector on.  Only this entry does so: gradcheck.cli.main called in another program's process (a test's
-CliRunner) leaves that process's collector as it was.
+one-spec run.  So the collector is paused while gradcheck.cli loads, and, for a command that checks specs (run,
+explain, graph), while the check's modules and PyYAML load too (gradcheck.cli itself loads them only when such a
+command runs, so that --help and the commands that read no spec never pay for them).  What is loaded is then
+frozen out of the collector's scans (gc.freeze: never collected, as a loaded module never is), and when the command
+ends what it loaded and made since is frozen too, so the exit skips that last collection (the process ends: the
+system takes its memory back; standard output and error are flushed by the interpreter all the same).  The check
+itself runs with the collector on.  Only this entry does so: gradcheck.cli.main called in another program's
+process (a test's CliRunner) leaves that process's collector as it was.
 """
 from __future__ import annotations
 
 import gc
+import sys
+
+CHECKING_COMMANDS = ("run", "explain", "graph")  # the commands that read specs and check them
+
+
+def _will_check(arguments: list[str]) -> bool:
+    """Whether the command line names a command that checks specs and does not ask for its help (a guess that
+    can only change when modules load, never what the command does)."""
+    return bool(arguments) and arguments[0] in CHECKING_COMMANDS and not {"--help", "-h"} & set(arguments[1:])
 
 
 def main(**options) -> None:
@@ -20,6 +31,11 @@ def main(**options) -> None:
     gc.disable()
     try:
         from .cli import main as command
+
+        if _will_check(sys.argv[1:]):
+            import yaml  # noqa: F401  (read by the first spec)
+
+            from . import pipeline  # noqa: F401
     finally:
         gc.freeze()
         if collecting:

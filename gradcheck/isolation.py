@@ -23,10 +23,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import INTERRUPTS, SpecError, clip, one_line
-from .results import ErrorInfo
+
+if TYPE_CHECKING:
+    from .results import ErrorInfo
 
 T = TypeVar("T")
 
@@ -145,6 +147,8 @@ def _warm_up_blas() -> None:
 
 def describe_fault(error: BaseException) -> ErrorInfo:
     """The one wording of everything that can stop a spec: its own error, or gradcheck's, as one line."""
+    from .results import ErrorInfo  # here: the command line reads this module's limits before any result exists
+
     if isinstance(error, SpecError):
         return ErrorInfo(error.message, error.location)
     if isinstance(error, SpecTimeout):

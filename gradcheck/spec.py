@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean, first_position
+from .vocabulary import FLOAT_DTYPES, METHODS
 from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml, located
 
 FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("name", "description", "dtype", "seed", "inputs", "nodes", "output", "tolerance",
                   "numeric", "ops", "expect", "requires")
-FLOAT_DTYPES = ("float64", "float32")
 INPUT_DTYPES = ("float64", "float32", "int64", "bool")
-METHODS = ("central", "forward", "backward", "five-point", "richardson", "complex-step")
 MAX_INPUT_ELEMENTS = 20_000_000  # 160 MB in float64, per input
 MAX_TOTAL_ELEMENTS = 50_000_000
 MAX_NAME_CHARS = 100

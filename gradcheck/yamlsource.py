@@ -15,14 +15,15 @@ ahead), the text up to that place is composed again in Python, so gradcheck's bo
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
-from typing import Any
-
-import yaml
-from yaml.composer import Composer
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import Location, SpecError, clip, clipped_repr, one_line
+
+if TYPE_CHECKING:
+    import yaml
 
 MAX_FILE_BYTES = 16 * 1024 * 1024    # a spec is written by hand; large data belongs in a file: input
 MAX_EXPANDED_SCALARS = 1_000_000     # values once aliases are expanded (alias bombs)
@@ -48,68 +49,6 @@ class LocatedList(list):
     item_locations: list
 
 
-class _Bounded(Composer):
-    """Composer hooks that refuse, at the place they occur, nesting deeper than MAX_YAML_DEPTH and more
-    than MAX_YAML_NODES nodes, before the parser has read any further.  Mixed in before a loader's parser
-    and constructor."""
-
-    path = "<spec>"
-    _depth = 0
-    _count = 0
-    has_aliases = False
-
-    def compose_node(self, parent, index):
-        self._depth += 1
-        self._count += 1
-        try:
-            if self.check_event(yaml.AliasEvent):
-                self.has_aliases = True
-            if self._depth > MAX_YAML_DEPTH:
-                raise SpecError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels; the limit is {MAX_YAML_DEPTH}",
-                                _location(self, self.peek_event().start_mark))
-            if self._count > MAX_YAML_NODES:
-                raise SpecError(f"the spec holds more than {MAX_YAML_NODES:,} YAML values; the limit is "
-                                f"{MAX_YAML_NODES:,} (large arrays belong in a .npy or .csv file: use file:)",
-                                _location(self, self.peek_event().start_mark))
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_object(self, node, deep=False):
-        try:
-            return super().construct_object(node, deep=deep)
-        except (SpecError, yaml.YAMLError, RecursionError, MemoryError):
-            raise
-        except Exception as error:  # a standard tag on a value it cannot read: !!int abc, !!bool maybe, ...
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
-            detail = "" if isinstance(error, KeyError) else f" ({clip(one_line(str(error)), 200)})"
-            what = f"{clipped_repr(node.value)} as {clip(tag)}" if isinstance(node, yaml.ScalarNode) else "this value"
-            raise SpecError(f"cannot read {what}{detail}", _location(self, node.start_mark)) from None
-
-
-class _Loader(_Bounded, yaml.SafeLoader):
-    """The pure-Python safe loader, bounded."""
-
-
-_FastLoader: type[_Bounded]
-if getattr(yaml, "__with_libyaml__", False):
-    from yaml._yaml import CParser
-
-    class _LibyamlLoader(_Bounded, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
-        """libyaml scans and parses (fast on long lines and big lists); the Python composer builds the nodes,
-        so nesting is bounded by _Bounded (libyaml's own composer recurses in C without a limit)."""
-
-        def __init__(self, stream):
-            CParser.__init__(self, stream)
-            Composer.__init__(self)
-            yaml.constructor.SafeConstructor.__init__(self)
-            yaml.resolver.Resolver.__init__(self)
-
-    _FastLoader = _LibyamlLoader
-else:  # pragma: no cover - PyYAML built without libyaml
-    _FastLoader = _Loader
-
-
 def _mark_location(path: str, mark) -> Location:
     """The 1-based place a YAML mark points at; just the file when there is no mark."""
     return Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
@@ -120,6 +59,8 @@ def _location(loader, mark) -> Location:
 
 
 def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
+    import yaml
+
     if not isinstance(node, yaml.MappingNode):
         raise SpecError("the tag !!map needs a mapping here", _location(loader, node.start_mark))
     seen: dict[str, Any] = {}  # key -> the mark where it was first given
@@ -156,6 +97,8 @@ def _construct_mapping(loader, node: yaml.MappingNode) -> LocatedMap:
 
 
 def _construct_sequence(loader, node: yaml.SequenceNode) -> LocatedList:
+    import yaml
+
     if not isinstance(node, yaml.SequenceNode):
         raise SpecError("the tag !!seq needs a list here", _location(loader, node.start_mark))
     items = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
@@ -165,6 +108,8 @@ def _construct_sequence(loader, node: yaml.SequenceNode) -> LocatedList:
 
 
 def _construct_int(loader, node: yaml.ScalarNode):
+    import yaml
+
     digits = sum(c.isdigit() for c in node.value) if len(node.value) > MAX_NUMBER_DIGITS else 0
     if digits > MAX_NUMBER_DIGITS:
         raise SpecError(f"a number with {digits:,} digits is out of range (the limit is {MAX_NUMBER_DIGITS} digits)",
@@ -173,6 +118,8 @@ def _construct_int(loader, node: yaml.ScalarNode):
 
 
 def _construct_float(loader, node: yaml.ScalarNode):
+    import yaml
+
     if len(node.value) > MAX_NUMBER_DIGITS:
         raise SpecError(f"a number with {len(node.value):,} characters is out of range (the limit is "
                         f"{MAX_NUMBER_DIGITS} characters)", _location(loader, node.start_mark))
@@ -205,14 +152,89 @@ CORE_SCHEMA_RESOLVERS = [
     ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),
 ]
 
-for _cls in {_Loader, _FastLoader}:
-    _cls.yaml_implicit_resolvers = {}
-    for _tag, _pattern, _first in CORE_SCHEMA_RESOLVERS:
-        _cls.add_implicit_resolver(_tag, re.compile(_pattern), _first)
-    _cls.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-    _cls.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-    _cls.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
-    _cls.add_constructor("tag:yaml.org,2002:float", _construct_float)
+class _Readers(NamedTuple):
+    """The two loaders: PyYAML's pure-Python one, and the one that lets libyaml scan and parse."""
+
+    python: type[Any]
+    fast: type[Any]  # the Python loader where PyYAML was built without libyaml
+
+
+@functools.cache
+def _readers() -> _Readers:
+    """The loader classes, built when the first spec is read: importing PyYAML compiles its reader's and resolver's
+    regular expressions (about 90 M instructions, a sixth of gradcheck's share of a one-spec run), which
+    `gradcheck --help`, `ops` and `schema` never need."""
+    import yaml
+    from yaml.composer import Composer
+
+    class Bounded(Composer):
+        """Composer hooks that refuse, at the place they occur, nesting deeper than MAX_YAML_DEPTH and more
+        than MAX_YAML_NODES nodes, before the parser has read any further.  Mixed in before a loader's parser
+        and constructor."""
+
+        path = "<spec>"
+        _depth = 0
+        _count = 0
+        has_aliases = False
+
+        def compose_node(self, parent, index):
+            self._depth += 1
+            self._count += 1
+            try:
+                if self.check_event(yaml.AliasEvent):
+                    self.has_aliases = True
+                if self._depth > MAX_YAML_DEPTH:
+                    raise SpecError(f"the YAML nests deeper than {MAX_YAML_DEPTH} levels; the limit is "
+                                    f"{MAX_YAML_DEPTH}", _location(self, self.peek_event().start_mark))
+                if self._count > MAX_YAML_NODES:
+                    raise SpecError(f"the spec holds more than {MAX_YAML_NODES:,} YAML values; the limit is "
+                                    f"{MAX_YAML_NODES:,} (large arrays belong in a .npy or .csv file: use file:)",
+                                    _location(self, self.peek_event().start_mark))
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_object(self, node, deep=False):
+            try:
+                return super().construct_object(node, deep=deep)
+            except (SpecError, yaml.YAMLError, RecursionError, MemoryError):
+                raise
+            except Exception as error:  # a standard tag on a value it cannot read: !!int abc, !!bool maybe, ...
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                detail = "" if isinstance(error, KeyError) else f" ({clip(one_line(str(error)), 200)})"
+                what = (f"{clipped_repr(node.value)} as {clip(tag)}" if isinstance(node, yaml.ScalarNode)
+                        else "this value")
+                raise SpecError(f"cannot read {what}{detail}", _location(self, node.start_mark)) from None
+
+    class Loader(Bounded, yaml.SafeLoader):
+        """The pure-Python safe loader, bounded."""
+
+    fast: type[Any] = Loader
+    if getattr(yaml, "__with_libyaml__", False):
+        from yaml._yaml import CParser
+
+        class LibyamlLoader(Bounded, yaml.constructor.SafeConstructor, yaml.resolver.Resolver, CParser):
+            """libyaml scans and parses (fast on long lines and big lists); the Python composer builds the nodes,
+            so nesting is bounded by Bounded (libyaml's own composer recurses in C without a limit)."""
+
+            def __init__(self, stream):
+                CParser.__init__(self, stream)
+                Composer.__init__(self)
+                yaml.constructor.SafeConstructor.__init__(self)
+                yaml.resolver.Resolver.__init__(self)
+
+        fast = LibyamlLoader
+
+    loaders: set[type[Any]] = {Loader, fast}
+    for loader in loaders:
+        loader.yaml_implicit_resolvers = {}
+        for tag, pattern, first in CORE_SCHEMA_RESOLVERS:
+            loader.add_implicit_resolver(tag, re.compile(pattern), first)
+        loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+        loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+        loader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
+        loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+    return _Readers(Loader, fast)
 
 
 def _expanded_size(root, path: str) -> int:
@@ -220,6 +242,8 @@ def _expanded_size(root, path: str) -> int:
 
     Raises SpecError on a recursive alias.
     """
+    import yaml
+
     def recursive(node) -> SpecError:
         return SpecError("a recursive alias (a structure that contains itself) is not allowed",
                          _mark_location(path, node.start_mark))
@@ -276,9 +300,12 @@ def _char_at(text: str, mark) -> str:
 def _bound_passed_before(text: str, mark, path: str) -> SpecError | None:
     """gradcheck's own bound (depth, number of values) if the pure-Python composer passes it in the text
     before ``mark``, where libyaml stopped; None when it does not, or when that text is too long to recompose."""
-    if _FastLoader is _Loader or mark is None or mark.index > MAX_RECOMPOSE_CHARS:
+    import yaml
+
+    readers = _readers()
+    if readers.fast is readers.python or mark is None or mark.index > MAX_RECOMPOSE_CHARS:
         return None
-    loader = _Loader(text[:mark.index])
+    loader = readers.python(text[:mark.index])
     loader.path = path
     try:
         loader.get_single_node()
@@ -292,6 +319,8 @@ def _bound_passed_before(text: str, mark, path: str) -> SpecError | None:
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecError:
+    import yaml
+
     problem = (error.problem or error.context or "invalid YAML").strip()
     location = _mark_location(path, error.problem_mark or error.context_mark)
     if isinstance(error, yaml.composer.ComposerError) and "another document" in problem:
@@ -307,6 +336,8 @@ def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecErro
 
 def load_yaml(text: str, path: str):
     """Parse one YAML document into LocatedMap / LocatedList / scalars, or raise SpecError."""
+    import yaml
+
     bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
     if bad:
         character = bad.group()
@@ -316,7 +347,7 @@ def load_yaml(text: str, path: str):
     loader = None
     try:
         try:
-            loader = _FastLoader(text)
+            loader = _readers().fast(text)
             loader.path = path
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as error:

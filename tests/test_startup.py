@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck.entry import _will_check
 from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, custom_op_info
 from gradcheck.ops.registry import OP_MODULES, OPS_BY_MODULE, OpTable
 
@@ -19,6 +20,7 @@ LOADED_BY_A_RUN = """
 import json, sys
 sys.argv = ["gradcheck", *sys.argv[1:]]
 from gradcheck.entry import main
+code = 0  # --help and --version return from click without exiting
 try:
     main()
 except SystemExit as stop:
@@ -36,6 +38,57 @@ def modules_loaded_by(*arguments: str) -> tuple[int, set[str]]:
     assert marker, done.stdout + done.stderr
     loaded = json.loads(marker[-1].removeprefix("MODULES "))
     return loaded["exit"], set(loaded["modules"])
+
+
+RENDERERS = ("table", "json_report", "junit", "github", "markdown", "explain_text", "graph_view")
+NEVER_AT_IMPORT = ("numpy", "yaml", "rich", "click.shell_completion", "gradcheck.spec", "gradcheck.yamlsource",
+                   "gradcheck.results", "gradcheck.judge", "gradcheck.pipeline", "gradcheck.ops")
+
+
+def loaded_heavy(modules: set[str], names) -> list[str]:
+    """Those of ``names`` loaded, as modules or as packages with any submodule loaded."""
+    return [name for name in names if any(module == name or module.startswith(name + ".") for module in modules)]
+
+
+def test_importing_the_command_line_loads_no_numpy_yaml_rich_or_check():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", "import json, sys, gradcheck.cli; print(json.dumps(sorted(sys.modules)))"],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert loaded_heavy(set(json.loads(done.stdout)), NEVER_AT_IMPORT) == []
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["--version"], ["run", "--help"]])
+def test_help_and_version_load_no_numpy_yaml_or_rich(arguments):
+    code, modules = modules_loaded_by(*arguments)
+    assert code == 0
+    assert loaded_heavy(modules, NEVER_AT_IMPORT) == []
+
+
+@pytest.mark.parametrize("arguments", [["ops", "--json"], ["schema"], ["schema", "--report"]])
+def test_commands_that_read_no_spec_load_no_yaml(arguments):
+    code, modules = modules_loaded_by(*arguments)
+    assert code == 0
+    assert loaded_heavy(modules, ("yaml", "rich", "gradcheck.pipeline")) == []
+
+
+@pytest.mark.parametrize("output_format", ["table", "json", "junit", "github", "markdown"])
+def test_a_run_loads_yaml_and_only_the_renderer_it_draws_with(output_format):
+    code, modules = modules_loaded_by("run", "--format", output_format, str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert "yaml" in modules  # it did read the spec
+    drawn_with = {"json": {"json_report"}, "markdown": {"markdown", "graph_view"}}  # Markdown's Mermaid graph
+    assert {name for name in RENDERERS if f"gradcheck.report.{name}" in modules} == \
+        drawn_with.get(output_format, {output_format})
+    if output_format != "table":  # only the table draws with rich
+        assert loaded_heavy(modules, ("rich",)) == []
+    else:
+        assert "rich.progress" not in modules
+
+
+def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
+    assert _will_check(["run", "specs/"]) and _will_check(["explain", "a.yaml", "-o", "x"]) and _will_check(["graph", "a"])
+    for arguments in ([], ["--help"], ["ops"], ["schema"], ["run", "--help"], ["graph", "a.yaml", "-h"]):
+        assert not _will_check(arguments), arguments
 
 
 def test_a_run_off_a_terminal_loads_no_framework_and_no_progress_display():

@@ -19,7 +19,7 @@ import numpy as np
 from ..engine import evaluation_failures
 from ..graph import Graph
 from ..numeric.evaluator import Evaluator
-from ..ops.changes import Change, gather, on_box
+from ..ops.changes import Change, concatenated, gather, on_box
 
 MAX_COPY_FLOATS = 2_000_000  # perturbed copies watched at once are capped at ~16 MB of downstream values
 
@@ -74,10 +74,61 @@ class BranchWatch:
         chunk = max(1, MAX_COPY_FLOATS // per_copy)
         for start in range(0, count, chunk):
             copies = slice(start, min(count, start + chunk))
-            part = change if copies == slice(0, count) else Change(change.shape, {a: p[copies] for a, p in change.pins.items()},
-                                                                   change.delta[copies])
+            part = change if copies == slice(0, count) else change.copies(copies.start, copies.stop)
             flips[copies] = self._changed_chunk(index, part, path, set(watched))
         return flips
+
+    def changed_together(self, starts: dict[int, Change]) -> dict[int, np.ndarray]:
+        """changed() for the changes of several nodes at once (starts[i]: node i's copies), swept downstream
+        together: each op after any of them runs once for the sources that change the same arguments (one
+        sweep for the watched nodes of a small graph, not one per node).  Where their copies and downstream
+        values exceed one chunk's MAX_COPY_FLOATS, or some op raises for some copy, each node goes on its own."""
+        watched = {i: set(self.branching(i)) for i in starts}
+        sources = [i for i in starts if watched[i] and starts[i].count]
+        found = {i: np.zeros(starts[i].count, dtype=np.int64) for i in starts}
+        if not sources:
+            return found
+        last = max(max(watched[i]) for i in sources)
+        path = sorted(set(sources).union(*(self.graph.downstream(i) for i in sources)))
+        path = [j for j in path if j <= last]
+        floats = sum(starts[i].count for i in sources) * sum(int(np.size(self.values[j])) for j in path)
+        if len(sources) == 1 or floats > MAX_COPY_FLOATS:
+            return {**found, **{i: self.changed(i, starts[i]) for i in sources}}
+        changes: dict[int, dict[int, Change]] = {}  # node -> {source: the change of its copies there}
+        with np.errstate(all="ignore"):
+            for j in path:
+                node = self.graph.nodes[j]
+                changes[j] = {}
+                if j in starts:
+                    changes[j][j] = starts[j]
+                if node.kind != "op":
+                    continue
+                by_arguments: dict[tuple[bool, ...], list[int]] = {}
+                for i in sources:
+                    reached = tuple(i in changes.get(a, {}) for a in node.args)
+                    if any(reached) and j != i:
+                        by_arguments.setdefault(reached, []).append(i)
+                args = [self.values[a] for a in node.args]
+                for reached, group in by_arguments.items():
+                    arg_changes = [concatenated([changes[a][i] for i in group]) if hit else None
+                                   for a, hit in zip(node.args, reached, strict=True)]
+                    count = sum(starts[i].count for i in group)
+                    try:
+                        changed = Evaluator.boxed_change(node, arg_changes, args, self.values[j])
+                        flips = (self._flipped(node, j, arg_changes, args, changed, count)
+                                 if any(j in watched[i] for i in group) else None)
+                    except evaluation_failures(node):
+                        return {**found, **{i: self.changed(i, starts[i]) for i in sources}}
+                    start = 0
+                    for i in group:
+                        stop = start + starts[i].count
+                        if flips is not None and j in watched[i]:
+                            found[i] += flips[start:stop]
+                        part = changed.copies(start, stop)
+                        if not part.is_zero():
+                            changes[j][i] = part
+                        start = stop
+        return found
 
     def _changed_chunk(self, index: int, change: Change, path: list[int], watched: set[int]) -> np.ndarray:
         count = change.count
@@ -197,6 +248,22 @@ class BranchWatch:
         moves = np.multiply.outer(np.asarray(offsets, dtype=np.float64), steps).reshape(-1)
         found = self.changed(index, Change.of_elements(shape, np.tile(elements, len(offsets)), moves))
         return np.max(found.reshape(len(offsets), elements.size), axis=0, initial=0)
+
+    def element_flips_together(self, steps: dict[int, np.ndarray], offsets=(1.0, -1.0),
+                               elements: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """element_flips for several nodes (steps[i]: node i's, flat; elements[i]: the elements to move, default
+        all), their copies swept downstream together (changed_together)."""
+        starts, sizes = {}, {}
+        for index, node_steps in steps.items():
+            shape = np.shape(self.values[index])
+            chosen = (np.arange(int(np.prod(shape, dtype=np.int64))) if elements is None or index not in elements
+                      else np.asarray(elements[index], dtype=np.intp))
+            moves = np.multiply.outer(np.asarray(offsets, dtype=np.float64),
+                                      np.asarray(node_steps, dtype=np.float64).reshape(-1)[chosen]).reshape(-1)
+            starts[index] = Change.of_elements(shape, np.tile(chosen, len(offsets)), moves)
+            sizes[index] = chosen.size
+        found = self.changed_together(starts)
+        return {i: np.max(found[i].reshape(len(offsets), sizes[i]), axis=0, initial=0) for i in steps}
 
     def direction_flips(self, index: int, direction: np.ndarray, steps) -> bool:
         """Whether x + s * direction changes a decision downstream for any of the steps s."""

@@ -19,12 +19,16 @@ import numpy as np
 
 from ..engine import BackwardPass, ForwardPass, fault_rule
 from ..graph import Graph, Node
-from ..numeric import MACHINE_EPS, Evaluator, NodeDifferentiator, Slopes
+from ..numeric import MACHINE_EPS, Estimate, Evaluator, NodeDifferentiator, Slopes
 from ..numeric.differentiator import (
+    MAX_STEP_LEVELS,
     PROBE_OFFSETS,
+    STEP_SHRINK,
     DirectionalEstimate,
+    JointDifferentiator,
     directional_estimates,
     joint_directional_estimate,
+    power_of_two,
 )
 from ..numeric.evaluator import MAX_CHANGE_FLOATS
 from ..numeric.stencils import BASE_STEP, STENCILS
@@ -121,6 +125,9 @@ class Comparator:
         self.fault_origin = self._fault_origins()
         self._differentiators: dict[int, NodeDifferentiator] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
+        self._gradients: dict[int, Estimate] = {}  # full(): the numeric gradients plan_gradients took together
+        self._first_flips: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # node -> (steps, element_flips there)
+        self._tie_slopes: dict[int, dict[int, Slopes]] = {}  # node -> {element at a tie: its branch_slopes}
         self._undeclared: dict[int, list[str]] = {}
         self.undeclared_found: dict[int, int] = {}  # node -> elements found at a kink no op declares
 
@@ -152,6 +159,7 @@ class Comparator:
         # constants inside expressions are not nodes; a named constant (`c: 2.5`) is, with no gradient to check
         compared = [node for node in self.graph.nodes if node.kind != "constant" or node.is_named]
         self.plan_probes([node for node in compared if self.probed(node)])
+        self.plan_gradients([node for node in compared if self.checked_in_full(node)])
         results = []
         for node in compared:
             started = time.perf_counter()
@@ -367,6 +375,95 @@ class Comparator:
         return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
                 and self.uses_probes(node))
 
+    def checked_in_full(self, node: Node) -> bool:
+        """Whether compare_node checks this node's every element (full()) without trying probes first."""
+        value = self.reference.values[node.index]
+        return (self.skip_reason(node, value) is None and np.size(value) > 0 and not self.uses_probes(node)
+                and (node.index in self.globally_checked or self.behind_local_kink(node)))
+
+    def plan_gradients(self, nodes: list[Node]) -> None:
+        """The numeric gradients full() will judge, of the nodes whose first level of stencil copies fits one
+        sweep, in one step search over all their elements (JointDifferentiator: each level a sweep downstream
+        for as many of them as fit one, where node by node each level costs a sweep per node); larger nodes
+        are taken on their own."""
+        groups: dict[tuple[str, float], list[NodeDifferentiator]] = {}
+        for node in nodes:
+            differ = self.differentiator(node)
+            if differ.method not in STENCILS:
+                continue
+            # the first level's copies (at most 3 stencil points per element for central) along the downstream
+            cost = 2 * len(STENCILS[differ.method]) * differ.x.size * self.evaluator.copy_floats(node.index)
+            if cost > self.evaluator.max_change_floats:
+                continue
+            groups.setdefault((differ.method, differ.base), []).append(differ)
+        for differs in groups.values():
+            resolutions = [self.gradient_resolution(differ, self.tolerance(self.graph.nodes[differ.index]))
+                           for differ in differs]
+            settled = self.settled_at_ties(differs)
+            enough = np.concatenate([settled[differ.index] for differ in differs])
+            estimates = JointDifferentiator(differs).gradients(resolutions, enough)
+            self._gradients.update({differ.index: found for differ, found in zip(differs, estimates, strict=True)})
+
+    def settled_at_ties(self, differs: list[NodeDifferentiator]) -> dict[int, np.ndarray]:
+        """The error each element's step search may stop at (error_balanced's ``enough``), per node: 0 (search on), except
+        at a tie -- an element whose stencil changes a branch decision at its first step and still at the
+        shortest step the search can reach (or the shortest that moves the element at all) -- whose kink
+        verdict its one-sided slopes settle (KINK or FAIL): there every stencil straddles the kink, so the
+        shorter steps never resolve its truncation (which stays at the jump between the slopes) and only cost
+        a pass each; they would move the estimate by less than that truncation, its error bound, and the
+        verdict is the slopes' either way.  Central differences only: their first step is the one the kink
+        verdict takes its slopes at."""
+        offsets = self.stencil_offsets("central")
+        enough = {differ.index: np.zeros(differ.x.size) for differ in differs}
+        watched = [differ for differ in differs if differ.method == "central" and self.watch.watches(differ.index)]
+        # the steps full() watches where the search keeps its first level: the shorter of that level's step and
+        # the scheme's first step
+        firsts = {differ.index: np.minimum(power_of_two(differ.first_steps()), differ.base * differ.scale.reshape(-1))
+                  for differ in watched}
+        flips = self.watch.element_flips_together(firsts, offsets)
+        self._first_flips.update({index: (firsts[index], flips[index]) for index in firsts})
+        crossing = {index: np.flatnonzero(found) for index, found in flips.items() if found.any()}
+        # ... and still at the search's shortest step, or the shortest that moves the element (x + h == x below it)
+        shortest = {differ.index: np.maximum(firsts[differ.index] / STEP_SHRINK ** (MAX_STEP_LEVELS - 1),
+                                             2 * np.spacing(np.abs(differ.x.reshape(-1))))
+                    for differ in watched if differ.index in crossing}
+        still = self.watch.element_flips_together(shortest, offsets, crossing)
+        for differ in watched:
+            if differ.index not in crossing:
+                continue
+            ties = crossing[differ.index][still[differ.index] > 0]
+            node = self.graph.nodes[differ.index]
+            flat_a, tol = self.analytic_of(node).reshape(-1), self.tolerance(node)
+            # the step kink_verdict takes its slopes at
+            steps = np.maximum(firsts[differ.index][ties], BASE_STEP["central"] * differ.scale.reshape(-1)[ties])
+            found_slopes = differ.branch_slopes_at(ties, steps)
+            self._tie_slopes[differ.index] = dict(zip(ties.tolist(), found_slopes, strict=True))
+            for flat, found in zip(ties.tolist(), found_slopes, strict=True):
+                status, _ = self.kink_verdict(differ, flat, float(flat_a[flat]), tol, firsts[differ.index][flat],
+                                              compound=flips[differ.index][flat] > 1, found=found)
+                if status in (Status.KINK, Status.FAIL):  # any finite bound settles: the search stops after one level
+                    enough[differ.index][flat] = np.finfo(np.float64).max
+        return enough
+
+    def flips_at(self, differ: NodeDifferentiator, steps: np.ndarray) -> np.ndarray:
+        """BranchWatch.element_flips at these steps (the full check's offsets), reusing settled_at_ties' count
+        wherever the steps are the ones it took."""
+        offsets = self.stencil_offsets(differ.method)
+        if differ.index not in self._first_flips:
+            return self.watch.element_flips(differ.index, steps, offsets)
+        first, flips = self._first_flips.pop(differ.index)
+        flips = flips.copy()
+        moved = np.flatnonzero(steps != first)
+        if moved.size:
+            flips[moved] = self.watch.element_flips(differ.index, steps, offsets, elements=moved)
+        return flips
+
+    @staticmethod
+    def gradient_resolution(differ: NodeDifferentiator, tol: Tolerance) -> tuple[float, float] | None:
+        # small nodes search every element's step down to the float64 floor; in large ones an element stops once
+        # its bound settles the verdict (the extra levels cost a pass over the node each)
+        return None if differ.x.size <= FLOOR_SEARCH_ELEMENTS else (tol.atol, tol.rtol)
+
     def differentiator(self, node: Node) -> NodeDifferentiator:
         if node.index in self._differentiators:
             return self._differentiators[node.index]
@@ -386,10 +483,7 @@ class Comparator:
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Every element against its finite difference; returns the outcome, the numeric reference used and
         its error bounds."""
-        # small nodes search every element's step down to the float64 floor; in large ones an element stops once
-        # its bound settles the verdict (the extra levels cost a pass over the node each)
-        resolution = None if differ.x.size <= FLOOR_SEARCH_ELEMENTS else (tol.atol, tol.rtol)
-        estimate = differ.gradient(resolution)
+        estimate = self._gradients.pop(node.index, None) or differ.gradient(self.gradient_resolution(differ, tol))
         numeric = estimate.values.astype(np.float64).reshape(-1)
         errors = np.asarray(estimate.error_bound, dtype=np.float64).copy()
         flat_a = analytic.reshape(-1)
@@ -401,14 +495,19 @@ class Comparator:
         # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
         first_steps = differ.base * differ.scale.reshape(-1)
         watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
-        flips = self.watch.element_flips(node.index, watched, self.stencil_offsets(differ.method))
+        pre_watched = self._first_flips.get(node.index)
+        flips = self.flips_at(differ, watched)
+        # a tie's slopes, taken where full() watches the element now (else kink_verdict takes them at its step)
+        tie_slopes = {flat: found for flat, found in self._tie_slopes.pop(node.index, {}).items()
+                      if pre_watched is not None and watched[flat] == pre_watched[0][flat]}
         for flat in np.flatnonzero(flips):
             status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
-                                              compound=flips[flat] > 1)
+                                              compound=flips[flat] > 1, found=tie_slopes.get(int(flat)))
             if status is not None:
                 slopes[int(flat)] = found
                 failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
-        judged_at_kink = np.isin(np.arange(flat_a.size), list(slopes))
+        judged_at_kink = np.zeros(flat_a.size, dtype=bool)
+        judged_at_kink[list(slopes)] = True
         second = np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink)
         if self.undeclared(node):
             # the first comparison passed these: a kink no op declares can hide behind a central difference
@@ -444,15 +543,16 @@ class Comparator:
         return np.asarray(steps, dtype=np.float64)
 
     def kink_verdict(self, differ: NodeDifferentiator, flat: int, analytic: float, tol: Tolerance, step: float,
-                     compound: bool = False):
+                     compound: bool = False, found: Slopes | None = None):
         """An element whose stencil changes a branch decision: KINK if the analytic value is a one-sided slope
         or lies between them, FAIL if it is neither; where the slopes agree (no kink the objective sees), PASS if
         the analytic value is that slope, else None (the element's own estimate decides).
         At a compound kink (several outputs' decisions change at once) the one-sided slopes along the element do
-        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK."""
-        # a second-order estimate balances round-off at the central step, so no shorter step is taken
-        step = max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat]))
-        found = differ.branch_slopes(flat, step)
+        not bound the valid choices of the ops' rules, so a finite analytic value is a KINK.  ``found``: the
+        slopes branch_slopes gives at this element's central step, already taken (settled_at_ties)."""
+        if found is None:
+            # a second-order estimate balances round-off at the central step, so no shorter step is taken
+            found = differ.branch_slopes(flat, max(step, BASE_STEP["central"] * float(differ.scale.reshape(-1)[flat])))
         right, left = float(found.right), float(found.left)
         if not (np.isfinite(right) and np.isfinite(left) and np.isfinite(analytic)):
             return (Status.FAIL, found) if not np.isfinite(analytic) else (None, found)

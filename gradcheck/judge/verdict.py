@@ -96,22 +96,30 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     failing, kinks = np.asarray(failing, dtype=bool).reshape(-1), np.asarray(kinks, dtype=bool).reshape(-1)
     inconclusive = (np.zeros(analytic.size, dtype=bool) if inconclusive is None
                     else np.asarray(inconclusive, dtype=bool).reshape(-1))
-    numeric_error = (np.zeros(analytic.size) if numeric_error is None
-                     else np.broadcast_to(np.asarray(numeric_error, dtype=np.float64).reshape(-1), analytic.shape))
+    numeric_error = np.zeros(analytic.size) if numeric_error is None else np.asarray(numeric_error, dtype=np.float64).reshape(-1)
+    if numeric_error.size != analytic.size:
+        numeric_error = np.broadcast_to(numeric_error, analytic.shape)
     slopes = slopes or {}
-    positions = np.arange(analytic.size) if positions is None else np.asarray(positions).reshape(-1)
-    with np.errstate(invalid="ignore"):
-        abs_error = np.abs(analytic - numeric)
-    abs_error = np.where(np.isnan(abs_error), np.inf, abs_error)
-    rel_error = relative_error(analytic, numeric)
+    positions = None if positions is None else np.asarray(positions).reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw_error = np.abs(analytic - numeric)
+        # relative_error, from the absolute error already taken
+        scale = np.maximum(np.abs(analytic), np.abs(numeric))
+        rel_error = np.divide(raw_error, scale, out=np.zeros(scale.shape), where=scale > 0)
+    abs_error = np.where(np.isnan(raw_error), np.inf, raw_error)
     rel_error = np.where(np.isnan(rel_error), np.inf, rel_error)
-    # how far past its allowance each element is: the worst failing element is the one most past it
-    excess = abs_error - allowed_error(numeric, tol)
+    counts = (int(np.count_nonzero(failing)), int(np.count_nonzero(kinks)), int(np.count_nonzero(inconclusive)))
+    # how far past its allowance each element is: the worst failing element is the one most past it (only an
+    # element that does not pass is ranked by it)
+    excess = abs_error - allowed_error(numeric, tol) if any(counts) else abs_error
 
     def index_of(flat: int) -> tuple[int, ...]:
-        return tuple(int(i) for i in np.unravel_index(int(positions[flat]), shape)) if shape else ()
+        position = flat if positions is None else int(positions[flat])
+        return tuple(int(i) for i in np.unravel_index(position, shape)) if shape else ()
 
-    def listed(mask, status: Status) -> list[ElementOutcome]:
+    def listed(mask, status: Status, count: int) -> list[ElementOutcome]:
+        if not count:
+            return []
         chosen = np.flatnonzero(mask)
         order = np.argsort(-np.nan_to_num(excess[chosen], nan=np.inf), kind="stable")
         chosen = chosen[order][:MAX_LISTED_ELEMENTS]
@@ -123,7 +131,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
                                            None if right is None else float(right), None if left is None else float(left)))
         return elements
 
-    result = Outcome(failing=int(failing.sum()), kinks=int(kinks.sum()), inconclusive=int(inconclusive.sum()))
+    result = Outcome(failing=counts[0], kinks=counts[1], inconclusive=counts[2])
     if not analytic.size:
         return result
     if result.failing:
@@ -142,6 +150,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     result.worst_abs_error, result.worst_rel_error = float(abs_error[worst]), float(rel_error[worst])
     result.status = (Status.FAIL if result.failing else Status.INCONCLUSIVE if result.inconclusive
                      else Status.KINK if result.kinks else Status.PASS)
-    result.elements = (listed(failing, Status.FAIL) + listed(inconclusive, Status.INCONCLUSIVE)
-                       + listed(kinks, Status.KINK))
+    result.elements = (listed(failing, Status.FAIL, result.failing)
+                       + listed(inconclusive, Status.INCONCLUSIVE, result.inconclusive)
+                       + listed(kinks, Status.KINK, result.kinks))
     return result

@@ -57,6 +57,11 @@ PROBE_ROUNDOFF_GAIN = 297 / 45
 ADAPTIVE_LEVELS_PER_PASS = 4  # directional_adaptive evaluates this many steps of its sequence per pass
 
 
+def power_of_two(steps: np.ndarray) -> np.ndarray:
+    """Each step rounded to the nearest power of two, as error_balanced takes it (see there)."""
+    return np.exp2(np.round(np.log2(steps)))
+
+
 def shared_scale(x: np.ndarray) -> np.ndarray:
     """element_scale(x), computed once per array object while it lives (its median is a partition of the whole
     node): the local checks of x's consumers, x's own differentiator and its probes all read this one result,
@@ -144,11 +149,23 @@ class NodeDifferentiator:
         grad = np.full(self.x.size, np.nan)
         if self.method in BATCHED_METHODS:
             self.batched_gradient(grad, steps, error_bound, resolution)
+        return self.completed(grad, steps, error_bound)
+
+    def completed(self, grad: np.ndarray, steps: np.ndarray, error_bound: np.ndarray) -> Estimate:
+        """The batched estimates (flat, changed in place), the elements they left NaN taken one at a time."""
         for flat_index in np.flatnonzero(~np.isfinite(grad)):
             # one at a time: steps that left a domain, failed batches
             estimate = self.element(int(flat_index))
             grad[flat_index], steps[flat_index], error_bound[flat_index] = estimate.value, estimate.step, estimate.error_bound
         return Estimate(grad.reshape(self.x.shape), steps, error_bound)
+
+    def first_steps(self) -> np.ndarray:
+        """The steps batched_gradient starts every element from."""
+        # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
+        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
+        # complex-step has no round-off to balance
+        unit = 0.0 if self.method == "complex-step" else 1.0
+        return self.base * np.maximum(self.scale.reshape(-1), unit)
 
     def batched_gradient(self, grad: np.ndarray, steps_out: np.ndarray, error_bound_out: np.ndarray,
                          resolution: tuple[float, float] | None = None) -> None:
@@ -157,16 +174,12 @@ class NodeDifferentiator:
         elements = np.arange(self.x.size)
         if not elements.size:
             return
-        # at least the unit step: weights of |x| ~ 0.05 feed objectives that vary on a scale of 1, where
-        # base * |x| is round-off bound (and a step too long for a steep function is shortened level by level);
-        # complex-step has no round-off to balance
-        unit = 0.0 if self.method == "complex-step" else 1.0
-        first_steps = self.base * np.maximum(self.scale.reshape(-1), unit)
-        found = self.error_balanced(elements, self.method, first_steps, resolution=resolution)
+        found = self.error_balanced(elements, self.method, self.first_steps(), resolution=resolution)
         grad[:], steps_out[:], error_bound_out[:] = found.values, found.steps, found.error_bound
 
     def error_balanced(self, elements: np.ndarray, method: str, first_steps: np.ndarray,
-                       enough: np.ndarray | float = 0.0, resolution: tuple[float, float] | None = None) -> Estimate:
+                       enough: np.ndarray | float = 0.0,
+                       resolution: tuple[float | np.ndarray, float | np.ndarray] | None = None) -> Estimate:
         """The method's derivative at each element, at the step its own error estimate says is best, all elements
         at once.
 
@@ -179,7 +192,8 @@ class NodeDifferentiator:
         within ``enough`` (and, given resolution = (atol, rtol), within RESOLVED_FRACTION of atol + rtol |value|).
         Each element keeps its estimate of smallest bound T + R (or 2^p T + R/2 at 2h);
         complex-step has no truncation to speak of and is taken once.  Values are NaN where no step stayed in
-        the ops' domains (the caller takes those elements one at a time).
+        the ops' domains (the caller takes those elements one at a time).  The resolution's atol and rtol may be
+        arrays, one value per element (JointDifferentiator: the elements of several nodes).
         """
         count = elements.size
         values = np.full(count, np.nan)
@@ -189,6 +203,9 @@ class NodeDifferentiator:
         if method == "complex-step":
             return self.complex_step(elements, h)
         order, weight = ORDER[method], roundoff_weight(method)
+        magnitudes = self.magnitudes_at(elements)
+        settles = None if resolution is None else (np.broadcast_to(resolution[0], (count,)),
+                                                   np.broadcast_to(resolution[1], (count,)))
         gain = 2.0 ** order  # the truncation of Q(2h) is this times Q(h)'s
         enough = np.broadcast_to(np.asarray(enough, dtype=np.float64), (count,))
         scores = np.full(count, np.inf)
@@ -208,7 +225,7 @@ class NodeDifferentiator:
                 break
             # a power of two, so that x + m h is exact for the stencil's multipliers m: otherwise, at |x| >> h,
             # the step actually taken differs from h by up to ulp(x) (relative 6e-5 at x = 1e6, h = 2e-6)
-            h[pending] = np.exp2(np.round(np.log2(h[pending])))
+            h[pending] = power_of_two(h[pending])
             near, truncation, far = self.quotient_and_truncation(elements[pending], method, h[pending])
             with np.errstate(all="ignore"):
                 # the step is chosen by the round-off the objective itself would show: changes are carried
@@ -236,14 +253,15 @@ class NodeDifferentiator:
                 # the bound's round-off, 4 eps w S / h: S = M, the largest value on the way, unless levels showed
                 # truncation estimates far below the round-off M would put in them (a 1e12 divided out again is
                 # exact): then S is what those estimates show, NOISE_SAFETY_OF_BOUNDS times over, at least |f0|
-                modelled = 4 * MACHINE_EPS * weight * self.magnitude / h[pending]
+                magnitude = magnitudes[pending]
+                modelled = 4 * MACHINE_EPS * weight * magnitude / h[pending]
                 quiet = truncation <= self.truncation_noise(method, modelled) / QUIET_MARGIN
-                shown = truncation * self.magnitude / self.truncation_noise(method, modelled)
+                shown = truncation * magnitude / self.truncation_noise(method, modelled)
                 quiet_levels[pending] += quiet
                 shown_scale[pending] = np.maximum(shown_scale[pending], np.where(quiet, shown, 0.0))
-                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED, np.minimum(self.magnitude,
+                roundoff_scale = np.where(quiet_levels[pending] >= QUIET_LEVELS_TRUSTED, np.minimum(magnitude,
                                           np.maximum(abs(self.f0), NOISE_SAFETY_OF_BOUNDS * shown_scale[pending])),
-                                          self.magnitude)
+                                          magnitude)
                 roundoff = 4 * MACHINE_EPS * weight * roundoff_scale / h[pending]
                 # the steps kept so far are rescored with the round-off measured since
                 scores[pending] = kept_truncation[pending] + kept_per_step[pending] * noise_scale[pending]
@@ -287,11 +305,12 @@ class NodeDifferentiator:
                 reachable = MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
                 at_floor = scores[pending] <= REACHED_FRACTION * reachable
                 done = bounds[pending] <= enough[pending]
-                if resolution is not None:
+                if settles is not None:
                     # a bound that settles the verdict ends the search only near what the scheme reaches: a
                     # short first step (|x| ~ 0.05 on an objective varying on a scale of 1) would otherwise keep
                     # an estimate 10-100 times above it
-                    settled = bounds[pending] <= RESOLVED_FRACTION * (resolution[0] + resolution[1] * np.abs(values[pending]))
+                    allowed = settles[0][pending] + settles[1][pending] * np.abs(values[pending])
+                    settled = bounds[pending] <= RESOLVED_FRACTION * allowed
                     done |= settled & (scores[pending] <= SETTLED_NEAR_REACHED * reachable)
                 goes_on = ((left_domain | unresolved | ((promised < 0.7 * scores[pending]) & ((truncation > 0) | noise_only)))
                            & ~done & ~at_floor & ((misses[pending] < 2) | unresolved))
@@ -327,8 +346,7 @@ class NodeDifferentiator:
             multipliers = [-1.0, 1.0, 2.0]
         else:
             multipliers = sorted({m for offset, _ in stencil for m in (offset, 2 * offset)})
-        changes = self.evaluator.changes_at(self.index, np.tile(elements, len(multipliers)),
-                                            np.concatenate([m * steps for m in multipliers]))
+        changes = self.changes_at(np.tile(elements, len(multipliers)), np.concatenate([m * steps for m in multipliers]))
         by_multiplier = dict(zip(multipliers, changes.reshape(len(multipliers), -1), strict=True))
         # the unperturbed point's change is 0: a stencil sums the changes alone
         near = sum(weight * by_multiplier[offset] for offset, weight in stencil) / steps
@@ -337,6 +355,14 @@ class NodeDifferentiator:
             return near, np.abs(third) / (6 * steps), None
         far = sum(weight * by_multiplier[2 * offset] for offset, weight in stencil) / (2 * steps)
         return near, np.abs(far - near) / (2.0 ** ORDER[method] - 1), far
+
+    def changes_at(self, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The objective's change with element elements[k] moved by offsets[k] (Evaluator.changes_at)."""
+        return self.evaluator.changes_at(self.index, elements, offsets)
+
+    def magnitudes_at(self, elements: np.ndarray) -> np.ndarray:
+        """The magnitude each element's round-off is relative to (the node's: see magnitude)."""
+        return np.full(np.size(elements), self.magnitude)
 
     @staticmethod
     def truncation_noise(method: str, likely: np.ndarray) -> np.ndarray:
@@ -548,11 +574,18 @@ class NodeDifferentiator:
         D(h) = (f(x+h) - f(x+h/2)) / (h/2) = f'+ + (3h/4) f'' + O(h²), so 2 D(h/2) - D(h) = f'+ + O(h²) (Richardson);
         with no quotient reaching back to x itself, a kink a little beside x (within h/4) does not add the
         (f(x) - f(kink)) / h term that a quotient from x would carry."""
+        return self.branch_slopes_at(np.array([flat_index]), np.array([h]))[0]
+
+    def branch_slopes_at(self, flats: np.ndarray, steps: np.ndarray) -> list[Slopes]:
+        """branch_slopes(flats[k], steps[k]) for every k, in one batched pass."""
+        h = np.asarray(steps, dtype=np.float64).reshape(-1, 1)
         offsets = np.array([1.0, 0.5, 0.25, -0.25, -0.5, -1.0]) * h
-        c = self.evaluator.changes_at(self.index, np.full(offsets.size, flat_index), offsets)
-        right_coarse, right_fine = (c[0] - c[1]) / (h / 2), (c[1] - c[2]) / (h / 4)
-        left_coarse, left_fine = (c[4] - c[5]) / (h / 2), (c[3] - c[4]) / (h / 4)
-        return Slopes(float(2 * right_fine - right_coarse), float(2 * left_fine - left_coarse))
+        c = self.evaluator.changes_at(self.index, np.repeat(np.asarray(flats, dtype=np.intp), 6), offsets.reshape(-1))
+        c = c.reshape(-1, 6).T
+        right_coarse, right_fine = (c[0] - c[1]) / (h[:, 0] / 2), (c[1] - c[2]) / (h[:, 0] / 4)
+        left_coarse, left_fine = (c[4] - c[5]) / (h[:, 0] / 2), (c[3] - c[4]) / (h[:, 0] / 4)
+        return [Slopes(float(right), float(left)) for right, left in
+                zip(2 * right_fine - right_coarse, 2 * left_fine - left_coarse, strict=True)]
 
     def one_sided(self, flat_index: int, h: float | None = None) -> Slopes:
         """The right and left slopes at the element (step h, default the central step), to tell a kink from a
@@ -560,6 +593,62 @@ class NodeDifferentiator:
         h = BASE_STEP["central"] * self.scale.reshape(-1)[flat_index] if h is None else h
         slopes = one_sided_slopes(lambda s: self.at(flat_index, s), self.f0, h)
         return Slopes(float(slopes.right), float(slopes.left))
+
+
+class JointDifferentiator(NodeDifferentiator):
+    """The elements of several nodes of one graph end to end, for NodeDifferentiator.error_balanced: every level
+    of the step search takes the stencil points of all of them in one sweep downstream (Evaluator.
+    changes_at_sources), so a small graph costs a pass per level, not one per node and level.  Each element's
+    arithmetic is its own node's (its magnitude, scale and resolution), so its estimate is the one its node's
+    search would find; the methods of one node's elements (at, element, branch_slopes) are not for this class."""
+
+    def __init__(self, parts: list[NodeDifferentiator]):
+        methods = {(part.method, part.base) for part in parts}
+        if len(methods) != 1 or parts[0].method not in STENCILS:
+            raise ValueError("joint differences take the nodes of one real stencil and base step")
+        self.parts = parts
+        self.evaluator = parts[0].evaluator
+        self.index = -1  # no one node
+        self.method, self.base = parts[0].method, parts[0].base
+        self.x = np.concatenate([part.x.reshape(-1) for part in parts])
+        self.shape = self.x.shape
+        self.scale = np.concatenate([part.scale.reshape(-1) for part in parts])
+        sizes = [part.x.size for part in parts]
+        self.starts = np.cumsum([0] + sizes)
+        self._magnitudes = np.repeat([part.magnitude for part in parts], sizes)
+        self._magnitude = None
+
+    def magnitudes_at(self, elements: np.ndarray) -> np.ndarray:
+        return self._magnitudes[elements]
+
+    def changes_at(self, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        owner = np.searchsorted(self.starts, elements, side="right") - 1
+        sources = {}
+        for k, part in enumerate(self.parts):
+            mine = owner == k
+            if mine.any():
+                sources[part.index] = (elements[mine] - self.starts[k], offsets[mine])
+        found = self.evaluator.changes_at_sources(sources)
+        changes = np.empty(np.size(elements))
+        for k, part in enumerate(self.parts):
+            if part.index in sources:
+                changes[owner == k] = found[part.index]
+        return changes
+
+    def gradients(self, resolutions: list[tuple[float, float] | None], enough: np.ndarray | float = 0.0) -> list[Estimate]:
+        """Each part's gradient() (resolutions[k]: part k's, or None to search to the float64 floor); ``enough``:
+        error_balanced's, one value per element of the parts end to end."""
+        # no resolution: a bound below -inf never settles the verdict
+        atol = np.repeat([r[0] if r is not None else -np.inf for r in resolutions], np.diff(self.starts))
+        rtol = np.repeat([r[1] if r is not None else 0.0 for r in resolutions], np.diff(self.starts))
+        first_steps = np.concatenate([part.first_steps() for part in self.parts])
+        found = self.error_balanced(np.arange(self.x.size), self.method, first_steps, enough, resolution=(atol, rtol))
+        estimates = []
+        for k, part in enumerate(self.parts):
+            mine = slice(self.starts[k], self.starts[k + 1])
+            estimates.append(part.completed(found.values[mine].copy(), found.steps[mine].copy(),
+                                            found.error_bound[mine].copy()))
+        return estimates
 
 
 def extrapolated(changes: np.ndarray, h: float, operand_magnitude: float) -> list[DirectionalEstimate]:

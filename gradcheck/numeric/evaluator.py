@@ -16,7 +16,7 @@ import numpy as np
 from ..batching import batched_apply
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
-from ..ops.changes import Change, changed_difference
+from ..ops.changes import Change, changed_difference, concatenated
 
 MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 # glibc's malloc returns freed memory above 128 KB to the kernel (munmap, or trimming the heap's top), so each
@@ -157,16 +157,39 @@ class Evaluator:
         copies of every node travel downstream together, so each op after any of them runs once for all the
         copies that reach it (a graph of n probed nodes costs one sweep, not n).  Sweeps hold at most
         max_change_floats of changes; a node too large for one goes on its own."""
-        cost = {i: len(steps) * self.copy_floats(i) for i, (_, _, steps) in sources.items()}
+        def start(i: int) -> Change:
+            directions, which, steps = (np.asarray(a) for a in sources[i])
+            trailing = (1,) * (directions.ndim - 1)
+            return Change.dense(steps.reshape((-1,) + trailing) * directions[which])
+
+        counts = {i: len(steps) for i, (_, _, steps) in sources.items()}
+        return self._swept_groups(counts, start, lambda i: self.changes_along_each(i, *sources[i]))
+
+    def changes_at_sources(self, sources: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, np.ndarray]:
+        """changes_at for several nodes at once, sources[i] = (elements, offsets) of node i, swept downstream
+        together as changes_along_sources sweeps directions (the element steps of every small node of a graph
+        in one pass per level, not one per node)."""
+        def start(i: int) -> Change:
+            elements, offsets = sources[i]
+            return Change.of_elements(np.shape(self.values[i]), np.asarray(elements, dtype=np.intp).reshape(-1),
+                                      np.asarray(offsets).reshape(-1))
+
+        counts = {i: np.size(offsets) for i, (_, offsets) in sources.items()}
+        return self._swept_groups(counts, start, lambda i: self.changes_at(i, *sources[i]))
+
+    def _swept_groups(self, counts: dict[int, int], start, alone) -> dict[int, np.ndarray]:
+        """The sources swept in groups of at most max_change_floats (dense bound): start(i) builds source i's
+        copies, alone(i) evaluates source i on its own (a group of one, or where some op raised in the sweep)."""
+        cost = {i: count * self.copy_floats(i) for i, count in counts.items()}
         found: dict[int, np.ndarray] = {}
         group: list[int] = []
-        for i in sorted(sources, key=lambda i: (cost[i], i)):
+        for i in sorted(counts, key=lambda i: (cost[i], i)):
             if group and sum(cost[j] for j in group) + cost[i] > self.max_change_floats:
-                found.update(self._swept(group, sources))
+                found.update(self._swept(group, counts, start, alone))
                 group = []
             group.append(i)
         if group:
-            found.update(self._swept(group, sources))
+            found.update(self._swept(group, counts, start, alone))
         return found
 
     def changes_along_together(self, directions: dict[int, np.ndarray], steps: np.ndarray) -> np.ndarray | None:
@@ -225,10 +248,10 @@ class Evaluator:
         out = changes.get(output)
         return np.zeros(steps.size) if out is None else out.weighted_sum(self.projection)
 
-    def _swept(self, group: list[int], sources) -> dict[int, np.ndarray]:
+    def _swept(self, group: list[int], counts: dict[int, int], start, alone) -> dict[int, np.ndarray]:
         if len(group) == 1:
-            return {group[0]: self.changes_along_each(group[0], *sources[group[0]])}
-        counts = {i: len(sources[i][2]) for i in group}
+            return {group[0]: alone(group[0])}
+        counts = {i: counts[i] for i in group}
         changes: dict[int, dict[int, Change]] = {}  # node -> {source: the change of that source's copies there}
         try:
             with np.errstate(all="ignore"):
@@ -236,11 +259,9 @@ class Evaluator:
                     node = self.graph.nodes[j]
                     changes[j] = self._sources_change(node, group, counts, changes) if node.kind == "op" else {}
                     if j in counts:  # a source's own copies start here
-                        directions, which, steps = (np.asarray(a) for a in sources[j])
-                        trailing = (1,) * (directions.ndim - 1)
-                        changes[j][j] = Change.dense(steps.reshape((-1,) + trailing) * directions[which])
+                        changes[j][j] = start(j)
         except LeftDomain:  # some op raised for some copy: each node on its own, where it is handled
-            return {i: self.changes_along_each(i, *sources[i]) for i in group}
+            return {i: alone(i) for i in group}
         self.evaluations += sum(counts.values())
         at_output = changes.get(self.graph.output, {})
         return {i: at_output[i].weighted_sum(self.projection) if i in at_output else np.zeros(counts[i]) for i in group}
@@ -256,7 +277,7 @@ class Evaluator:
                 by_arguments.setdefault(reached, []).append(i)
         split = {}
         for reached, sources in by_arguments.items():
-            arg_changes = [_concatenated([changes[a][i] for i in sources]) if hit else None
+            arg_changes = [concatenated([changes[a][i] for i in sources]) if hit else None
                            for a, hit in zip(node.args, reached, strict=True)]
             try:
                 changed = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[node.index])
@@ -264,9 +285,8 @@ class Evaluator:
                 raise LeftDomain from None
             start = 0
             for i in sources:
-                part = Change(changed.shape, {a: p[start: start + counts[i]] for a, p in changed.pins.items()},
-                              changed.delta[start: start + counts[i]]) if changed is not None else None
-                if part is not None and np.any(part.delta):
+                part = changed.copies(start, start + counts[i]) if changed is not None else None
+                if part is not None and not part.is_zero():
                     split[i] = part
                 start += counts[i]
         return split
@@ -369,14 +389,3 @@ def keep_freed_heap() -> None:
     M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # glibc's malloc.h
     mallopt(M_MMAP_THRESHOLD, HEAP_ARRAY_BYTES)
     mallopt(M_TOP_PAD, HEAP_KEPT_BYTES)
-
-
-def _concatenated(parts: list[Change]) -> Change:
-    """The changes of several groups of copies of one array as one Change, on the box their pins share."""
-    if len(parts) == 1:
-        return parts[0]
-    common = set.intersection(*(set(part.pins) for part in parts))
-    kept = [{a: part.pins[a] for a in common} for part in parts]
-    deltas = [part.delta if set(part.pins) == common else part.widened(pins) for part, pins in zip(parts, kept, strict=True)]
-    return Change.make(parts[0].shape, {a: np.concatenate([pins[a] for pins in kept]) for a in common},
-                       np.concatenate(deltas))

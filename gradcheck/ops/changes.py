@@ -71,6 +71,10 @@ class Change:
         """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
         return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
 
+    def copies(self, start: int, stop: int) -> Change:
+        """Copies start..stop-1 of this change, on the same box."""
+        return Change(self.shape, {a: p[start:stop] for a, p in self.pins.items()}, self.delta[start:stop])
+
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
         return gather(base, self.pins if pins is None else pins, self.count)
@@ -109,6 +113,17 @@ class Change:
         if boxed.shape[0] == 1:  # nothing pinned: one weight array for every copy
             return delta @ boxed.reshape(-1)
         return np.einsum("kn,kn->k", delta, boxed.reshape(self.count, -1))
+
+
+def concatenated(parts: list[Change]) -> Change:
+    """The changes of several groups of copies of one array as one Change, on the box their pins share."""
+    if len(parts) == 1:
+        return parts[0]
+    common = set.intersection(*(set(part.pins) for part in parts))
+    kept = [{a: part.pins[a] for a in common} for part in parts]
+    deltas = [part.delta if set(part.pins) == common else part.widened(pins) for part, pins in zip(parts, kept, strict=True)]
+    return Change.make(parts[0].shape, {a: np.concatenate([pins[a] for pins in kept]) for a in common},
+                       np.concatenate(deltas))
 
 
 def gather(base: np.ndarray, pins: dict[int, np.ndarray], count: int) -> np.ndarray:

@@ -78,6 +78,24 @@ def fold_windows(window_grads: np.ndarray, shape, kernel: tuple[int, int], strid
     return grad
 
 
+_GEOMETRIES: dict[tuple, ConvGeometry] = {}  # geometry_key -> a validated geometry
+_LAYOUTS: dict[tuple, tuple] = {}            # geometry_key -> a validated pooling layout
+MAX_KEPT = 4096  # geometries kept per cache; a full cache starts afresh
+
+
+def geometry_key(cache: dict, *parts) -> tuple | None:
+    """A key for what an op's geometry depends on (its name, shapes and parameters), or None where a part is not
+    hashable (a list given as a pair: the geometry is then computed afresh)."""
+    key = tuple(tuple(p) if isinstance(p, list) else p for p in parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    if len(cache) >= MAX_KEPT:
+        cache.clear()
+    return key
+
+
 def check_kernel_fits(kernel, spatial, op: str, detail: str = "", dilation=(1, 1)) -> None:
     extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True))
     if extent[0] > spatial[0] or extent[1] > spatial[1]:
@@ -243,6 +261,16 @@ class Conv2d(Primitive):
         return filters_batched(self, args, batched, params)
 
     def _geometry(self, x, w, b, stride, padding, dilation, groups) -> ConvGeometry:
+        """The convolution's geometry, validated against these shapes: the same for every call with them (the
+        checks make thousands), so kept (geometry_key; ConvGeometry is never changed after it is made)."""
+        key = geometry_key(_GEOMETRIES, self.name, np.shape(x), np.shape(w), np.shape(b), stride, padding, dilation, groups)
+        if key is None:
+            return self._checked_geometry(x, w, b, stride, padding, dilation, groups)
+        if key not in _GEOMETRIES:
+            _GEOMETRIES[key] = self._checked_geometry(x, w, b, stride, padding, dilation, groups)
+        return _GEOMETRIES[key]
+
+    def _checked_geometry(self, x, w, b, stride, padding, dilation, groups) -> ConvGeometry:
         if np.ndim(x) != 4:
             raise OpArgumentError(f"conv2d(): x must be NCHW (4-D), got shape {np.shape(x)}")
         if np.ndim(w) != 4:
@@ -540,7 +568,17 @@ class _Pool2d(Primitive):
         spatial = (np.ndim(x) - 2, np.ndim(x) - 1)
         return slices_change(self.forward, changes[0], x, out, spatial, params)
 
-    def _layout(self, shape, kernel, stride, padding, ceil_mode, dilation=1):
+    def _layout(self, shape, kernel, stride, padding, ceil_mode, dilation=1) -> tuple:
+        """(kernel, stride, padding, output sizes, ceil_mode's extra zeros), validated: the same for every call
+        with these shapes and parameters (the checks make thousands), so kept (geometry_key)."""
+        key = geometry_key(_LAYOUTS, self.name, tuple(shape), kernel, stride, padding, ceil_mode, dilation)
+        if key is None:
+            return self._checked_layout(shape, kernel, stride, padding, ceil_mode, dilation)
+        if key not in _LAYOUTS:
+            _LAYOUTS[key] = self._checked_layout(shape, kernel, stride, padding, ceil_mode, dilation)
+        return _LAYOUTS[key]
+
+    def _checked_layout(self, shape, kernel, stride, padding, ceil_mode, dilation=1):
         if len(shape) < 2:
             raise OpArgumentError(f"{self.name}(): x must be (..., H, W), e.g. NCHW, got shape {tuple(shape)}")
         kernel = pair(kernel, "kernel", self.name)

@@ -12,14 +12,17 @@ Drawn from the plain-data view :class:`gradcheck.views.GraphView` (built by
 """
 from __future__ import annotations
 
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
+from typing import TYPE_CHECKING
 
 from ..format import visible_line
 from ..views import GraphView, ViewNode
 from .common import STATUS_STYLE as RESULT_STYLE
 from .common import console_for
+
+if TYPE_CHECKING:  # rich loads where the tree is drawn: dot, mermaid and the Markdown report's graph need none of it
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
 
 FORMATS = ("tree", "dot", "mermaid")
 
@@ -39,6 +42,8 @@ def _facts(node: ViewNode) -> list[str]:
 # ------------------------------------------------------------------------------------------ tree
 
 def _tree_label(node: ViewNode, seen: bool) -> Text:
+    from rich.text import Text
+
     label = Text()
     label.append(visible_line(node.name), style="bold" if node.parent is None and node.kind != "constant" else "")
     label.append(f"  {visible_line(node.op)}", style="cyan")
@@ -61,6 +66,9 @@ def _tree_label(node: ViewNode, seen: bool) -> Text:
 
 
 def build_tree(view: GraphView) -> Tree:
+    from rich.text import Text
+    from rich.tree import Tree
+
     by_index = view.by_index
     header = Text()
     header.append(visible_line(view.name), style="bold")
