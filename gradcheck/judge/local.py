@@ -172,11 +172,16 @@ class OpCheck:
         g = np.asarray(backward.adjoints[node.index], dtype=np.float64)
         g = np.broadcast_to(g, self.out.shape).copy() if g.shape != self.out.shape else g
         # the random cotangents are of unit scale, not the graph's: a loss scaled by 1e-9 (or a cotangent made tiny
-        # downstream) must not shrink the op's error under atol
-        self.cotangents = [g, *self.rng.standard_normal((LOCAL_COTANGENTS, *self.out.shape))]
+        # downstream) must not shrink the op's error under atol; all of them rows of one matrix (and their absolute
+        # values another), so that each inner product with the output's side is one matrix-vector product
+        rows = np.empty((1 + LOCAL_COTANGENTS, self.out.size))
+        rows[0] = g.reshape(-1)
+        rows[1:] = self.rng.standard_normal((LOCAL_COTANGENTS, self.out.size))
+        self.cotangent_rows, self.abs_cotangent_rows = rows, np.abs(rows)
+        self.cotangents = [row.reshape(self.out.shape) for row in rows]
         # the step's random projection of the output (a random cotangent serves) and its magnitude |w|·|out|,
         # shared by the node's edges
-        self.weights = self.cotangents[-1].reshape(-1)
+        self.weights = rows[-1]
         self.abs_out = np.abs(self.out)
         self.magnitude = float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
         self._vjps: list | None = None
@@ -299,21 +304,25 @@ class OpCheck:
         return self.stencil_directional(position, x, direction)
 
     def linear_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
-        """J d for an argument the op declares itself affine in, from the op at x + d and x - d/2 (one call), or
-        None where those show it is not (the five-point stencil then decides).
+        """J d for an argument the op declares itself affine in: for a custom op, from the op at x + d and x - d/2
+        (one call), or None where those show it is not (the five-point stencil then decides); for a built-in op,
+        whose declaration is tested, from x + d alone (declared_linear_directional).
 
         For an affine f, f(x + t d) = f(x) + t J d exactly, so (f(x + d) - f(x - d/2)) / 1.5 is J d up to the
         round-off of the two results, at a step that makes that round-off as small as it gets.  The residual
         r = f(x + d) + 2 f(x - d/2) - 3 f(x) vanishes for an affine f; with f(x + t d) = f(x) + t a + t² b + t³ c,
         r = 1.5 b + 0.75 c while the estimate errs by 0.5 b + 0.75 c, so |r| joins the error bound, and where r
         is beyond round-off on the random projection of the output (a wrong declaration), the stencil decides."""
-        steps = LINEAR_STEPS
+        builtin = self.node.op_info.source == "builtin"
+        steps = (1.0,) if builtin else LINEAR_STEPS
         if self.node.op_info.branches is not None:
             try:
                 if self.decisions_move(position, x, direction, steps, decisions_of(self.node, self.args)):
                     return None
             except evaluation_failures(self.node):
                 return None
+        if builtin:
+            return self.declared_linear_directional(position, x, direction)
         ahead, behind = self.outputs_along(position, x, direction, steps)
         jd = (ahead - behind) / (steps[0] - steps[1])
         residual = ahead + 2 * behind - 3 * self.out
@@ -326,6 +335,20 @@ class OpCheck:
             return None
         error = np.abs(residual)
         error += roundoff
+        return jd, error
+
+    def declared_linear_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
+        """linear_directional() for a built-in op, whose declaration tests/test_linear_ops.py verifies for every
+        registered op: f(x + d) - f(x) is J d up to the round-off of the two results (one evaluation)."""
+        ahead = self.output_at(position, x + direction)
+        if ahead is None:
+            return None
+        jd = ahead - self.out
+        if not np.all(np.isfinite(jd)):
+            return None
+        error = np.abs(ahead)
+        error += self.abs_out
+        error *= 4 * MACHINE_EPS
         return jd, error
 
     def stencil_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
@@ -414,19 +437,27 @@ class OpCheck:
 
     def compare(self, passed: list[np.ndarray], cotangents: list[np.ndarray], direction, jd, error) -> str:
         """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
-        flat_d, flat_jd, flat_error = direction.reshape(-1), jd.reshape(-1), error.reshape(-1)
-        abs_d, abs_jd = np.abs(flat_d), np.abs(flat_jd)
+        flat_d, flat_jd = direction.reshape(-1), jd.reshape(-1)
+        abs_d = np.abs(flat_d)
         atol_terms = self.tol.atol * float(np.sum(abs_d))
-        for number, (grad, g) in enumerate(zip(passed, cotangents, strict=True)):
-            flat_grad, flat_g = grad.reshape(-1), g.reshape(-1)
-            abs_g = np.abs(flat_g)
-            analytic, numeric = float(flat_grad @ flat_d), float(flat_g @ flat_jd)
+        count = len(cotangents)
+        if count <= len(self.cotangents) and all(g is own for g, own in zip(cotangents, self.cotangents, strict=False)):
+            rows, abs_rows = self.cotangent_rows[:count], self.abs_cotangent_rows[:count]
+        else:
+            rows = np.stack([np.reshape(g, -1) for g in cotangents])
+            abs_rows = np.abs(rows)
+        numerics = rows @ flat_jd
+        # the bound's terms on the output's side, |g|·|J d| and |g|·error, for every cotangent in one product
+        numeric_terms_all, error_terms = (abs_rows @ np.stack([np.abs(flat_jd), error.reshape(-1)], axis=1)).T
+        for number, grad in enumerate(passed):
+            flat_grad = grad.reshape(-1)
+            analytic, numeric = float(flat_grad @ flat_d), float(numerics[number])
             # the op's own scale: the sum of the absolute terms of both inner products (|a·b| summed is |a|·|b|);
             # if every element of the gradient passed on were within atol + rtol |element|, the inner product
             # would be within atol_terms + rtol·analytic_terms
-            numeric_terms, analytic_terms = float(abs_g @ abs_jd), float(np.abs(flat_grad) @ abs_d)
+            numeric_terms, analytic_terms = float(numeric_terms_all[number]), float(np.abs(flat_grad) @ abs_d)
             scale = numeric_terms + analytic_terms
-            bound = (atol_terms + self.tol.rtol * (analytic_terms + numeric_terms) + float(abs_g @ flat_error)
+            bound = (atol_terms + self.tol.rtol * (analytic_terms + numeric_terms) + float(error_terms[number])
                      + 16 * MACHINE_EPS * scale)
             if not np.isfinite(analytic) or abs(analytic - numeric) > bound:
                 which = "the cotangent the graph gives" if number == 0 else "a random cotangent"
