@@ -323,10 +323,11 @@ class OpCheck:
         r = 1.5 b + 0.75 c while the estimate errs by 0.5 b + 0.75 c, so |r| joins the error bound, and where r
         is beyond round-off on the random projection of the output (a wrong declaration), the stencil decides."""
         builtin = self.node.op_info.source == "builtin"
-        steps = (1.0,) if builtin else LINEAR_STEPS
+        steps = LINEAR_STEPS
         if self.node.op_info.branches is not None:
             try:
-                if self.decisions_move(position, x, direction, steps, decisions_of(self.node, self.args)):
+                if self.decisions_move(position, x, direction, (1.0,) if builtin else steps,
+                                       decisions_of(self.node, self.args)):
                     return None
             except evaluation_failures(self.node):
                 return None
