@@ -225,8 +225,11 @@ class Primitive:
     kernel and bias, a + b); True: every positional argument (variadic ops such as concat).  The op-local check
     (judge/local.py) then reads J d off two evaluations at a long step, where central differences of an affine
     map are exact up to round-off, instead of its five-point stencil; the same two evaluations and the
-    unperturbed result give f(x + d) + 2 f(x - d/2) - 3 f(x), zero for an affine map, so a wrong declaration
-    falls back to the stencil.  () is the safe default: the stencil for every argument."""
+    unperturbed result give f(x + d) + 2 f(x - d/2) - 3 f(x), zero for an affine map, so a custom op's wrong
+    declaration falls back to the stencil.  A built-in op's declaration, which tests/test_linear_ops.py checks
+    against independent finite differences, is trusted further: one evaluation f(x + d) - f(x) for its local
+    check, an exact reference for its jvp check, and the joint probes carry its changes as one array.  () is
+    the safe default: the stencil for every argument."""
 
     propagate: Callable | None = None
     """How a change of the arguments changes the result: ``propagate(changes, out, *inputs, **params) ->
