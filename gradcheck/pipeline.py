@@ -76,11 +76,12 @@ def run_loaded(spec: Spec, options: CheckOptions = DEFAULT_OPTIONS, *, judge: bo
     """Build, differentiate and (unless ``judge`` is false) check a loaded spec: the stages after the YAML."""
     with np.errstate(all="ignore"):
         graph = build_graph(spec)
-        refuse_over_budget(graph, node_shapes(graph), spec.dtype, options.memory_budget)  # before any pass
+        sized = node_shapes(graph)
+        refuse_over_budget(graph, sized, spec.dtype, options.memory_budget)  # before any pass
         if judge:
-            return check_graph(graph, options)
-        analytic = forward(graph, spec.dtype)
-        refuse_over_budget(graph, [np.shape(v) for v in analytic.values], spec.dtype, options.memory_budget)
+            return check_graph(graph, options, sized=sized)
+        analytic = forward(graph, spec.dtype, sized=sized)
+        _resize(graph, analytic, sized, options)
         return Checked(graph, analytic, backward(graph, analytic, spec.dtype), None, None)
 
 
@@ -203,28 +204,36 @@ def files_read(graph: Graph) -> list[str]:
     return files
 
 
-def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checked:
+def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS, *, sized: list | None = None) -> Checked:
     """The forward passes, the backward pass and the verdicts of a built graph.
 
     Correctness is judged in float64 always; for a float32 spec the float32 pass's gradients are then judged
-    against the float64 ones, for precision, under the spec's (float32) tolerance.
+    against the float64 ones, for precision, under the spec's (float32) tolerance.  ``sized``: the node shapes
+    the graph was already sized by (sizing.refuse_over_budget), whose limits are then not checked again.
     """
     with blas_threads(wanted_threads()):  # see gradcheck/blas.py: measured, one thread is never slower here
-        return _checked_graph(graph, options)
+        return _checked_graph(graph, options, sized)
 
 
-def _checked_graph(graph: Graph, options: CheckOptions) -> Checked:
+def _resize(graph: Graph, fwd: ForwardPass, sized: list | None, options: CheckOptions) -> None:
+    """The shapes custom ops left unknown before the pass are known now: size the rest of the check again
+    (a pass that gave every node the shape it was sized by changes nothing)."""
+    shapes: list[tuple[int, ...] | None] = [np.shape(v) for v in fwd.values]
+    if shapes != sized:
+        refuse_over_budget(graph, shapes, graph.spec.dtype, options.memory_budget)
+
+
+def _checked_graph(graph: Graph, options: CheckOptions, sized: list | None = None) -> Checked:
     spec = graph.spec
     with np.errstate(all="ignore"):
-        reference = forward(graph, "float64")
-        # the shapes custom ops left unknown before the pass are known now: size the rest of the check again
-        refuse_over_budget(graph, [np.shape(v) for v in reference.values], spec.dtype, options.memory_budget)
+        reference = forward(graph, "float64", sized=sized)
+        _resize(graph, reference, sized, options)
         _require_something_to_differentiate(graph, reference)
         grads64 = backward(graph, reference, "float64")
         if spec.dtype == "float64":
             analytic_fwd, grads = reference, grads64
         else:
-            analytic_fwd = forward(graph, spec.dtype)
+            analytic_fwd = forward(graph, spec.dtype, sized=sized)
             grads = backward(graph, analytic_fwd, spec.dtype)
     result = judge_passes(graph, reference, grads64, reference, options, precision=None if grads is grads64 else grads)
     result.dtype = spec.dtype

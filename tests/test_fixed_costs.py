@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import textwrap
 
 import numpy as np
+import pytest
 
-from gradcheck.engine import forward
+from gradcheck.engine import ForwardError, forward
+from gradcheck.errors import SpecError
 from gradcheck.graph import build_graph
-from gradcheck.pipeline import load
+from gradcheck.judge import CheckOptions
+from gradcheck.pipeline import load, run_loaded
+from gradcheck.spec import MAX_TOTAL_ELEMENTS
 
 SPEC = """
     inputs:
@@ -53,3 +58,50 @@ def test_input_values_are_read_at_every_build(tmp_path):
     with np.errstate(all="ignore"):
         values = forward(graph, "float64").values
     np.testing.assert_allclose(values[graph.by_name["loss"]], 2 * np.sin([0.1, 0.2, 0.3]).sum(), rtol=1e-15)
+
+
+def lying_op_spec(tmp_path, declared: str) -> object:
+    """A custom op that returns a (rows, 1) column whatever it declares, broadcast against a (1, rows) row:
+    the product is over the element limit."""
+    rows = math.isqrt(MAX_TOTAL_ELEMENTS) + 1
+    (tmp_path / "column.py").write_text(textwrap.dedent(f'''
+        import numpy as np
+
+        class Column:
+            {declared}
+            def forward(self, x):
+                return np.ones(({rows}, 1)) * x
+            def vjp(self, g, out, x):
+                return (np.sum(g),)
+    '''))
+    (tmp_path / "spec.yaml").write_text(
+        f'inputs:\n  x: 1.0\n  r: {{shape: [1, {rows}], init: ones}}\nops: {{column: "column:Column"}}\n'
+        "nodes:\n  y: sum(column(x) * r)\n")
+    return load(tmp_path / "spec.yaml")
+
+
+@pytest.mark.parametrize("declared", [
+    "pass",  # no result_shape: the sizing before the pass cannot know the product's shape
+    "result_shape = staticmethod(lambda arg_shapes, params: (1, 1))",  # a declared shape the forward does not keep
+])
+def test_an_op_sized_on_shapes_the_pass_does_not_give_is_sized_again_before_it_is_built(tmp_path, declared):
+    spec = lying_op_spec(tmp_path, declared)
+    with pytest.raises(ForwardError, match="would have shape"):
+        run_loaded(spec, CheckOptions(mode="fast"))
+
+
+def test_a_pass_that_gives_a_node_more_elements_than_it_was_sized_by_is_sized_again_against_the_budget(tmp_path):
+    (tmp_path / "long.py").write_text(textwrap.dedent('''
+        import numpy as np
+
+        class Long:
+            result_shape = staticmethod(lambda arg_shapes, params: (1,))
+            def forward(self, x):
+                return np.ones(1_000_000) * x
+            def vjp(self, g, out, x):
+                return (np.sum(g),)
+    '''))
+    (tmp_path / "spec.yaml").write_text('inputs:\n  x: 1.0\nops: {long: "long:Long"}\nnodes:\n  y: sum(long(x))\n')
+    spec = load(tmp_path / "spec.yaml")
+    with pytest.raises(SpecError, match="more than the memory budget"):
+        run_loaded(spec, CheckOptions(mode="fast", memory_budget=16 * 2**20))
