@@ -48,6 +48,8 @@ class Matmul(Primitive):
     propagate = staticmethod(matmul_change)
 
     def vjp(self, g, out, a, b):
+        if np.ndim(a) == 2 and np.ndim(b) == 2:  # C = A B  =>  dA = G Bᵀ,  dB = Aᵀ G
+            return np.matmul(g, b.T), np.matmul(a.T, g)
         a2 = a[None, :] if np.ndim(a) == 1 else a          # promote vectors to matrices as matmul does
         b2 = b[:, None] if np.ndim(b) == 1 else b
         g2 = np.asarray(g)
