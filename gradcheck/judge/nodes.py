@@ -12,8 +12,7 @@ also where the first comparison passes.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -219,18 +218,19 @@ class Comparator:
             return self.local_checks.edges[(node.index, position)]
         return local_fault(self.graph, self.backward, self.reference.values, node, position, self.tolerance(node))
 
-    def vouched(self, node: Node, described: NodeResult, analytic: np.ndarray) -> NodeResult:
+    def vouched(self, node: Node, described: dict[str, Any], analytic: np.ndarray) -> NodeResult:
         """A node beyond the global budget: its adjoint is the sum of what its consumers' vjps pass it, so it is
         right when every vjp between it and the output passes its local check (an induction from the output)."""
         edge = self.first_faulty_edge[node.index]
         if edge is None:
             message = ("vouched for by the local checks of every op between it and the output (auto mode's global "
                        "budget went to the inputs and the nodes nearest the output; --mode full perturbs every node)")
-            return replace(described, status=Status.PASS, analytic=analytic, checked="local", message=message)
+            return NodeResult(**described, status=Status.PASS, analytic=analytic, checked="local", message=message)
         consumer, position, message = edge
         user = self.graph.nodes[consumer]
-        return replace(described, status=Status.FAIL, failing=int(np.size(analytic)), analytic=analytic, checked="local",
-                       message=f"its gradient passes through '{user.name}' ({user.op_name}), whose vjp {message}")
+        return NodeResult(**described, status=Status.FAIL, failing=int(np.size(analytic)), analytic=analytic,
+                          checked="local",
+                          message=f"its gradient passes through '{user.name}' ({user.op_name}), whose vjp {message}")
 
     def tolerance(self, node: Node) -> Tolerance:
         if self.tolerance_of is not None:
@@ -248,18 +248,20 @@ class Comparator:
     def compare_node(self, node: Node) -> NodeResult:
         value = self.reference.values[node.index]
         tol = self.tolerance(node)
-        described = NodeResult(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
-                               atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location, value=value)
+        # the fields every result of this node shares; each result is built once, with its outcome
+        described: dict[str, Any] = dict(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
+                                         atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location,
+                                         value=value)
         reason = self.skip_reason(node, value)
         if reason:
             analytic = None
             if np.asarray(value).dtype.kind == "f" and self.backward.adjoints[node.index] is not None:
                 analytic = self.analytic_of(node)
-            return replace(described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
+            return NodeResult(**described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
         analytic = self.analytic_of(node)
         fault = self.fault_message(node)
         if np.size(value) == 0:
-            return replace(described, analytic=analytic, message=fault)
+            return NodeResult(**described, analytic=analytic, message=fault)
         if node.index not in self.globally_checked and not self.behind_local_kink(node):
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
@@ -267,12 +269,12 @@ class Comparator:
         if self.uses_probes(node):
             found, message = self.probe(node, differ, analytic, tol)
             if found is not None:
-                result = replace(described, **found.outcome_fields(), analytic=analytic, checked="probes",
-                                 message=fault or message)
+                result = NodeResult(**described, **found.outcome_fields(), analytic=analytic, checked="probes",
+                                    message=fault or message)
         if result is None:  # full mode, a small node, or probes that could not settle it
             found, numeric, errors = self.full(node, differ, analytic, tol)
-            result = replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
-                             numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
+            result = NodeResult(**described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
+                                numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
         if self.undeclared_found.get(node.index) and not fault:
             result.message = "; ".join(filter(None, [result.message, self.undeclared_message(node)]))
         return self.judge_precision(node, result)
