@@ -66,6 +66,7 @@ class Graph:
     nodes: list[Node]
     output: int
     ops: OpTable
+    sized: list | None = None  # the node shapes sizing.refuse_over_budget accepted the graph at (pipeline.run_loaded)
 
     @cached_property
     def by_name(self) -> dict[str, int]:

@@ -102,7 +102,8 @@ class CrossEntropy(Primitive):
         log_probs = log_softmax(logits, -1)
         scale = g / samples
         # d/dz of -sum_j t_j log softmax(z)_j = softmax(z) * sum_j t_j - t   (softmax - onehot for one-hot t)
-        grad_logits = scale * (np.exp(log_probs) * np.sum(targets, axis=-1, keepdims=True) - targets)
+        total = 1.0 if are_indices else np.sum(targets, axis=-1, keepdims=True)
+        grad_logits = scale * (np.exp(log_probs) * total - targets)
         return grad_logits, None if are_indices else -scale * log_probs
 
     @staticmethod
