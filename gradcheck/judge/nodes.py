@@ -123,6 +123,7 @@ class Comparator:
         self.notes: list[str] = []
         self.fault_origin = self._fault_origins()
         self._differentiators: dict[int, NodeDifferentiator] = {}
+        self._skip_reasons: dict[int, str | None] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
         self._gradients: dict[int, Estimate] = {}  # full(): the numeric gradients plan_gradients took together
         self._first_flips: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # node -> (steps, element_flips there)
@@ -176,7 +177,7 @@ class Comparator:
         nearest the output first, while the total stays within options.global_budget.  The rest are vouched for
         by the local checks of the ops between them and the output (see vouched)."""
         if not hasattr(self, "_globally_checked"):
-            checkable = [node for node in self.graph.nodes if self.skip_reason(node, self.reference.values[node.index]) is None]
+            checkable = [node for node in self.graph.nodes if self.why_skipped(node) is None]
             if self.options.mode != "auto":
                 self._globally_checked = {node.index for node in checkable}
                 return self._globally_checked
@@ -252,7 +253,7 @@ class Comparator:
         described: dict[str, Any] = dict(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
                                          atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location,
                                          value=value)
-        reason = self.skip_reason(node, value)
+        reason = self.why_skipped(node)
         if reason:
             analytic = None
             if np.asarray(value).dtype.kind == "f" and self.backward.adjoints[node.index] is not None:
@@ -353,6 +354,12 @@ class Comparator:
         size = int(np.size(self.reference.values[node.index]))
         return size <= self.options.full_limit and size * self.evaluator.copy_floats(node.index) <= self.options.full_budget
 
+    def why_skipped(self, node: Node) -> str | None:
+        """skip_reason of node's reference value, taken once per node (every stage of the comparison asks)."""
+        if node.index not in self._skip_reasons:
+            self._skip_reasons[node.index] = self.skip_reason(node, self.reference.values[node.index])
+        return self._skip_reasons[node.index]
+
     def skip_reason(self, node: Node, value) -> str | None:
         if node.kind == "constant":
             return "a constant"
@@ -374,13 +381,13 @@ class Comparator:
     def probed(self, node: Node) -> bool:
         """Whether compare_node checks this node by probes (before they are drawn)."""
         value = self.reference.values[node.index]
-        return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
+        return (self.why_skipped(node) is None and np.size(value) > 0 and node.index in self.globally_checked
                 and self.uses_probes(node))
 
     def checked_in_full(self, node: Node) -> bool:
         """Whether compare_node checks this node's every element (full()) without trying probes first."""
         value = self.reference.values[node.index]
-        return (self.skip_reason(node, value) is None and np.size(value) > 0 and not self.uses_probes(node)
+        return (self.why_skipped(node) is None and np.size(value) > 0 and not self.uses_probes(node)
                 and (node.index in self.globally_checked or self.behind_local_kink(node)))
 
     def plan_gradients(self, nodes: list[Node]) -> None:
