@@ -66,6 +66,7 @@ class Graph:
     nodes: list[Node]
     output: int
     ops: OpTable
+    sized: list | None = None  # the node shapes sizing.refuse_over_budget accepted the graph at (pipeline.run_loaded)
 
     @cached_property
     def by_name(self) -> dict[str, int]:
@@ -112,7 +113,7 @@ def build_graph(spec: Spec) -> Graph:
         builder.add(Node(index=0, name=name, kind="input", location=entry.location, value=entry.value,
                          requires_grad=entry.requires_grad, text=name))
     for name, node_spec in spec.nodes.items():
-        tree = ExpressionParser(name, node_spec.expr, node_spec.expr_location, ops).parse()
+        tree = _parsed(spec, name, ops)
         tolerance = None
         if node_spec.atol is not None or node_spec.rtol is not None:
             tolerance = Tolerance(node_spec.atol if node_spec.atol is not None else spec.tolerance.atol,
@@ -121,6 +122,18 @@ def build_graph(spec: Spec) -> Graph:
     graph = Graph(spec=spec, nodes=builder.nodes, output=builder.names[spec.output], ops=ops)
     _require_paths_to_output(graph)
     return graph
+
+
+def _parsed(spec: Spec, name: str, ops: OpTable):
+    """The expression tree of node ``name``, parsed once per loaded spec: it depends only on the spec's text and
+    on which ops exist (the spec's own ``ops:`` and the built-ins), not on any value, and lowering never
+    mutates it; a spec whose text is changed in place is parsed again."""
+    node_spec = spec.nodes[name]
+    key = (name, node_spec.expr, node_spec.expr_location, tuple(spec.ops))
+    cache = spec.__dict__.setdefault("_parsed_expressions", {})
+    if cache.get(name, (None,))[0] != key:
+        cache[name] = (key, ExpressionParser(name, node_spec.expr, node_spec.expr_location, ops).parse())
+    return cache[name][1]
 
 
 def _wants_int(info: OpInfo, key: str) -> bool:

@@ -76,11 +76,13 @@ def run_loaded(spec: Spec, options: CheckOptions = DEFAULT_OPTIONS, *, judge: bo
     """Build, differentiate and (unless ``judge`` is false) check a loaded spec: the stages after the YAML."""
     with np.errstate(all="ignore"):
         graph = build_graph(spec)
-        refuse_over_budget(graph, node_shapes(graph), spec.dtype, options.memory_budget)  # before any pass
+        shapes = node_shapes(graph)
+        refuse_over_budget(graph, shapes, spec.dtype, options.memory_budget)  # before any pass
+        graph.sized = shapes
         if judge:
             return check_graph(graph, options)
-        analytic = forward(graph, spec.dtype)
-        refuse_over_budget(graph, [np.shape(v) for v in analytic.values], spec.dtype, options.memory_budget)
+        analytic = forward(graph, spec.dtype, sized=graph.sized)
+        _resize(graph, analytic, options)
         return Checked(graph, analytic, backward(graph, analytic, spec.dtype), None, None)
 
 
@@ -207,24 +209,33 @@ def check_graph(graph: Graph, options: CheckOptions = DEFAULT_OPTIONS) -> Checke
     """The forward passes, the backward pass and the verdicts of a built graph.
 
     Correctness is judged in float64 always; for a float32 spec the float32 pass's gradients are then judged
-    against the float64 ones, for precision, under the spec's (float32) tolerance.
+    against the float64 ones, for precision, under the spec's (float32) tolerance.  Limits already checked at
+    the shapes the pass keeps (graph.sized) are not checked again.
     """
     with blas_threads(wanted_threads()):  # see gradcheck/blas.py: measured, one thread is never slower here
         return _checked_graph(graph, options)
 
 
+def _resize(graph: Graph, fwd: ForwardPass, options: CheckOptions) -> None:
+    """The shapes custom ops left unknown before the pass are known now: size the rest of the check again
+    (a pass that gave every node the shape it was sized by changes nothing)."""
+    shapes: list[tuple[int, ...] | None] = [np.shape(v) for v in fwd.values]
+    if shapes != graph.sized:
+        refuse_over_budget(graph, shapes, graph.spec.dtype, options.memory_budget)
+        graph.sized = shapes
+
+
 def _checked_graph(graph: Graph, options: CheckOptions) -> Checked:
     spec = graph.spec
     with np.errstate(all="ignore"):
-        reference = forward(graph, "float64")
-        # the shapes custom ops left unknown before the pass are known now: size the rest of the check again
-        refuse_over_budget(graph, [np.shape(v) for v in reference.values], spec.dtype, options.memory_budget)
+        reference = forward(graph, "float64", sized=graph.sized)
+        _resize(graph, reference, options)
         _require_something_to_differentiate(graph, reference)
         grads64 = backward(graph, reference, "float64")
         if spec.dtype == "float64":
             analytic_fwd, grads = reference, grads64
         else:
-            analytic_fwd = forward(graph, spec.dtype)
+            analytic_fwd = forward(graph, spec.dtype, sized=graph.sized)
             grads = backward(graph, analytic_fwd, spec.dtype)
     result = judge_passes(graph, reference, grads64, reference, options, precision=None if grads is grads64 else grads)
     result.dtype = spec.dtype

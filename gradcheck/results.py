@@ -76,10 +76,13 @@ class Outcome:
     elements: list[ElementOutcome] = field(default_factory=list)  # the worst failing and kink elements, worst first
 
     def outcome_fields(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(Outcome)}
+        return {name: getattr(self, name) for name in OUTCOME_FIELDS}
 
     def elements_of(self, status: Status) -> list[ElementOutcome]:
         return [element for element in self.elements if element.status == status]
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 @dataclass(kw_only=True)

@@ -581,3 +581,13 @@ def test_cross_entropy_accepts_whole_float_labels_as_class_indices():
     assert as_int == pytest.approx(expected, rel=1e-14)
     grads = op.vjp(1.0, as_float, logits, np.array([2.0, 0.0]))
     assert grads[1] is None
+
+
+@pytest.mark.parametrize("labels", [[2, 3], [-1, 0], [0, 7], [2, 0, 1]])
+def test_cross_entropy_refuses_labels_out_of_range_or_misshapen_in_forward_and_vjp(labels):
+    op = BUILTIN_OPS["cross_entropy"].impl
+    logits = np.array([[0.2, -1.0, 3.0], [1.0, 0.5, -0.5]])
+    with pytest.raises(OpArgumentError):
+        op.forward(logits, np.array(labels))
+    with pytest.raises(OpArgumentError):
+        op.vjp(1.0, 0.0, logits, np.array(labels))

@@ -12,8 +12,7 @@ also where the first comparison passes.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -124,6 +123,7 @@ class Comparator:
         self.notes: list[str] = []
         self.fault_origin = self._fault_origins()
         self._differentiators: dict[int, NodeDifferentiator] = {}
+        self._skip_reasons: dict[int, str | None] = {}
         self._probe_plans: dict[int, ProbePlan] = {}
         self._gradients: dict[int, Estimate] = {}  # full(): the numeric gradients plan_gradients took together
         self._first_flips: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # node -> (steps, element_flips there)
@@ -177,7 +177,7 @@ class Comparator:
         nearest the output first, while the total stays within options.global_budget.  The rest are vouched for
         by the local checks of the ops between them and the output (see vouched)."""
         if not hasattr(self, "_globally_checked"):
-            checkable = [node for node in self.graph.nodes if self.skip_reason(node, self.reference.values[node.index]) is None]
+            checkable = [node for node in self.graph.nodes if self.why_skipped(node) is None]
             if self.options.mode != "auto":
                 self._globally_checked = {node.index for node in checkable}
                 return self._globally_checked
@@ -219,18 +219,19 @@ class Comparator:
             return self.local_checks.edges[(node.index, position)]
         return local_fault(self.graph, self.backward, self.reference.values, node, position, self.tolerance(node))
 
-    def vouched(self, node: Node, described: NodeResult, analytic: np.ndarray) -> NodeResult:
+    def vouched(self, node: Node, described: dict[str, Any], analytic: np.ndarray) -> NodeResult:
         """A node beyond the global budget: its adjoint is the sum of what its consumers' vjps pass it, so it is
         right when every vjp between it and the output passes its local check (an induction from the output)."""
         edge = self.first_faulty_edge[node.index]
         if edge is None:
             message = ("vouched for by the local checks of every op between it and the output (auto mode's global "
                        "budget went to the inputs and the nodes nearest the output; --mode full perturbs every node)")
-            return replace(described, status=Status.PASS, analytic=analytic, checked="local", message=message)
+            return NodeResult(**described, status=Status.PASS, analytic=analytic, checked="local", message=message)
         consumer, position, message = edge
         user = self.graph.nodes[consumer]
-        return replace(described, status=Status.FAIL, failing=int(np.size(analytic)), analytic=analytic, checked="local",
-                       message=f"its gradient passes through '{user.name}' ({user.op_name}), whose vjp {message}")
+        return NodeResult(**described, status=Status.FAIL, failing=int(np.size(analytic)), analytic=analytic,
+                          checked="local",
+                          message=f"its gradient passes through '{user.name}' ({user.op_name}), whose vjp {message}")
 
     def tolerance(self, node: Node) -> Tolerance:
         if self.tolerance_of is not None:
@@ -248,18 +249,20 @@ class Comparator:
     def compare_node(self, node: Node) -> NodeResult:
         value = self.reference.values[node.index]
         tol = self.tolerance(node)
-        described = NodeResult(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
-                               atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location, value=value)
-        reason = self.skip_reason(node, value)
+        # the fields every result of this node shares; each result is built once, with its outcome
+        described: dict[str, Any] = dict(name=node.name, op=node.op_name, parent=node.parent, shape=tuple(np.shape(value)),
+                                         atol=tol.atol, rtol=tol.rtol, text=node.text, location=node.location,
+                                         value=value)
+        reason = self.why_skipped(node)
         if reason:
             analytic = None
             if np.asarray(value).dtype.kind == "f" and self.backward.adjoints[node.index] is not None:
                 analytic = self.analytic_of(node)
-            return replace(described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
+            return NodeResult(**described, status=Status.SKIP, message=reason, checked="none", analytic=analytic)
         analytic = self.analytic_of(node)
         fault = self.fault_message(node)
         if np.size(value) == 0:
-            return replace(described, analytic=analytic, message=fault)
+            return NodeResult(**described, analytic=analytic, message=fault)
         if node.index not in self.globally_checked and not self.behind_local_kink(node):
             return self.vouched(node, described, analytic)
         differ = self.differentiator(node)
@@ -267,12 +270,12 @@ class Comparator:
         if self.uses_probes(node):
             found, message = self.probe(node, differ, analytic, tol)
             if found is not None:
-                result = replace(described, **found.outcome_fields(), analytic=analytic, checked="probes",
-                                 message=fault or message)
+                result = NodeResult(**described, **found.outcome_fields(), analytic=analytic, checked="probes",
+                                    message=fault or message)
         if result is None:  # full mode, a small node, or probes that could not settle it
             found, numeric, errors = self.full(node, differ, analytic, tol)
-            result = replace(described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
-                             numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
+            result = NodeResult(**described, **found.outcome_fields(), analytic=analytic, numeric=numeric,
+                                numeric_error=errors, checked="full", message=fault or self.unresolved_message(found))
         if self.undeclared_found.get(node.index) and not fault:
             result.message = "; ".join(filter(None, [result.message, self.undeclared_message(node)]))
         return self.judge_precision(node, result)
@@ -351,6 +354,12 @@ class Comparator:
         size = int(np.size(self.reference.values[node.index]))
         return size <= self.options.full_limit and size * self.evaluator.copy_floats(node.index) <= self.options.full_budget
 
+    def why_skipped(self, node: Node) -> str | None:
+        """skip_reason of node's reference value, taken once per node (every stage of the comparison asks)."""
+        if node.index not in self._skip_reasons:
+            self._skip_reasons[node.index] = self.skip_reason(node, self.reference.values[node.index])
+        return self._skip_reasons[node.index]
+
     def skip_reason(self, node: Node, value) -> str | None:
         if node.kind == "constant":
             return "a constant"
@@ -372,13 +381,13 @@ class Comparator:
     def probed(self, node: Node) -> bool:
         """Whether compare_node checks this node by probes (before they are drawn)."""
         value = self.reference.values[node.index]
-        return (self.skip_reason(node, value) is None and np.size(value) > 0 and node.index in self.globally_checked
+        return (self.why_skipped(node) is None and np.size(value) > 0 and node.index in self.globally_checked
                 and self.uses_probes(node))
 
     def checked_in_full(self, node: Node) -> bool:
         """Whether compare_node checks this node's every element (full()) without trying probes first."""
         value = self.reference.values[node.index]
-        return (self.skip_reason(node, value) is None and np.size(value) > 0 and not self.uses_probes(node)
+        return (self.why_skipped(node) is None and np.size(value) > 0 and not self.uses_probes(node)
                 and (node.index in self.globally_checked or self.behind_local_kink(node)))
 
     def plan_gradients(self, nodes: list[Node]) -> None:

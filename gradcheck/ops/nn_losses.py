@@ -5,6 +5,8 @@ Integer labels are class indices of shape scores.shape[:-1].
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import OpArgumentError, Param, Primitive, real_part, scalar_result
@@ -19,8 +21,9 @@ def sample_count(scores, op: str) -> int:
     """The number of samples of (..., C) scores: the product of the leading dimensions."""
     if np.ndim(scores) == 0:
         raise OpArgumentError(f"{op}() needs scores with a class axis (last), got a scalar")
-    count = int(np.prod(np.shape(scores)[:-1], dtype=np.int64))
-    if count == 0 or np.shape(scores)[-1] == 0:
+    shape = np.shape(scores)
+    count = math.prod(shape[:-1])
+    if count == 0 or shape[-1] == 0:
         raise OpArgumentError(f"{op}(): scores of shape {np.shape(scores)} hold no samples or no classes")
     return count
 
@@ -62,6 +65,11 @@ class CrossEntropy(Primitive):
         """(targets with the logits' shape, whether labels were class indices, the sample count)."""
         samples = sample_count(logits, self.name)
         labels = np.asarray(labels)
+        shape = np.shape(logits)
+        if labels.dtype.kind in "iu" and labels.shape == shape[:-1]:
+            mask = one_hot_mask(labels, shape[-1])
+            if mask.any(axis=-1).all():  # each label in [0, C) matches exactly one class; else the checks word it
+                return mask.astype(float_dtype(logits)), True, samples
         # class indices: integer data, or whole numbers with one label per sample (shape logits.shape[:-1])
         if np.issubdtype(labels.dtype, np.integer) or labels.shape == np.shape(logits)[:-1]:
             indices = class_indices(labels, logits, self.name)
@@ -94,7 +102,8 @@ class CrossEntropy(Primitive):
         log_probs = log_softmax(logits, -1)
         scale = g / samples
         # d/dz of -sum_j t_j log softmax(z)_j = softmax(z) * sum_j t_j - t   (softmax - onehot for one-hot t)
-        grad_logits = scale * (np.exp(log_probs) * np.sum(targets, axis=-1, keepdims=True) - targets)
+        total = 1.0 if are_indices else np.sum(targets, axis=-1, keepdims=True)
+        grad_logits = scale * (np.exp(log_probs) * total - targets)
         return grad_logits, None if are_indices else -scale * log_probs
 
     @staticmethod

@@ -36,6 +36,10 @@ class Matmul(Primitive):
         return tuple(batch) + (a[-2:-1] if len(a) >= 2 else ()) + (b[-1:] if len(b) >= 2 else ())
 
     def forward(self, a, b):
+        try:
+            return np.matmul(a, b)
+        except ValueError:  # scalars, inner sizes that differ, batch shapes that do not broadcast: worded below
+            pass
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise OpArgumentError(f"matmul needs arrays with at least one dimension, got shapes {np.shape(a)} and {np.shape(b)}")
         inner_a = np.shape(a)[-1]
@@ -48,6 +52,8 @@ class Matmul(Primitive):
     propagate = staticmethod(matmul_change)
 
     def vjp(self, g, out, a, b):
+        if np.ndim(a) == 2 and np.ndim(b) == 2:  # C = A B  =>  dA = G Bᵀ,  dB = Aᵀ G
+            return np.matmul(g, b.T), np.matmul(a.T, g)
         a2 = a[None, :] if np.ndim(a) == 1 else a          # promote vectors to matrices as matmul does
         b2 = b[:, None] if np.ndim(b) == 1 else b
         g2 = np.asarray(g)
@@ -110,6 +116,26 @@ class Transpose(Primitive):
         return (np.transpose(g, None if axes is None else np.argsort(axes)),)
 
 
+def reshaped_change(change: Change, shape: tuple[int, ...]) -> Change:
+    """A change of an array reshaped to ``shape`` (row-major, as np.reshape), kept as small as it was where the
+    reshape allows: one element per copy stays one element (at its flat position read in the new shape); a box
+    pinned only on leading axes the reshape leaves as they are keeps those pins (the rest of its box is whole
+    rows of both shapes); any other box is written out whole."""
+    shape, old, count = tuple(shape), change.shape, change.count
+    if change.delta.size == count:  # every axis pinned or of length 1
+        at = tuple(change.pins.get(a, np.zeros(count, dtype=np.intp)) for a in range(len(old)))
+        flat = np.ravel_multi_index(at, old) if old else np.zeros(count, dtype=np.intp)
+        positions = np.unravel_index(flat, shape) if shape else ()
+        return Change.make(shape, dict(enumerate(positions)), change.delta.reshape((count,) + (1,) * len(shape)))
+    kept = 0  # the leading axes both shapes share
+    while kept < min(len(old), len(shape)) and old[kept] == shape[kept]:
+        kept += 1
+    if all(a < kept for a in change.pins):
+        box = tuple(1 if a in change.pins else n for a, n in enumerate(shape[:kept])) + shape[kept:]
+        return Change.make(shape, dict(change.pins), change.delta.reshape((count,) + box))
+    return Change.dense(np.reshape(change.full(), (count,) + shape))
+
+
 @builtin
 class Reshape(Primitive):
     """Reshape to shape (one entry may be -1)."""
@@ -139,10 +165,9 @@ class Reshape(Primitive):
         return (np.reshape(g, np.shape(x)),)
 
     def propagate(self, changes, out, x, shape):
-        """Linear: the difference is reshaped (whole, unless nothing is pinned)."""
+        """Linear: the difference is reshaped (reshaped_change)."""
         (change,) = changes
-        delta = change.delta if not change.pins else change.full()
-        return Change.dense(np.reshape(delta, (change.count,) + np.shape(out)))
+        return reshaped_change(change, np.shape(out))
 
     @staticmethod
     def test_cases(rng):
