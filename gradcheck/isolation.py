@@ -167,10 +167,15 @@ def describe_fault(error: BaseException) -> ErrorInfo:
                               f"{clip(error, 300)}"))
 
 
+def in_a_child(runs_user_code: bool) -> bool:
+    """Whether contain() runs its work in a forked child: where it runs user code and the platform can fork."""
+    return runs_user_code and hasattr(os, "fork")
+
+
 def contain(work: Callable[[], T], limits: Limits, *, runs_user_code: bool) -> Contained[T]:
     """``work()`` within the limits; a child process where it runs user code and the platform can fork."""
     try:
-        if runs_user_code and hasattr(os, "fork"):
+        if in_a_child(runs_user_code):
             return _in_child(work, limits)
         with memory_cap(limits.max_memory):
             return Contained(_with_timer(work, limits.timeout), None)

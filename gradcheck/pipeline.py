@@ -21,7 +21,7 @@ from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
 from .errors import INTERRUPTS, SpecError, clip, one_line
 from .graph import Graph, build_graph
-from .isolation import Contained, Limits, contain, describe_fault, memory_cap
+from .isolation import Contained, Limits, contain, describe_fault, in_a_child, memory_cap
 from .judge import CheckOptions
 from .judge.diagnosis import diagnose_suspects
 from .judge.expect import check_expectations
@@ -126,7 +126,12 @@ def check_spec(path, overrides: Overrides = DEFAULT_OVERRIDES, options: CheckOpt
         skipped = skipped_result(spec)
         if skipped is not None:
             return skipped
-        result = run_loaded(spec, options).result
+        run_options = options
+        if limits is not None and in_a_child(bool(spec.ops)):
+            # the parent shows this spec's progress; the child's copy of the display must stay untouched, since
+            # the display's redraw thread may have held its lock at the fork, held for ever in the child
+            run_options = replace(options, progress=None)
+        result = run_loaded(spec, run_options).result
         assert result is not None
         return result
 

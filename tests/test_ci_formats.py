@@ -392,6 +392,44 @@ def test_progress_is_drawn_on_a_terminal_and_never_changes_stdout(tmp_path):
     assert "evaluations" not in quiet and "━" not in quiet
 
 
+class _ProgressLog:
+    """A Progress that writes which process told it what (a forked child writes with its own pid)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _log(self, what: str) -> None:
+        with open(self.path, "a") as log:
+            log.write(f"{os.getpid()} {what}\n")
+
+    def spec_started(self, path, number, total):
+        self._log("spec_started")
+
+    def node_checked(self, name, done, total, evaluations):
+        self._log("node_checked")
+
+    def spec_finished(self, path):
+        self._log("spec_finished")
+
+
+def test_a_forked_check_never_touches_the_parents_progress(tmp_path):
+    """The child that checks a custom-op spec must not call the progress display it inherited: its redraw thread
+    may have held the display's lock at the fork, and a child taking that lock waits for ever (the parent still
+    shows the spec's start and end)."""
+    from gradcheck import CheckOptions
+    from gradcheck.isolation import Limits
+    from gradcheck.pipeline import check_paths
+
+    log = tmp_path / "progress.log"
+    spec = deep_spec(tmp_path / "custom")
+    result = check_paths([spec], options=CheckOptions(progress=_ProgressLog(log)),
+                         limits=Limits(timeout=120, max_memory=None))
+    assert result.specs[0].status == "fail"  # checked (its planted bug found), not an error
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert {pid for pid, _ in calls} == {str(os.getpid())}
+    assert [what for _, what in calls] == ["spec_started", "spec_finished"]
+
+
 # ------------------------------------------------------------------------------------------ 80 columns
 
 def test_the_table_at_80_columns_folds_instead_of_dropping(mixed):
