@@ -44,6 +44,7 @@ class Evaluator:
         self.projection = projection
         self.evaluations = 0
         self._copies_per_batch: dict[int, int] = {}
+        self._copy_floats: dict[int, int] = {}  # copy_floats by node: the reference values never change
         self.max_change_floats = MAX_CHANGE_FLOATS  # a batch's changes hold at most this many floats (the budget's)
 
     @cached_property
@@ -101,7 +102,9 @@ class Evaluator:
 
     def copy_floats(self, index: int) -> int:
         """Floats one perturbed copy of node index occupies along its downstream."""
-        return sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
+        if index not in self._copy_floats:
+            self._copy_floats[index] = sum(int(np.size(self.values[j])) for j in [index] + self.graph.downstream(index))
+        return self._copy_floats[index]
 
     def complex_safe(self, index: int) -> str | None:
         """None if complex-step can run through node index's downstream, else the op that forbids it and why."""
