@@ -418,19 +418,28 @@ class NodeDifferentiator:
             if np.isfinite(found.values[0]):
                 return ElementEstimate(float(found.values[0]), float(found.steps[0]), float(found.error_bound[0]))
         for _ in range(8):
-            if method == "complex-step":  # one element: its bound takes the node's scale from a sample
-                found = self.complex_step(np.array([flat_index]), np.array([h]), self.complex_step_scale)
-                value, bound = found.values[0], found.error_bound[0]
+            if method == "complex-step":
+                stepped = self.complex_step_at(flat_index, h)
+                if stepped is not None:
+                    return stepped
             else:
-                value, bound = self._scheme(method, flat_index, h), self.roundoff(h, method)
-            if np.isfinite(value):
-                return ElementEstimate(float(value), h, float(bound))
+                value = self._scheme(method, flat_index, h)
+                if np.isfinite(value):
+                    return ElementEstimate(float(value), h, self.roundoff(h, method))
             h = self.closer(flat_index, h)  # the step left the domain of some op downstream
         for side in (+1, -1):  # last resort: the one side that stays inside the domain
             value = self._scheme("forward" if side > 0 else "backward", flat_index, h)
             if np.isfinite(value):
                 return ElementEstimate(float(value), h, self.roundoff(h, "forward"))
         return ElementEstimate(float("nan"), h, 0.0)
+
+    def complex_step_at(self, flat_index: int, h: float) -> ElementEstimate | None:
+        """complex_step at one element, its bound taking the node's scale from a sample (complex_step_scale); None
+        where the step left some op's domain."""
+        found = self.complex_step(np.array([flat_index]), np.array([h]), self.complex_step_scale)
+        if not np.isfinite(found.values[0]):
+            return None
+        return ElementEstimate(float(found.values[0]), h, float(found.error_bound[0]))
 
     @property
     def complex_step_allowed(self) -> bool:
@@ -440,10 +449,9 @@ class NodeDifferentiator:
         """The most accurate estimate float64 allows at one element: complex-step where every op downstream is
         analytic, else the error-balancing step sequence of stencils.adaptive_derivative."""
         if self.complex_step_allowed:
-            h = BASE_STEP["complex-step"] * float(self.scale.reshape(-1)[flat_index])
-            stepped = self.complex_step(np.array([flat_index]), np.array([h]), self.complex_step_scale)
-            if np.isfinite(stepped.values[0]):
-                return ElementEstimate(float(stepped.values[0]), h, float(stepped.error_bound[0]))
+            stepped = self.complex_step_at(flat_index, BASE_STEP["complex-step"] * float(self.scale.reshape(-1)[flat_index]))
+            if stepped is not None:
+                return stepped
         h0 = 0.1 * float(self.scale.reshape(-1)[flat_index])
         found = adaptive_derivative(lambda s: self.at(flat_index, s), h0, self.magnitude, enough)
         if not np.isfinite(found.value):  # at a domain's edge: the side that stays inside
