@@ -495,7 +495,9 @@ class Comparator:
     def full(self, node: Node, differ: NodeDifferentiator, analytic: np.ndarray, tol: Tolerance):
         """Every element against its finite difference; returns the outcome, the numeric reference used and
         its error bounds."""
-        estimate = self._gradients.pop(node.index, None) or differ.gradient(self.gradient_resolution(differ, tol))
+        estimate = self._gradients.pop(node.index, None)  # taken with other nodes' by plan_gradients, or now
+        if estimate is None:
+            estimate = differ.gradient(self.gradient_resolution(differ, tol))
         numeric = estimate.values.astype(np.float64).reshape(-1)
         errors = np.asarray(estimate.error_bound, dtype=np.float64).copy()
         flat_a = analytic.reshape(-1)
