@@ -27,6 +27,10 @@ HEAP_KEPT_BYTES = 4 * MAX_CHANGE_FLOATS * 8  # freed memory kept at the heap's t
 HEAP_ARRAY_BYTES = 32 * 2**20  # arrays up to this size come from the heap (M_MMAP_THRESHOLD: glibc's own maximum)
 SMALL_BATCH_FLOATS = 16_384  # batches below 128 KB of changes stay below glibc's thresholds: nothing to keep
 
+# bundles whose joining widens their changes by no more than this many floats beyond twice theirs are joined: one
+# call on somewhat larger arrays costs less than two
+JOIN_SLACK_FLOATS = 2048
+
 
 class LeftDomain(Exception):
     """An op raised for some copy of a batch: the copies are then evaluated one by one."""
@@ -386,6 +390,24 @@ def swept_bundles(graph: Graph, values: list[np.ndarray], starts: dict[int, Chan
     return bundles
 
 
+def _joined(found: list[Bundle]) -> list[list[Bundle]]:
+    """The bundles at one argument, in the groups one call each takes: all of them, unless joining them on the box
+    their pins share would widen the changes beyond twice their floats (one-element copies of a conv output beside
+    a kernel's whole-channel changes grow 32-fold on that box); then one group per set of pinned axes."""
+    if len(found) == 1:
+        return [found]
+    common = set.intersection(*(set(bundle.change.pins) for bundle in found))
+    shape = found[0].change.shape
+    per_copy = int(np.prod([1 if a in common else n for a, n in enumerate(shape)], dtype=np.int64))
+    floats = sum(bundle.change.floats() for bundle in found)
+    if sum(bundle.change.count for bundle in found) * per_copy <= 2 * floats + JOIN_SLACK_FLOATS:
+        return [found]
+    by_pins: dict[tuple[int, ...], list[Bundle]] = {}
+    for bundle in found:
+        by_pins.setdefault(tuple(sorted(bundle.change.pins)), []).append(bundle)
+    return list(by_pins.values())
+
+
 def _calls(node, bundles: dict[int, list[Bundle]]) -> list[tuple[list[Change | None], tuple[tuple[int, int], ...]]]:
     """The propagate calls node takes for the bundles at its arguments: (argument changes, their sources)."""
     reaching = [bundles.get(a, []) for a in node.args]
@@ -397,9 +419,10 @@ def _calls(node, bundles: dict[int, list[Bundle]]) -> list[tuple[list[Change | N
         # every source changes one argument: one call per changed argument, on all its bundles joined
         calls = []
         for p in hit:
-            arg_changes: list[Change | None] = [None] * len(node.args)
-            arg_changes[p] = concatenated([bundle.change for bundle in reaching[p]])
-            calls.append((arg_changes, tuple(pair for bundle in reaching[p] for pair in bundle.sources)))
+            for joined in _joined(reaching[p]):
+                arg_changes: list[Change | None] = [None] * len(node.args)
+                arg_changes[p] = concatenated([bundle.change for bundle in joined])
+                calls.append((arg_changes, tuple(pair for bundle in joined for pair in bundle.sources)))
         return calls
     # a source changes several arguments: its copies must line up in each, so the bundles are split per source
     parts: list[dict[int, Change]] = [{} for _ in node.args]
