@@ -181,6 +181,12 @@ class BranchWatch:
         out on that box)."""
         if not reference or any(np.ndim(r) < out_ndim for r in reference):
             return None
+        # output element o reads its arguments at o's own indices only along axes the output shares with them (a
+        # pool's window axes do not: there the decisions are read on the arguments' whole extent)
+        out_shape = np.shape(reference[0])[:out_ndim]
+        pins = {a: p for a, p in pins.items()
+                if all(a - (out_ndim - np.ndim(arg)) < 0 or np.shape(arg)[a - (out_ndim - np.ndim(arg))] in (1, out_shape[a])
+                       for arg in args)}
         aligned = [on_box(a, c, pins, out_ndim, count) for a, c in zip(args, arg_changes, strict=True)]
         try:
             found = decisions_of(node, aligned)
