@@ -1,6 +1,7 @@
 """What a plain `gradcheck run` loads: only what checking and reporting a spec of built-in ops needs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck import errors, report, results, spec
 from gradcheck.entry import _will_check
 from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, custom_op_info
 from gradcheck.ops.registry import OP_MODULES, OPS_BY_MODULE, OpTable
+from gradcheck.plaindata import FrozenPlainData, PlainData
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,3 +161,87 @@ def test_a_graph_sees_its_custom_ops_over_the_built_in_ones():
     assert len(table) == len(BUILTIN_OPS) + 1
     with pytest.raises(KeyError):
         table["nothing"]
+
+
+# ---------------------------------------------------------------------------------------------- plain data
+PLAIN_DATA_MODULES = (errors, results, spec, report)
+
+
+def plain_data_classes() -> list[type]:
+    return [value for module in PLAIN_DATA_MODULES for value in vars(module).values()
+            if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__]
+
+
+def stock_twin(cls: type) -> type:
+    """The same fields in a dataclass whose __eq__, __repr__ and __hash__ the standard library generates."""
+    def copied(item: dataclasses.Field):
+        return dataclasses.field(repr=item.repr, compare=item.compare, hash=item.hash, kw_only=item.kw_only)
+
+    twin = dataclasses.make_dataclass(cls.__name__, [(item.name, item.type, copied(item))
+                                                     for item in dataclasses.fields(cls)],
+                                      frozen=cls.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+    twin.__qualname__ = cls.__qualname__
+    return twin
+
+
+def filled(cls: type, **changed):
+    return cls(**{item.name: changed.get(item.name, f"{item.name}-value") for item in dataclasses.fields(cls)})
+
+
+def test_the_plain_data_classes_share_their_equality_and_text_instead_of_compiling_their_own():
+    classes = plain_data_classes()
+    assert {cls.__name__ for cls in classes} >= {"Location", "NodeResult", "SpecResult", "Spec", "RenderOptions"}
+    for cls in classes:
+        assert cls.__eq__ is PlainData.__eq__ and cls.__repr__ is PlainData.__repr__, cls
+        frozen = cls.__dataclass_params__.frozen
+        assert (cls.__hash__ is FrozenPlainData.__hash__) if frozen else cls.__hash__ is None, cls
+
+
+@pytest.mark.parametrize("cls", plain_data_classes(), ids=lambda cls: cls.__name__)
+def test_a_plain_data_class_compares_prints_and_hashes_as_the_dataclass_it_was(cls):
+    twin = stock_twin(cls)
+    last = [item.name for item in dataclasses.fields(cls)][-1]
+    assert repr(filled(cls)) == repr(filled(twin))
+    assert repr(filled(cls, **{last: [1, 2]})) == repr(filled(twin, **{last: [1, 2]}))
+    assert (filled(cls) == filled(cls)) is (filled(twin) == filled(twin)) is True
+    assert (filled(cls) == filled(cls, **{last: 0})) is (filled(twin) == filled(twin, **{last: 0})) is False
+    assert filled(cls) != filled(twin)  # another class, though its fields are the same
+    if cls.__dataclass_params__.frozen:
+        assert hash(filled(cls)) == hash(filled(twin))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(filled(cls), last, 0)
+    else:
+        with pytest.raises(TypeError):
+            hash(filled(cls))
+    assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
+
+
+def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once():
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Shared(FrozenPlainData):
+        kept: object
+        unseen: object = dataclasses.field(default=0, repr=False)
+        uncompared: object = dataclasses.field(default=0, compare=False)
+        unhashed: object = dataclasses.field(default=0, hash=False)
+
+    @dataclasses.dataclass(frozen=True)
+    class Stock:
+        kept: object
+        unseen: object = dataclasses.field(default=0, repr=False)
+        uncompared: object = dataclasses.field(default=0, compare=False)
+        unhashed: object = dataclasses.field(default=0, hash=False)
+
+    for made in (Shared, Stock):
+        assert repr(made(1, 2, 3, 4)).endswith("(kept=1, uncompared=3, unhashed=4)")
+        assert made(1, 2, 3, 4) == made(1, 2, 9, 4) and made(1, 2, 3, 4) != made(1, 2, 3, 5)
+        assert made(1, 2, 3, 4) != made(1, 9, 3, 4)  # repr=False leaves a field compared
+    assert hash(Shared(1, 2, 3, 4)) == hash(Shared(1, 2, 9, 9)) == hash((1, 2))
+
+    @dataclasses.dataclass(eq=False, repr=False)
+    class Node(PlainData):
+        children: list
+
+    loop = Node([])
+    loop.children.append(loop)
+    assert repr(loop) == "test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once.<locals>." \
+                         "Node(children=[...])"
