@@ -32,9 +32,11 @@ sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted
 """
 
 
-def modules_loaded_by(*arguments: str) -> tuple[int, set[str]]:
+def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) -> tuple[int, set[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TERM", None)
+    for name in ("TERM", "FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        env.pop(name, None)
+    env.update(extra_env or {})
     done = subprocess.run([sys.executable, "-c", LOADED_BY_A_RUN, *arguments], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, env=env, timeout=120)  # stdout and stderr are pipes: no terminal
     marker = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
@@ -82,10 +84,7 @@ def test_a_run_loads_yaml_and_only_the_renderer_it_draws_with(output_format):
     drawn_with = {"json": {"json_report"}, "markdown": {"markdown", "graph_view"}}  # Markdown's Mermaid graph
     assert {name for name in RENDERERS if f"gradcheck.report.{name}" in modules} == \
         drawn_with.get(output_format, {output_format})
-    if output_format != "table":  # only the table draws with rich
-        assert loaded_heavy(modules, ("rich",)) == []
-    else:
-        assert "rich.progress" not in modules
+    assert loaded_heavy(modules, ("rich",)) == []  # off a terminal the table is laid out without rich
 
 
 def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
@@ -94,12 +93,25 @@ def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
         assert not _will_check(arguments), arguments
 
 
-def test_a_run_off_a_terminal_loads_no_framework_and_no_progress_display():
+def test_a_run_off_a_terminal_loads_no_framework_no_progress_display_and_no_rich():
     code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
     assert code == 0
-    assert "gradcheck.pipeline" in modules and "rich.console" in modules  # it did check and draw the table
-    for never in ("torch", "jax", "rich.progress", "gradcheck.progress"):
+    assert "gradcheck.pipeline" in modules and "gradcheck.report.table" in modules  # it did check and draw the table
+    for never in ("torch", "jax", "rich", "rich.console", "rich.progress", "gradcheck.progress"):
         assert never not in modules, never
+
+
+@pytest.mark.parametrize("environment", [{"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"}, {"COLUMNS": "wide"}])
+def test_a_table_rich_may_style_or_size_its_own_way_is_drawn_by_rich(environment):
+    code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"), extra_env=environment)
+    assert code == 0
+    assert "rich.table" in modules
+
+
+def test_color_always_draws_the_table_with_rich():
+    code, modules = modules_loaded_by("run", "--color", "always", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert "rich.table" in modules
 
 
 def test_a_json_run_loads_no_rich_at_all():
