@@ -139,3 +139,12 @@ def test_a_column_minimum_width_is_kept_as_rich_keeps_it():
     Console(file=buffer, width=40).print(table.rich_table(grid))
     assert table.grid_lines(grid, 40) == without_trailing_spaces(buffer.getvalue()).splitlines() == \
         ["a  b          c", "x  y          z"]
+
+
+def test_a_table_rendered_to_text_without_colour_is_laid_out_without_rich(monkeypatch):
+    run = a_run(random.Random(5))
+    del run.specs[1:]
+    options = RenderOptions(color=False)
+    expected = drawn_by_rich(run, options, options.width)
+    monkeypatch.setattr(table, "draw", lambda console, blocks: pytest.fail("drawn by rich"))
+    assert table.render(run, options) == expected

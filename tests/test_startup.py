@@ -102,7 +102,15 @@ def test_a_run_off_a_terminal_loads_no_framework_no_progress_display_and_no_rich
         assert never not in modules, never
 
 
-@pytest.mark.parametrize("environment", [{"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"}, {"COLUMNS": "wide"}])
+def test_a_table_written_to_a_file_loads_no_rich(tmp_path):
+    report = tmp_path / "report.txt"
+    code, modules = modules_loaded_by("run", "-o", str(report), str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert report.read_text().startswith("PASS  two-input sigmoid neuron")
+    assert loaded_heavy(modules, ("rich",)) == []
+
+
+@pytest.mark.parametrize("environment", [{"FORCE_COLOR": "1"}])
 def test_a_table_rich_may_style_or_size_its_own_way_is_drawn_by_rich(environment):
     code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"), extra_env=environment)
     assert code == 0

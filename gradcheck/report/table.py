@@ -80,6 +80,10 @@ Block = Line | Grid | None
 
 
 def render(run: RunResult, options: RenderOptions = DEFAULT_OPTIONS, console: Console | None = None) -> str:
+    if console is None and not options.color:  # a file, a test: text without styles
+        text = plain_text(run, options, options.width)
+        if text is not None:
+            return text
     console, buffer = console_for(console, options.color, width=options.width)
     draw(console, report_blocks(run, options))
     if buffer is None:
