@@ -202,8 +202,12 @@ class OpCheck:
     def vjps(self) -> list:
         """The op's vjp for every cotangent, in float64 (each call on copies: call_vjp)."""
         if self._vjps is None:
-            self._vjps = []
             graphs = self.graph_vjp()
+            batched = self.batched_vjps(0 if graphs is None else 1)
+            if batched is not None:
+                self._vjps = batched if graphs is None else [graphs, *batched]
+                return self._vjps
+            self._vjps = []
             for number, g in enumerate(self.cotangents):
                 if number == 0 and graphs is not None:
                     self._vjps.append(graphs)
@@ -216,6 +220,36 @@ class OpCheck:
                     break
                 self._vjps.append((grads, declared))
         return self._vjps
+
+    def batched_vjps(self, first: int) -> list | None:
+        """The vjps of the cotangents from number ``first`` on, from one call of a built-in op's batched_vjp (its
+        declaration is tested against one call per cotangent, tests/test_batched_vjp.py), as call_vjp gives them;
+        None where the op declares none, or the call raises or gives anything but (K, *argument shape) float64
+        gradients: one call per cotangent then, which names what is wrong."""
+        op, count = self.node.op_info, len(self.cotangents) - first
+        if op.batched_vjp is None or op.source != "builtin":
+            return None
+        stacked_cotangents = self.cotangent_rows[first:].reshape((count,) + self.out.shape)
+        try:
+            stacked = op.batched_vjp(stacked_cotangents, self.out, *self.args, **self.node.params)
+        except Exception:
+            return None
+        if not isinstance(stacked, (tuple, list)) or len(stacked) != len(self.args):
+            return None
+        declared: set = set()
+        per_argument: list = []
+        for position, (grads, arg) in enumerate(zip(stacked, self.args, strict=True)):
+            if not differentiable(arg):
+                per_argument.append(None)
+            elif grads is None:  # the op declares this argument non-differentiable (call_vjp's zeros)
+                declared.add((self.node.index, position))
+                per_argument.append(np.zeros((count,) + np.shape(arg)))
+            elif not (isinstance(grads, np.ndarray) and grads.dtype == np.float64
+                      and grads.shape == (count,) + np.shape(arg)):
+                return None
+            else:
+                per_argument.append(grads)
+        return [([None if grads is None else grads[k] for grads in per_argument], declared) for k in range(count)]
 
     def graph_vjp(self) -> tuple[list, set] | None:
         """What the backward pass's own vjp call passed on, where that call is the one this check would make (a
