@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -149,10 +150,11 @@ def random_signs(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     return signs.reshape(shape)
 
 
-def uniform_cotangents(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+def uniform_cotangents(rng: np.random.Generator, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
     """Independent draws of mean 0 and variance 1, uniform on [-sqrt 3, sqrt 3): a fifth of the time of normal
-    draws.  Any continuous law serves: a wrong rule's error e gives <g, e> = 0 only on a null set of g."""
-    draws = rng.random(shape)
+    draws.  Any continuous law serves: a wrong rule's error e gives <g, e> = 0 only on a null set of g.  ``out``:
+    the array of that shape to draw into."""
+    draws = rng.random(shape) if out is None else rng.random(out=out)
     draws *= 2 * math.sqrt(3.0)
     draws -= math.sqrt(3.0)
     return draws
@@ -185,18 +187,28 @@ class OpCheck:
         # values another), so that each inner product with the output's side is one matrix-vector product
         rows = np.empty((1 + LOCAL_COTANGENTS, self.out.size))
         rows[0] = g.reshape(-1)
-        rows[1:] = uniform_cotangents(self.rng, (LOCAL_COTANGENTS, self.out.size))
-        self.cotangent_rows, self.abs_cotangent_rows = rows, np.abs(rows)
+        uniform_cotangents(self.rng, (LOCAL_COTANGENTS, self.out.size), out=rows[1:])
+        self.cotangent_rows = rows
         self.cotangents = [row.reshape(self.out.shape) for row in rows]
-        # the step's random projection of the output (a random cotangent serves) and its magnitude |w|·|out|,
-        # shared by the node's edges
+        # the step's random projection of the output (a random cotangent serves), shared by the node's edges
         self.weights = rows[-1]
-        self.abs_out = np.abs(self.out)
-        self.magnitude = float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
         self.kink_seen = False    # a kink the op declares no branch for met along a direction
+
+    @cached_property
+    def abs_cotangent_rows(self) -> np.ndarray:
+        return np.abs(self.cotangent_rows)
+
+    @cached_property
+    def abs_out(self) -> np.ndarray:
+        return np.abs(self.out)
+
+    @cached_property
+    def magnitude(self) -> float:
+        """|w|·|out| for the step's projection w: the scale its round-off is judged at."""
+        return float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
 
     @property
     def vjps(self) -> list:
