@@ -22,8 +22,8 @@ from .test_ops_registry import cases_for, op_case_ids
 DECLARED = [(name, case) for name, case in op_case_ids() if BUILTIN_OPS[name].batched_vjp is not None]
 
 
-def test_the_ops_of_an_mlp_and_the_elementwise_ones_declare_it():
-    for name in ("matmul", "add", "sub", "mul", "tanh", "exp", "relu", "cross_entropy", "reshape"):
+def test_the_ops_of_an_mlp_and_a_cnn_and_the_elementwise_ones_declare_it():
+    for name in ("matmul", "add", "sub", "mul", "tanh", "exp", "relu", "cross_entropy", "reshape", "conv2d", "max_pool2d"):
         assert BUILTIN_OPS[name].batched_vjp is not None, name
     # no declaration is the default: one vjp call per cotangent
     assert BUILTIN_OPS["softmax"].batched_vjp is None
