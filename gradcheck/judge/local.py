@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,19 @@ class LocalChecks:
     # (node, position): along a random direction the op showed a kink it declares no branch for (slopes.py's
     # question: the nodes upstream are then checked globally, not vouched for)
     kinked: set[tuple[int, int]] = field(default_factory=set)
+    # (node, position) -> what the jvp check of that edge would compute itself, where the local check already has
+    # it: the edges of built-in ops declared affine there (their J d exact), whose jvp it called for the transpose
+    tangents: dict[tuple[int, int], SharedTangent] = field(default_factory=dict)
+
+
+class SharedTangent(NamedTuple):
+    """A tangent t of one argument, f(.., x + t, ..) - f(..) (J t for an op affine in x) with its round-off bound,
+    and what the op's jvp gives for t."""
+
+    direction: np.ndarray
+    numeric: np.ndarray
+    error_bound: np.ndarray
+    jvp: np.ndarray
 
 
 def needs_gradient(graph: Graph, values) -> list[bool]:
@@ -99,6 +113,8 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
                 found.forgotten.add((node.index, position))
             if checker.kink_seen:
                 found.kinked.add((node.index, position))
+            if checker.shared is not None:
+                found.tangents[(node.index, position)] = checker.shared
             if message:
                 found.suspects.append(suspect(graph, node, position, message))
             elif checker.transposition:
@@ -195,6 +211,9 @@ class OpCheck:
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
+        self.shared: SharedTangent | None = None  # the last check's exact J d and the jvp's, for the jvp check
+        self.exact_derivative = False             # the last directional() came from declared_linear_directional
+        self.jvp_value: np.ndarray | None = None  # the jvp the last transpose() called
         self.kink_seen = False    # a kink the op declares no branch for met along a direction
 
     @cached_property
@@ -305,7 +324,7 @@ class OpCheck:
         if self.fault:
             return f"its vjp is faulty: {self.fault}", False
         x = self.args[position]
-        self.transposition, self.kink_seen = "", False
+        self.transposition, self.kink_seen, self.shared = "", False, None
         declared = any((self.node.index, position) in d for _, d in vjps)
         for _ in range(LOCAL_DIRECTIONS):
             direction = random_signs(self.rng, x.shape)
@@ -325,7 +344,10 @@ class OpCheck:
             if problem:
                 return problem, False
             if not self.transposition:
+                self.jvp_value = None
                 self.transposition = self.transpose(position, direction, vjps)
+                if not self.transposition and self.exact_derivative and self.jvp_value is not None:
+                    self.shared = SharedTangent(direction, jd, error, self.jvp_value)
         return "", False
 
     def check_element(self, position: int, flat: int) -> str:
@@ -352,6 +374,7 @@ class OpCheck:
     def directional(self, position: int, x: np.ndarray, direction: np.ndarray):
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
+        self.exact_derivative = False
         if self.node.op_info.is_linear_in(position):
             found = self.linear_directional(position, x, direction)
             if found is not None:
@@ -405,6 +428,7 @@ class OpCheck:
         error = np.abs(ahead)
         error += self.abs_out
         error *= 4 * MACHINE_EPS
+        self.exact_derivative = True
         return jd, error
 
     def stencil_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
@@ -542,10 +566,16 @@ class OpCheck:
             return f"its jvp is faulty: {rule_failure('jvp', error)}"
         if jt.shape != self.out.shape:
             return ""  # the jvp check reports the shape
-        for g, (grads, _) in zip(self.cotangents, vjps, strict=True):
-            passed = np.asarray(grads[position], dtype=np.float64)
-            forward_side, reverse_side = float(np.sum(g * jt)), float(np.sum(passed * direction))
-            scale = float(np.sum(np.abs(g * jt))) + float(np.sum(np.abs(passed * direction)))
+        self.jvp_value = jt
+        # <g, J t> and its absolute terms for every cotangent in two products (the cotangents are rows of one matrix)
+        flat_jt, flat_d = jt.reshape(-1), direction.reshape(-1)
+        forward_sides = self.cotangent_rows[:len(vjps)] @ flat_jt
+        forward_terms = self.abs_cotangent_rows[:len(vjps)] @ np.abs(flat_jt)
+        abs_d = np.abs(flat_d)
+        for number, (grads, _) in enumerate(vjps):
+            passed = np.asarray(grads[position], dtype=np.float64).reshape(-1)
+            forward_side, reverse_side = float(forward_sides[number]), float(passed @ flat_d)
+            scale = float(forward_terms[number]) + float(np.abs(passed) @ abs_d)
             if abs(forward_side - reverse_side) > self.tol.rtol * scale + 16 * MACHINE_EPS * scale:
                 return (f"its jvp and vjp are not each other's transpose for argument {position}: "
                         f"<g, jvp(t)> = {forward_side:.6g}, <vjp(g), t> = {reverse_side:.6g}")
