@@ -103,7 +103,7 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
             found.suspects.extend(suspect(graph, node, position, message) for position in positions)
             found.edges.update({(node.index, position): message for position in positions})
             continue
-        if not np.all(np.isfinite(adjoint)):
+        if not np.isfinite(adjoint).all():
             continue  # a faulty vjp downstream poisoned this op's cotangent: that op is the suspect
         checker = OpCheck(graph, node, backward, values, tolerance_of(node), rng)
         for position in positions:
@@ -410,7 +410,7 @@ class OpCheck:
         roundoff *= 4 * MACHINE_EPS / (steps[0] - steps[1])
         projected = float(self.weights @ residual.reshape(-1))
         if not (np.isfinite(projected) and abs(projected) <= 1e-3 * self.tol.rtol * self.magnitude
-                and np.all(np.isfinite(jd))):
+                and np.isfinite(jd).all()):
             return None
         error = np.abs(residual)
         error += roundoff
@@ -423,7 +423,7 @@ class OpCheck:
         if ahead is None:
             return None
         jd = ahead - self.out
-        if not np.all(np.isfinite(jd)):
+        if not np.isfinite(jd).all():
             return None
         error = np.abs(ahead)
         error += self.abs_out
@@ -466,17 +466,23 @@ class OpCheck:
                     return None
             except evaluation_failures(self.node):
                 return None
-        coarse = (points[0] - points[1]) / (2 * h)
-        fine = (points[2] - points[3]) / (h / 2)
-        jd = (16 * fine - coarse) / 15
+        coarse = points[0] - points[1]
+        coarse /= 2 * h
+        fine = points[2] - points[3]
+        fine /= h / 2
+        jd = 16 * fine
+        jd -= coarse
+        jd /= 15
         roundoff = np.abs(points[0])
         roundoff += self.abs_out
         roundoff *= 16 * MACHINE_EPS / h  # 4 eps (|f(0)| + |f(h)|) / (h / 4)
         if self.node.op_info.branches is None and self.kinked(points, h, roundoff):
             self.kink_seen = True
             return None
-        error = np.abs(fine - coarse) / 15 + roundoff
-        if not np.all(np.isfinite(jd)):
+        error = np.abs(fine - coarse)
+        error /= 15
+        error += roundoff
+        if not np.isfinite(jd).all():
             return None
         return jd, error
 
@@ -509,11 +515,14 @@ class OpCheck:
         The gap between the one-sided slopes of a smooth function, (f(h) - 2 f(0) + f(-h)) / h, is h·f'' and
         shrinks with the step; at a kink it is the jump in the derivative and stays (a central difference there
         is their average, and Richardson cannot tell)."""
-        base = 2 * points[4]
-        gap = np.abs(points[0] + points[1] - base) / h
-        gap_quarter = np.abs(points[2] + points[3] - base) / (h / 4)
+        # both gaps at once: rows (h, h/4) of f(s) + f(-s) - 2 f(0), over s
+        gaps = points[0:4:2] + points[1:4:2]
+        gaps -= 2 * points[4]
+        np.abs(gaps, out=gaps)
+        gaps /= np.reshape([h, h / 4], (2,) + (1,) * (gaps.ndim - 1))
+        gap, gap_quarter = gaps
         stays = (gap_quarter > 0.5 * gap) & (gap_quarter > 10 * roundoff + self.tol.atol)
-        return bool(np.any(stays))
+        return bool(stays.any())
 
     def compare(self, passed: list[np.ndarray], cotangents: list[np.ndarray], direction, jd, error) -> str:
         """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
@@ -589,7 +598,7 @@ def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, positi
         fault = backward.faults[node.index]
         return f"its {fault_rule(fault)} is faulty: {fault}"
     adjoint = backward.adjoints[node.index]
-    if adjoint is None or not np.all(np.isfinite(adjoint)):
+    if adjoint is None or not np.isfinite(adjoint).all():
         return ""
     if not differentiable(values[node.args[position]]) or position in node.op_info.integer_args:
         return ""
