@@ -14,13 +14,18 @@ takes a batch in its op record (``batching``, see gradcheck/ops/base.py):
                average over every sample: the average must not run over the copies);
   None         one copy at a time (batch_norm, embedding; conv2d when both x and w vary).
 
-Whatever the rule, a result whose shape is not (K, *expected) falls back to the loop.
+Whatever the rule, a result whose shape is not (K, *expected) falls back to the loop.  A custom op's rule is its
+author's claim: the first time it is used at a node (for a pattern of batched arguments), its first and last copies
+are compared with one-at-a-time evaluations, and where they differ beyond rounding the rule is set aside at that
+node (``declaration_holds``), so a wrong declaration costs time, never a verdict.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .ops import OpArgumentError
+
+EPS = float(np.finfo(np.float64).eps)
 
 # what applying a batching rule to arguments it does not suit raises (numpy's shape errors, the op's own checks)
 RULE_DOES_NOT_APPLY = (OpArgumentError, ValueError, TypeError, IndexError)
@@ -65,7 +70,57 @@ def batched_forward(node, args: list, batched: list[bool], count: int, expected_
             return None
     except RULE_DOES_NOT_APPLY:
         return None
-    return result if result is not None and np.shape(result) == (count,) + tuple(expected_shape) else None
+    if result is None or np.shape(result) != (count,) + tuple(expected_shape):
+        return None
+    if node.op_info.source != "builtin" and not declaration_holds(
+            node, ("batching", rule, tuple(batched)),
+            lambda: _copies_differ_by(node, args, batched, np.asarray(result), evaluate)):
+        return None
+    return result
+
+
+def declaration_holds(node, key: tuple, difference) -> bool:
+    """Whether a custom op's declaration (``key``: its hook and how it is used) holds at node.  The first time,
+    ``difference()`` -- how far the declared path's results lie from those of the path it replaces, 0 where they
+    agree to rounding -- decides; ``node.declarations`` keeps the answer for the rest of the check (and what was
+    found, which the check's notes report)."""
+    found = node.declarations.get(key)
+    if found is None:
+        with np.errstate(all="ignore"):
+            found = node.declarations[key] = float(difference())
+    return found == 0.0
+
+
+def beyond_rounding(declared: np.ndarray, reference: np.ndarray) -> float:
+    """The largest |declared - reference| where it exceeds what rounding explains, 0 where none does.  Rounding
+    here is that of two evaluation orders of the same arithmetic: 64 eps of each element and 1024 eps of the
+    array's largest (a sum evaluated in another order errs by eps times its terms, not its result); inf where
+    one is NaN and the other not.  What it lets through moves a finite difference at step h by at most
+    2.3e-13 max|f| / h, well below the stencils' own round-off bounds."""
+    declared, reference = np.asarray(declared, dtype=np.complex128), np.asarray(reference, dtype=np.complex128)
+    missing = np.isnan(declared) != np.isnan(reference)
+    if np.any(missing):
+        return float("inf")
+    gap = np.abs(declared - reference)
+    gap[np.isnan(gap)] = 0.0
+    scale = float(np.nanmax(np.abs(reference), initial=0.0))
+    allowed = 64 * EPS * (np.abs(declared) + np.abs(reference)) + 1024 * EPS * scale
+    excess = gap > np.nan_to_num(allowed, nan=np.inf)
+    return float(np.max(gap[excess])) if np.any(excess) else 0.0
+
+
+def _copies_differ_by(node, args: list, batched: list[bool], result: np.ndarray, evaluate) -> float:
+    """How far the first and last copies of a batched result lie from the op applied to each on its own."""
+    worst = 0.0
+    for k in sorted({0, len(result) - 1}):
+        try:
+            single = np.asarray(evaluate(node, [a[k] if b else a for a, b in zip(args, batched, strict=True)]))
+        except Exception:  # a custom op's own failure on one copy: the batch did not fail, so they differ
+            return float("inf")
+        if single.shape != result[k].shape:
+            return float("inf")
+        worst = max(worst, beyond_rounding(result[k], single))
+    return worst
 
 
 def unbatched_shape(args, batched) -> tuple:

@@ -36,6 +36,10 @@ class Node:
     requires_grad: bool = True     # inputs: false for data; op nodes: computed from their ancestors
     check: bool = True
     tolerance: Tolerance | None = None  # per-node override
+    # what a check found of a custom op's own batching and propagate declarations at this node: for each use
+    # (hook, rule, pattern of changed arguments), how far their results lay beyond rounding (0: they hold);
+    # gradcheck/batching.py declaration_holds
+    declarations: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def op_name(self) -> str:

@@ -264,6 +264,27 @@ def _require_something_to_differentiate(graph: Graph, reference: ForwardPass) ->
 FLOAT64_TOLERANCE = Tolerance(*DEFAULT_TOLERANCE["float64"])
 
 
+def declarations_set_aside(graph: Graph) -> list[str]:
+    """A note for each custom op batching or propagate declaration the check found wrong at a node and did
+    without (gradcheck/batching.py declaration_holds)."""
+    notes = []
+    for node in graph.nodes:
+        for (hook, *_), found in node.declarations.items():
+            if not found or hook == "complex_safe":  # the comparator's note on complex-step's blocker says it
+                continue
+            gap = "where one copy at a time fails or gives NaN" if found == float("inf") else f"by up to {found:.3g}"
+            if hook == "batching":
+                what = (f"declares batching {node.op_info.batching!r}, but its batched results differ from "
+                        f"one copy at a time {gap}")
+                instead = "each copy is evaluated on its own"
+            else:
+                what = f"declares a propagate rule whose changes differ from forward recomputed {gap}"
+                instead = "forward is recomputed"
+            notes.append(f"node '{node.name}': custom op '{node.op_name}' {what}: the declaration is set aside "
+                         f"at this node ({instead}), which costs time, not a verdict")
+    return notes
+
+
 def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, reference: ForwardPass,
                  options: CheckOptions, precision: BackwardPass | None = None) -> SpecResult:
     """Every node, local op check, suspect, jvp rule and expectation of one spec, judged."""
@@ -305,6 +326,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
                             f"gradients against the float64 ones under the {spec.dtype} tolerance "
                             f"(atol {spec.tolerance.atol:g}, rtol {spec.tolerance.rtol:g})")
     result.notes.extend(comparator.notes)
+    result.notes.extend(declarations_set_aside(graph))
     failing_jvps = {(j.node, j.argument) for j in jvps if j.status in (Status.FAIL, Status.ERROR)}
     transposes = [(name, position, message) for name, position, message in local.transposes
                   if (name, position) not in failing_jvps]

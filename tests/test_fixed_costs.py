@@ -38,8 +38,19 @@ def shape_of(graph):
 
 
 def test_a_spec_built_twice_gives_the_same_graph(tmp_path):
+    """The same nodes, parameters and values, in new objects: what a check keeps on a node (the custom-op
+    declarations it verified) belongs to that check's graph only."""
     spec = loaded(tmp_path)
-    assert shape_of(build_graph(spec)) == shape_of(build_graph(spec))
+    first, second = build_graph(spec), build_graph(spec)
+    assert shape_of(first) == shape_of(second)
+    assert [n.params for n in first.nodes] == [n.params for n in second.nodes]
+    assert [n.op_name for n in second.nodes if n.kind == "op"] == ["sin", "mul", "sum"]
+    assert not {id(n) for n in first.nodes} & {id(n) for n in second.nodes}
+    first.nodes[-1].declarations["marked"] = 1.0
+    assert second.nodes[-1].declarations == {}
+    with np.errstate(all="ignore"):
+        values = forward(second, "float64").values
+    np.testing.assert_allclose(values[second.by_name["loss"]], 2 * np.sin([0.5, -1.0, 2.0]).sum(), rtol=1e-15)
 
 
 def test_an_expression_edited_in_place_is_parsed_again(tmp_path):

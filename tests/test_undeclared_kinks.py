@@ -58,6 +58,19 @@ def test_a_custom_abs_at_zero_is_a_kink_where_its_vjp_equals_the_central_differe
     assert checked(path, mode, method, strict=True).status == "fail"
 
 
+@pytest.mark.parametrize("mode", ["full", "auto", "fast"])
+def test_declared_branches_that_miss_the_decision_do_not_hide_the_kink(tmp_path, mode):
+    """A custom op's branches are its author's claim: a constant for abs reports no decision changing at 0,
+    and the kink is still measured (it passed, also under --strict, while only ops without branches were)."""
+    path = write(tmp_path, ABS.replace("undeclared_kinks:Abs", "undeclared_kinks:AbsMissingItsDecision"))
+    result = checked(path, mode)
+    assert result.status == "pass" and node(result, "x").status == "kink"
+    assert "whose `branches` report no decision changing there: 'myabs'" in node(result, "x").message
+    assert checked(path, mode, strict=True).status == "fail"
+    wrong = write(tmp_path, ABS.replace("undeclared_kinks:Abs", "undeclared_kinks:AbsMissingItsDecisionWrongAtZero"))
+    assert checked(wrong, mode).status == "fail"
+
+
 def test_a_piecewise_linear_op_whose_average_slope_is_its_vjp_is_a_kink(tmp_path):
     # 3 * vee(x) at 1: slopes 6 and -3, the central difference (6 - 3) / 2 = 1.5 = the vjp's 3 * 0.5
     path = write(tmp_path, """

@@ -287,10 +287,16 @@ class Comparator:
         return self._undeclared[node.index]
 
     def undeclared_message(self, node: Node) -> str:
-        ops = ", ".join(f"'{name}'" for name in self.undeclared(node))
-        return (f"{self.undeclared_found[node.index]} element(s) at a kink no op declares: their one-sided slopes "
-                f"differ by the same jump at steps 16 times apart; op(s) downstream without declared branches: {ops} "
-                "(declaring `branches` names the decision)")
+        declaring = {self.graph.nodes[j].op_name for j in self.graph.downstream(node.index)
+                     if self.graph.nodes[j].kind == "op" and self.graph.nodes[j].op_info.branches is not None}
+        without = ", ".join(f"'{name}'" for name in self.undeclared(node) if name not in declaring)
+        missing = ", ".join(f"'{name}'" for name in self.undeclared(node) if name in declaring)
+        return "; ".join(filter(None, [
+            f"{self.undeclared_found[node.index]} element(s) at a kink no op declares: their one-sided slopes "
+            "differ by the same jump at steps 16 times apart",
+            without and f"op(s) downstream without declared branches: {without} (declaring `branches` names the "
+                        "decision)",
+            missing and f"custom op(s) downstream whose `branches` report no decision changing there: {missing}"]))
 
     def behind_local_kink(self, node: Node) -> bool:
         """Whether an op downstream of node showed its op-local check a kink it does not declare: auto mode

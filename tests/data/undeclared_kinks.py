@@ -12,6 +12,14 @@ class AbsWrongAtZero(Abs):           # 3 at 0: neither one-sided slope (+-1) nor
     def vjp(self, g, out, x): return (g * np.where(x == 0, 3.0, np.sign(x)),)
 
 
+class AbsMissingItsDecision(Abs):    # declares branches that never change: abs decides on sign(x)
+    def branches(self, x): return np.ones_like(x)
+
+
+class AbsMissingItsDecisionWrongAtZero(AbsMissingItsDecision):
+    vjp = AbsWrongAtZero.vjp
+
+
 class Vee:                           # slope 2 right of 1, -1 left of it; vjp at 1 the average 0.5
     def forward(self, x): return np.where(x >= 1, 2 * (x - 1), 1 - x)
     def vjp(self, g, out, x): return (g * np.where(x > 1, 2.0, np.where(x < 1, -1.0, 0.5)),)
