@@ -309,7 +309,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
         nodes = comparator.compare_all()
         suspects = find_suspects(graph, grads, reference.values, nodes, local.suspects, tolerance_of)
         suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)
-        jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of)
+        jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of, local.tangents)
         taylor = []
         if options.taylor:
             statuses = {r.name: r.status for r in nodes}
