@@ -26,6 +26,7 @@ from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, eval
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, shared_scale
 from ..numeric.stencils import adaptive_derivative
+from ..plaindata import PlainData
 from ..results import Suspect
 from ..spec import Tolerance, stable_seed
 from .kinks import decisions_of
@@ -41,8 +42,10 @@ FIRST_TRY = FIRST_STEP / 4
 LINEAR_STEPS = (1.0, -0.5)
 
 
-@dataclass
-class LocalChecks:
+@dataclass(eq=False, repr=False)
+class LocalChecks(PlainData):
+    """What the op-local checks of one pass found, edge by edge."""
+
     suspects: list[Suspect] = field(default_factory=list)
     forgotten: set[tuple[int, int]] = field(default_factory=set)   # (node, position): a gradient the vjp forgot
     # (node, position, message): jvp and vjp not each other's transpose -- which of the two is wrong, the jvp

@@ -74,6 +74,8 @@ from typing import Any
 
 import numpy as np
 
+from ..plaindata import FrozenPlainData, PlainData
+
 REQUIRED = object()
 
 
@@ -85,8 +87,8 @@ class OpArgumentError(ValueError):
     """
 
 
-@dataclass(frozen=True)
-class Param:
+@dataclass(frozen=True, eq=False, repr=False)
+class Param(FrozenPlainData):
     """A constant keyword parameter of an op, validated before the op runs."""
 
     kind: str  # int, float, bool, str, axis, axes, ints, number_or_none, choice, any
@@ -389,8 +391,8 @@ def real_part(x):
     return np.real(x) if np.iscomplexobj(x) else x
 
 
-@dataclass
-class OpInfo:
+@dataclass(eq=False, repr=False)
+class OpInfo(PlainData):
     """The op record: what the registry knows about one op, built-in or custom.
 
     The hook fields are filled by ``registry.op_record`` from the op's attributes, with the defaults
