@@ -220,9 +220,11 @@ def process_ms(commands: dict[str, list[str]], runs: int = 20) -> tuple[dict[str
 
 # One `gradcheck run SPEC` as the console script runs it (gradcheck.entry's collector handling: paused while
 # gradcheck.cli, the check's modules and PyYAML load), with a clock read between its stages: the stages are wrapped
-# from outside, the command's code is unchanged, except that rich (which the command imports when it first draws)
-# is imported as a stage of its own, just before.  With STOP_AT=k in its environment the process ends (os._exit,
-# output flushed) at its k-th mark: the instructions of each prefix of the run, whose differences are the stages'.
+# from outside, the command's code is unchanged, except that the table renderer (which the command imports when it
+# first draws) is imported as a stage of its own, just before; off a terminal the table is laid out without rich,
+# so rich is not imported at all (the process's stdout is a pipe here).  With STOP_AT=k in its environment the
+# process ends (os._exit, output flushed) at its k-th mark: the instructions of each prefix of the run, whose
+# differences are the stages'.
 STAGED_RUN = r"""
 import gc, os, sys, time
 marks = [("start", time.time())]
@@ -256,7 +258,7 @@ def staged(function, before, after, imports=()):
 pipeline.load = staged(load, "set-up (discovery, options, limits)", "read the YAML spec")
 pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", "check (graph, passes, judge)")
 cli._render = staged(render, "the result, the report's options", "render the table",
-                     ("rich.console", "rich.table", "gradcheck.report.table"))
+                     ("gradcheck.report.table",))
 sys.argv = ["gradcheck", "run", sys.argv[1]]
 try:
     cli.main()

@@ -45,6 +45,23 @@ def _console(stream, color: str):
     return console
 
 
+def _plain_console_width(stream, color: str) -> int | None:
+    """The width of the console ``_console`` would make for ``stream`` when that console draws no styles at all
+    (Rich sees no terminal: a pipe or a file, or --color never), else None.  Where Rich would decide otherwise
+    than by the stream (FORCE_COLOR, TTY_COMPATIBLE, a notebook, a COLUMNS that is not a number) it is left
+    to Rich: None."""
+    import builtins
+
+    if color == "always" or "get_ipython" in vars(builtins):
+        return None
+    if color == "auto" and ({"FORCE_COLOR", "TTY_COMPATIBLE"} & os.environ.keys() or _is_terminal(stream)):
+        return None
+    columns = os.environ.get("COLUMNS")
+    if columns is None:
+        return terminal_width() or DEFAULT_WIDTH
+    return int(columns) if columns.isdigit() and int(columns) > 0 and sys.platform != "win32" else None
+
+
 def terminal_width() -> int | None:
     """The width of the terminal this process runs in (output piped on, stderr still there), if any."""
     for stream in (sys.stderr,):
@@ -366,7 +383,12 @@ def _render(result, output_format, output, options, color) -> None:
     if output_format == "table" and is_stdout(output):
         from .report import table
 
-        _print_to_terminal(lambda console: table.render(result, options, console=console), color)
+        width = _plain_console_width(sys.stdout, color)
+        text = table.plain_text(result, options, width) if width is not None else None
+        if text is not None:  # what Rich would print, laid out without it
+            write_stdout(text)
+        else:
+            _print_to_terminal(lambda console: table.render(result, options, console=console), color)
     else:
         from .report import renderer
 

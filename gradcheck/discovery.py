@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from .errors import Location, SpecError
+from .plaindata import PlainData
 from .yamlsource import MAX_FILE_BYTES, LocatedMap, load_yaml
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -23,8 +24,8 @@ SPEC_MARKER_KEYS = ("inputs", "nodes")
 _MARKER_LINE = re.compile(r"^(?:inputs|nodes)\s*:", re.MULTILINE)
 
 
-@dataclass
-class Discovered:
+@dataclass(eq=False, repr=False)
+class Discovered(PlainData):
     """The spec files the paths name, the other YAML skipped (with why) and the files excluded."""
 
     specs: list[Path] = field(default_factory=list)

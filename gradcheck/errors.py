@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .plaindata import FrozenPlainData
 
-@dataclass(frozen=True)
-class Location:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Location(FrozenPlainData):
     """A place in a spec file; line and column are 1-based, None where the fault has no place."""
 
     path: str

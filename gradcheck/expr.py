@@ -20,6 +20,7 @@ from types import EllipsisType
 import numpy as np
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean
+from .plaindata import PlainData
 from .yamlsource import MAX_NUMBER_DIGITS
 
 MAX_EXPRESSION_CHARS = 20_000
@@ -42,8 +43,8 @@ REFUSED = {
 }
 
 
-@dataclass
-class Name:
+@dataclass(eq=False, repr=False)
+class Name(PlainData):
     """A name in an expression: an input or an earlier node."""
 
     name: str
@@ -51,8 +52,8 @@ class Name:
     text: str
 
 
-@dataclass
-class Constant:
+@dataclass(eq=False, repr=False)
+class Constant(PlainData):
     """A number (or array literal) in an expression."""
 
     value: float | np.ndarray  # an array: a literal index list, x[[0, 2, 2]]
@@ -60,8 +61,8 @@ class Constant:
     text: str
 
 
-@dataclass
-class Call:
+@dataclass(eq=False, repr=False)
+class Call(PlainData):
     """An op applied to arguments (and keyword parameters) in an expression."""
 
     op: str

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import INTERRUPTS, SpecError, clip, one_line
+from .plaindata import FrozenPlainData, PlainData
 
 if TYPE_CHECKING:
     from .results import ErrorInfo
@@ -55,16 +56,16 @@ class ChildEnded(Exception):
         self.how = how
 
 
-@dataclass(frozen=True)
-class Limits:
+@dataclass(frozen=True, eq=False, repr=False)
+class Limits(FrozenPlainData):
     """What one spec may take: seconds of wall time, bytes of address space for a child (None: no limit)."""
 
     timeout: float | None = DEFAULT_TIMEOUT
     max_memory: int | None = None
 
 
-@dataclass
-class Contained(Generic[T]):
+@dataclass(eq=False, repr=False)
+class Contained(Generic[T], PlainData):
     """What contained work returned, or what stopped it, and what the spec's code printed."""
 
     value: T | None                  # what the work returned (None when it failed)

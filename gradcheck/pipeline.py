@@ -32,6 +32,7 @@ from .judge.suspects import find_suspects
 from .judge.taylor import taylor_tests
 from .ops import frameworks
 from .ops.custom import local_module_file
+from .plaindata import PlainData
 from .results import RunResult, SpecResult, Status
 from .sizing import node_shapes, refuse_over_budget
 from .spec import DEFAULT_TOLERANCE, Overrides, Spec, Tolerance, load_spec
@@ -41,8 +42,8 @@ DEFAULT_OPTIONS = CheckOptions()
 T = TypeVar("T")
 
 
-@dataclass
-class Checked:
+@dataclass(eq=False, repr=False)
+class Checked(PlainData):
     """Everything one run of the pipeline produced, for the stages after it (renderers, explain, graph)."""
 
     graph: Graph
@@ -308,7 +309,7 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
         nodes = comparator.compare_all()
         suspects = find_suspects(graph, grads, reference.values, nodes, local.suspects, tolerance_of)
         suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)
-        jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of)
+        jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of, local.tangents)
         taylor = []
         if options.taylor:
             statuses = {r.name: r.status for r in nodes}

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .errors import Location
+from .plaindata import FrozenPlainData, PlainData
 
 
 class Status(str, Enum):
@@ -43,8 +44,8 @@ class Located:
         return self.location.column if self.location else None
 
 
-@dataclass(frozen=True)
-class ElementOutcome:
+@dataclass(frozen=True, eq=False, repr=False)
+class ElementOutcome(FrozenPlainData):
     """One element the judge did not pass: where it is, its verdict, and the two values compared."""
 
     index: tuple[int, ...]
@@ -57,8 +58,8 @@ class ElementOutcome:
     left: float | None = None
 
 
-@dataclass(kw_only=True)
-class Outcome:
+@dataclass(kw_only=True, eq=False, repr=False)
+class Outcome(PlainData):
     """What the judge found over the elements of one comparison."""
 
     status: Status = Status.PASS
@@ -85,7 +86,7 @@ class Outcome:
 OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False, repr=False)
 class Comparison(Outcome, Located):
     """Analytic values compared with a numeric reference under one tolerance (a node's gradient, a jvp rule)."""
 
@@ -97,7 +98,7 @@ class Comparison(Outcome, Located):
     location: Location | None = None
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False, repr=False)
 class NodeResult(Comparison):
     """One node's verdict: its gradients (analytic, numeric, with the numeric one's error bound), errors and elements."""
 
@@ -136,8 +137,8 @@ class Kind(str, Enum):
         return format(self.value, format_spec)
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+@dataclass(frozen=True, eq=False, repr=False)
+class Diagnosis(FrozenPlainData):
     """What kind of wrong a rule's gradient is: scale, sign, transpose, unreduced, swapped, region, missing,
     fault (the rule raised or returned no usable array) or unknown; ``detail`` says it in a sentence and
     ``numbers`` holds the kind's own figures (the factor, the axes, the threshold, the swapped argument)."""
@@ -147,8 +148,8 @@ class Diagnosis:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class RuleSource:
+@dataclass(frozen=True, eq=False, repr=False)
+class RuleSource(FrozenPlainData):
     """Where the code of a custom op's rule starts: the line to fix."""
 
     file: str
@@ -157,8 +158,8 @@ class RuleSource:
     function: str = ""                   # its qualified name
 
 
-@dataclass
-class Suspect:
+@dataclass(eq=False, repr=False)
+class Suspect(PlainData):
     """A node whose vjp is suspected of passing a wrong gradient to one argument: the cause, not what it caused."""
 
     node: str
@@ -170,7 +171,7 @@ class Suspect:
     source: RuleSource | None = None     # custom ops only
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, eq=False, repr=False)
 class JvpResult(Comparison):
     """A forward-mode rule checked at one node along one argument: J·t against finite differences.
     Its shape is the op's output shape; status ERROR when the rule raised or gave a wrong shape."""
@@ -183,8 +184,8 @@ class JvpResult(Comparison):
     diagnosis: Diagnosis | None = None   # what kind of wrong J·t is, when it fails
 
 
-@dataclass
-class TaylorResult:
+@dataclass(eq=False, repr=False)
+class TaylorResult(PlainData):
     """The Taylor remainder test of one input: the observed order of |f(x+hv) - f(x) - h<grad, v>| in h."""
 
     input: str
@@ -195,8 +196,8 @@ class TaylorResult:
     message: str = ""
 
 
-@dataclass
-class ExpectResult(Located):
+@dataclass(eq=False, repr=False)
+class ExpectResult(Located, PlainData):
     """One pinned value under expect: (an output or a gradient) against what the spec computes."""
 
     what: str                            # "output", "grad w0", "value dot"
@@ -208,16 +209,16 @@ class ExpectResult(Located):
     message: str = ""
 
 
-@dataclass
-class ErrorInfo(Located):
+@dataclass(eq=False, repr=False)
+class ErrorInfo(Located, PlainData):
     """Why a spec could not be checked, worded once (see isolation.describe_fault), with its place."""
 
     message: str
     location: Location | None = None
 
 
-@dataclass
-class SpecResult:
+@dataclass(eq=False, repr=False)
+class SpecResult(PlainData):
     """One spec's result: its status, every node's verdict, and what was noted while checking it."""
 
     path: str
@@ -249,8 +250,8 @@ class SpecResult:
         return counts
 
 
-@dataclass
-class RunResult:
+@dataclass(eq=False, repr=False)
+class RunResult(PlainData):
     """The results of one run over many specs, and the exit code they give."""
 
     specs: list[SpecResult]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .errors import SpecError, clip
 from .graph import Graph, Node
 from .ops import OpInfo
+from .plaindata import FrozenPlainData
 from .spec import MAX_TOTAL_ELEMENTS
 
 WORD = 8                     # bytes of a float64
@@ -36,8 +37,8 @@ BATCH_SHARE = 16             # a batch of perturbed copies takes at most this fr
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Footprint:
+@dataclass(frozen=True, eq=False, repr=False)
+class Footprint(FrozenPlainData):
     """What checking a graph takes: bytes kept throughout, and the most held at once on top of them."""
 
     kept: int

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import Location, SpecError, clip, clipped_repr, did_you_mean, first_position
+from .plaindata import FrozenPlainData, PlainData
 from .vocabulary import FLOAT_DTYPES, METHODS
 from .yamlsource import MAX_FILE_BYTES, LocatedList, LocatedMap, load_yaml, located
 
@@ -51,16 +52,16 @@ INITIALISERS: dict[str, dict[str, float | None]] = {  # init -> its parameters' 
 }
 
 
-@dataclass(frozen=True)
-class Tolerance:
+@dataclass(frozen=True, eq=False, repr=False)
+class Tolerance(FrozenPlainData):
     """The absolute and relative tolerance an element is judged with."""
 
     atol: float
     rtol: float
 
 
-@dataclass
-class InputSpec:
+@dataclass(eq=False, repr=False)
+class InputSpec(PlainData):
     """One input as loaded: its value and whether it takes a gradient."""
 
     name: str
@@ -70,8 +71,8 @@ class InputSpec:
     data_file: Path | None = None     # the .npy / .csv file the value was read from (file:)
 
 
-@dataclass
-class NodeSpec:
+@dataclass(eq=False, repr=False)
+class NodeSpec(PlainData):
     """One node as written: its expression, tolerances and whether it is checked."""
 
     name: str
@@ -83,8 +84,8 @@ class NodeSpec:
     check: bool = True
 
 
-@dataclass
-class Expectation:
+@dataclass(eq=False, repr=False)
+class Expectation(PlainData):
     """Known values pinned besides the check (a textbook example's published numbers)."""
 
     output: Any = None
@@ -95,8 +96,8 @@ class Expectation:
     rtol: float = 0.0
 
 
-@dataclass
-class Spec:
+@dataclass(eq=False, repr=False)
+class Spec(PlainData):
     """A spec as loaded and validated: inputs, nodes, output and how to check them."""
 
     path: str
@@ -117,8 +118,8 @@ class Spec:
     requires: tuple[str, ...] = ()        # modules the spec needs; where one is missing the spec is skipped
 
 
-@dataclass(frozen=True)
-class Overrides:
+@dataclass(frozen=True, eq=False, repr=False)
+class Overrides(FrozenPlainData):
     """Command-line settings that take precedence over the spec's own."""
 
     dtype: str | None = None

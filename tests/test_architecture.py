@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gradcheck"
 
 # lowest first; a module name matches an entry exactly or as a package prefix ("ops" matches "ops.base")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("plain data", ("errors", "format", "results", "vocabulary")),
+    ("plain data", ("errors", "format", "plaindata", "results", "vocabulary")),
     ("spec", ("yamlsource", "spec", "expr", "schema", "discovery")),
     ("ops", ("ops",)),
     ("graph", ("graph",)),

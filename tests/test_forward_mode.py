@@ -253,3 +253,51 @@ def test_reports_carry_the_jvp_checks(tmp_path):
 
     github = runner.invoke(main, ["run", str(path), "--format", "github"]).stdout
     assert "::error file=" in github and "gradcheck jvp fail" in github
+
+
+def counted_jvp(monkeypatch, name: str, factor: float = 1.0) -> list:
+    """Count the calls of a built-in op's jvp (scaled by factor: 1 keeps it right)."""
+    from gradcheck.ops import BUILTIN_OPS
+    impl = BUILTIN_OPS[name].impl
+    right, calls = impl.jvp, []
+
+    def jvp(*args, **kwargs):
+        calls.append(1)
+        return factor * np.asarray(right(*args, **kwargs))
+
+    monkeypatch.setattr(impl, "jvp", jvp)
+    return calls
+
+
+def test_an_affine_built_in_op_is_checked_with_the_local_checks_tangent_and_jvp(tmp_path, monkeypatch):
+    """The op-local check of an edge of an op affine in that argument has J t exactly, and calls the jvp for the
+    transpose identity: the jvp check reuses both (one jvp call per edge, not two) and still passes."""
+    calls = counted_jvp(monkeypatch, "outer")
+    path = write(tmp_path, """
+        inputs: {a: [1.0, -2.0, 0.5], b: [0.3, 0.1]}
+        nodes:
+          y: outer(a, b)
+          out: sum(y * y)
+    """)
+    result = check_spec(path)
+    assert result.status == "pass"
+    checks = jvps_by_place(result)
+    assert {place: check.status for place, check in checks.items()} == {("y", 0): "pass", ("y", 1): "pass"}
+    assert len(calls) == 2
+
+
+def test_a_wrong_jvp_of_an_affine_built_in_op_is_still_checked_on_its_own(tmp_path, monkeypatch):
+    """A jvp that is not the vjp's transpose is not reused: its own check fails it against finite differences."""
+    calls = counted_jvp(monkeypatch, "outer", factor=1.5)
+    path = write(tmp_path, """
+        inputs: {a: [1.0, -2.0, 0.5], b: [0.3, 0.1]}
+        nodes:
+          y: outer(a, b)
+          out: sum(y * y)
+    """)
+    result = check_spec(path)
+    assert result.status == "fail"
+    checks = jvps_by_place(result)
+    assert checks[("y", 0)].status == "fail" and checks[("y", 1)].status == "fail"
+    assert checks[("y", 0)].max_rel_error == pytest.approx(1 / 3, rel=1e-6)  # 1.5 J t against J t
+    assert len(calls) == 4  # the transpose check's call and the jvp check's own, per edge

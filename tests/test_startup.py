@@ -1,6 +1,7 @@
 """What a plain `gradcheck run` loads: only what checking and reporting a spec of built-in ops needs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck import discovery, errors, expr, isolation, pipeline, report, results, sizing, spec
 from gradcheck.entry import _will_check
-from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, custom_op_info
+from gradcheck.judge import diagnosis, options
+from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, changes, custom_op_info
 from gradcheck.ops.registry import OP_MODULES, OPS_BY_MODULE, OpTable
+from gradcheck.plaindata import FrozenPlainData, PlainData
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +33,11 @@ sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted
 """
 
 
-def modules_loaded_by(*arguments: str) -> tuple[int, set[str]]:
+def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) -> tuple[int, set[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TERM", None)
+    for name in ("TERM", "FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        env.pop(name, None)
+    env.update(extra_env or {})
     done = subprocess.run([sys.executable, "-c", LOADED_BY_A_RUN, *arguments], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, env=env, timeout=120)  # stdout and stderr are pipes: no terminal
     marker = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
@@ -79,10 +85,7 @@ def test_a_run_loads_yaml_and_only_the_renderer_it_draws_with(output_format):
     drawn_with = {"json": {"json_report"}, "markdown": {"markdown", "graph_view"}}  # Markdown's Mermaid graph
     assert {name for name in RENDERERS if f"gradcheck.report.{name}" in modules} == \
         drawn_with.get(output_format, {output_format})
-    if output_format != "table":  # only the table draws with rich
-        assert loaded_heavy(modules, ("rich",)) == []
-    else:
-        assert "rich.progress" not in modules
+    assert loaded_heavy(modules, ("rich",)) == []  # off a terminal the table is laid out without rich
 
 
 def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
@@ -91,12 +94,33 @@ def test_the_entry_loads_the_check_ahead_only_for_a_command_that_will_check():
         assert not _will_check(arguments), arguments
 
 
-def test_a_run_off_a_terminal_loads_no_framework_and_no_progress_display():
+def test_a_run_off_a_terminal_loads_no_framework_no_progress_display_and_no_rich():
     code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
     assert code == 0
-    assert "gradcheck.pipeline" in modules and "rich.console" in modules  # it did check and draw the table
-    for never in ("torch", "jax", "rich.progress", "gradcheck.progress"):
+    assert "gradcheck.pipeline" in modules and "gradcheck.report.table" in modules  # it did check and draw the table
+    for never in ("torch", "jax", "rich", "rich.console", "rich.progress", "gradcheck.progress"):
         assert never not in modules, never
+
+
+def test_a_table_written_to_a_file_loads_no_rich(tmp_path):
+    report = tmp_path / "report.txt"
+    code, modules = modules_loaded_by("run", "-o", str(report), str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert report.read_text().startswith("PASS  two-input sigmoid neuron")
+    assert loaded_heavy(modules, ("rich",)) == []
+
+
+@pytest.mark.parametrize("environment", [{"FORCE_COLOR": "1"}])
+def test_a_table_rich_may_style_or_size_its_own_way_is_drawn_by_rich(environment):
+    code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"), extra_env=environment)
+    assert code == 0
+    assert "rich.table" in modules
+
+
+def test_color_always_draws_the_table_with_rich():
+    code, modules = modules_loaded_by("run", "--color", "always", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert code == 0
+    assert "rich.table" in modules
 
 
 def test_a_json_run_loads_no_rich_at_all():
@@ -158,3 +182,89 @@ def test_a_graph_sees_its_custom_ops_over_the_built_in_ones():
     assert len(table) == len(BUILTIN_OPS) + 1
     with pytest.raises(KeyError):
         table["nothing"]
+
+
+# ---------------------------------------------------------------------------------------------- plain data
+PLAIN_DATA_MODULES = (errors, results, spec, report, isolation, discovery, expr, sizing, options, diagnosis, pipeline,
+                      changes)
+
+
+def plain_data_classes() -> list[type]:
+    return [value for module in PLAIN_DATA_MODULES for value in vars(module).values()
+            if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__]
+
+
+def stock_twin(cls: type) -> type:
+    """The same fields in a dataclass whose __eq__, __repr__ and __hash__ the standard library generates."""
+    def copied(item: dataclasses.Field):
+        return dataclasses.field(repr=item.repr, compare=item.compare, hash=item.hash, kw_only=item.kw_only)
+
+    twin = dataclasses.make_dataclass(cls.__name__, [(item.name, item.type, copied(item))
+                                                     for item in dataclasses.fields(cls)],
+                                      frozen=cls.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+    twin.__qualname__ = cls.__qualname__
+    return twin
+
+
+def filled(cls: type, **changed):
+    return cls(**{item.name: changed.get(item.name, f"{item.name}-value") for item in dataclasses.fields(cls)})
+
+
+def test_the_plain_data_classes_share_their_equality_and_text_instead_of_compiling_their_own():
+    classes = plain_data_classes()
+    assert {cls.__name__ for cls in classes} >= {"Location", "NodeResult", "SpecResult", "Spec", "RenderOptions",
+                                                 "CheckOptions", "Call", "Limits"}
+    for cls in classes:
+        assert cls.__eq__ is PlainData.__eq__ and cls.__repr__ is PlainData.__repr__, cls
+        frozen = cls.__dataclass_params__.frozen
+        assert (cls.__hash__ is FrozenPlainData.__hash__) if frozen else cls.__hash__ is None, cls
+
+
+@pytest.mark.parametrize("cls", plain_data_classes(), ids=lambda cls: cls.__name__)
+def test_a_plain_data_class_compares_prints_and_hashes_as_the_dataclass_it_was(cls):
+    twin = stock_twin(cls)
+    last = [item.name for item in dataclasses.fields(cls) if item.compare][-1]
+    assert repr(filled(cls)) == repr(filled(twin))
+    assert repr(filled(cls, **{last: [1, 2]})) == repr(filled(twin, **{last: [1, 2]}))
+    assert (filled(cls) == filled(cls)) is (filled(twin) == filled(twin)) is True
+    assert (filled(cls) == filled(cls, **{last: 0})) is (filled(twin) == filled(twin, **{last: 0})) is False
+    assert filled(cls) != filled(twin)  # another class, though its fields are the same
+    if cls.__dataclass_params__.frozen:
+        assert hash(filled(cls)) == hash(filled(twin))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(filled(cls), last, 0)
+    else:
+        with pytest.raises(TypeError):
+            hash(filled(cls))
+    assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
+
+
+def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once():
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Shared(FrozenPlainData):
+        kept: object
+        unseen: object = dataclasses.field(default=0, repr=False)
+        uncompared: object = dataclasses.field(default=0, compare=False)
+        unhashed: object = dataclasses.field(default=0, hash=False)
+
+    @dataclasses.dataclass(frozen=True)
+    class Stock:
+        kept: object
+        unseen: object = dataclasses.field(default=0, repr=False)
+        uncompared: object = dataclasses.field(default=0, compare=False)
+        unhashed: object = dataclasses.field(default=0, hash=False)
+
+    for made in (Shared, Stock):
+        assert repr(made(1, 2, 3, 4)).endswith("(kept=1, uncompared=3, unhashed=4)")
+        assert made(1, 2, 3, 4) == made(1, 2, 9, 4) and made(1, 2, 3, 4) != made(1, 2, 3, 5)
+        assert made(1, 2, 3, 4) != made(1, 9, 3, 4)  # repr=False leaves a field compared
+    assert hash(Shared(1, 2, 3, 4)) == hash(Shared(1, 2, 9, 9)) == hash((1, 2))
+
+    @dataclasses.dataclass(eq=False, repr=False)
+    class Node(PlainData):
+        children: list
+
+    loop = Node([])
+    loop.children.append(loop)
+    assert repr(loop) == "test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once.<locals>." \
+                         "Node(children=[...])"

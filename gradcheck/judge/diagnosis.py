@@ -27,6 +27,7 @@ from ..engine import BackwardPass, differentiable, evaluate_node, evaluation_fai
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, element_scale, richardson_central
 from ..ops.base import OpInfo
+from ..plaindata import PlainData
 from ..results import Diagnosis, Kind, RuleSource, Suspect
 from ..spec import Tolerance, stable_seed
 from .verdict import agrees, allowed_error
@@ -40,8 +41,8 @@ SIGN_CHANCE = 0.25          # a split at 0 (x < 0, x > 0): the branch a rule mos
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class LocalEstimate:
+@dataclass(eq=False, repr=False)
+class LocalEstimate(PlainData):
     """The op-local numeric gradient of one argument: values and error bounds, NaN where not estimated."""
 
     values: np.ndarray

@@ -10,6 +10,7 @@ evaluation, and no retry at a shorter tangent, since there is no truncation erro
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
 from .diagnosis import LocalEstimate, rule_source
 from .diagnosis import classify as diagnose
-from .local import output_at, outputs_along
+from .local import SharedTangent, output_at, outputs_along
 from .verdict import classify, outcome
 
 STEP = 1e-3  # relative to each element's scale; Richardson removes the h² term
@@ -30,7 +31,9 @@ RETRIES = 2
 
 
 def check_jvps(graph: Graph, analytic_fwd: ForwardPass, reference: ForwardPass, backward: BackwardPass,
-               tolerance_of) -> list[JvpResult]:
+               tolerance_of, shared: Mapping[tuple[int, int], SharedTangent] | None = None) -> list[JvpResult]:
+    """Every jvp rule checked; ``shared``: the tangents the op-local checks took (LocalChecks.tangents), each edge's
+    reused where its check would compute the same values (an affine built-in op in float64)."""
     results = []
     for node in graph.nodes:
         if node.kind != "op" or not node.op_info.has_jvp or not node.check:
@@ -38,33 +41,43 @@ def check_jvps(graph: Graph, analytic_fwd: ForwardPass, reference: ForwardPass, 
         for position, arg in enumerate(node.args):
             if not differentiable(reference.values[arg]) or (node.index, position) in backward.declared_none:
                 continue
-            results.append(JvpCheck(graph, node, position, analytic_fwd, reference, tolerance_of(node)).run())
+            taken = None if shared is None else shared.get((node.index, position))
+            results.append(JvpCheck(graph, node, position, analytic_fwd, reference, tolerance_of(node), taken).run())
     return results
 
 
 class JvpCheck:
     def __init__(self, graph: Graph, node: Node, position: int, analytic_fwd: ForwardPass, reference: ForwardPass,
-                 tol: Tolerance):
+                 tol: Tolerance, shared: SharedTangent | None = None):
         self.node, self.position, self.tol = node, position, tol
         self.reference_args = [np.asarray(reference.values[a]) for a in node.args]
         self.analytic_args = [analytic_fwd.values[a] for a in node.args]
         self.analytic_out = analytic_fwd.values[node.index]
+        # a built-in op's linear_in declaration is tested (tests/test_linear_ops.py): for an affine map
+        # f(x + t) - f(x) is J t exactly, up to the round-off of the two results
+        info = node.op_info
+        self.affine = info.source == "builtin" and info.is_linear_in(position) and info.branches is None
+        # the op-local check's tangent, its exact J t and the jvp's, where this check would compute the same: the
+        # jvp called on the same float64 arguments (a built-in rule, deterministic) and J t by the same formula
+        self.shared = shared if self.affine and analytic_fwd is reference else None
         x = np.asarray(self.reference_args[position], dtype=np.float64)
-        rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
-        self.direction = rng.choice([-1.0, 1.0], size=x.shape) * shared_scale(x)
+        if self.shared is not None:
+            self.direction = self.shared.direction
+        else:
+            rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
+            self.direction = rng.choice([-1.0, 1.0], size=x.shape) * shared_scale(x)
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
                                   text=node.text, location=node.location, source=rule_source(node.op_info, "jvp"))
         self.f0 = np.asarray(reference.values[node.index], dtype=np.float64)  # the op's float64 forward value
-        # a built-in op's linear_in declaration is tested (tests/test_linear_ops.py): for an affine map
-        # f(x + t) - f(x) is J t exactly, up to the round-off of the two results
-        info = node.op_info
-        self.affine = info.source == "builtin" and info.is_linear_in(position) and info.branches is None
         self.names = [graph.nodes[a].name for a in node.args]
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
+        if self.shared is not None:  # exact: no truncation error to retry for
+            taken = self.shared
+            return self.compare(taken.jvp, taken.numeric, taken.error_bound, Slopes(taken.numeric, taken.numeric))
         best: JvpResult | None = None
         for _ in range(RETRIES + 1):
             exact = self.affine_numeric() if self.affine else None

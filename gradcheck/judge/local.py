@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, eval
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, shared_scale
 from ..numeric.stencils import adaptive_derivative
+from ..plaindata import PlainData
 from ..results import Suspect
 from ..spec import Tolerance, stable_seed
 from .kinks import decisions_of
@@ -39,8 +42,10 @@ FIRST_TRY = FIRST_STEP / 4
 LINEAR_STEPS = (1.0, -0.5)
 
 
-@dataclass
-class LocalChecks:
+@dataclass(eq=False, repr=False)
+class LocalChecks(PlainData):
+    """What the op-local checks of one pass found, edge by edge."""
+
     suspects: list[Suspect] = field(default_factory=list)
     forgotten: set[tuple[int, int]] = field(default_factory=set)   # (node, position): a gradient the vjp forgot
     # (node, position, message): jvp and vjp not each other's transpose -- which of the two is wrong, the jvp
@@ -52,6 +57,19 @@ class LocalChecks:
     # (node, position): along a random direction the op showed a kink it declares no branch for (slopes.py's
     # question: the nodes upstream are then checked globally, not vouched for)
     kinked: set[tuple[int, int]] = field(default_factory=set)
+    # (node, position) -> what the jvp check of that edge would compute itself, where the local check already has
+    # it: the edges of built-in ops declared affine there (their J d exact), whose jvp it called for the transpose
+    tangents: dict[tuple[int, int], SharedTangent] = field(default_factory=dict)
+
+
+class SharedTangent(NamedTuple):
+    """A tangent t of one argument, f(.., x + t, ..) - f(..) (J t for an op affine in x) with its round-off bound,
+    and what the op's jvp gives for t."""
+
+    direction: np.ndarray
+    numeric: np.ndarray
+    error_bound: np.ndarray
+    jvp: np.ndarray
 
 
 def needs_gradient(graph: Graph, values) -> list[bool]:
@@ -88,7 +106,7 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
             found.suspects.extend(suspect(graph, node, position, message) for position in positions)
             found.edges.update({(node.index, position): message for position in positions})
             continue
-        if not np.all(np.isfinite(adjoint)):
+        if not np.isfinite(adjoint).all():
             continue  # a faulty vjp downstream poisoned this op's cotangent: that op is the suspect
         checker = OpCheck(graph, node, backward, values, tolerance_of(node), rng)
         for position in positions:
@@ -98,6 +116,8 @@ def check_ops_locally(graph: Graph, backward: BackwardPass, values, tolerance_of
                 found.forgotten.add((node.index, position))
             if checker.kink_seen:
                 found.kinked.add((node.index, position))
+            if checker.shared is not None:
+                found.tangents[(node.index, position)] = checker.shared
             if message:
                 found.suspects.append(suspect(graph, node, position, message))
             elif checker.transposition:
@@ -149,10 +169,11 @@ def random_signs(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     return signs.reshape(shape)
 
 
-def uniform_cotangents(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+def uniform_cotangents(rng: np.random.Generator, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
     """Independent draws of mean 0 and variance 1, uniform on [-sqrt 3, sqrt 3): a fifth of the time of normal
-    draws.  Any continuous law serves: a wrong rule's error e gives <g, e> = 0 only on a null set of g."""
-    draws = rng.random(shape)
+    draws.  Any continuous law serves: a wrong rule's error e gives <g, e> = 0 only on a null set of g.  ``out``:
+    the array of that shape to draw into."""
+    draws = rng.random(shape) if out is None else rng.random(out=out)
     draws *= 2 * math.sqrt(3.0)
     draws -= math.sqrt(3.0)
     return draws
@@ -185,25 +206,42 @@ class OpCheck:
         # values another), so that each inner product with the output's side is one matrix-vector product
         rows = np.empty((1 + LOCAL_COTANGENTS, self.out.size))
         rows[0] = g.reshape(-1)
-        rows[1:] = uniform_cotangents(self.rng, (LOCAL_COTANGENTS, self.out.size))
-        self.cotangent_rows, self.abs_cotangent_rows = rows, np.abs(rows)
+        uniform_cotangents(self.rng, (LOCAL_COTANGENTS, self.out.size), out=rows[1:])
+        self.cotangent_rows = rows
         self.cotangents = [row.reshape(self.out.shape) for row in rows]
-        # the step's random projection of the output (a random cotangent serves) and its magnitude |w|·|out|,
-        # shared by the node's edges
+        # the step's random projection of the output (a random cotangent serves), shared by the node's edges
         self.weights = rows[-1]
-        self.abs_out = np.abs(self.out)
-        self.magnitude = float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
         self._vjps: list | None = None
         self.fault = ""
         self.transposition = ""   # what the last check found wrong between the jvp and the vjp
+        self.shared: SharedTangent | None = None  # the last check's exact J d and the jvp's, for the jvp check
+        self.exact_derivative = False             # the last directional() came from declared_linear_directional
+        self.jvp_value: np.ndarray | None = None  # the jvp the last transpose() called
         self.kink_seen = False    # a kink the op declares no branch for met along a direction
+
+    @cached_property
+    def abs_cotangent_rows(self) -> np.ndarray:
+        return np.abs(self.cotangent_rows)
+
+    @cached_property
+    def abs_out(self) -> np.ndarray:
+        return np.abs(self.out)
+
+    @cached_property
+    def magnitude(self) -> float:
+        """|w|·|out| for the step's projection w: the scale its round-off is judged at."""
+        return float(np.abs(self.weights) @ self.abs_out.reshape(-1)) + 1e-300
 
     @property
     def vjps(self) -> list:
         """The op's vjp for every cotangent, in float64 (each call on copies: call_vjp)."""
         if self._vjps is None:
-            self._vjps = []
             graphs = self.graph_vjp()
+            batched = self.batched_vjps(0 if graphs is None else 1)
+            if batched is not None:
+                self._vjps = batched if graphs is None else [graphs, *batched]
+                return self._vjps
+            self._vjps = []
             for number, g in enumerate(self.cotangents):
                 if number == 0 and graphs is not None:
                     self._vjps.append(graphs)
@@ -216,6 +254,36 @@ class OpCheck:
                     break
                 self._vjps.append((grads, declared))
         return self._vjps
+
+    def batched_vjps(self, first: int) -> list | None:
+        """The vjps of the cotangents from number ``first`` on, from one call of a built-in op's batched_vjp (its
+        declaration is tested against one call per cotangent, tests/test_batched_vjp.py), as call_vjp gives them;
+        None where the op declares none, or the call raises or gives anything but (K, *argument shape) float64
+        gradients: one call per cotangent then, which names what is wrong."""
+        op, count = self.node.op_info, len(self.cotangents) - first
+        if op.batched_vjp is None or op.source != "builtin":
+            return None
+        stacked_cotangents = self.cotangent_rows[first:].reshape((count,) + self.out.shape)
+        try:
+            stacked = op.batched_vjp(stacked_cotangents, self.out, *self.args, **self.node.params)
+        except Exception:
+            return None
+        if not isinstance(stacked, (tuple, list)) or len(stacked) != len(self.args):
+            return None
+        declared: set = set()
+        per_argument: list = []
+        for position, (grads, arg) in enumerate(zip(stacked, self.args, strict=True)):
+            if not differentiable(arg):
+                per_argument.append(None)
+            elif grads is None:  # the op declares this argument non-differentiable (call_vjp's zeros)
+                declared.add((self.node.index, position))
+                per_argument.append(np.zeros((count,) + np.shape(arg)))
+            elif not (isinstance(grads, np.ndarray) and grads.dtype == np.float64
+                      and grads.shape == (count,) + np.shape(arg)):
+                return None
+            else:
+                per_argument.append(grads)
+        return [([None if grads is None else grads[k] for grads in per_argument], declared) for k in range(count)]
 
     def graph_vjp(self) -> tuple[list, set] | None:
         """What the backward pass's own vjp call passed on, where that call is the one this check would make (a
@@ -259,7 +327,7 @@ class OpCheck:
         if self.fault:
             return f"its vjp is faulty: {self.fault}", False
         x = self.args[position]
-        self.transposition, self.kink_seen = "", False
+        self.transposition, self.kink_seen, self.shared = "", False, None
         declared = any((self.node.index, position) in d for _, d in vjps)
         for _ in range(LOCAL_DIRECTIONS):
             direction = random_signs(self.rng, x.shape)
@@ -279,7 +347,10 @@ class OpCheck:
             if problem:
                 return problem, False
             if not self.transposition:
+                self.jvp_value = None
                 self.transposition = self.transpose(position, direction, vjps)
+                if not self.transposition and self.exact_derivative and self.jvp_value is not None:
+                    self.shared = SharedTangent(direction, jd, error, self.jvp_value)
         return "", False
 
     def check_element(self, position: int, flat: int) -> str:
@@ -306,6 +377,7 @@ class OpCheck:
     def directional(self, position: int, x: np.ndarray, direction: np.ndarray):
         """J d for the op alone, element by element of its output, with an error bound per element; None where
         the op is not smooth along d at the step the estimate needs (a branch decision changes)."""
+        self.exact_derivative = False
         if self.node.op_info.is_linear_in(position):
             found = self.linear_directional(position, x, direction)
             if found is not None:
@@ -341,7 +413,7 @@ class OpCheck:
         roundoff *= 4 * MACHINE_EPS / (steps[0] - steps[1])
         projected = float(self.weights @ residual.reshape(-1))
         if not (np.isfinite(projected) and abs(projected) <= 1e-3 * self.tol.rtol * self.magnitude
-                and np.all(np.isfinite(jd))):
+                and np.isfinite(jd).all()):
             return None
         error = np.abs(residual)
         error += roundoff
@@ -354,11 +426,12 @@ class OpCheck:
         if ahead is None:
             return None
         jd = ahead - self.out
-        if not np.all(np.isfinite(jd)):
+        if not np.isfinite(jd).all():
             return None
         error = np.abs(ahead)
         error += self.abs_out
         error *= 4 * MACHINE_EPS
+        self.exact_derivative = True
         return jd, error
 
     def stencil_directional(self, position: int, x: np.ndarray, direction: np.ndarray):
@@ -396,17 +469,23 @@ class OpCheck:
                     return None
             except evaluation_failures(self.node):
                 return None
-        coarse = (points[0] - points[1]) / (2 * h)
-        fine = (points[2] - points[3]) / (h / 2)
-        jd = (16 * fine - coarse) / 15
+        coarse = points[0] - points[1]
+        coarse /= 2 * h
+        fine = points[2] - points[3]
+        fine /= h / 2
+        jd = 16 * fine
+        jd -= coarse
+        jd /= 15
         roundoff = np.abs(points[0])
         roundoff += self.abs_out
         roundoff *= 16 * MACHINE_EPS / h  # 4 eps (|f(0)| + |f(h)|) / (h / 4)
         if self.node.op_info.branches is None and self.kinked(points, h, roundoff):
             self.kink_seen = True
             return None
-        error = np.abs(fine - coarse) / 15 + roundoff
-        if not np.all(np.isfinite(jd)):
+        error = np.abs(fine - coarse)
+        error /= 15
+        error += roundoff
+        if not np.isfinite(jd).all():
             return None
         return jd, error
 
@@ -439,11 +518,14 @@ class OpCheck:
         The gap between the one-sided slopes of a smooth function, (f(h) - 2 f(0) + f(-h)) / h, is h·f'' and
         shrinks with the step; at a kink it is the jump in the derivative and stays (a central difference there
         is their average, and Richardson cannot tell)."""
-        base = 2 * points[4]
-        gap = np.abs(points[0] + points[1] - base) / h
-        gap_quarter = np.abs(points[2] + points[3] - base) / (h / 4)
+        # both gaps at once: rows (h, h/4) of f(s) + f(-s) - 2 f(0), over s
+        gaps = points[0:4:2] + points[1:4:2]
+        gaps -= 2 * points[4]
+        np.abs(gaps, out=gaps)
+        gaps /= np.reshape([h, h / 4], (2,) + (1,) * (gaps.ndim - 1))
+        gap, gap_quarter = gaps
         stays = (gap_quarter > 0.5 * gap) & (gap_quarter > 10 * roundoff + self.tol.atol)
-        return bool(np.any(stays))
+        return bool(stays.any())
 
     def compare(self, passed: list[np.ndarray], cotangents: list[np.ndarray], direction, jd, error) -> str:
         """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
@@ -457,11 +539,16 @@ class OpCheck:
             rows = np.stack([np.reshape(g, -1) for g in cotangents])
             abs_rows = np.abs(rows)
         numerics = rows @ flat_jd
+        flat_grads = [grad.reshape(-1) for grad in passed]
+        analytics = [float(flat_grad @ flat_d) for flat_grad in flat_grads]
+        # every term of the bound below is non-negative: a gap within atol_terms passes whatever the others are,
+        # the common case decided from two inner products per cotangent (a NaN gap goes on to the whole bound)
+        if all(abs(analytic - float(numeric)) <= atol_terms for analytic, numeric in zip(analytics, numerics, strict=True)):
+            return ""
         # the bound's terms on the output's side, |g|·|J d| and |g|·error, for every cotangent in one product
         numeric_terms_all, error_terms = (abs_rows @ np.stack([np.abs(flat_jd), error.reshape(-1)], axis=1)).T
-        for number, grad in enumerate(passed):
-            flat_grad = grad.reshape(-1)
-            analytic, numeric = float(flat_grad @ flat_d), float(numerics[number])
+        for number, (flat_grad, analytic) in enumerate(zip(flat_grads, analytics, strict=True)):
+            numeric = float(numerics[number])
             # the op's own scale: the sum of the absolute terms of both inner products (|a·b| summed is |a|·|b|);
             # if every element of the gradient passed on were within atol + rtol |element|, the inner product
             # would be within atol_terms + rtol·analytic_terms
@@ -491,10 +578,16 @@ class OpCheck:
             return f"its jvp is faulty: {rule_failure('jvp', error)}"
         if jt.shape != self.out.shape:
             return ""  # the jvp check reports the shape
-        for g, (grads, _) in zip(self.cotangents, vjps, strict=True):
-            passed = np.asarray(grads[position], dtype=np.float64)
-            forward_side, reverse_side = float(np.sum(g * jt)), float(np.sum(passed * direction))
-            scale = float(np.sum(np.abs(g * jt))) + float(np.sum(np.abs(passed * direction)))
+        self.jvp_value = jt
+        # <g, J t> and its absolute terms for every cotangent in two products (the cotangents are rows of one matrix)
+        flat_jt, flat_d = jt.reshape(-1), direction.reshape(-1)
+        forward_sides = self.cotangent_rows[:len(vjps)] @ flat_jt
+        forward_terms = self.abs_cotangent_rows[:len(vjps)] @ np.abs(flat_jt)
+        abs_d = np.abs(flat_d)
+        for number, (grads, _) in enumerate(vjps):
+            passed = np.asarray(grads[position], dtype=np.float64).reshape(-1)
+            forward_side, reverse_side = float(forward_sides[number]), float(passed @ flat_d)
+            scale = float(forward_terms[number]) + float(np.abs(passed) @ abs_d)
             if abs(forward_side - reverse_side) > self.tol.rtol * scale + 16 * MACHINE_EPS * scale:
                 return (f"its jvp and vjp are not each other's transpose for argument {position}: "
                         f"<g, jvp(t)> = {forward_side:.6g}, <vjp(g), t> = {reverse_side:.6g}")
@@ -508,7 +601,7 @@ def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, positi
         fault = backward.faults[node.index]
         return f"its {fault_rule(fault)} is faulty: {fault}"
     adjoint = backward.adjoints[node.index]
-    if adjoint is None or not np.all(np.isfinite(adjoint)):
+    if adjoint is None or not np.isfinite(adjoint).all():
         return ""
     if not differentiable(values[node.args[position]]) or position in node.op_info.integer_args:
         return ""

@@ -772,7 +772,10 @@ class Comparator:
         from the node's stream, else left to the caller)."""
         flat_a = analytic.reshape(-1)
         scale = differ.scale.reshape(-1)
-        allowed = scale * (tol.atol + tol.rtol * np.abs(flat_a))
+        allowed = np.abs(flat_a).astype(np.float64, copy=False)  # scale·(atol + rtol·|a|), in one array
+        allowed *= tol.rtol
+        allowed += tol.atol
+        allowed *= scale
         if self.watch.watches(node.index):
             at_kink = self.watch.element_flips(node.index, BASE_STEP["central"] * scale) > 0
             allowed = allowed[~at_kink]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..plaindata import FrozenPlainData
+
 
 class Progress(Protocol):
     """Told how a run advances (the CLI draws it on a terminal); every method returns at once."""
@@ -13,8 +15,10 @@ class Progress(Protocol):
     def spec_finished(self, path: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class CheckOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class CheckOptions(FrozenPlainData):
+    """How a check runs: its mode, what counts as failing, its budgets and its progress display."""
+
     mode: str = "auto"          # full | fast | auto
     strict: bool = False
     allow_inconclusive: bool = False  # inconclusive elements warn instead of failing the spec

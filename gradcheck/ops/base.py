@@ -41,6 +41,12 @@ Optional hooks (any op, built-in or custom, may declare them; name: type = defau
       how a change of the arguments changes the result (gradcheck/ops/changes.py): ``changes`` holds one
       Change or None (unchanged) per positional input, ``out`` is the unperturbed result; None (the hook,
       or its return): recompute forward on the perturbed inputs -- always correct, so custom ops need nothing
+  batched_vjp: (gs, out, *inputs, **params) -> tuple, or None = None -- judge (local)
+      the vjp of K cotangents at once, stacked on a leading axis (gs of shape (K, *out.shape)): one gradient
+      per input of shape (K, *input.shape), None where the vjp gives none, row k the vjp of gs[k]; the op-local
+      check then takes its random cotangents in one call.  Read for built-in ops only, whose declarations
+      tests/test_batched_vjp.py checks against one call per cotangent: a custom op's vjp is called once per
+      cotangent, so the rule checked is the one its graph runs
   result_shape: (arg_shapes, params) -> tuple | None = returns None -- engine
       the shape of the largest array forward builds (its result, or a mean loss's per-element terms), so
       an oversized one is refused before it is computed; None: unknown
@@ -68,6 +74,8 @@ from typing import Any
 
 import numpy as np
 
+from ..plaindata import FrozenPlainData, PlainData
+
 REQUIRED = object()
 
 
@@ -79,8 +87,8 @@ class OpArgumentError(ValueError):
     """
 
 
-@dataclass(frozen=True)
-class Param:
+@dataclass(frozen=True, eq=False, repr=False)
+class Param(FrozenPlainData):
     """A constant keyword parameter of an op, validated before the op runs."""
 
     kind: str  # int, float, bool, str, axis, axes, ints, number_or_none, choice, any
@@ -237,6 +245,16 @@ class Primitive:
     the difference alone, elementwise ops recompute the changed entries.  None, as hook or as result:
     the evaluator recomputes forward on the perturbed inputs (correct for any op)."""
 
+    batched_vjp: Callable | None = None
+    """The vjp of K cotangents stacked on a leading axis: ``batched_vjp(gs, out, *inputs, **params)`` with gs of
+    shape (K, *out.shape) returns one gradient per input of shape (K, *input.shape) (None where vjp gives none),
+    row k equal to ``vjp(gs[k], out, *inputs, **params)``.  The op-local check (judge/local.py) takes its random
+    cotangents in one call with it.  An op whose vjp already maps extra leading axes of g through (g times a
+    function of the inputs, nothing summed) declares ``batched_vjp = vjp``; one that sums a broadcast gradient
+    back (unbroadcast would sum the cotangent axis away too) spells it out with :func:`unbroadcast_batched`.
+    Read for built-in ops only (tests/test_batched_vjp.py checks every declaration against one call per
+    cotangent); None: one vjp call per cotangent, the default and what custom ops get."""
+
     @staticmethod
     def result_shape(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...] | None:
         """The shape of the largest array forward builds for these argument shapes -- its result, or an
@@ -283,8 +301,8 @@ class Primitive:
 
 
 OPTIONAL_HOOKS = ("jvp", "has_kinks", "branches", "complex_safe", "draws_random", "batching", "batch_params",
-                  "forward_batched", "linear_in", "propagate", "result_shape", "peak_elements", "local_derivative", "vjp_formula",
-                  "backward_rule")
+                  "forward_batched", "linear_in", "propagate", "batched_vjp", "result_shape", "peak_elements",
+                  "local_derivative", "vjp_formula", "backward_rule")
 
 
 def broadcast_result(arg_shapes: list[tuple[int, ...]], params: dict) -> tuple[int, ...]:
@@ -322,6 +340,26 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
+def unbroadcast_batched(grads: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """unbroadcast for gradients stacked on a leading axis that is kept: (K, ...) summed down to (K, *shape)."""
+    grads = np.asarray(grads)
+    extra = grads.ndim - 1 - len(shape)
+    if extra > 0:
+        grads = grads.sum(axis=tuple(range(1, 1 + extra)))
+    axes = tuple(1 + i for i, n in enumerate(shape) if n == 1 and grads.shape[1 + i] != 1)
+    if axes:
+        grads = grads.sum(axis=axes, keepdims=True)
+    return grads.reshape((grads.shape[0],) + tuple(shape))
+
+
+def scalar_batched_vjp(op, gs, out, *inputs, **params) -> tuple:
+    """batched_vjp of an op whose result is one number: the vjp is linear in g, so row k is gs[k] times the
+    gradients the vjp gives for g = 1 (one call)."""
+    unit = op.vjp(np.ones(np.shape(out)), out, *inputs, **params)
+    gs = np.asarray(gs)
+    return tuple(None if grad is None else np.reshape(gs, (-1,) + (1,) * np.ndim(grad)) * grad for grad in unit)
+
+
 def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
     if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise OpArgumentError(f"{name}={axis} is out of range for an input with {ndim} dimension(s)")
@@ -353,8 +391,8 @@ def real_part(x):
     return np.real(x) if np.iscomplexobj(x) else x
 
 
-@dataclass
-class OpInfo:
+@dataclass(eq=False, repr=False)
+class OpInfo(PlainData):
     """The op record: what the registry knows about one op, built-in or custom.
 
     The hook fields are filled by ``registry.op_record`` from the op's attributes, with the defaults
@@ -381,6 +419,7 @@ class OpInfo:
     forward_batched: Callable | None
     linear_in: tuple[int, ...] | bool
     propagate: Callable | None
+    batched_vjp: Callable | None
     result_shape: Callable
     peak_elements: Callable
     local_derivative: str | tuple[str | None, ...] | None

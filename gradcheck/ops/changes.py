@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..plaindata import FrozenPlainData
 from . import complexmath
 from .base import normalize_axes, real_part
 
 
-@dataclass(frozen=True)
-class Change:
+@dataclass(frozen=True, eq=False, repr=False)
+class Change(FrozenPlainData):
     """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis."""
 
     shape: tuple[int, ...]

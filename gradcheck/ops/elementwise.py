@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import complexmath
-from .base import Param, Primitive, broadcast_result, real_part, unbroadcast
+from .base import Param, Primitive, broadcast_result, real_part, unbroadcast, unbroadcast_batched
 from .changes import elementwise_change, linear_elementwise_change, piecewise_linear_change
 from .registry import builtin
 
@@ -65,6 +65,9 @@ class Add(Elementwise):
     def vjp(self, g, out, a, b):
         return unbroadcast(g, np.shape(a)), unbroadcast(g, np.shape(b))
 
+    def batched_vjp(self, gs, out, a, b):
+        return unbroadcast_batched(gs, np.shape(a)), unbroadcast_batched(gs, np.shape(b))
+
 
 @builtin
 class Sub(Elementwise):
@@ -82,6 +85,9 @@ class Sub(Elementwise):
     def vjp(self, g, out, a, b):
         return unbroadcast(g, np.shape(a)), unbroadcast(-g, np.shape(b))
 
+    def batched_vjp(self, gs, out, a, b):
+        return unbroadcast_batched(gs, np.shape(a)), unbroadcast_batched(-gs, np.shape(b))
+
 
 @builtin
 class Mul(Elementwise):
@@ -95,6 +101,9 @@ class Mul(Elementwise):
 
     def vjp(self, g, out, a, b):
         return unbroadcast(g * b, np.shape(a)), unbroadcast(g * a, np.shape(b))
+
+    def batched_vjp(self, gs, out, a, b):
+        return unbroadcast_batched(gs * b, np.shape(a)), unbroadcast_batched(gs * a, np.shape(b))
 
 
 @builtin
@@ -124,6 +133,8 @@ class Neg(Elementwise):
 
     def vjp(self, g, out, x):
         return (-g,)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 @builtin
@@ -155,6 +166,8 @@ class Square(Elementwise):
     def vjp(self, g, out, x):
         return (2 * g * x,)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Reciprocal(Elementwise):
@@ -167,6 +180,8 @@ class Reciprocal(Elementwise):
 
     def vjp(self, g, out, x):
         return (-g * out * out,)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 # ---------------------------------------------------------------- transcendental
@@ -183,6 +198,8 @@ class Exp(Elementwise):
     def vjp(self, g, out, x):
         return (g * out,)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Log(Elementwise):
@@ -195,6 +212,8 @@ class Log(Elementwise):
 
     def vjp(self, g, out, x):
         return (g / x,)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 @builtin
@@ -209,6 +228,8 @@ class Sqrt(Elementwise):
     def vjp(self, g, out, x):
         return (g / (2 * out),)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Sin(Elementwise):
@@ -221,6 +242,8 @@ class Sin(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * np.cos(x),)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 @builtin
@@ -235,6 +258,8 @@ class Cos(Elementwise):
     def vjp(self, g, out, x):
         return (-g * np.sin(x),)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Tanh(Elementwise):
@@ -247,6 +272,8 @@ class Tanh(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * (1 - out * out),)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 @builtin
@@ -261,6 +288,8 @@ class Sigmoid(Elementwise):
     def vjp(self, g, out, x):
         return (g * out * (1 - out),)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Softplus(Elementwise):
@@ -273,6 +302,8 @@ class Softplus(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * sigmoid_stable(x),)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 # ---------------------------------------------------------------- piecewise (kinks)
@@ -292,6 +323,8 @@ class Abs(Elementwise):
     def vjp(self, g, out, x):
         return (g * np.sign(real_part(x)),)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
     def branches(self, x):
         return np.sign(real_part(x))
 
@@ -310,6 +343,8 @@ class Relu(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * (real_part(x) > 0),)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
     def branches(self, x):
         return np.sign(real_part(x))

@@ -354,6 +354,8 @@ class Log1p(Elementwise):
     def vjp(self, g, out, x):
         return (g / (1 + x),)
 
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
+
 
 @builtin
 class Expm1(Elementwise):
@@ -366,6 +368,8 @@ class Expm1(Elementwise):
 
     def vjp(self, g, out, x):
         return (g * (out + 1),)
+
+    batched_vjp = vjp  # g times a function of x: extra leading axes of g pass through
 
 
 # ---------------------------------------------------------------- array plumbing

@@ -312,6 +312,18 @@ class Conv2d(Primitive):
         geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
         return geometry.input_grad(g, w, np.shape(x)), geometry.weight_grad(g, x), np.sum(g, axis=(0, 2, 3))
 
+    def batched_vjp(self, gs, out, x, w, b, stride=1, padding=0, dilation=1, groups=1):
+        """vjp of K cotangents: K·N samples for x's gradient, one contraction with the windows for w's (groups 1)."""
+        geometry = self._geometry(x, w, b, stride, padding, dilation, groups)
+        count, samples = np.shape(gs)[:2]
+        folded = np.reshape(gs, (count * samples,) + np.shape(gs)[2:])
+        grad_x = geometry.input_grad(folded, w, (count * samples,) + np.shape(x)[1:]).reshape((count,) + np.shape(x))
+        if groups == 1:  # (K, O, C, KH, KW): g's samples and positions against the windows'
+            grad_w = np.tensordot(gs, geometry.windows(x), axes=([1, 3, 4], [0, 2, 3]))
+        else:
+            grad_w = np.stack([geometry.weight_grad(g, x) for g in gs])
+        return grad_x, grad_w, np.sum(gs, axis=(1, 3, 4))
+
     def propagate(self, changes, out, x, w, b, stride=1, padding=0, dilation=1, groups=1):
         """Linear in each argument: conv(x, w + dw) - conv(x, w) = conv(x, dw) with no bias, all K kernels in one
         contraction; a change of x is convolved sample by sample (K·N' samples in one call); a bias change
@@ -655,6 +667,13 @@ class MaxPool2d(_Pool2d):
         share = self._shares(x, kernel, stride, padding, extras, dilation)  # ties share equally, as max() does
         window_grads = np.asarray(g)[..., None, None] * share
         return (self._fold(window_grads, np.shape(x), kernel, stride, padding, extras, dilation),)
+
+    def batched_vjp(self, gs, out, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
+        """vjp with the cotangents' axis one more leading axis of the windows: the shares are found once."""
+        kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)
+        share = self._shares(x, kernel, stride, padding, extras, dilation)
+        window_grads = np.asarray(gs)[..., None, None] * share
+        return (self._fold(window_grads, (len(gs),) + np.shape(x), kernel, stride, padding, extras, dilation),)
 
     def jvp(self, tangents, out, x, kernel, stride=None, padding=0, ceil_mode=False, dilation=1):
         kernel, stride, padding, _, extras = self._layout(np.shape(x), kernel, stride, padding, ceil_mode, dilation)

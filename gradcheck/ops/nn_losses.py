@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, real_part, scalar_result
+from .base import OpArgumentError, Param, Primitive, real_part, scalar_batched_vjp, scalar_result
 from .changes import derived, softmax_cross_entropy_change
 from .elementwise import sigmoid_stable, softplus_stable
 from .losses import MeanLoss
@@ -50,6 +50,7 @@ class CrossEntropy(Primitive):
     complex_safe = True
     result_shape = staticmethod(scalar_result)
     vjp_formula = ("g · (softmax({logits}) - t)/n, t the one-hot or soft targets", "g · -log softmax({logits})/n")
+    batched_vjp = scalar_batched_vjp
 
     @staticmethod
     def batching(shapes, batched):

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import OpArgumentError, Param, Primitive, first_argument_shape, normalize_axis, unbroadcast, view_shape
+from .base import (
+    OpArgumentError,
+    Param,
+    Primitive,
+    first_argument_shape,
+    normalize_axis,
+    unbroadcast,
+    unbroadcast_batched,
+    view_shape,
+)
 from .changes import Change, matmul_change, transpose_change
 from .registry import builtin
 
@@ -54,21 +63,32 @@ class Matmul(Primitive):
     def vjp(self, g, out, a, b):
         if np.ndim(a) == 2 and np.ndim(b) == 2:  # C = A B  =>  dA = G Bᵀ,  dB = Aᵀ G
             return np.matmul(g, b.T), np.matmul(a.T, g)
-        a2 = a[None, :] if np.ndim(a) == 1 else a          # promote vectors to matrices as matmul does
+        grad_a, grad_b = self.broadcast_grads(g, a, b)
+        return unbroadcast(grad_a, np.shape(a)), unbroadcast(grad_b, np.shape(b))
+
+    def batched_vjp(self, gs, out, a, b):
+        grad_a, grad_b = self.broadcast_grads(gs, a, b)
+        return unbroadcast_batched(grad_a, np.shape(a)), unbroadcast_batched(grad_b, np.shape(b))
+
+    @staticmethod
+    def broadcast_grads(g, a, b):
+        """G Bᵀ and Aᵀ G with vectors promoted to matrices as matmul does, before the broadcast batch axes (and
+        any leading axes of g) are summed away."""
+        a2 = a[None, :] if np.ndim(a) == 1 else a
         b2 = b[:, None] if np.ndim(b) == 1 else b
         g2 = np.asarray(g)
         if np.ndim(b) == 1:
             g2 = g2[..., None]
         if np.ndim(a) == 1:
             g2 = g2[..., None, :]
-        # C = A B  =>  dA = G B^T,  dB = A^T G   (then summed over broadcast batch dimensions)
+        # C = A B  =>  dA = G B^T,  dB = A^T G
         grad_a = np.matmul(g2, np.swapaxes(b2, -1, -2))
         grad_b = np.matmul(np.swapaxes(a2, -1, -2), g2)
         if np.ndim(a) == 1:
             grad_a = grad_a[..., 0, :]
         if np.ndim(b) == 1:
             grad_b = grad_b[..., :, 0]
-        return unbroadcast(grad_a, np.shape(a)), unbroadcast(grad_b, np.shape(b))
+        return grad_a, grad_b
 
     @staticmethod
     def test_cases(rng):
@@ -163,6 +183,9 @@ class Reshape(Primitive):
 
     def vjp(self, g, out, x, shape):
         return (np.reshape(g, np.shape(x)),)
+
+    def batched_vjp(self, gs, out, x, shape):
+        return (np.reshape(gs, (len(gs),) + np.shape(x)),)
 
     def propagate(self, changes, out, x, shape):
         """Linear: the difference is reshaped (reshaped_change)."""

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..plaindata import FrozenPlainData
 
-@dataclass(frozen=True)
-class RenderOptions:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class RenderOptions(FrozenPlainData):
     """How a report is drawn: the options every renderer reads."""
 
     values: bool = False     # JSON: include the full analytic/numeric arrays
