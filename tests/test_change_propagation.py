@@ -416,3 +416,18 @@ def test_squared_error_changes_by_the_change_of_the_difference():
             d = Fraction(float(s)) * (1 if moved == 0 else -1)
             a = Fraction(float(pred[k, 0])) - Fraction(float(target[k, 0]))
             assert got[k] == pytest.approx(float(d * (2 * a + d) / 3), rel=1e-15, abs=0)
+
+
+def test_a_one_element_max_pool_change_is_the_one_window_holding_it():
+    pool = BUILTIN_OPS["max_pool2d"].impl
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 5, 7))  # the last row and column lie past every 2x2 window: they change nothing
+    x[0, 0, 0, 1] = x[0, 0, 0, 0]  # a tie
+    out = pool.forward(x, kernel=2)
+    elements = np.arange(x.size)
+    offsets = rng.choice([0.5, -3.0, 1e-3], x.size)
+    found = pool.propagate([Change.of_elements(x.shape, elements, offsets)], out, x, kernel=2)
+    assert found.delta.size == x.size  # one output entry per copy, the window's
+    recomputed = [pool.forward(x + offset * np.eye(x.size)[e].reshape(x.shape), kernel=2) - out
+                  for e, offset in zip(elements, offsets, strict=True)]
+    np.testing.assert_array_equal(found.full(), np.array(recomputed))

@@ -50,6 +50,28 @@ def test_element_steps_of_several_nodes_swept_together_change_the_objective_as_e
     assert together.evaluations == 4 * len(nodes)
 
 
+def test_every_element_of_a_cnn_swept_together_changes_the_objective_as_each_node_alone():
+    # every element of every node, as full mode sweeps them: the one-element copies of the convolution's output
+    # meet the kernels' whole-channel changes at relu, where joining them would widen them 32-fold (swept
+    # separately there), and both meet again downstream
+    graph, forward, nodes = checked_nodes("nn/small_cnn.yaml")
+    sources = {}
+    for i in nodes:
+        size = int(np.size(forward.values[i]))
+        sources[i] = (np.tile(np.arange(size), 2), np.repeat([1e-3, -2e-3], size))
+    together = Evaluator(graph, forward.values, forward.projection)
+    swept = together.changes_at_sources(sources)
+    alone = Evaluator(graph, forward.values, forward.projection)
+    for i in nodes:
+        np.testing.assert_allclose(swept[i], alone.changes_at(i, *sources[i]), rtol=1e-12, atol=1e-15,
+                                   err_msg=graph.nodes[i].name)
+        value = np.array(forward.values[i], dtype=np.float64)
+        element, offset = int(sources[i][0][-1]), float(sources[i][1][-1])
+        moved = value.copy()
+        moved.reshape(-1)[element] += offset
+        assert swept[i][-1] == pytest.approx(alone.objective_with(i, moved) - alone.f0, rel=1e-7, abs=1e-12)
+
+
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("method", ["central", "five-point", "forward"])
 def test_one_step_search_over_several_nodes_finds_each_nodes_own_estimates(spec, method):

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..engine import evaluation_failures
 from ..graph import Graph
-from ..numeric.evaluator import Evaluator
-from ..ops.changes import Change, concatenated, gather, on_box
+from ..numeric.evaluator import Evaluator, LeftDomain, swept_bundles
+from ..ops.changes import Change, gather, on_box
 
 MAX_COPY_FLOATS = 2_000_000  # perturbed copies watched at once are capped at ~16 MB of downstream values
 
@@ -94,40 +94,23 @@ class BranchWatch:
         floats = sum(starts[i].count for i in sources) * sum(int(np.size(self.values[j])) for j in path)
         if len(sources) == 1 or floats > MAX_COPY_FLOATS:
             return {**found, **{i: self.changed(i, starts[i]) for i in sources}}
-        changes: dict[int, dict[int, Change]] = {}  # node -> {source: the change of its copies there}
-        with np.errstate(all="ignore"):
-            for j in path:
-                node = self.graph.nodes[j]
-                changes[j] = {}
-                if j in starts:
-                    changes[j][j] = starts[j]
-                if node.kind != "op":
-                    continue
-                by_arguments: dict[tuple[bool, ...], list[int]] = {}
-                for i in sources:
-                    reached = tuple(i in changes.get(a, {}) for a in node.args)
-                    if any(reached) and j != i:
-                        by_arguments.setdefault(reached, []).append(i)
-                args = [self.values[a] for a in node.args]
-                for reached, group in by_arguments.items():
-                    arg_changes = [concatenated([changes[a][i] for i in group]) if hit else None
-                                   for a, hit in zip(node.args, reached, strict=True)]
-                    count = sum(starts[i].count for i in group)
-                    try:
-                        changed = Evaluator.boxed_change(node, arg_changes, args, self.values[j])
-                        flips = (self._flipped(node, j, arg_changes, args, changed, count)
-                                 if any(j in watched[i] for i in group) else None)
-                    except evaluation_failures(node):
-                        return {**found, **{i: self.changed(i, starts[i]) for i in sources}}
-                    start = 0
-                    for i in group:
-                        stop = start + starts[i].count
-                        if flips is not None and j in watched[i]:
-                            found[i] += flips[start:stop]
-                        part = changed.copies(start, stop)
-                        if not part.is_zero():
-                            changes[j][i] = part
-                        start = stop
+
+        def count_flips(node, arg_changes, changed: Change, carried) -> None:
+            if node.index not in watching:  # every source a change reaches an op from watches it
+                return
+            args = [self.values[a] for a in node.args]
+            flips = self._flipped(node, node.index, arg_changes, args, changed, changed.count)
+            first = 0
+            for source, copies in carried:
+                found[source] += flips[first: first + copies]
+                first += copies
+
+        watching = set().union(*(watched[i] for i in sources))
+        try:
+            with np.errstate(all="ignore"):
+                swept_bundles(self.graph, self.values, {i: starts[i] for i in sources}, path, count_flips)
+        except LeftDomain:
+            return {**found, **{i: self.changed(i, starts[i]) for i in sources}}
         return found
 
     def _changed_chunk(self, index: int, change: Change, path: list[int], watched: set[int]) -> np.ndarray:
@@ -198,6 +181,12 @@ class BranchWatch:
         out on that box)."""
         if not reference or any(np.ndim(r) < out_ndim for r in reference):
             return None
+        # output element o reads its arguments at o's own indices only along axes the output shares with them (a
+        # pool's window axes do not: there the decisions are read on the arguments' whole extent)
+        out_shape = np.shape(reference[0])[:out_ndim]
+        pins = {a: p for a, p in pins.items()
+                if all(a - (out_ndim - np.ndim(arg)) < 0 or np.shape(arg)[a - (out_ndim - np.ndim(arg))] in (1, out_shape[a])
+                       for arg in args)}
         aligned = [on_box(a, c, pins, out_ndim, count) for a, c in zip(args, arg_changes, strict=True)]
         try:
             found = decisions_of(node, aligned)

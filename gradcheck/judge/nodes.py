@@ -513,19 +513,20 @@ class Comparator:
         slopes: dict[int, Slopes] = {}
         # branches are watched at the scheme's first step, or the chosen one where shorter: a step the error
         # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
-        first_steps = differ.base * differ.scale.reshape(-1)
-        watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
-        pre_watched = self._first_flips.get(node.index)
-        flips = self.flips_at(differ, watched)
-        # a tie's slopes, taken where full() watches the element now (else kink_verdict takes them at its step)
-        tie_slopes = {flat: found for flat, found in self._tie_slopes.pop(node.index, {}).items()
-                      if pre_watched is not None and watched[flat] == pre_watched[0][flat]}
-        for flat in np.flatnonzero(flips):
-            status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
-                                              compound=flips[flat] > 1, found=tie_slopes.get(int(flat)))
-            if status is not None:
-                slopes[int(flat)] = found
-                failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
+        if self.watch.watches(node.index):  # no op with branches downstream: no stencil changes a decision
+            first_steps = differ.base * differ.scale.reshape(-1)
+            watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
+            pre_watched = self._first_flips.get(node.index)
+            flips = self.flips_at(differ, watched)
+            # a tie's slopes, taken where full() watches the element now (else kink_verdict takes them at its step)
+            tie_slopes = {flat: found for flat, found in self._tie_slopes.pop(node.index, {}).items()
+                          if pre_watched is not None and watched[flat] == pre_watched[0][flat]}
+            for flat in np.flatnonzero(flips):
+                status, found = self.kink_verdict(differ, int(flat), float(flat_a[flat]), tol, watched[flat],
+                                                  compound=flips[flat] > 1, found=tie_slopes.get(int(flat)))
+                if status is not None:
+                    slopes[int(flat)] = found
+                    failing[flat], inconclusive[flat], kinks[flat] = status == Status.FAIL, False, status == Status.KINK
         judged_at_kink = np.zeros(flat_a.size, dtype=bool)
         judged_at_kink[list(slopes)] = True
         second = np.flatnonzero((failing | inconclusive) & ~kinks & ~judged_at_kink)

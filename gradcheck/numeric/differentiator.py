@@ -630,17 +630,18 @@ class JointDifferentiator(NodeDifferentiator):
         return self._magnitudes[elements]
 
     def changes_at(self, elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        # the copies grouped by the part they move (in their order within each part): one slice per part
         owner = np.searchsorted(self.starts, elements, side="right") - 1
+        order = np.argsort(owner, kind="stable")
+        bounds = np.searchsorted(owner[order], np.arange(len(self.parts) + 1)).tolist()
         sources = {}
         for k, part in enumerate(self.parts):
-            mine = owner == k
-            if mine.any():
+            if bounds[k + 1] > bounds[k]:
+                mine = order[bounds[k]: bounds[k + 1]]
                 sources[part.index] = (elements[mine] - self.starts[k], offsets[mine])
         found = self.evaluator.changes_at_sources(sources)
         changes = np.empty(np.size(elements))
-        for k, part in enumerate(self.parts):
-            if part.index in sources:
-                changes[owner == k] = found[part.index]
+        changes[order] = np.concatenate([found[index] for index in sources]) if sources else []
         return changes
 
     def gradients(self, resolutions: list[tuple[float, float] | None], enough: np.ndarray | float = 0.0) -> list[Estimate]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,10 @@ HEAP_KEPT_BYTES = 4 * MAX_CHANGE_FLOATS * 8  # freed memory kept at the heap's t
 HEAP_ARRAY_BYTES = 32 * 2**20  # arrays up to this size come from the heap (M_MMAP_THRESHOLD: glibc's own maximum)
 MACHINE_EPSILON = float(np.finfo(np.float64).eps)
 SMALL_BATCH_FLOATS = 16_384  # batches below 128 KB of changes stay below glibc's thresholds: nothing to keep
+
+# bundles whose joining widens their changes by no more than this many floats beyond twice theirs are joined: one
+# call on somewhat larger arrays costs less than two
+JOIN_SLACK_FLOATS = 2048
 
 
 class LeftDomain(Exception):
@@ -291,45 +296,20 @@ class Evaluator:
     def _swept(self, group: list[int], counts: dict[int, int], start, alone) -> dict[int, np.ndarray]:
         if len(group) == 1:
             return {group[0]: alone(group[0])}
-        counts = {i: counts[i] for i in group}
-        changes: dict[int, dict[int, Change]] = {}  # node -> {source: the change of that source's copies there}
+        path = sorted(set(group).union(*(self.graph.downstream(i) for i in group)))
         try:
             with np.errstate(all="ignore"):
-                for j in sorted(set(group).union(*(self.graph.downstream(i) for i in group))):
-                    node = self.graph.nodes[j]
-                    changes[j] = self._sources_change(node, group, counts, changes) if node.kind == "op" else {}
-                    if j in counts:  # a source's own copies start here
-                        changes[j][j] = start(j)
+                bundles = swept_bundles(self.graph, self.values, {i: start(i) for i in group}, path)
         except LeftDomain:  # some op raised for some copy: each node on its own, where it is handled
             return {i: alone(i) for i in group}
-        self.evaluations += sum(counts.values())
-        at_output = changes.get(self.graph.output, {})
-        return {i: at_output[i].weighted_sum(self.projection) if i in at_output else np.zeros(counts[i]) for i in group}
-
-    def _sources_change(self, node, group: list[int], counts: dict[int, int], changes) -> dict[int, Change]:
-        """The change of node under every source's copies that reach its arguments: one node_change call for the
-        sources that change the same arguments (a source reaching only some of them adds no zero copies to
-        the others: x @ W changed through x and through W is two calls, not one on zero-padded changes)."""
-        by_arguments: dict[tuple[bool, ...], list[int]] = {}
-        for i in group:
-            reached = tuple(i in changes.get(a, {}) for a in node.args)
-            if any(reached):
-                by_arguments.setdefault(reached, []).append(i)
-        split = {}
-        for reached, sources in by_arguments.items():
-            arg_changes = [concatenated([changes[a][i] for i in sources]) if hit else None
-                           for a, hit in zip(node.args, reached, strict=True)]
-            try:
-                changed = self.node_change(node, arg_changes, [self.values[a] for a in node.args], self.values[node.index])
-            except evaluation_failures(node):
-                raise LeftDomain from None
-            start = 0
-            for i in sources:
-                part = changed.copies(start, start + counts[i]) if changed is not None else None
-                if part is not None and not part.is_zero():
-                    split[i] = part
-                start += counts[i]
-        return split
+        self.evaluations += sum(counts[i] for i in group)
+        found = {i: np.zeros(counts[i]) for i in group}
+        for bundle in bundles.get(self.graph.output, []):
+            total, first = bundle.change.weighted_sum(self.projection), 0
+            for source, copies in bundle.sources:
+                found[source] = total[first: first + copies]
+                first += copies
+        return found
 
     def _in_batches(self, index: int, count: int, complex_result: bool, change_of) -> np.ndarray:
         """The objective's change for copies 0..count-1 (change_of(slice) builds a batch's Change), in batches
@@ -423,6 +403,97 @@ class Evaluator:
         objectives = np.array([self.objective_with(index, new_values[k]) for k in range(change.count)])
         self.evaluations = evaluations
         return objectives - self.f0
+
+
+class Bundle(NamedTuple):
+    """The changes of several sources' copies at one node, end to end: ``sources`` lists (source node, its
+    copies) in the order the copies sit in ``change``."""
+
+    change: Change
+    sources: tuple[tuple[int, int], ...]
+
+
+def swept_bundles(graph: Graph, values: list[np.ndarray], starts: dict[int, Change], path: list[int],
+                  visit=None) -> dict[int, list[Bundle]]:
+    """The changes of several nodes' copies (starts[i]: node i's) carried down ``path`` (the nodes after them, in
+    order) together, as bundles: each op runs once per argument the copies reaching it change (x @ W reached
+    through x and through W is two calls, not one on zero-padded changes), on all the copies that change that
+    argument, and its result travels on as one bundle, not split per source and joined again at every node.  A
+    source reaching several arguments of one op (x * x, a residual x + f(x)) is aligned per source there.
+    visit(node, arg_changes, changed, sources) is called with each result (the branch watch reads decisions
+    there).  Raises LeftDomain where some op raised for some copy."""
+    bundles: dict[int, list[Bundle]] = {}
+    for j in path:
+        node = graph.nodes[j]
+        found: list[Bundle] = []
+        if node.kind == "op":
+            args = [values[a] for a in node.args]
+            for arg_changes, sources in _calls(node, bundles):
+                try:
+                    changed = Evaluator.boxed_change(node, arg_changes, args, values[j])
+                    if visit is not None:
+                        visit(node, arg_changes, changed, sources)
+                except evaluation_failures(node):
+                    raise LeftDomain from None
+                if not changed.is_zero():
+                    found.append(Bundle(changed, sources))
+        if j in starts:  # a source's own copies start here
+            found.append(Bundle(starts[j], ((j, starts[j].count),)))
+        if found:
+            bundles[j] = found
+    return bundles
+
+
+def _joined(found: list[Bundle]) -> list[list[Bundle]]:
+    """The bundles at one argument, in the groups one call each takes: all of them, unless joining them on the box
+    their pins share would widen the changes beyond twice their floats (one-element copies of a conv output beside
+    a kernel's whole-channel changes grow 32-fold on that box); then one group per set of pinned axes."""
+    if len(found) == 1:
+        return [found]
+    common = set.intersection(*(set(bundle.change.pins) for bundle in found))
+    shape = found[0].change.shape
+    per_copy = int(np.prod([1 if a in common else n for a, n in enumerate(shape)], dtype=np.int64))
+    floats = sum(bundle.change.floats() for bundle in found)
+    if sum(bundle.change.count for bundle in found) * per_copy <= 2 * floats + JOIN_SLACK_FLOATS:
+        return [found]
+    by_pins: dict[tuple[int, ...], list[Bundle]] = {}
+    for bundle in found:
+        by_pins.setdefault(tuple(sorted(bundle.change.pins)), []).append(bundle)
+    return list(by_pins.values())
+
+
+def _calls(node, bundles: dict[int, list[Bundle]]) -> list[tuple[list[Change | None], tuple[tuple[int, int], ...]]]:
+    """The propagate calls node takes for the bundles at its arguments: (argument changes, their sources)."""
+    reaching = [bundles.get(a, []) for a in node.args]
+    hit = [p for p, found in enumerate(reaching) if found]
+    if not hit:
+        return []
+    per_position = [{source for bundle in reaching[p] for source, _ in bundle.sources} for p in hit]
+    if sum(len(sources) for sources in per_position) == len(set().union(*per_position)):
+        # every source changes one argument: one call per changed argument, on all its bundles joined
+        calls = []
+        for p in hit:
+            for joined in _joined(reaching[p]):
+                arg_changes: list[Change | None] = [None] * len(node.args)
+                arg_changes[p] = concatenated([bundle.change for bundle in joined])
+                calls.append((arg_changes, tuple(pair for bundle in joined for pair in bundle.sources)))
+        return calls
+    # a source changes several arguments: its copies must line up in each, so the bundles are split per source
+    parts: list[dict[int, Change]] = [{} for _ in node.args]
+    copies: dict[int, int] = {}
+    for p in hit:
+        for bundle in reaching[p]:
+            first = 0
+            for source, count in bundle.sources:
+                parts[p][source] = bundle.change.copies(first, first + count)
+                copies[source] = count
+                first += count
+    by_arguments: dict[tuple[bool, ...], list[int]] = {}
+    for source in copies:
+        by_arguments.setdefault(tuple(source in part for part in parts), []).append(source)
+    return [([concatenated([parts[p][i] for i in sources]) if reached else None for p, reached in enumerate(pattern)],
+             tuple((i, copies[i]) for i in sources))
+            for pattern, sources in by_arguments.items()]
 
 
 _heap_kept = False

@@ -680,6 +680,35 @@ class MaxPool2d(_Pool2d):
         share = self._shares(x, kernel, stride, padding, extras, dilation)
         return np.sum(self._windows(tangents[0], kernel, stride, padding, extras, 0.0, dilation) * share, axis=(-2, -1))
 
+    def propagate(self, changes, out, x, **params):
+        """A one-element change (every copy moves one entry) where the windows tile the input (stride = kernel, no
+        padding, dilation or ceil_mode's partial window) changes the one window holding that entry: its maximum is
+        recomputed alone, the result pinned there; any other change recomputes the changed planes."""
+        local = self._one_window(changes[0], out, x, **params)
+        return local if local is not None else super().propagate(changes, out, x, **params)
+
+    def _one_window(self, change: Change, out, x, kernel, stride=None, padding=0, ceil_mode=False,
+                    dilation=1) -> Change | None:
+        x, out = np.asarray(x), np.asarray(out)
+        if (change.delta.size != change.count or x.ndim < 2 or np.iscomplexobj(x) or np.iscomplexobj(change.delta)
+                or x.dtype.kind != "f"):
+            return None
+        kernel, stride, padding, sizes, extras = self._layout(x.shape, kernel, stride, padding, ceil_mode, dilation)
+        if stride != kernel or any(padding) or any(extras) or pair(dilation, "dilation", self.name) != (1, 1):
+            return None
+        count = change.count
+        at = [change.pins.get(a, np.zeros(count, dtype=np.intp)) for a in range(x.ndim)]
+        rows, columns = at[-2] // kernel[0], at[-1] // kernel[1]
+        inside = (rows < sizes[0]) & (columns < sizes[1])  # entries past the last whole window change nothing
+        rows, columns = np.minimum(rows, sizes[0] - 1), np.minimum(columns, sizes[1] - 1)
+        window = tuple(at[:-2]) + (rows, columns)
+        taps = windows(x, kernel, kernel)[window]  # (count, KH, KW), a copy
+        tap_row = np.where(inside, at[-2] - rows * kernel[0], 0)
+        tap_column = np.where(inside, at[-1] - columns * kernel[1], 0)
+        taps[np.arange(count), tap_row, tap_column] += change.delta.reshape(-1)
+        moved = np.where(inside, window_max(taps) - out[window], 0.0)
+        return Change.make(out.shape, dict(enumerate(window)), moved.reshape((count,) + (1,) * out.ndim))
+
     @staticmethod
     def test_cases(rng):
         def distinct(shape):
