@@ -15,6 +15,7 @@ from . import sizing
 from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
 from .ops.conventions import RuleFault
+from .plaindata import PlainData
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -24,8 +25,10 @@ class ForwardError(SpecError):
     """The forward pass cannot be evaluated (an op raised, or produced NaN/Inf)."""
 
 
-@dataclass
-class ForwardPass:
+@dataclass(eq=False, repr=False)
+class ForwardPass(PlainData):
+    """Every node's value in one dtype, and the scalar objective differentiated."""
+
     values: list[np.ndarray]
     output_value: np.ndarray
     projection: np.ndarray | None       # v in sum(v * out) for a non-scalar output; None for a scalar
@@ -33,8 +36,10 @@ class ForwardPass:
     faults: dict[int, str] = field(default_factory=dict)  # node index -> what its forward modified in place
 
 
-@dataclass
-class BackwardPass:
+@dataclass(eq=False, repr=False)
+class BackwardPass(PlainData):
+    """Every node's adjoint and what each op's vjp passed on (or did wrong)."""
+
     adjoints: list[np.ndarray | None]   # d objective / d node, node-shaped; None where nothing flows
     edge_grads: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (node, arg position) -> passed grad
     faults: dict[int, str] = field(default_factory=dict)  # node index -> what its vjp did wrong

@@ -16,13 +16,16 @@ from .expr import INDEX_ARRAY, INDEX_OP, Call, Constant, ExpressionParser, Name
 from .ops import OpArgumentError, OpInfo
 from .ops.custom import load_custom_op
 from .ops.registry import OpTable
+from .plaindata import PlainData
 from .spec import Spec, Tolerance
 
 MAX_GRAPH_NODES = 10_000  # checking costs grow with the square of the node count
 
 
-@dataclass
-class Node:
+@dataclass(eq=False, repr=False)
+class Node(PlainData):
+    """One input, constant or op application of the graph, with where the spec wrote it."""
+
     index: int
     name: str
     kind: str                      # "input", "constant" or "op"
@@ -64,8 +67,10 @@ class Node:
         return self.parent is None  # inputs, named nodes and named constants; automatic nodes have a parent
 
 
-@dataclass
-class Graph:
+@dataclass(eq=False, repr=False)
+class Graph(PlainData):
+    """A spec's nodes in topological order, its ops and the output."""
+
     spec: Spec
     nodes: list[Node]
     output: int

@@ -15,6 +15,7 @@ from typing import overload
 import numpy as np
 
 from ..ops.changes import derived
+from ..plaindata import FrozenPlainData
 from .evaluator import Evaluator
 from .stencils import (
     BASE_STEP,
@@ -75,8 +76,8 @@ def _read_only_scale(x: np.ndarray) -> np.ndarray:
     return scale
 
 
-@dataclass(frozen=True)
-class ElementEstimate:
+@dataclass(frozen=True, eq=False, repr=False)
+class ElementEstimate(FrozenPlainData):
     """d objective / d x_i at one element: the value, the step it was taken with, and a bound on its round-off."""
 
     value: float
@@ -84,8 +85,8 @@ class ElementEstimate:
     error_bound: float = 0.0
 
 
-@dataclass(frozen=True)
-class DirectionalEstimate:
+@dataclass(frozen=True, eq=False, repr=False)
+class DirectionalEstimate(FrozenPlainData):
     """d objective / dt of x + t * direction at t = 0: the value, the step, and its error in two parts."""
 
     value: float
@@ -106,8 +107,8 @@ class DirectionalEstimate:
         return float((b / (4 * a)) ** 0.2)
 
 
-@dataclass(frozen=True)
-class Estimate:
+@dataclass(frozen=True, eq=False, repr=False)
+class Estimate(FrozenPlainData):
     """d objective / d x for every element of a node (values node-shaped, steps and bounds flat)."""
 
     values: np.ndarray
