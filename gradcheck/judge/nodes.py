@@ -37,7 +37,14 @@ from ..spec import Tolerance, stable_seed
 from .kinks import BranchWatch
 from .local import LocalChecks, local_fault
 from .options import CheckOptions
-from .slopes import central_candidates, directional_kink, kink_steps, undeclared_kinks, undeclared_ops
+from .slopes import (
+    KINK_PERSISTENCE,
+    central_candidates,
+    directional_kink,
+    kink_steps,
+    undeclared_kinks,
+    undeclared_ops,
+)
 from .verdict import agrees, allowed_error, at_kink, classify, element_status, outcome
 
 FIRST_PROBE_STEP = 3e-3  # relative to each element's scale (the directions are scaled per element)
@@ -46,9 +53,8 @@ PROBE_STEP_TRIES = 4     # a probe whose stencil crosses a branch decision is re
 PROBE_STEP_SHRINK = 16.0
 MISSED_ERRORS_CHANCE = 1e-2  # probes are drawn until wrong elements cancelling in all of them are at most this likely
 FLOOR_SEARCH_ELEMENTS = 64  # nodes up to this size get the most accurate estimate float64 allows everywhere
-# a failing element whose one-sided slopes stay this far apart at a quarter of the step is at a kink (a safety net
-# for a decision a branch watch missed; undeclared kinks are measured by slopes.undeclared_kinks)
-KINK_PERSISTENCE = 0.5
+# a failing element whose one-sided slopes stay KINK_PERSISTENCE (slopes.py) of their gap apart at a quarter of the
+# step is at a kink (a safety net for a decision a branch watch missed; undeclared kinks: slopes.undeclared_kinks)
 
 
 class ProbeVerdict(NamedTuple):
