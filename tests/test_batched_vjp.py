@@ -114,14 +114,17 @@ def test_a_custom_op_declaring_it_is_still_called_once_per_cotangent(tmp_path):
     assert twice.calls == LOCAL_COTANGENTS
 
 
+TWICE = """
+    class Twice:
+        def forward(self, x):
+            return 2 * x
+        def vjp(self, g, out, x):
+            return (2 * g,)
+"""
+
+
 def test_the_local_check_takes_the_random_cotangents_of_a_declaring_op_in_one_call(tmp_path, monkeypatch):
-    check = local_check(tmp_path, """
-        class Twice:
-            def forward(self, x):
-                return 2 * x
-            def vjp(self, g, out, x):
-                return (2 * g,)
-    """, "tanh(x)")
+    check = local_check(tmp_path, TWICE, "tanh(x)")
     info = check.node.op_info
     calls = []
 
@@ -139,13 +142,7 @@ def test_the_local_check_takes_the_random_cotangents_of_a_declaring_op_in_one_ca
 
 
 def test_a_batched_vjp_that_gives_a_wrong_shape_falls_back_to_one_call_per_cotangent(tmp_path, monkeypatch):
-    check = local_check(tmp_path, """
-        class Twice:
-            def forward(self, x):
-                return 2 * x
-            def vjp(self, g, out, x):
-                return (2 * g,)
-    """, "tanh(x)")
+    check = local_check(tmp_path, TWICE, "tanh(x)")
     monkeypatch.setattr(check.node.op_info, "batched_vjp", lambda gs, out, x: (gs.sum(axis=0),))
     assert check.check(0) == ("", False)
     assert len(check.vjps) == 1 + LOCAL_COTANGENTS

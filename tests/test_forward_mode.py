@@ -269,16 +269,19 @@ def counted_jvp(monkeypatch, name: str, factor: float = 1.0) -> list:
     return calls
 
 
+OUTER = """
+    inputs: {a: [1.0, -2.0, 0.5], b: [0.3, 0.1]}
+    nodes:
+      y: outer(a, b)
+      out: sum(y * y)
+"""
+
+
 def test_an_affine_built_in_op_is_checked_with_the_local_checks_tangent_and_jvp(tmp_path, monkeypatch):
     """The op-local check of an edge of an op affine in that argument has J t exactly, and calls the jvp for the
     transpose identity: the jvp check reuses both (one jvp call per edge, not two) and still passes."""
     calls = counted_jvp(monkeypatch, "outer")
-    path = write(tmp_path, """
-        inputs: {a: [1.0, -2.0, 0.5], b: [0.3, 0.1]}
-        nodes:
-          y: outer(a, b)
-          out: sum(y * y)
-    """)
+    path = write(tmp_path, OUTER)
     result = check_spec(path)
     assert result.status == "pass"
     checks = jvps_by_place(result)
@@ -289,12 +292,7 @@ def test_an_affine_built_in_op_is_checked_with_the_local_checks_tangent_and_jvp(
 def test_a_wrong_jvp_of_an_affine_built_in_op_is_still_checked_on_its_own(tmp_path, monkeypatch):
     """A jvp that is not the vjp's transpose is not reused: its own check fails it against finite differences."""
     calls = counted_jvp(monkeypatch, "outer", factor=1.5)
-    path = write(tmp_path, """
-        inputs: {a: [1.0, -2.0, 0.5], b: [0.3, 0.1]}
-        nodes:
-          y: outer(a, b)
-          out: sum(y * y)
-    """)
+    path = write(tmp_path, OUTER)
     result = check_spec(path)
     assert result.status == "fail"
     checks = jvps_by_place(result)
