@@ -37,6 +37,12 @@ def shape_of(graph):
     return [(n.name, n.op_name, n.args, n.text) for n in graph.nodes]
 
 
+def loss_of(graph) -> float:
+    """The graph's float64 forward value of its node 'loss'."""
+    with np.errstate(all="ignore"):
+        return forward(graph, "float64").values[graph.by_name["loss"]]
+
+
 def test_a_spec_built_twice_gives_the_same_graph(tmp_path):
     """The same nodes, parameters and values, in new objects: what a check keeps on a node (the custom-op
     declarations it verified) belongs to that check's graph only."""
@@ -48,9 +54,7 @@ def test_a_spec_built_twice_gives_the_same_graph(tmp_path):
     assert not {id(n) for n in first.nodes} & {id(n) for n in second.nodes}
     first.nodes[-1].declarations["marked"] = 1.0
     assert second.nodes[-1].declarations == {}
-    with np.errstate(all="ignore"):
-        values = forward(second, "float64").values
-    np.testing.assert_allclose(values[second.by_name["loss"]], 2 * np.sin([0.5, -1.0, 2.0]).sum(), rtol=1e-15)
+    np.testing.assert_allclose(loss_of(second), 2 * np.sin([0.5, -1.0, 2.0]).sum(), rtol=1e-15)
 
 
 def test_an_expression_edited_in_place_is_parsed_again(tmp_path):
@@ -59,9 +63,7 @@ def test_an_expression_edited_in_place_is_parsed_again(tmp_path):
     spec.nodes["y"] = dataclasses.replace(spec.nodes["y"], expr="cos(x) * 2")
     graph = build_graph(spec)
     assert [n.op_name for n in graph.nodes if n.parent == "y" or n.name == "y"][:1] == ["cos"]
-    with np.errstate(all="ignore"):
-        values = forward(graph, "float64").values
-    np.testing.assert_allclose(values[graph.by_name["loss"]], 2 * np.cos([0.5, -1.0, 2.0]).sum(), rtol=1e-15)
+    np.testing.assert_allclose(loss_of(graph), 2 * np.cos([0.5, -1.0, 2.0]).sum(), rtol=1e-15)
 
 
 def test_input_values_are_read_at_every_build(tmp_path):
@@ -69,9 +71,7 @@ def test_input_values_are_read_at_every_build(tmp_path):
     build_graph(spec)
     spec.inputs["x"].value = np.array([0.1, 0.2, 0.3])
     graph = build_graph(spec)
-    with np.errstate(all="ignore"):
-        values = forward(graph, "float64").values
-    np.testing.assert_allclose(values[graph.by_name["loss"]], 2 * np.sin([0.1, 0.2, 0.3]).sum(), rtol=1e-15)
+    np.testing.assert_allclose(loss_of(graph), 2 * np.sin([0.1, 0.2, 0.3]).sum(), rtol=1e-15)
 
 
 def lying_op_spec(tmp_path, declared: str) -> object:
