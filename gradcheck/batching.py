@@ -91,6 +91,11 @@ def declaration_holds(node, key: tuple, difference) -> bool:
     return found == 0.0
 
 
+def gap_text(gap: float) -> str:
+    """A difference declaration_holds found, in words: inf means one of the two paths failed or gave NaN."""
+    return "where one of the two fails or gives NaN" if gap == float("inf") else f"by up to {gap:.3g}"
+
+
 def beyond_rounding(declared: np.ndarray, reference: np.ndarray) -> float:
     """The largest |declared - reference| where it exceeds what rounding explains, 0 where none does.  Rounding
     here is that of two evaluation orders of the same arithmetic: 64 eps of each element and 1024 eps of the

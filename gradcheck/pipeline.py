@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .batching import gap_text
 from .blas import blas_threads, wanted_threads
 from .discovery import discover
 from .engine import BackwardPass, ForwardPass, backward, forward
@@ -273,7 +274,7 @@ def declarations_set_aside(graph: Graph) -> list[str]:
         for (hook, *_), found in node.declarations.items():
             if not found or hook == "complex_safe":  # the comparator's note on complex-step's blocker says it
                 continue
-            gap = "where one copy at a time fails or gives NaN" if found == float("inf") else f"by up to {found:.3g}"
+            gap = gap_text(found)
             if hook == "batching":
                 what = (f"declares batching {node.op_info.batching!r}, but its batched results differ from "
                         f"one copy at a time {gap}")

@@ -519,7 +519,7 @@ class Comparator:
         slopes: dict[int, Slopes] = {}
         # branches are watched at the scheme's first step, or the chosen one where shorter: a step the error
         # estimate lengthened may reach a decision a shorter one does not (its truncation estimate covers it)
-        if self.watch.watches(node.index):  # no op with branches downstream: no stencil changes a decision
+        if self.watch.watches(node.index):  # (with no op with branches downstream no stencil changes a decision)
             first_steps = differ.base * differ.scale.reshape(-1)
             watched = np.minimum(self.stencil_steps(differ, estimate.steps), self.stencil_steps(differ, first_steps))
             pre_watched = self._first_flips.get(node.index)

@@ -14,10 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..batching import batched_apply, beyond_rounding, declaration_holds
+from ..batching import batched_apply, beyond_rounding, declaration_holds, gap_text
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
 from ..ops.changes import Change, changed_difference, concatenated
+from .stencils import MACHINE_EPS
 
 MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 # glibc's malloc returns freed memory above 128 KB to the kernel (munmap, or trimming the heap's top), so each
@@ -25,7 +26,6 @@ MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at 
 # instead, up to these bounds, the next batch reuses them
 HEAP_KEPT_BYTES = 4 * MAX_CHANGE_FLOATS * 8  # freed memory kept at the heap's top (glibc's M_TOP_PAD)
 HEAP_ARRAY_BYTES = 32 * 2**20  # arrays up to this size come from the heap (M_MMAP_THRESHOLD: glibc's own maximum)
-MACHINE_EPSILON = float(np.finfo(np.float64).eps)
 SMALL_BATCH_FLOATS = 16_384  # batches below 128 KB of changes stay below glibc's thresholds: nothing to keep
 
 # bundles whose joining widens their changes by no more than this many floats beyond twice theirs are joined: one
@@ -125,10 +125,8 @@ class Evaluator:
             key = ("complex_safe",)
             if node.op_info.source != "builtin" and not declaration_holds(
                     node, key, lambda node=node: self.complex_step_gap(node)):
-                gap = node.declarations[key]
                 return (f"op '{node.op_info.name}' (it declares complex_safe, but a complex step through it differs "
-                        "from central differences " + ("where it fails or gives NaN" if gap == float("inf") else
-                                                       f"by up to {gap:.3g}") + ")")
+                        f"from central differences {gap_text(node.declarations[key])})")
         return None
 
     def complex_step_gap(self, node) -> float:
@@ -155,7 +153,7 @@ class Evaluator:
             return float("inf")
         central = (plus - minus) / (2 * step)
         allowed = (1e-4 * (np.abs(central) + float(np.max(np.abs(central), initial=0.0)))
-                   + 64 * MACHINE_EPSILON * float(np.max(np.abs(plus), initial=0.0)) / step)
+                   + 64 * MACHINE_EPS * float(np.max(np.abs(plus), initial=0.0)) / step)
         gap = np.abs(complex_step - central)
         excess = ~(gap <= allowed)
         return float(np.max(np.where(np.isnan(gap), np.inf, gap)[excess])) if np.any(excess) else 0.0
