@@ -58,9 +58,15 @@ class Verdicts(NamedTuple):
 
 def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None) -> Verdicts:
     """The verdict on every element; without slopes no element is a kink."""
-    ok = agrees(analytic, reference, tol, error_bound)
-    unresolved = ok & ~resolved(reference, tol, error_bound)
-    kinks = ~ok & at_kink(analytic, slopes, tol) if slopes is not None else np.zeros_like(ok)
+    with np.errstate(invalid="ignore"):
+        # agrees() and resolved() share the tolerance's part atol + rtol |n|
+        allowed = np.abs(reference) * tol.rtol
+        allowed += tol.atol
+        ok = np.abs(analytic - reference) <= allowed + error_bound
+        unresolved = ok & (np.asarray(error_bound) > allowed)
+    if slopes is None:
+        return Verdicts(failing=~ok, kinks=np.zeros_like(ok), inconclusive=unresolved)
+    kinks = ~ok & at_kink(analytic, slopes, tol)
     return Verdicts(failing=~ok & ~kinks, kinks=kinks, inconclusive=unresolved)
 
 
@@ -94,11 +100,11 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     analytic = analytic.reshape(-1)
     numeric = np.asarray(numeric, dtype=np.float64).reshape(-1)
     failing, kinks = np.asarray(failing, dtype=bool).reshape(-1), np.asarray(kinks, dtype=bool).reshape(-1)
-    inconclusive = (np.zeros(analytic.size, dtype=bool) if inconclusive is None
-                    else np.asarray(inconclusive, dtype=bool).reshape(-1))
-    numeric_error = np.zeros(analytic.size) if numeric_error is None else np.asarray(numeric_error, dtype=np.float64).reshape(-1)
-    if numeric_error.size != analytic.size:
-        numeric_error = np.broadcast_to(numeric_error, analytic.shape)
+    inconclusive = None if inconclusive is None else np.asarray(inconclusive, dtype=bool).reshape(-1)
+    if numeric_error is not None:
+        numeric_error = np.asarray(numeric_error, dtype=np.float64).reshape(-1)
+        if numeric_error.size != analytic.size:
+            numeric_error = np.broadcast_to(numeric_error, analytic.shape)
     slopes = slopes or {}
     positions = None if positions is None else np.asarray(positions).reshape(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -108,7 +114,8 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
         rel_error = np.divide(raw_error, scale, out=np.zeros(scale.shape), where=scale > 0)
     abs_error = np.where(np.isnan(raw_error), np.inf, raw_error)
     rel_error = np.where(np.isnan(rel_error), np.inf, rel_error)
-    counts = (int(np.count_nonzero(failing)), int(np.count_nonzero(kinks)), int(np.count_nonzero(inconclusive)))
+    counts = (int(np.count_nonzero(failing)), int(np.count_nonzero(kinks)),
+              0 if inconclusive is None else int(np.count_nonzero(inconclusive)))
     # how far past its allowance each element is: the worst failing element is the one most past it (only an
     # element that does not pass is ranked by it)
     excess = abs_error - allowed_error(numeric, tol) if any(counts) else abs_error
@@ -116,6 +123,9 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     def index_of(flat: int) -> tuple[int, ...]:
         position = flat if positions is None else int(positions[flat])
         return tuple(int(i) for i in np.unravel_index(position, shape)) if shape else ()
+
+    def error_of(flat: int) -> float:
+        return 0.0 if numeric_error is None else float(numeric_error[flat])
 
     def listed(mask, status: Status, count: int) -> list[ElementOutcome]:
         if not count:
@@ -127,7 +137,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
         for flat in chosen:
             right, left = slopes.get(int(flat), (None, None))
             elements.append(ElementOutcome(index_of(int(flat)), status, float(analytic[flat]), float(numeric[flat]),
-                                           float(abs_error[flat]), float(numeric_error[flat]),
+                                           float(abs_error[flat]), error_of(int(flat)),
                                            None if right is None else float(right), None if left is None else float(left)))
         return elements
 
@@ -137,7 +147,7 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     if result.failing:
         candidates = np.where(failing, excess, -np.inf)
     elif result.inconclusive:
-        candidates = np.where(inconclusive, numeric_error, -np.inf)
+        candidates = np.where(inconclusive, 0.0 if numeric_error is None else numeric_error, -np.inf)
     elif result.kinks:
         candidates = np.where(kinks, excess, -np.inf)
     else:
@@ -146,11 +156,12 @@ def outcome(analytic, numeric, failing, kinks, tol: Tolerance, shape: tuple[int,
     result.max_abs_error, result.max_rel_error = float(abs_error.max()), float(rel_error.max())
     result.worst_index = index_of(worst)
     result.worst_analytic, result.worst_numeric = float(analytic[worst]), float(numeric[worst])
-    result.worst_numeric_error = float(numeric_error[worst])
+    result.worst_numeric_error = error_of(worst)
     result.worst_abs_error, result.worst_rel_error = float(abs_error[worst]), float(rel_error[worst])
     result.status = (Status.FAIL if result.failing else Status.INCONCLUSIVE if result.inconclusive
                      else Status.KINK if result.kinks else Status.PASS)
-    result.elements = (listed(failing, Status.FAIL, result.failing)
-                       + listed(inconclusive, Status.INCONCLUSIVE, result.inconclusive)
-                       + listed(kinks, Status.KINK, result.kinks))
+    if any(counts):
+        result.elements = (listed(failing, Status.FAIL, result.failing)
+                           + listed(inconclusive, Status.INCONCLUSIVE, result.inconclusive)
+                           + listed(kinks, Status.KINK, result.kinks))
     return result
