@@ -75,9 +75,9 @@ class JvpCheck:
 
     def run(self) -> JvpResult:
         """A wrong rule fails at every step length; truncation error shrinks with it, so retry shorter."""
-        if self.shared is not None:  # exact: no truncation error to retry for
+        if self.shared is not None:  # exact: no truncation error to retry for, and no kink (its slopes are one)
             taken = self.shared
-            return self.compare(taken.jvp, taken.numeric, taken.error_bound, Slopes(taken.numeric, taken.numeric))
+            return self.compare(taken.jvp, taken.numeric, taken.error_bound, None)
         best: JvpResult | None = None
         for _ in range(RETRIES + 1):
             exact = self.affine_numeric() if self.affine else None
@@ -130,7 +130,7 @@ class JvpCheck:
         bound = np.abs(ahead)
         bound += np.abs(self.f0)
         bound *= 4 * MACHINE_EPS
-        return numeric, bound, Slopes(numeric, numeric)
+        return numeric, bound, None  # exact: both one-sided slopes are the numeric value, no kink
 
     def numeric(self):
         """Richardson-extrapolated central difference, its error estimate, and the one-sided slopes.
@@ -155,7 +155,7 @@ class JvpCheck:
             return outputs_along(self.node, self.reference_args, self.position, x, self.direction, steps,
                                  self.template.shape)
 
-    def compare(self, analytic, numeric, error_bound, slopes: Slopes) -> JvpResult:
+    def compare(self, analytic, numeric, error_bound, slopes: Slopes | None) -> JvpResult:
         failing, kinks, _ = classify(analytic, numeric, self.tol, error_bound, slopes)
         found = outcome(analytic, numeric, failing, kinks, self.tol, self.template.shape)
         if found.status == Status.PASS:  # a rule that holds has no element to name
