@@ -301,10 +301,35 @@ def add_stage(stages: dict[str, float], name: str, amount: float) -> None:
     stages[name] = stages.get(name, 0.0) + amount  # the set-up between stages is one stage however often it runs
 
 
-def startup_stages(spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
+def clean_interpreter(folder: Path) -> str:
+    """A fresh virtual environment's python (as `pip install .` into a new venv gives a user), which sees this
+    python's numpy, PyYAML, click, rich and torch through one .pth of plain directories: the .pth files of this
+    machine's site-packages (an editable install's finder, a sandbox's certificate set-up) are not run at its
+    start-up, as they are not in a user's venv.  This python itself where a venv cannot be made."""
+    import importlib.util
+
+    venv = folder / "clean-venv"
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], capture_output=True)
+    python = venv / "bin" / "python"
+    if made.returncode != 0 or not python.exists():
+        return sys.executable
+    directories = []
+    for package in ("numpy", "yaml", "click", "rich", "pygments", "markdown_it", "mdurl", "torch"):
+        found = importlib.util.find_spec(package)
+        if found is not None and found.origin:
+            directory = str(Path(found.origin).parent.parent)
+            if directory not in directories:
+                directories.append(directory)
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True).stdout.strip()
+    Path(site_packages, "bench-dependencies.pth").write_text("\n".join(directories) + "\n")
+    return str(python)
+
+
+def startup_stages(python: str, spec: Path, runs: int = 10) -> tuple[dict[str, float], float]:
     """Medians (ms) of the stages of one run of ``spec``, from the process's launch to its end, and of the whole."""
     env = startup_environment()
-    command = [sys.executable, "-c", STAGED_RUN, str(spec)]
+    command = [python, "-c", STAGED_RUN, str(spec)]
     subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL)
     stages: dict[str, list[float]] = {}
     wholes = []
@@ -340,10 +365,9 @@ def instructions(command: list[str], extra_env: dict[str, str] | None = None) ->
     return int(counted[-1].split(":")[-1].replace(",", "")), done.stderr
 
 
-def startup_instructions(spec: Path) -> tuple[dict[str, float], float]:
+def startup_instructions(python: str, spec: Path) -> tuple[dict[str, float], float]:
     """Millions of instructions of each stage of the staged run (the differences between its prefixes), and of the
     whole process."""
-    python = sys.executable
     command = [python, "-c", STAGED_RUN, str(spec)]
     whole, stderr = instructions(command)
     marks = [name for name, _ in staged_marks(stderr)]
@@ -370,12 +394,17 @@ print(torch.autograd.gradcheck(f, (w, x)))
 def startup(table: Table, folder: Path, torch_here: str | None) -> None:
     """Issue 12 point 3: import gradcheck.cli <= 60 ms above numpy; a one-spec run <= 100 ms whole process,
     beside the torch script doing the same check; then the run's stages, and gradcheck's share of it, in
-    milliseconds (10-run medians) and, where valgrind is installed, in instructions (the same on every run)."""
-    python = sys.executable
+    milliseconds (10-run medians) and, where valgrind is installed, in instructions (the same on every run).
+    Every process runs in a fresh venv (clean_interpreter), as a user's would."""
+    python = clean_interpreter(folder)
+    if python == sys.executable:
+        print("start-up: no fresh venv could be made; measured with this python, whose site-packages' .pth files run")
     spec = ROOT / "specs/neuron_sigmoid.yaml"
     commands = {"bare": [python, "-c", "pass"], "numpy": [python, "-c", "import numpy"],
                 "cli": [python, "-c", "import gradcheck.cli"], "numpy+cli": [python, "-c", "import numpy, gradcheck.cli"],
                 "run": [python, "-m", "gradcheck", "run", str(spec)]}
+    if python != sys.executable:
+        commands["host bare"] = [sys.executable, "-c", "pass"]
     if torch_here:
         script = folder / "neuron_sigmoid_torch.py"
         script.write_text(TORCH_NEURON)
@@ -407,9 +436,12 @@ def startup(table: Table, folder: Path, torch_here: str | None) -> None:
               f"best {best['run']:.0f} ms; floor: python -c pass {ms['bare']:.0f} ms (best {best['bare']:.0f}), "
               f"python -c 'import numpy' {ms['numpy']:.0f} ms (best {best['numpy']:.0f}); gradcheck's share (whole - "
               f"numpy's process) {ms['run'] - ms['numpy']:.0f} ms{at_pace('run', 'numpy')}"
-              + ("" if torch_ms else "; torch not installed: no torch script"))
-    stages, whole = startup_stages(spec)
-    counts, whole_count = startup_instructions(spec) if counted else ({}, 0.0)
+              + ("" if torch_ms else "; torch not installed: no torch script")
+              + (f"; measured in a fresh venv: this machine's python, whose site-packages' .pth files run at its "
+                 f"start-up, takes {ms['host bare']:.0f} ms (best {best['host bare']:.0f}) to do nothing"
+                 if "host bare" in ms else ""))
+    stages, whole = startup_stages(python, spec)
+    counts, whole_count = startup_instructions(python, spec) if counted else ({}, 0.0)
     beside = f"; the torch script: {torch_ms:.0f} ms whole process" if torch_ms else ""
     print(f"\nstages of one `gradcheck run {spec.name}` (10-run medians in ms; this staged run: {whole:.0f} ms whole "
           f"process{beside})" + (f"; millions of instructions (valgrind; {whole_count:.0f} M whole process)"
