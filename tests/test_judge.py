@@ -81,6 +81,20 @@ def test_classify_is_element_wise():
     assert kinks.tolist() == [False, False, True, False]
 
 
+def test_classify_gives_each_element_the_verdict_element_status_gives_it():
+    # every pairing of a passing, a borderline, a failing and a NaN value with exact, resolving, too noisy and NaN
+    # error bounds, and of the reference 0 (where only atol allows anything) and NaN
+    cases = [(a, n, e) for n in (1.0, 0.0, np.nan) for a in (n, n + 1.5e-4, n + 1e-2, np.nan)
+             for e in (0.0, 5e-5, 2e-3, np.inf, np.nan)]
+    analytic, numeric, bounds = (np.array(column) for column in zip(*cases, strict=True))
+    failing, kinks, inconclusive = classify(analytic, numeric, TOL, bounds)
+    statuses = [Status.FAIL if f else Status.INCONCLUSIVE if i else Status.PASS
+                for f, i in zip(failing, inconclusive, strict=True)]
+    assert not kinks.any() and not (failing & inconclusive).any()  # one verdict per element
+    assert statuses == [element_status(a, n, TOL, e) for a, n, e in cases]
+    assert {Status.PASS, Status.FAIL, Status.INCONCLUSIVE} == set(statuses)
+
+
 def test_outcome_counts_names_the_worst_and_lists_the_elements_worst_first():
     analytic = np.array([[1.0, 5.0], [0.0, 2.5]])
     numeric = np.array([[1.0, 1.0], [0.5, 1.0]])
