@@ -299,3 +299,14 @@ def test_a_wrong_jvp_of_an_affine_built_in_op_is_still_checked_on_its_own(tmp_pa
     assert checks[("y", 0)].status == "fail" and checks[("y", 1)].status == "fail"
     assert checks[("y", 0)].max_rel_error == pytest.approx(1 / 3, rel=1e-6)  # 1.5 J t against J t
     assert len(calls) == 4  # the transpose check's call and the jvp check's own, per edge
+
+
+def test_a_jvp_moving_one_argument_gets_none_for_a_builtin_ops_others_and_zeros_for_a_custom_ops():
+    from gradcheck.judge.local import other_tangents_none
+
+    x, w, labels, tangent = np.ones((2, 3)), np.ones(3), np.array([1, 0]), np.full((2, 3), 0.5)
+    builtin = other_tangents_none([x, w, labels], 0, tangent, builtin=True)
+    assert builtin[0] is tangent and builtin[1] is None and builtin[2] is None
+    custom = other_tangents_none([x, w, labels], 0, tangent, builtin=False)
+    assert custom[0] is tangent and custom[2] is None  # integer data has no tangent
+    assert custom[1].shape == w.shape and not custom[1].any()  # a custom rule may expect an array: zeros

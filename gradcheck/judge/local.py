@@ -567,9 +567,8 @@ class OpCheck:
         """<g, J t> = <J^T g, t>: the op's jvp and vjp must be each other's transpose."""
         if not self.node.op_info.has_jvp:
             return ""
-        tangents = tuple((direction if i == position else np.zeros_like(a)) if differentiable(a) else None
-                         for i, a in enumerate(self.args))
         builtin = self.node.op_info.source == "builtin"  # a built-in rule leaves its arguments as they are
+        tangents = other_tangents_none(self.args, position, direction, builtin)
         try:
             copies = self.args if builtin else [np.array(a, copy=True) for a in self.args]
             out = self.out if builtin else self.out.copy()
@@ -592,6 +591,14 @@ class OpCheck:
                 return (f"its jvp and vjp are not each other's transpose for argument {position}: "
                         f"<g, jvp(t)> = {forward_side:.6g}, <vjp(g), t> = {reverse_side:.6g}")
         return ""
+
+
+def other_tangents_none(args: list, position: int, tangent: np.ndarray, builtin: bool) -> tuple:
+    """A jvp's tangents moving argument ``position`` alone: None for the other arguments of a built-in op, whose rules
+    all take None for "no tangent" (a zero tangent would only add zero terms, such as the convolution of a zero
+    kernel), zeros for a custom op's other differentiable arguments (its rule may expect an array), None for data."""
+    return tuple(tangent if i == position else np.zeros_like(a) if differentiable(a) and not builtin else None
+                 for i, a in enumerate(args))
 
 
 def local_fault(graph: Graph, backward: BackwardPass, values, node: Node, position: int, tol: Tolerance) -> str:
