@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck import discovery, errors, expr, isolation, pipeline, report, results, sizing, spec, yamlsource
+from gradcheck import discovery, errors, expr, isolation, pipeline, plaindata, report, results, sizing, spec, yamlsource
 from gradcheck.entry import _will_check
 from gradcheck.judge import diagnosis, options
 from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, changes, custom_op_info
@@ -32,13 +33,18 @@ except SystemExit as stop:
     code = stop.code
 yaml = sys.modules.get("yaml")
 spelling = yaml.reader.Reader.NON_PRINTABLE.pattern if yaml else None  # PyYAML's reader's pattern, as compiled
+results = sys.modules.get("gradcheck.results")
+compiled = sorted(name for name, value in vars(results).items() if isinstance(value, type)
+                  and "__init__" in vars(value) and not value.__init__.__code__.co_filename.endswith("plaindata.py")
+                  and value.__module__ == results.__name__) if results else []
 sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted(sys.modules),
-                                                "non_printable": spelling}) + "\\n")
+                                                "non_printable": spelling, "compiled_inits": compiled}) + "\\n")
 """
 
 
 def run_loaded(*arguments: str, extra_env: dict[str, str] | None = None) -> dict:
-    """The exit code, the modules and PyYAML's compiled NON_PRINTABLE spelling of a gradcheck command."""
+    """The exit code, the modules, PyYAML's compiled NON_PRINTABLE spelling and the classes of gradcheck.results
+    whose __init__ was compiled, of a gradcheck command."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("TERM", "FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
         env.pop(name, None)
@@ -246,6 +252,51 @@ def test_a_plain_data_class_compares_prints_and_hashes_as_the_dataclass_it_was(c
         with pytest.raises(TypeError):
             hash(filled(cls))
     assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
+
+
+def test_a_passing_run_compiles_the_init_of_only_the_results_it_makes():
+    loaded = run_loaded("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert loaded["exit"] == 0
+    assert {"NodeResult", "SpecResult", "RunResult"} <= set(loaded["compiled_inits"])
+    assert not {"JvpResult", "ElementOutcome", "Suspect", "Diagnosis", "ErrorInfo"} & set(loaded["compiled_inits"])
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_class_whose_init_is_compiled_on_first_use_is_made_as_the_stock_dataclass_makes_it(frozen):
+    def declare(decorator):
+        @decorator(frozen=frozen, eq=False, repr=False)
+        class Made(FrozenPlainData if frozen else PlainData):
+            """A docstring."""
+
+            first: int
+            second: str = "two"
+            items: list = dataclasses.field(default_factory=list)
+            named: float = dataclasses.field(default=0.5, kw_only=True)
+            total: float = dataclasses.field(init=False, default=0.0)
+
+            def __post_init__(self):
+                object.__setattr__(self, "total", self.first + self.named)
+
+        return Made
+
+    lazy, stock = declare(plaindata.dataclass), declare(dataclasses.dataclass)
+    assert lazy.__init__.__code__.co_filename == plaindata.__file__  # nothing compiled yet
+    assert inspect.signature(lazy) != inspect.signature(stock)
+    made = lazy(1, named=2.0)
+    assert lazy.__init__.__code__.co_filename != plaindata.__file__  # compiled, in the stand-in's place
+    assert inspect.signature(lazy) == inspect.signature(stock) and lazy.__init__.__qualname__ == stock.__init__.__qualname__
+    for built in (made, lazy(1, named=2.0), lazy(first=1, second="two", items=[], named=2.0)):
+        assert vars(built) == vars(stock(1, named=2.0)) == {"first": 1, "second": "two", "items": [], "named": 2.0,
+                                                            "total": 3.0}
+    assert lazy(1).items is not lazy(1).items  # a fresh list each
+    with pytest.raises(TypeError):
+        lazy(1, "two", [], 2.0)  # named is keyword-only
+    with pytest.raises(TypeError):
+        lazy()
+    assert dataclasses.replace(made, first=5).total == 7.0
+    if frozen:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.first = 2
 
 
 def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once():
