@@ -58,7 +58,8 @@ def _compared(data: PlainData) -> tuple:
 def dataclass(cls: type | None = None, /, **options: Any) -> Any:
     """``dataclasses.dataclass(cls, **options)``, the generated ``__init__`` compiled on the class's first
     instantiation.  Until then the class's ``__init__`` is a stand-in that compiles the real one, puts it in its
-    place and calls it; everything else (fields, ``replace``, ``asdict``, the frozen and kw_only checks) is
+    place and calls it; asking for the class's signature (``inspect.signature``, ``help``) compiles it too, so the
+    signature is dataclass's.  Everything else (fields, ``replace``, ``asdict``, the frozen and kw_only checks) is
     dataclass's from the start.  A module imports it as ``dataclass`` outside TYPE_CHECKING, so type checkers read
     the standard decorator, whose semantics this keeps."""
     def wrap(cls: type) -> type:
@@ -66,15 +67,31 @@ def dataclass(cls: type | None = None, /, **options: Any) -> Any:
             return dataclasses.dataclass(cls, **options)
         made: Any = dataclasses.dataclass(cls, **{**options, "init": False})
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            made.__init__ = generated_init(made, frozen=bool(options.get("frozen")))
+        def compile_init() -> None:
+            if made.__dict__["__init__"] is stand_in:
+                made.__init__ = generated_init(made, frozen=bool(options.get("frozen")))
+
+        def stand_in(self: Any, *args: Any, **kwargs: Any) -> None:
+            compile_init()
             made.__init__(self, *args, **kwargs)
 
-        __init__.__qualname__ = f"{made.__qualname__}.__init__"
-        made.__init__ = __init__
+        stand_in.__qualname__ = f"{made.__qualname__}.__init__"
+        made.__init__ = stand_in
+        made.__signature__ = _CompiledWhenAsked(compile_init)
         return made
 
     return wrap if cls is None else wrap(cls)
+
+
+class _CompiledWhenAsked:
+    """A class's ``__signature__``, which ``inspect.signature`` reads first: compiles the class's ``__init__`` and
+    answers None, so inspect goes on to read the signature of that ``__init__``."""
+
+    def __init__(self, compile_init: Any) -> None:
+        self.compile_init = compile_init
+
+    def __get__(self, instance: object, owner: type) -> None:
+        self.compile_init()
 
 
 def generated_init(cls: type, *, frozen: bool) -> Any:

@@ -281,10 +281,13 @@ def test_a_class_whose_init_is_compiled_on_first_use_is_made_as_the_stock_datacl
 
     lazy, stock = declare(plaindata.dataclass), declare(dataclasses.dataclass)
     assert lazy.__init__.__code__.co_filename == plaindata.__file__  # nothing compiled yet
-    assert inspect.signature(lazy) != inspect.signature(stock)
     made = lazy(1, named=2.0)
     assert lazy.__init__.__code__.co_filename != plaindata.__file__  # compiled, in the stand-in's place
-    assert inspect.signature(lazy) == inspect.signature(stock) and lazy.__init__.__qualname__ == stock.__init__.__qualname__
+    assert lazy.__init__.__qualname__ == stock.__init__.__qualname__
+    assert inspect.signature(lazy) == inspect.signature(stock)
+    asked = declare(plaindata.dataclass)
+    assert inspect.signature(asked) == inspect.signature(stock)  # asking compiles it: help() shows the fields
+    assert asked.__init__.__code__.co_filename != plaindata.__file__
     for built in (made, lazy(1, named=2.0), lazy(first=1, second="two", items=[], named=2.0)):
         assert vars(built) == vars(stock(1, named=2.0)) == {"first": 1, "second": "two", "items": [], "named": 2.0,
                                                             "total": 3.0}
