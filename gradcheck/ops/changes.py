@@ -18,6 +18,7 @@ that act along an axis (softmax) recompute only the changed slices.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -29,18 +30,32 @@ from .base import normalize_axes, real_part
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Outer(FrozenPlainData):
+    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ, entry by entry one
+    product, as written in the Change's delta (X @ (W + s eᵢeⱼᵀ) changes by s X[:, i] eⱼᵀ; h @ W2 under a change
+    of h's column j by u, by u W2[j, :])."""
+
+    columns: np.ndarray  # (K, n)
+    matrix: np.ndarray   # (J, m): the rows the copies pick
+    picks: np.ndarray    # (K,) row indices into matrix
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Change(FrozenPlainData):
-    """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis."""
+    """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis.
+    ``outer``, where known, is the same delta of a matrix (no pins) as rank-1 factors, for a rule that gains by
+    them (softmax_cross_entropy_change); every rule may ignore it."""
 
     shape: tuple[int, ...]
     pins: dict[int, np.ndarray]
     delta: np.ndarray
+    outer: Outer | None = None
 
     @staticmethod
-    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray) -> Change:
+    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray, outer: Outer | None = None) -> Change:
         """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
         shape = tuple(shape)
-        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta)
+        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta, outer)
 
     @staticmethod
     def of_elements(shape, flat_elements: np.ndarray, offsets: np.ndarray) -> Change:
@@ -254,7 +269,20 @@ def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     if total is None:   # no argument changed: nothing to update incrementally
         return None
     box = (total.shape[0],) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
-    return Change.make(out.shape, pins, np.broadcast_to(total, box))
+    return Change.make(out.shape, pins, np.broadcast_to(total, box), _passed_outer(coefficients, changes, out.shape))
+
+
+def _passed_outer(coefficients, changes, out_shape) -> Outer | None:
+    """The rank-1 factors of the one changed argument, where the result's change is that argument's, or its
+    negation, on the same shape (x + b with b unchanged): exactly its delta, so its factors still hold."""
+    changed = [(c, change) for c, change in zip(coefficients, changes, strict=True) if change is not None]
+    if len(changed) != 1:
+        return None
+    coefficient, change = changed[0]
+    outer = change.outer
+    if outer is None or change.shape != tuple(out_shape) or coefficient not in (1, -1):
+        return None
+    return outer if coefficient == 1 else Outer(-outer.columns, outer.matrix, outer.picks)
 
 
 def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
@@ -288,19 +316,74 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     class_axis = logits.ndim - 1
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
     delta, count = change.delta, change.count
-    probabilities = derived(_softmax_last_axis, logits)
-    mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
-    if classes is not None and class_axis not in change.pins:
-        per_row = complexmath.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
-    else:
-        totals = derived(_row_totals, targets, logits)
-        targets = np.broadcast_to(targets, logits.shape)
-        linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
-        per_row = gather(totals, rows, count) * complexmath.log1p(mixed) - linear
+    outer = change.outer
+    per_row = None
+    if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind == "f":
+        per_row = _rank_one_rows_change(outer, logits, classes)
+    if per_row is None:
+        probabilities = derived(_softmax_last_axis, logits)
+        mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
+        if classes is not None and class_axis not in change.pins:
+            per_row = complexmath.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
+        else:
+            totals = derived(_row_totals, targets, logits)
+            targets = np.broadcast_to(targets, logits.shape)
+            linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
+            per_row = gather(totals, rows, count) * complexmath.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None
     return Change.make((), {}, total / samples)
+
+
+MACHINE_EPS = float(np.finfo(np.float64).eps)
+SERIES_TERMS = 8  # terms of e^x - 1's series the rank-1 rule sums at most (else it takes expm1 entry by entry)
+
+
+def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+    """softmax_cross_entropy_change's per-row change for one-hot targets under rank-1 changes d = u wᵀ of (rows,
+    classes) logits (u = columns[k], w = matrix[j], j = picks[k]), with no pass over the K·rows·classes entries:
+    Σ_c p_c expm1(u w_c) = Σ_n u^n/n! Σ_c p_c w_c^n, whose moments Σ_c p_rc matrix[j, c]^n / n! depend on the
+    unperturbed logits and the matrix alone (computed once: derived).  With |u w_c| <= T, the terms after the
+    N-th sum to at most |u| Σ_c p_c |w_c| T^N e^T / (N+1)! (from |x|^(n+1) <= |x| T^n), and N is taken where that
+    is below eps/4 of |u| Σ_c p_c |w_c|, the scale the rounding of the entry-by-entry sum is relative to.  None
+    where T needs more than SERIES_TERMS terms (the caller then sums entry by entry)."""
+    columns = outer.columns
+    moments, largest, at_class = derived(_rank_one_moments, logits, outer.matrix, classes)
+    reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(largest[outer.picks], initial=0.0))
+    terms = _series_terms(reach)
+    if terms is None:
+        return None
+    picked = moments[:terms, outer.picks]  # (terms, K, rows)
+    accumulated = picked[terms - 1]
+    for n in range(terms - 2, -1, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
+        accumulated = picked[n] + columns * accumulated
+    return np.log1p(columns * accumulated) - columns * at_class[outer.picks]
+
+
+def _series_terms(reach: float) -> int | None:
+    """The fewest terms N <= SERIES_TERMS of e^x - 1's series with reach^N e^reach / (N+1)! <= eps / 4."""
+    if not np.isfinite(reach):
+        return None
+    growth, bound = math.exp(reach), reach  # bound = reach^N / (N+1)! for N = 1 after the first division
+    for terms in range(1, SERIES_TERMS + 1):
+        if bound * growth / (terms + 1) <= MACHINE_EPS / 4:
+            return terms
+        bound *= reach / (terms + 1)
+    return None
+
+
+def _rank_one_moments(logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(moments[n - 1, j, r] = Σ_c p_rc matrix[j, c]^n / n! for n = 1..SERIES_TERMS, max_c |matrix[j, c]| per j,
+    matrix[j, classes[r]] as (j, r)), p = softmax(logits) over the classes."""
+    probabilities = derived(_softmax_last_axis, logits)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    moments = np.empty((SERIES_TERMS, matrix.shape[0], probabilities.shape[0]))
+    power = np.ones_like(matrix)
+    for n in range(1, SERIES_TERMS + 1):
+        power = power * matrix
+        moments[n - 1] = (power @ probabilities.T) / math.factorial(n)
+    return moments, np.max(np.abs(matrix), axis=1, initial=0.0), matrix[:, classes]
 
 
 def _softmax_last_axis(logits: np.ndarray) -> np.ndarray:
@@ -416,11 +499,14 @@ def matmul_change(changes, out, a, b) -> Change | None:
     B = np.asarray(b)[:, None] if np.ndim(b) == 1 else np.asarray(b)
     change_a = _promoted(change_a, 0) if np.ndim(a) == 1 else change_a
     change_b = _promoted(change_b, 1) if np.ndim(b) == 1 else change_b
+    outer = None
     if change_a is not None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
         if inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
             product = _outer(delta[:, :, 0], B[inner])
+            if rows is None and np.ndim(a) == 2 and np.ndim(b) == 2:
+                outer = Outer(delta[:, :, 0], B, inner)
         else:                   # (K, n', k) @ (k, m) as one GEMM
             product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
         pins = {} if rows is None else {0: rows}
@@ -436,7 +522,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
     else:                       # neither argument changed: nothing to update incrementally
         return None
     shape = (A.shape[0], B.shape[1])
-    result = Change.make(shape, pins, product)
+    result = Change.make(shape, pins, product, outer)
     if np.ndim(b) == 1:
         result = Change.make(shape[:1], {a: p for a, p in result.pins.items() if a == 0}, result.delta[:, :, 0])
     if np.ndim(a) == 1:
