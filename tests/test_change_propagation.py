@@ -485,3 +485,20 @@ def test_cross_entropy_after_a_matmul_sums_rank_one_changes_as_a_series(bias_op,
         expected = float(decimal_cross_entropy(moved, classes.tolist()) - before)
         scale = np.sum(np.abs(offsets[k]) * (probabilities @ np.abs(row_of_w) + np.abs(row_of_w[classes]))) / 6
         assert abs(got[k] - expected) <= 8 * np.finfo(float).eps * scale, (k, got[k], expected)
+
+
+def test_a_column_change_through_matmul_is_kept_as_factors_and_written_out_on_demand():
+    """A change of a's column j (rows free) reaches a @ b as the rank-1 u b[j, :]: held as factors, its delta
+    written out only when read, equal to (a + du) @ b - a @ b; exactly zero copies are seen as zero from the factors."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    b[2] = 0.0  # a change of column 2 reaches nothing
+    picks = np.array([0, 2, 1])
+    columns = rng.standard_normal((3, 5))
+    change = Change.make(a.shape, {1: picks}, columns[:, :, None])
+    got = BUILTIN_OPS["matmul"].propagate([change, None], a @ b, a, b)
+    assert got.outer is not None and got.written is None and got.floats() == 3 * 5 * 4
+    expected = np.stack([(a + np.outer(columns[k], np.eye(3)[picks[k]])) @ b - a @ b for k in range(3)])
+    np.testing.assert_allclose(got.delta, expected, rtol=1e-13, atol=1e-14)
+    assert got.copies(1, 2).is_zero() and not got.copies(0, 1).is_zero() and not got.is_zero()
+    np.testing.assert_array_equal(got.copies(2, 3).delta, got.delta[2:3])

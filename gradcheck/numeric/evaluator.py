@@ -368,7 +368,7 @@ class Evaluator:
         rule = node.op_info.propagate
         changed = rule(arg_changes, out, *args, **node.params) if rule is not None else None
         if not (isinstance(changed, Change) and changed.shape == out.shape
-                and changed.delta.shape == (count,) + changed.box):
+                and changed.delta_shape == (count,) + changed.box):
             return Evaluator.recomputed_change(node, arg_changes, args, out, count)
         if node.op_info.source != "builtin":
             # a custom rule is its author's claim: checked against forward recomputed the first time it is used here

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,28 +32,36 @@ from .base import normalize_axes, real_part
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Outer(FrozenPlainData):
-    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ, entry by entry one
-    product, as written in the Change's delta (X @ (W + s eᵢeⱼᵀ) changes by s X[:, i] eⱼᵀ; h @ W2 under a change
-    of h's column j by u, by u W2[j, :])."""
+    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ (X @ (W + s eᵢeⱼᵀ)
+    changes by s X[:, i] eⱼᵀ; h @ W2 under a change u of h's column j, by u W2[j, :])."""
 
     columns: np.ndarray  # (K, n)
     matrix: np.ndarray   # (J, m): the rows the copies pick
     picks: np.ndarray    # (K,) row indices into matrix
 
+    def product(self) -> np.ndarray:
+        """The changes written out, (K, n, m): each entry one product (einsum: twice numpy's broadcast multiply
+        on short rows)."""
+        return np.einsum("kn,km->knm", self.columns, self.matrix[self.picks])
+
+    def any_nonzero(self) -> bool:
+        return bool(np.any(np.any(self.columns != 0, axis=1) & np.any(self.matrix != 0, axis=1)[self.picks]))
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Change(FrozenPlainData):
     """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis.
-    ``outer``, where known, is the same delta of a matrix (no pins) as rank-1 factors, for a rule that gains by
-    them (softmax_cross_entropy_change); every rule may ignore it."""
+    Rank-1 changes of a matrix (no pins) may instead be given as ``outer``, their factors: ``delta`` is then
+    written out the first time a rule reads it, and a rule that gains by the factors reads them instead
+    (softmax_cross_entropy_change), so that the K·n·m entries are never formed on a path that has no need of them."""
 
     shape: tuple[int, ...]
     pins: dict[int, np.ndarray]
-    delta: np.ndarray
+    written: np.ndarray | None  # the delta, or None while only ``outer`` holds it
     outer: Outer | None = None
 
     @staticmethod
-    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray, outer: Outer | None = None) -> Change:
+    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray | None, outer: Outer | None = None) -> Change:
         """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
         shape = tuple(shape)
         return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta, outer)
@@ -72,24 +81,45 @@ class Change(FrozenPlainData):
         """Changes that may touch every element: delta has shape (K, *shape)."""
         return Change.make(np.shape(delta)[1:], {}, delta)
 
+    @cached_property
+    def delta(self) -> np.ndarray:
+        if self.written is not None:
+            return self.written
+        assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
+        return self.outer.product()
+
+    @property
+    def delta_shape(self) -> tuple[int, ...]:
+        """delta's shape, without writing it out."""
+        if self.written is not None or self.outer is None:
+            return self.delta.shape
+        return (self.outer.columns.shape[0],) + self.shape
+
     @property
     def count(self) -> int:
-        return int(self.delta.shape[0])
+        return int(self.delta_shape[0])
 
     @property
     def box(self) -> tuple[int, ...]:
         return tuple(1 if a in self.pins else n for a, n in enumerate(self.shape))
 
     def floats(self) -> int:
-        return int(self.delta.size)
+        """The floats delta holds (or would, written out: a batch's budget counts them whether or not it is)."""
+        return math.prod(self.delta_shape)
 
     def is_zero(self) -> bool:
         """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
+        if self.written is None and self.outer is not None:
+            return not self.outer.any_nonzero()
         return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
 
     def copies(self, start: int, stop: int) -> Change:
         """Copies start..stop-1 of this change, on the same box."""
-        return Change(self.shape, {a: p[start:stop] for a, p in self.pins.items()}, self.delta[start:stop])
+        pins = {a: p[start:stop] for a, p in self.pins.items()}
+        if self.written is None and self.outer is not None:
+            outer = self.outer
+            return Change(self.shape, pins, None, Outer(outer.columns[start:stop], outer.matrix, outer.picks[start:stop]))
+        return Change(self.shape, pins, self.delta[start:stop])
 
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
@@ -256,6 +286,9 @@ def piecewise_linear_change(change: Change, x, below: float, above: float) -> Ch
 def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
     out = np.asarray(out)
+    outer = _passed_outer(coefficients, changes, out.shape)
+    if outer is not None:
+        return Change.make(out.shape, {}, None, outer)
     pins = broadcast_pins(changes, None, out.shape)
     total = None
     for coefficient, change in zip(coefficients, changes, strict=True):
@@ -269,7 +302,7 @@ def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     if total is None:   # no argument changed: nothing to update incrementally
         return None
     box = (total.shape[0],) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
-    return Change.make(out.shape, pins, np.broadcast_to(total, box), _passed_outer(coefficients, changes, out.shape))
+    return Change.make(out.shape, pins, np.broadcast_to(total, box))
 
 
 def _passed_outer(coefficients, changes, out_shape) -> Outer | None:
@@ -315,12 +348,12 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     logits = np.asarray(logits)
     class_axis = logits.ndim - 1
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
-    delta, count = change.delta, change.count
-    outer = change.outer
+    count, outer = change.count, change.outer
     per_row = None
     if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind == "f":
         per_row = _rank_one_rows_change(outer, logits, classes)
     if per_row is None:
+        delta = change.delta
         probabilities = derived(_softmax_last_axis, logits)
         mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
         if classes is not None and class_axis not in change.pins:
@@ -503,10 +536,10 @@ def matmul_change(changes, out, a, b) -> Change | None:
     if change_a is not None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
-        if inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
+        if inner is not None and rows is None and np.ndim(a) == 2 and np.ndim(b) == 2:
+            outer, product = Outer(delta[:, :, 0], B, inner), None  # dA[:, j] (outer) B[j, :], as factors
+        elif inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
             product = _outer(delta[:, :, 0], B[inner])
-            if rows is None and np.ndim(a) == 2 and np.ndim(b) == 2:
-                outer = Outer(delta[:, :, 0], B, inner)
         else:                   # (K, n', k) @ (k, m) as one GEMM
             product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
         pins = {} if rows is None else {0: rows}
