@@ -382,16 +382,19 @@ def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray)
     is below eps/4 of |u| Σ_c p_c |w_c|, the scale the rounding of the entry-by-entry sum is relative to.  None
     where T needs more than SERIES_TERMS terms (the caller then sums entry by entry)."""
     columns = outer.columns
-    moments, largest, at_class = derived(_rank_one_moments, logits, outer.matrix, classes)
+    largest, tables = derived(_rank_one_tables, logits, outer.matrix, classes)
     reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(largest[outer.picks], initial=0.0))
     terms = _series_terms(reach)
     if terms is None:
         return None
-    picked = moments[:terms, outer.picks]  # (terms, K, rows)
-    accumulated = picked[terms - 1]
-    for n in range(terms - 2, -1, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
-        accumulated = picked[n] + columns * accumulated
-    return np.log1p(columns * accumulated) - columns * at_class[outer.picks]
+    picked = tables[terms - 1][outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
+    accumulated = columns * picked[:, terms]
+    for n in range(terms - 1, 0, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
+        accumulated += picked[:, n]
+        accumulated *= columns
+    per_row = np.log1p(accumulated, out=accumulated)
+    per_row -= columns * picked[:, 0]
+    return per_row
 
 
 def _series_terms(reach: float) -> int | None:
@@ -406,17 +409,19 @@ def _series_terms(reach: float) -> int | None:
     return None
 
 
-def _rank_one_moments(logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(moments[n - 1, j, r] = Σ_c p_rc matrix[j, c]^n / n! for n = 1..SERIES_TERMS, max_c |matrix[j, c]| per j,
-    matrix[j, classes[r]] as (j, r)), p = softmax(logits) over the classes."""
+def _rank_one_tables(logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(max_c |matrix[j, c]| per j, and for N = 1..SERIES_TERMS the (j, 1 + N, r) table of matrix[j, classes[r]] and
+    the moments Σ_c p_rc matrix[j, c]^n / n!, n = 1..N: one copy's rows in one contiguous block), p = softmax(logits)."""
     probabilities = derived(_softmax_last_axis, logits)
     matrix = np.asarray(matrix, dtype=np.float64)
-    moments = np.empty((SERIES_TERMS, matrix.shape[0], probabilities.shape[0]))
+    table = np.empty((matrix.shape[0], 1 + SERIES_TERMS, probabilities.shape[0]))
+    table[:, 0] = matrix[:, classes]
     power = np.ones_like(matrix)
     for n in range(1, SERIES_TERMS + 1):
         power = power * matrix
-        moments[n - 1] = (power @ probabilities.T) / math.factorial(n)
-    return moments, np.max(np.abs(matrix), axis=1, initial=0.0), matrix[:, classes]
+        table[:, n] = (power @ probabilities.T) / math.factorial(n)
+    tables = [np.ascontiguousarray(table[:, : 1 + terms]) for terms in range(1, SERIES_TERMS + 1)]
+    return np.max(np.abs(matrix), axis=1, initial=0.0), tables
 
 
 def _softmax_last_axis(logits: np.ndarray) -> np.ndarray:
