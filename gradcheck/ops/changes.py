@@ -45,6 +45,9 @@ class Outer(FrozenPlainData):
         return np.einsum("kn,km->knm", self.columns, self.matrix[self.picks])
 
     def any_nonzero(self) -> bool:
+        """Whether some copy's product has a nonzero entry (the first copy answers most calls)."""
+        if self.columns.size and np.any(self.columns[0]) and np.any(self.matrix[self.picks[0]]):
+            return True
         return bool(np.any(np.any(self.columns != 0, axis=1) & np.any(self.matrix != 0, axis=1)[self.picks]))
 
 
