@@ -107,8 +107,11 @@ class Change(FrozenPlainData):
         return tuple(1 if a in self.pins else n for a, n in enumerate(self.shape))
 
     def floats(self) -> int:
-        """The floats delta holds (or would, written out: a batch's budget counts them whether or not it is)."""
-        return math.prod(self.delta_shape)
+        """The floats this change holds: delta's, or while only its rank-1 factors are kept, theirs (a rule that
+        writes delta out holds a result of its size, which it counts)."""
+        if self.written is None and self.outer is not None:
+            return int(self.outer.columns.size + self.outer.picks.size)
+        return int(self.delta.size)
 
     def is_zero(self) -> bool:
         """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
