@@ -446,7 +446,8 @@ def decimal_cross_entropy(logits, classes):
 
 @pytest.mark.parametrize("reach", [1e-6, 2e-2, 0.5], ids=["three terms", "seven terms", "entry by entry"])
 @pytest.mark.parametrize("bias_op", ["add", "sub"])
-def test_cross_entropy_after_a_matmul_sums_rank_one_changes_as_a_series(bias_op, reach):
+@pytest.mark.parametrize("one_row", [False, True], ids=["column", "one element"])
+def test_cross_entropy_after_a_matmul_sums_rank_one_changes_as_a_series(bias_op, reach, one_row):
     """h @ W under a change u of h's column j changes by u W[j, :] (rank 1); + b or b - (·) keeps those factors,
     and cross_entropy sums e^x - 1's series over them, truncated below eps/4 of its rounding scale (or, where
     |u w| is too large for SERIES_TERMS terms, entry by entry): each copy against the loss in 50 digits, to a
@@ -461,7 +462,13 @@ def test_cross_entropy_after_a_matmul_sums_rank_one_changes_as_a_series(bias_op,
     picks = rng.integers(0, 5, count)
     offsets = reach * rng.uniform(-1, 1, (count, 6))
     offsets[:, 0] = reach
-    change = Change.make(h.shape, {1: picks}, offsets[:, :, None])
+    if one_row:  # h[rows[k], picks[k]] alone changes: the logits' change is pinned to that row
+        rows = rng.integers(0, 6, count)
+        offsets = np.zeros((count, 6))
+        offsets[np.arange(count), rows] = reach
+        change = Change.make(h.shape, {0: rows, 1: picks}, offsets[np.arange(count), rows][:, None, None])
+    else:
+        change = Change.make(h.shape, {1: picks}, offsets[:, :, None])
     matmul, bias_info, loss = BUILTIN_OPS["matmul"], BUILTIN_OPS[bias_op], BUILTIN_OPS["cross_entropy"]
     product = h @ weights
     product_change = matmul.propagate([change, None], product, h, weights)

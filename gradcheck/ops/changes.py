@@ -32,10 +32,11 @@ from .base import normalize_axes, real_part
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Outer(FrozenPlainData):
-    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ (X @ (W + s eᵢeⱼᵀ)
-    changes by s X[:, i] eⱼᵀ; h @ W2 under a change u of h's column j, by u W2[j, :])."""
+    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ on the change's box
+    (X @ (W + s eᵢeⱼᵀ) changes by s X[:, i] eⱼᵀ; h @ W2 under a change u of h's column j, by u W2[j, :]; with
+    the row pinned, a change of one element h[r, j], by u W2[j, :] in row r alone)."""
 
-    columns: np.ndarray  # (K, n)
+    columns: np.ndarray  # (K, n): n the box's rows (1 where the change's row axis is pinned)
     matrix: np.ndarray   # (J, m): the rows the copies pick
     picks: np.ndarray    # (K,) row indices into matrix
 
@@ -54,7 +55,7 @@ class Outer(FrozenPlainData):
 @dataclass(frozen=True, eq=False, repr=False)
 class Change(FrozenPlainData):
     """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis.
-    Rank-1 changes of a matrix (no pins) may instead be given as ``outer``, their factors: ``delta`` is then
+    Rank-1 changes of a matrix (its rows may be pinned) may instead be given as ``outer``, their factors: ``delta`` is then
     written out the first time a rule reads it, and a rule that gains by the factors reads them instead
     (softmax_cross_entropy_change), so that the K·n·m entries are never formed on a path that has no need of them."""
 
@@ -96,7 +97,7 @@ class Change(FrozenPlainData):
         """delta's shape, without writing it out."""
         if self.written is not None or self.outer is None:
             return self.delta.shape
-        return (self.outer.columns.shape[0],) + self.shape
+        return (self.outer.columns.shape[0],) + self.box
 
     @property
     def count(self) -> int:
@@ -292,9 +293,9 @@ def piecewise_linear_change(change: Change, x, below: float, above: float) -> Ch
 def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
     out = np.asarray(out)
-    outer = _passed_outer(coefficients, changes, out.shape)
-    if outer is not None:
-        return Change.make(out.shape, {}, None, outer)
+    passed = _passed_outer(coefficients, changes, out.shape)
+    if passed is not None:
+        return passed
     pins = broadcast_pins(changes, None, out.shape)
     total = None
     for coefficient, change in zip(coefficients, changes, strict=True):
@@ -311,9 +312,9 @@ def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     return Change.make(out.shape, pins, np.broadcast_to(total, box))
 
 
-def _passed_outer(coefficients, changes, out_shape) -> Outer | None:
-    """The rank-1 factors of the one changed argument, where the result's change is that argument's, or its
-    negation, on the same shape (x + b with b unchanged): exactly its delta, so its factors still hold."""
+def _passed_outer(coefficients, changes, out_shape) -> Change | None:
+    """The one changed argument's change as rank-1 factors, where the result's change is that argument's, or
+    its negation, on the same shape (x + b with b unchanged): exactly its delta, so its factors still hold."""
     changed = [(c, change) for c, change in zip(coefficients, changes, strict=True) if change is not None]
     if len(changed) != 1:
         return None
@@ -321,7 +322,8 @@ def _passed_outer(coefficients, changes, out_shape) -> Outer | None:
     outer = change.outer
     if outer is None or change.shape != tuple(out_shape) or coefficient not in (1, -1):
         return None
-    return outer if coefficient == 1 else Outer(-outer.columns, outer.matrix, outer.picks)
+    return Change(change.shape, change.pins, None,
+                  outer if coefficient == 1 else Outer(-outer.columns, outer.matrix, outer.picks))
 
 
 def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
@@ -357,7 +359,7 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     count, outer = change.count, change.outer
     per_row = None
     if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind == "f":
-        per_row = _rank_one_rows_change(outer, logits, classes)
+        per_row = _rank_one_rows_change(outer, logits, classes, change.pins.get(0))
     if per_row is None:
         delta = change.delta
         probabilities = derived(_softmax_last_axis, logits)
@@ -379,21 +381,26 @@ MACHINE_EPS = float(np.finfo(np.float64).eps)
 SERIES_TERMS = 8  # terms of e^x - 1's series the rank-1 rule sums at most (else it takes expm1 entry by entry)
 
 
-def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
+                          rows: np.ndarray | None) -> np.ndarray | None:
     """softmax_cross_entropy_change's per-row change for one-hot targets under rank-1 changes d = u wᵀ of (rows,
     classes) logits (u = columns[k], w = matrix[j], j = picks[k]), with no pass over the K·rows·classes entries:
     Σ_c p_c expm1(u w_c) = Σ_n u^n/n! Σ_c p_c w_c^n, whose moments Σ_c p_rc matrix[j, c]^n / n! depend on the
     unperturbed logits and the matrix alone (computed once: derived).  With |u w_c| <= T, the terms after the
     N-th sum to at most |u| Σ_c p_c |w_c| T^N e^T / (N+1)! (from |x|^(n+1) <= |x| T^n), and N is taken where that
     is below eps/4 of |u| Σ_c p_c |w_c|, the scale the rounding of the entry-by-entry sum is relative to.  None
-    where T needs more than SERIES_TERMS terms (the caller then sums entry by entry)."""
+    where T needs more than SERIES_TERMS terms (the caller then sums entry by entry).  ``rows``: copy k's row,
+    where the change's row axis is pinned."""
     columns = outer.columns
     largest, tables = derived(_rank_one_tables, logits, outer.matrix, classes)
     reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(largest[outer.picks], initial=0.0))
     terms = _series_terms(reach)
     if terms is None:
         return None
-    picked = tables[terms - 1][outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
+    if rows is None:
+        picked = tables[terms - 1][outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
+    else:
+        picked = tables[terms - 1][outer.picks, :, rows][:, :, None]
     accumulated = columns * picked[:, terms]
     for n in range(terms - 1, 0, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
         accumulated += picked[:, n]
@@ -547,7 +554,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
     if change_a is not None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
-        if inner is not None and rows is None and np.ndim(a) == 2 and np.ndim(b) == 2:
+        if inner is not None and np.ndim(a) == 2 and np.ndim(b) == 2:
             outer, product = Outer(delta[:, :, 0], B, inner), None  # dA[:, j] (outer) B[j, :], as factors
         elif inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
             product = _outer(delta[:, :, 0], B[inner])
