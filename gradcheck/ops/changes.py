@@ -379,6 +379,7 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
 
 MACHINE_EPS = float(np.finfo(np.float64).eps)
 SERIES_TERMS = 8  # terms of e^x - 1's series the rank-1 rule sums at most (else it takes expm1 entry by entry)
+SERIES_MIN_ENTRIES = 2048  # below this many (copy, row, class) entries the entry-by-entry sum costs less
 
 
 def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
@@ -392,15 +393,17 @@ def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
     where T needs more than SERIES_TERMS terms (the caller then sums entry by entry).  ``rows``: copy k's row,
     where the change's row axis is pinned."""
     columns = outer.columns
-    largest, tables = derived(_rank_one_tables, logits, outer.matrix, classes)
-    reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(largest[outer.picks], initial=0.0))
+    if columns.size * outer.matrix.shape[1] < SERIES_MIN_ENTRIES:
+        return None
+    tables = derived(_RankOneTables, logits, outer.matrix, classes)
+    reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(tables.largest[outer.picks], initial=0.0))
     terms = _series_terms(reach)
     if terms is None:
         return None
     if rows is None:
-        picked = tables[terms - 1][outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
+        picked = tables.table(terms)[outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
     else:
-        picked = tables[terms - 1][outer.picks, :, rows][:, :, None]
+        picked = tables.table(terms)[outer.picks, :, rows][:, :, None]
     accumulated = columns * picked[:, terms]
     for n in range(terms - 1, 0, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
         accumulated += picked[:, n]
@@ -422,19 +425,29 @@ def _series_terms(reach: float) -> int | None:
     return None
 
 
-def _rank_one_tables(logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(max_c |matrix[j, c]| per j, and for N = 1..SERIES_TERMS the (j, 1 + N, r) table of matrix[j, classes[r]] and
-    the moments Σ_c p_rc matrix[j, c]^n / n!, n = 1..N: one copy's rows in one contiguous block), p = softmax(logits)."""
-    probabilities = derived(_softmax_last_axis, logits)
-    matrix = np.asarray(matrix, dtype=np.float64)
-    table = np.empty((matrix.shape[0], 1 + SERIES_TERMS, probabilities.shape[0]))
-    table[:, 0] = matrix[:, classes]
-    power = np.ones_like(matrix)
-    for n in range(1, SERIES_TERMS + 1):
-        power = power * matrix
-        table[:, n] = (power @ probabilities.T) / math.factorial(n)
-    tables = [np.ascontiguousarray(table[:, : 1 + terms]) for terms in range(1, SERIES_TERMS + 1)]
-    return np.max(np.abs(matrix), axis=1, initial=0.0), tables
+class _RankOneTables:
+    """For softmax_cross_entropy_change's rank-1 rule, of unperturbed logits, a matrix and one-hot classes:
+    ``largest[j]`` = max_c |matrix[j, c]|, and table(N) the (j, 1 + N, r) table of matrix[j, classes[r]] and the
+    moments Σ_c p_rc matrix[j, c]^n / n!, n = 1..N (one copy's rows in one contiguous block), p = softmax(logits),
+    each built the first time a batch needs that many terms (copies of what it reads: derived keeps no array)."""
+
+    def __init__(self, logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray):
+        self.probabilities = derived(_softmax_last_axis, logits).copy()
+        self.matrix = np.array(matrix, dtype=np.float64)
+        self.at_class = self.matrix[:, classes]
+        self.largest = np.max(np.abs(self.matrix), axis=1, initial=0.0)
+        self.moments: list[np.ndarray] = []  # moments[n - 1]: (j, r)
+        self.tables: dict[int, np.ndarray] = {}
+
+    def table(self, terms: int) -> np.ndarray:
+        if terms not in self.tables:
+            power = self.matrix ** len(self.moments)
+            while len(self.moments) < terms:
+                power = power * self.matrix
+                n = len(self.moments) + 1
+                self.moments.append((power @ self.probabilities.T) / math.factorial(n))
+            self.tables[terms] = np.ascontiguousarray(np.stack([self.at_class, *self.moments[:terms]], axis=1))
+        return self.tables[terms]
 
 
 def _softmax_last_axis(logits: np.ndarray) -> np.ndarray:
