@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -61,7 +60,7 @@ class Change(FrozenPlainData):
 
     shape: tuple[int, ...]
     pins: dict[int, np.ndarray]
-    written: np.ndarray | None  # the delta, or None while only ``outer`` holds it
+    written: np.ndarray | None  # the delta, or None until a rule reads it (``outer`` holds it until then)
     outer: Outer | None = None
 
     @staticmethod
@@ -85,12 +84,14 @@ class Change(FrozenPlainData):
         """Changes that may touch every element: delta has shape (K, *shape)."""
         return Change.make(np.shape(delta)[1:], {}, delta)
 
-    @cached_property
+    @property
     def delta(self) -> np.ndarray:
-        if self.written is not None:
-            return self.written
-        assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
-        return self.outer.product()
+        written = self.written
+        if written is None:  # written out now, and kept (a frozen dataclass's field, set once)
+            assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
+            written = self.outer.product()
+            object.__setattr__(self, "written", written)
+        return written
 
     @property
     def delta_shape(self) -> tuple[int, ...]:
