@@ -88,21 +88,22 @@ class Change(FrozenPlainData):
     def delta(self) -> np.ndarray:
         written = self.written
         if written is None:  # written out now, and kept (a frozen dataclass's field, set once)
-            assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
-            written = self.outer.product()
+            written = self._factors().product()
             object.__setattr__(self, "written", written)
         return written
 
     @property
     def delta_shape(self) -> tuple[int, ...]:
         """delta's shape, without writing it out."""
-        if self.written is not None or self.outer is None:
-            return self.delta.shape
-        return (self.outer.columns.shape[0],) + self.box
+        written = self.written
+        if written is not None:
+            return written.shape
+        return (self._factors().columns.shape[0],) + self.box
 
     @property
     def count(self) -> int:
-        return int(self.delta_shape[0])
+        written = self.written
+        return int(written.shape[0] if written is not None else self._factors().columns.shape[0])
 
     @property
     def box(self) -> tuple[int, ...]:
@@ -111,15 +112,22 @@ class Change(FrozenPlainData):
     def floats(self) -> int:
         """The floats this change holds: delta's, or while only its rank-1 factors are kept, theirs (a rule that
         writes delta out holds a result of its size, which it counts)."""
-        if self.written is None and self.outer is not None:
-            return int(self.outer.columns.size + self.outer.picks.size)
-        return int(self.delta.size)
+        written = self.written
+        if written is not None:
+            return int(written.size)
+        outer = self._factors()
+        return int(outer.columns.size + outer.picks.size)
 
     def is_zero(self) -> bool:
         """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
-        if self.written is None and self.outer is not None:
-            return not self.outer.any_nonzero()
-        return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
+        delta = self.written
+        if delta is None:
+            return not self._factors().any_nonzero()
+        return not (delta.size and (delta.flat[0] != 0 or np.any(delta)))
+
+    def _factors(self) -> Outer:
+        assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
+        return self.outer
 
     def copies(self, start: int, stop: int) -> Change:
         """Copies start..stop-1 of this change, on the same box."""
@@ -568,8 +576,9 @@ def matmul_change(changes, out, a, b) -> Change | None:
     if change_a is not None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
-        if inner is not None and np.ndim(a) == 2 and np.ndim(b) == 2:
-            outer, product = Outer(delta[:, :, 0], B, inner), None  # dA[:, j] (outer) B[j, :], as factors
+        if inner is not None and np.ndim(a) == 2 and np.ndim(b) == 2 and delta.size * B.shape[1] >= SERIES_MIN_ENTRIES:
+            # dA[:, j] (outer) B[j, :], as factors (a block smaller than the rank-1 rule takes is written out at once)
+            outer, product = Outer(delta[:, :, 0], B, inner), None
         elif inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
             product = _outer(delta[:, :, 0], B[inner])
         else:                   # (K, n', k) @ (k, m) as one GEMM
