@@ -40,9 +40,8 @@ class Outer(FrozenPlainData):
     picks: np.ndarray    # (K,) row indices into matrix
 
     def product(self) -> np.ndarray:
-        """The changes written out, (K, n, m): each entry one product (einsum: twice numpy's broadcast multiply
-        on short rows)."""
-        return np.einsum("kn,km->knm", self.columns, self.matrix[self.picks])
+        """The changes written out, (K, n, m): each entry one product."""
+        return _outer(self.columns, self.matrix[self.picks])
 
     def any_nonzero(self) -> bool:
         """Whether some copy's product has a nonzero entry (the first copy answers most calls)."""
