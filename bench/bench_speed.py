@@ -257,7 +257,8 @@ import gradcheck.cli as cli
 mark("import gradcheck.cli")
 import gradcheck.pipeline as pipeline
 mark("import the check (gradcheck.pipeline)")
-import yaml
+from gradcheck.yamlsource import pyyaml
+pyyaml()  # as gradcheck.entry imports it
 gc.freeze(); gc.enable()
 mark("import yaml")
 load, run_loaded, render = pipeline.load, pipeline.run_loaded, cli._render

@@ -33,9 +33,10 @@ def main(**options) -> None:
         from .cli import main as command
 
         if _will_check(sys.argv[1:]):
-            import yaml  # noqa: F401  (read by the first spec)
-
             from . import pipeline  # noqa: F401
+            from .yamlsource import pyyaml
+
+            pyyaml()  # read by the first spec
     finally:
         gc.freeze()
         if collecting:

@@ -1,14 +1,19 @@
 """Results as plain data: what the check found, with nothing about how it is shown."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import Location
 from .plaindata import FrozenPlainData, PlainData
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same, each __init__ compiled when first called: a run makes few of these classes (22 M instructions)
+    from .plaindata import dataclass
 
 
 class Status(str, Enum):

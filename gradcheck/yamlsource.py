@@ -152,6 +152,45 @@ CORE_SCHEMA_RESOLVERS = [
     ("tag:yaml.org,2002:merge", r"^(?:<<)$", ["<"]),
 ]
 
+# The characters a YAML stream may not hold (YAML 1.1's non-printable characters, which yaml.reader.Reader
+# refuses), written as the set itself.  PyYAML writes the complement (PYYAML_NON_PRINTABLE, a class attribute of its
+# reader compiled when yaml is imported), and Python's regular-expression compiler builds that class by marking, one
+# at a time in Python, each of the 63,000 printable characters below U+FFFF: 58 M instructions, a sixth of
+# gradcheck's share of a one-spec run, against 4 M for this spelling.  Both match the same characters (every code
+# point is compared in tests/test_startup.py).
+NON_PRINTABLE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+PYYAML_NON_PRINTABLE = "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"  # yaml/reader.py's
+
+
+@functools.cache
+def non_printable() -> re.Pattern[str]:
+    return re.compile(NON_PRINTABLE)
+
+
+@functools.cache
+def pyyaml():
+    """The yaml module, imported so that its reader's NON_PRINTABLE is compiled from the cheap spelling: during the
+    import, Python's cache of compiled expressions (re._cache, keyed by type, text and flags in Python 3.10-3.13)
+    holds that pattern under PyYAML's text, so PyYAML's re.compile finds it there; the entry is taken out again
+    afterwards.  Where the cache is not such a dict, or PyYAML spells its pattern otherwise, PyYAML compiles its own
+    as it always does: the import is the same either way, only slower."""
+    if "yaml" in sys.modules:
+        return sys.modules["yaml"]
+    caches = [cache for cache in (getattr(re, "_cache", None), getattr(re, "_cache2", None))
+              if isinstance(cache, dict)]
+    key = (str, PYYAML_NON_PRINTABLE, 0)
+    seed = non_printable()
+    if caches:
+        caches[0][key] = seed
+    try:
+        import yaml
+    finally:
+        for cache in caches:
+            if cache.get(key) is seed:
+                del cache[key]
+    return yaml
+
+
 class _Readers(NamedTuple):
     """The two loaders: PyYAML's pure-Python one, and the one that lets libyaml scan and parse."""
 
@@ -164,6 +203,7 @@ def _readers() -> _Readers:
     """The loader classes, built when the first spec is read: importing PyYAML compiles its reader's and resolver's
     regular expressions (about 90 M instructions, a sixth of gradcheck's share of a one-spec run), which
     `gradcheck --help`, `ops` and `schema` never need."""
+    pyyaml()
     import yaml
     from yaml.composer import Composer
 
@@ -336,9 +376,10 @@ def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> SpecErro
 
 def load_yaml(text: str, path: str):
     """Parse one YAML document into LocatedMap / LocatedList / scalars, or raise SpecError."""
+    pyyaml()
     import yaml
 
-    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    bad = non_printable().search(text)
     if bad:
         character = bad.group()
         return_location = _text_location(text, bad.start(), path)

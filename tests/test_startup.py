@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gradcheck import discovery, errors, expr, isolation, pipeline, report, results, sizing, spec
+from gradcheck import discovery, errors, expr, isolation, pipeline, plaindata, report, results, sizing, spec, yamlsource
 from gradcheck.entry import _will_check
 from gradcheck.judge import diagnosis, options
 from gradcheck.ops import BUILTIN_OPS, Primitive, builtin, changes, custom_op_info
@@ -29,11 +31,20 @@ try:
     main()
 except SystemExit as stop:
     code = stop.code
-sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted(sys.modules)}) + "\\n")
+yaml = sys.modules.get("yaml")
+spelling = yaml.reader.Reader.NON_PRINTABLE.pattern if yaml else None  # PyYAML's reader's pattern, as compiled
+results = sys.modules.get("gradcheck.results")
+compiled = sorted(name for name, value in vars(results).items() if isinstance(value, type)
+                  and "__init__" in vars(value) and not value.__init__.__code__.co_filename.endswith("plaindata.py")
+                  and value.__module__ == results.__name__) if results else []
+sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted(sys.modules),
+                                                "non_printable": spelling, "compiled_inits": compiled}) + "\\n")
 """
 
 
-def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+def run_loaded(*arguments: str, extra_env: dict[str, str] | None = None) -> dict:
+    """The exit code, the modules, PyYAML's compiled NON_PRINTABLE spelling and the classes of gradcheck.results
+    whose __init__ was compiled, of a gradcheck command."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in ("TERM", "FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
         env.pop(name, None)
@@ -42,7 +53,11 @@ def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) 
                           stdin=subprocess.DEVNULL, env=env, timeout=120)  # stdout and stderr are pipes: no terminal
     marker = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
     assert marker, done.stdout + done.stderr
-    loaded = json.loads(marker[-1].removeprefix("MODULES "))
+    return json.loads(marker[-1].removeprefix("MODULES "))
+
+
+def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    loaded = run_loaded(*arguments, extra_env=extra_env)
     return loaded["exit"], set(loaded["modules"])
 
 
@@ -239,6 +254,54 @@ def test_a_plain_data_class_compares_prints_and_hashes_as_the_dataclass_it_was(c
     assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
 
 
+def test_a_passing_run_compiles_the_init_of_only_the_results_it_makes():
+    loaded = run_loaded("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert loaded["exit"] == 0
+    assert {"NodeResult", "SpecResult", "RunResult"} <= set(loaded["compiled_inits"])
+    assert not {"JvpResult", "ElementOutcome", "Suspect", "Diagnosis", "ErrorInfo"} & set(loaded["compiled_inits"])
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_class_whose_init_is_compiled_on_first_use_is_made_as_the_stock_dataclass_makes_it(frozen):
+    def declare(decorator):
+        @decorator(frozen=frozen, eq=False, repr=False)
+        class Made(FrozenPlainData if frozen else PlainData):
+            """A docstring."""
+
+            first: int
+            second: str = "two"
+            items: list = dataclasses.field(default_factory=list)
+            named: float = dataclasses.field(default=0.5, kw_only=True)
+            total: float = dataclasses.field(init=False, default=0.0)
+
+            def __post_init__(self):
+                object.__setattr__(self, "total", self.first + self.named)
+
+        return Made
+
+    lazy, stock = declare(plaindata.dataclass), declare(dataclasses.dataclass)
+    assert lazy.__init__.__code__.co_filename == plaindata.__file__  # nothing compiled yet
+    made = lazy(1, named=2.0)
+    assert lazy.__init__.__code__.co_filename != plaindata.__file__  # compiled, in the stand-in's place
+    assert lazy.__init__.__qualname__ == stock.__init__.__qualname__
+    assert inspect.signature(lazy) == inspect.signature(stock)
+    asked = declare(plaindata.dataclass)
+    assert inspect.signature(asked) == inspect.signature(stock)  # asking compiles it: help() shows the fields
+    assert asked.__init__.__code__.co_filename != plaindata.__file__
+    for built in (made, lazy(1, named=2.0), lazy(first=1, second="two", items=[], named=2.0)):
+        assert vars(built) == vars(stock(1, named=2.0)) == {"first": 1, "second": "two", "items": [], "named": 2.0,
+                                                            "total": 3.0}
+    assert lazy(1).items is not lazy(1).items  # a fresh list each
+    with pytest.raises(TypeError):
+        lazy(1, "two", [], 2.0)  # named is keyword-only
+    with pytest.raises(TypeError):
+        lazy()
+    assert dataclasses.replace(made, first=5).total == 7.0
+    if frozen:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.first = 2
+
+
 def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once():
     @dataclasses.dataclass(frozen=True, eq=False, repr=False)
     class Shared(FrozenPlainData):
@@ -268,3 +331,60 @@ def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once
     loop.children.append(loop)
     assert repr(loop) == "test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once.<locals>." \
                          "Node(children=[...])"
+
+
+# ---------------------------------------------------------------------------------------------- PyYAML's import
+def yaml_1_1_printable(code: int) -> bool:
+    """YAML 1.1's production [1] c-printable, as the specification writes it."""
+    return (code in (0x9, 0xA, 0xD, 0x85) or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF
+            or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF)
+
+
+def test_the_non_printable_characters_are_yaml_s_and_pyyaml_s_every_code_point_compared():
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    found = [match.start() for match in yamlsource.non_printable().finditer(every)]
+    assert found == [code for code in range(sys.maxunicode + 1) if not yaml_1_1_printable(code)]
+    re.purge()  # PyYAML's spelling compiled by Python, not found in its cache
+    pyyaml_spelling = re.compile(yamlsource.PYYAML_NON_PRINTABLE)
+    assert pyyaml_spelling.pattern == yamlsource.PYYAML_NON_PRINTABLE
+    assert [match.start() for match in pyyaml_spelling.finditer(every)] == found
+
+
+def python_says(code: str) -> list:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_installed_pyyaml_spells_its_non_printable_pattern_as_gradcheck_expects():
+    # where it does not, the import still works, only as slowly as before (the next test): update the spelling
+    assert python_says("import json, yaml; print(json.dumps([yaml.reader.Reader.NON_PRINTABLE.pattern]))") == \
+        [yamlsource.PYYAML_NON_PRINTABLE]
+
+
+def test_a_run_imports_pyyaml_with_the_cheap_spelling_and_leaves_python_s_cache_as_it_was():
+    loaded = run_loaded("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
+    assert loaded["exit"] == 0 and loaded["non_printable"] == yamlsource.NON_PRINTABLE
+    assert python_says("import json, re\n"
+                       "from gradcheck.yamlsource import PYYAML_NON_PRINTABLE, pyyaml\n"
+                       "pyyaml()\n"
+                       "print(json.dumps([re.compile(PYYAML_NON_PRINTABLE).pattern == PYYAML_NON_PRINTABLE]))") == [True]
+
+
+def test_a_pyyaml_that_spells_its_pattern_otherwise_compiles_its_own_and_control_characters_are_still_refused():
+    said = python_says("import json, re\n"
+                       "from gradcheck import yamlsource\n"
+                       "from gradcheck.errors import SpecError\n"
+                       "yamlsource.PYYAML_NON_PRINTABLE = '[^ -~]'  # not what yaml/reader.py compiles\n"
+                       "yaml = yamlsource.pyyaml()\n"
+                       "try:\n"
+                       "    yamlsource.load_yaml('a: 1\\nb: \"x\\x07\"\\n', 'bell.yaml')\n"
+                       "except SpecError as error:\n"
+                       "    refused = [str(error), error.location.line, error.location.column]\n"
+                       "seeds = [key for key in re._cache if key[1] == '[^ -~]']\n"
+                       "print(json.dumps([yaml.reader.Reader.NON_PRINTABLE.pattern, seeds, refused]))")
+    pattern, seeds, (message, line, column) = said
+    assert pattern == "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    assert seeds == []
+    assert "control character U+0007" in message and (line, column) == (2, 6)
