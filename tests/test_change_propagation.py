@@ -431,3 +431,87 @@ def test_a_one_element_max_pool_change_is_the_one_window_holding_it():
     recomputed = [pool.forward(x + offset * np.eye(x.size)[e].reshape(x.shape), kernel=2) - out
                   for e, offset in zip(elements, offsets, strict=True)]
     np.testing.assert_array_equal(found.full(), np.array(recomputed))
+
+
+def decimal_cross_entropy(logits, classes):
+    """mean over rows of log Σ_c e^{z_rc} - z_r[class], in 50-digit decimal arithmetic."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    total = Decimal(0)
+    for row, label in zip(logits, classes, strict=True):
+        total += sum(v.exp() for v in row).ln() - row[label]
+    return total / len(logits)
+
+
+@pytest.mark.parametrize("reach", [1e-6, 2e-2, 0.5], ids=["three terms", "seven terms", "entry by entry"])
+@pytest.mark.parametrize("bias_op", ["add", "sub"])
+@pytest.mark.parametrize("one_row", [False, True], ids=["column", "one element"])
+def test_cross_entropy_after_a_matmul_sums_rank_one_changes_as_a_series(bias_op, reach, one_row, monkeypatch):
+    """h @ W under a change u of h's column j changes by u W[j, :] (rank 1); + b or b - (·) keeps those factors,
+    and cross_entropy sums e^x - 1's series over them, truncated below eps/4 of its rounding scale (or, where
+    |u w| is too large for SERIES_TERMS terms, entry by entry): each copy against the loss in 50 digits, to a
+    few ulps of Σ_r |u_r| (Σ_c p_rc |w_c| + |w_class|), the scale float64's rounding of the change is relative to."""
+    from decimal import Decimal
+
+    from gradcheck.ops import changes
+
+    monkeypatch.setattr(changes, "SERIES_MIN_ENTRIES", 0)  # the series however few the entries (cheaper from 2048)
+    rng = np.random.default_rng(3)
+    h, weights, bias = rng.standard_normal((6, 5)), rng.uniform(-1, 1, (5, 4)), rng.standard_normal(4)
+    weights[:, 0] = 1.0  # max |w_c| = 1: u's reach is max |u|
+    classes = rng.integers(0, 4, 6)
+    count = 5
+    picks = rng.integers(0, 5, count)
+    offsets = reach * rng.uniform(-1, 1, (count, 6))
+    offsets[:, 0] = reach
+    if one_row:  # h[rows[k], picks[k]] alone changes: the logits' change is pinned to that row
+        rows = rng.integers(0, 6, count)
+        offsets = np.zeros((count, 6))
+        offsets[np.arange(count), rows] = reach
+        change = Change.make(h.shape, {0: rows, 1: picks}, offsets[np.arange(count), rows][:, None, None])
+    else:
+        change = Change.make(h.shape, {1: picks}, offsets[:, :, None])
+    matmul, bias_info, loss = BUILTIN_OPS["matmul"], BUILTIN_OPS[bias_op], BUILTIN_OPS["cross_entropy"]
+    product = h @ weights
+    product_change = matmul.propagate([change, None], product, h, weights)
+    arguments = (product, bias) if bias_op == "add" else (bias, product)
+    logits = bias_info.impl.forward(*arguments)
+    logits_change = bias_info.propagate([product_change, None] if bias_op == "add" else [None, product_change],
+                                        logits, *arguments)
+    assert logits_change.outer is not None  # the factors reach the loss
+    out = loss.impl.forward(logits, classes)
+    got = loss.propagate([logits_change, None], out, logits, classes).delta
+
+    sign = 1 if bias_op == "add" else -1
+    exact = [[Decimal(v) for v in row] for row in logits.tolist()]
+    before = decimal_cross_entropy(exact, classes.tolist())
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    for k in range(count):
+        row_of_w = weights[picks[k]]
+        moved = [[z + sign * Decimal(float(u)) * Decimal(float(w)) for z, w in zip(row, row_of_w.tolist(), strict=True)]
+                 for row, u in zip(exact, offsets[k].tolist(), strict=True)]
+        expected = float(decimal_cross_entropy(moved, classes.tolist()) - before)
+        scale = np.sum(np.abs(offsets[k]) * (probabilities @ np.abs(row_of_w) + np.abs(row_of_w[classes]))) / 6
+        assert abs(got[k] - expected) <= 8 * np.finfo(float).eps * scale, (k, got[k], expected)
+
+
+def test_a_column_change_through_matmul_is_kept_as_factors_and_written_out_on_demand(monkeypatch):
+    """A change of a's column j (rows free) reaches a @ b as the rank-1 u b[j, :]: held as factors, its delta
+    written out only when read, equal to (a + du) @ b - a @ b; exactly zero copies are seen as zero from the factors."""
+    from gradcheck.ops import changes
+
+    monkeypatch.setattr(changes, "SERIES_MIN_ENTRIES", 0)  # factors however small the block
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    b[2] = 0.0  # a change of column 2 reaches nothing
+    picks = np.array([0, 2, 1])
+    columns = rng.standard_normal((3, 5))
+    change = Change.make(a.shape, {1: picks}, columns[:, :, None])
+    got = BUILTIN_OPS["matmul"].propagate([change, None], a @ b, a, b)
+    assert got.outer is not None and got.written is None and got.floats() == 3 * 5 + 3  # the factors, not 3 * 5 * 4
+    expected = np.stack([(a + np.outer(columns[k], np.eye(3)[picks[k]])) @ b - a @ b for k in range(3)])
+    np.testing.assert_allclose(got.delta, expected, rtol=1e-13, atol=1e-14)
+    assert got.copies(1, 2).is_zero() and not got.copies(0, 1).is_zero() and not got.is_zero()
+    np.testing.assert_array_equal(got.copies(2, 3).delta, got.delta[2:3])

@@ -187,3 +187,36 @@ def test_a_kept_convolution_geometry_still_validates_every_new_shape_and_takes_l
     pool.forward(np.ones((1, 1, 4, 4)), kernel=3)
     with pytest.raises(OpArgumentError, match="larger than"):
         pool.forward(np.ones((1, 1, 2, 2)), kernel=3)        # a window larger than the input
+
+
+def searches_of(monkeypatch, path):
+    """check_spec in full mode, and the number of elements each step search (error_balanced call) took."""
+    from gradcheck import CheckOptions, check_spec
+
+    searches: list[int] = []
+    original = NodeDifferentiator.error_balanced
+
+    def counted(self, elements, *args, **kwargs):
+        searches.append(int(np.size(elements)))
+        return original(self, elements, *args, **kwargs)
+
+    monkeypatch.setattr(NodeDifferentiator, "error_balanced", counted)
+    return check_spec(path, options=CheckOptions(mode="full")), searches
+
+
+@pytest.mark.parametrize("activation,joined", [("tanh", True), ("relu", False)])
+def test_nodes_too_large_for_one_sweep_join_the_step_search_unless_a_decision_downstream_is_watched(
+        tmp_path, monkeypatch, activation, joined):
+    # W's first level (6 copies of 256 elements along ~1,400 floats downstream) exceeds one sweep's budget: with no
+    # branch downstream it still joins the other nodes' one search; behind relu it is searched on its own
+    path = tmp_path / "mlp.yaml"
+    path.write_text("seed: 1\ninputs:\n  X: {shape: [8, 16], init: normal, requires_grad: false}\n"
+                    "  W: {shape: [16, 16], init: normal, std: 0.25}\n  V: {shape: [16, 3], init: normal, std: 0.25}\n"
+                    f"nodes:\n  h: {activation}(X @ W)\n  out: sum(tanh(h @ V))\n")
+    result, searches = searches_of(monkeypatch, path)
+    assert result.status.value == "pass"
+    elements = {node.name: int(np.size(node.analytic)) for node in result.nodes if node.checked == "full"}
+    assert sum(searches) == sum(elements.values())
+    assert (len(searches) == 1) == joined
+    if not joined:
+        assert elements["W"] in searches

@@ -408,7 +408,9 @@ class Comparator:
     def plan_gradients(self, nodes: list[Node]) -> None:
         """The numeric gradients full() will judge, of the nodes whose first level of stencil copies fits one
         sweep, in one step search over all their elements (JointDifferentiator: each level a sweep downstream
-        for as many of them as fit one, where node by node each level costs a sweep per node); larger nodes
+        for as many of them as fit one, where node by node each level costs a sweep per node).  Larger nodes
+        join that search too (each level's copies of one still go down on their own, in batches: the search's
+        per-level arithmetic is shared, not its sweeps), unless a branch decision downstream is watched: those
         are taken on their own."""
         groups: dict[tuple[str, float], list[NodeDifferentiator]] = {}
         for node in nodes:
@@ -417,7 +419,7 @@ class Comparator:
                 continue
             # the first level's copies (at most 3 stencil points per element for central) along the downstream
             cost = 2 * len(STENCILS[differ.method]) * differ.x.size * self.evaluator.copy_floats(node.index)
-            if cost > self.evaluator.max_change_floats:
+            if cost > self.evaluator.max_change_floats and self.watch.watches(node.index):
                 continue
             groups.setdefault((differ.method, differ.base), []).append(differ)
         for differs in groups.values():

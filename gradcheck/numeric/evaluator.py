@@ -315,6 +315,9 @@ class Evaluator:
         self.evaluations += count
         result = np.empty(count, dtype=np.complex128 if complex_result else np.float64)
         per_batch = self._copies_per_batch.get(index) or max(1, self.max_change_floats // max(1, self.copy_floats(index)))
+        if min(count, per_batch) * self.copy_floats(index) > SMALL_BATCH_FLOATS:
+            # before the first batch: its temporaries beside the changes (a rule's tables) may well exceed them
+            keep_freed_heap()
         start = 0
         while start < count:
             batch = slice(start, min(count, start + per_batch))
@@ -368,7 +371,7 @@ class Evaluator:
         rule = node.op_info.propagate
         changed = rule(arg_changes, out, *args, **node.params) if rule is not None else None
         if not (isinstance(changed, Change) and changed.shape == out.shape
-                and changed.delta.shape == (count,) + changed.box):
+                and changed.delta_shape == (count,) + changed.box):
             return Evaluator.recomputed_change(node, arg_changes, args, out, count)
         if node.op_info.source != "builtin":
             # a custom rule is its author's claim: checked against forward recomputed the first time it is used here

@@ -18,6 +18,7 @@ that act along an axis (softmax) recompute only the changed slices.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -29,18 +30,43 @@ from .base import normalize_axes, real_part
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Outer(FrozenPlainData):
+    """Rank-1 changes of a matrix: copy k's is the outer product columns[k] matrix[picks[k]]ᵀ on the change's box
+    (X @ (W + s eᵢeⱼᵀ) changes by s X[:, i] eⱼᵀ; h @ W2 under a change u of h's column j, by u W2[j, :]; with
+    the row pinned, a change of one element h[r, j], by u W2[j, :] in row r alone)."""
+
+    columns: np.ndarray  # (K, n): n the box's rows (1 where the change's row axis is pinned)
+    matrix: np.ndarray   # (J, m): the rows the copies pick
+    picks: np.ndarray    # (K,) row indices into matrix
+
+    def product(self) -> np.ndarray:
+        """The changes written out, (K, n, m): each entry one product."""
+        return _outer(self.columns, self.matrix[self.picks])
+
+    def any_nonzero(self) -> bool:
+        """Whether some copy's product has a nonzero entry (the first copy answers most calls)."""
+        if self.columns.size and np.any(self.columns[0]) and np.any(self.matrix[self.picks[0]]):
+            return True
+        return bool(np.any(np.any(self.columns != 0, axis=1) & np.any(self.matrix != 0, axis=1)[self.picks]))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Change(FrozenPlainData):
-    """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis."""
+    """K changes of an array of shape ``shape``: ``delta`` has shape (K, *box), box[a] = 1 on a pinned axis.
+    Rank-1 changes of a matrix (its rows may be pinned) may instead be given as ``outer``, their factors: ``delta`` is then
+    written out the first time a rule reads it, and a rule that gains by the factors reads them instead
+    (softmax_cross_entropy_change), so that the K·n·m entries are never formed on a path that has no need of them."""
 
     shape: tuple[int, ...]
     pins: dict[int, np.ndarray]
-    delta: np.ndarray
+    written: np.ndarray | None  # the delta, or None until a rule reads it (``outer`` holds it until then)
+    outer: Outer | None = None
 
     @staticmethod
-    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray) -> Change:
+    def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray | None, outer: Outer | None = None) -> Change:
         """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
         shape = tuple(shape)
-        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta)
+        return Change(shape, {a: p for a, p in pins.items() if shape[a] > 1}, delta, outer)
 
     @staticmethod
     def of_elements(shape, flat_elements: np.ndarray, offsets: np.ndarray) -> Change:
@@ -58,23 +84,57 @@ class Change(FrozenPlainData):
         return Change.make(np.shape(delta)[1:], {}, delta)
 
     @property
+    def delta(self) -> np.ndarray:
+        written = self.written
+        if written is None:  # written out now, and kept (a frozen dataclass's field, set once)
+            written = self._factors().product()
+            object.__setattr__(self, "written", written)
+        return written
+
+    @property
+    def delta_shape(self) -> tuple[int, ...]:
+        """delta's shape, without writing it out."""
+        written = self.written
+        if written is not None:
+            return written.shape
+        return (self._factors().columns.shape[0],) + self.box
+
+    @property
     def count(self) -> int:
-        return int(self.delta.shape[0])
+        written = self.written
+        return int(written.shape[0] if written is not None else self._factors().columns.shape[0])
 
     @property
     def box(self) -> tuple[int, ...]:
         return tuple(1 if a in self.pins else n for a, n in enumerate(self.shape))
 
     def floats(self) -> int:
-        return int(self.delta.size)
+        """The floats this change holds: delta's, or while only its rank-1 factors are kept, theirs (a rule that
+        writes delta out holds a result of its size, which it counts)."""
+        written = self.written
+        if written is not None:
+            return int(written.size)
+        outer = self._factors()
+        return int(outer.columns.size + outer.picks.size)
 
     def is_zero(self) -> bool:
         """Whether no copy changes anything (the first entry answers most calls without a pass over delta)."""
-        return not (self.delta.size and (self.delta.flat[0] != 0 or np.any(self.delta)))
+        delta = self.written
+        if delta is None:
+            return not self._factors().any_nonzero()
+        return not (delta.size and (delta.flat[0] != 0 or np.any(delta)))
+
+    def _factors(self) -> Outer:
+        assert self.outer is not None, "a Change holds its delta or its rank-1 factors"
+        return self.outer
 
     def copies(self, start: int, stop: int) -> Change:
         """Copies start..stop-1 of this change, on the same box."""
-        return Change(self.shape, {a: p[start:stop] for a, p in self.pins.items()}, self.delta[start:stop])
+        pins = {a: p[start:stop] for a, p in self.pins.items()}
+        if self.written is None and self.outer is not None:
+            outer = self.outer
+            return Change(self.shape, pins, None, Outer(outer.columns[start:stop], outer.matrix, outer.picks[start:stop]))
+        return Change(self.shape, pins, self.delta[start:stop])
 
     def gather(self, base: np.ndarray, pins: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """base (an array of this change's shape) on the box of ``pins`` (default: this change's): see gather."""
@@ -241,6 +301,9 @@ def piecewise_linear_change(change: Change, x, below: float, above: float) -> Ch
 def linear_elementwise_change(coefficients, changes, out) -> Change | None:
     """sum_i c_i · change_i for an op linear in each argument (a + b, a - b): the differences add, exactly."""
     out = np.asarray(out)
+    passed = _passed_outer(coefficients, changes, out.shape)
+    if passed is not None:
+        return passed
     pins = broadcast_pins(changes, None, out.shape)
     total = None
     for coefficient, change in zip(coefficients, changes, strict=True):
@@ -255,6 +318,20 @@ def linear_elementwise_change(coefficients, changes, out) -> Change | None:
         return None
     box = (total.shape[0],) + tuple(1 if a in pins else n for a, n in enumerate(out.shape))
     return Change.make(out.shape, pins, np.broadcast_to(total, box))
+
+
+def _passed_outer(coefficients, changes, out_shape) -> Change | None:
+    """The one changed argument's change as rank-1 factors, where the result's change is that argument's, or
+    its negation, on the same shape (x + b with b unchanged): exactly its delta, so its factors still hold."""
+    changed = [(c, change) for c, change in zip(coefficients, changes, strict=True) if change is not None]
+    if len(changed) != 1:
+        return None
+    coefficient, change = changed[0]
+    outer = change.outer
+    if outer is None or change.shape != tuple(out_shape) or coefficient not in (1, -1):
+        return None
+    return Change(change.shape, change.pins, None,
+                  outer if coefficient == 1 else Outer(-outer.columns, outer.matrix, outer.picks))
 
 
 def mean_of_elementwise_change(losses, changes, inputs, params) -> Change:
@@ -287,20 +364,98 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     logits = np.asarray(logits)
     class_axis = logits.ndim - 1
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
-    delta, count = change.delta, change.count
-    probabilities = derived(_softmax_last_axis, logits)
-    mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
-    if classes is not None and class_axis not in change.pins:
-        per_row = complexmath.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
-    else:
-        totals = derived(_row_totals, targets, logits)
-        targets = np.broadcast_to(targets, logits.shape)
-        linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
-        per_row = gather(totals, rows, count) * complexmath.log1p(mixed) - linear
+    count, outer = change.count, change.outer
+    per_row = None
+    if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind == "f":
+        per_row = _rank_one_rows_change(outer, logits, classes, change.pins.get(0))
+    if per_row is None:
+        delta = change.delta
+        probabilities = derived(_softmax_last_axis, logits)
+        mixed = np.einsum("...c,...c->...", change.gather(probabilities), complexmath.expm1(delta))
+        if classes is not None and class_axis not in change.pins:
+            per_row = complexmath.log1p(mixed) - _at_classes(delta, gather(classes, rows, count))
+        else:
+            totals = derived(_row_totals, targets, logits)
+            targets = np.broadcast_to(targets, logits.shape)
+            linear = np.einsum("...c,...c->...", change.gather(targets), delta)  # views where nothing is pinned
+            per_row = gather(totals, rows, count) * complexmath.log1p(mixed) - linear
     total = per_row.reshape(count, -1).sum(axis=1)
     if not np.all(np.isfinite(total)):
         return None
     return Change.make((), {}, total / samples)
+
+
+MACHINE_EPS = float(np.finfo(np.float64).eps)
+SERIES_TERMS = 8  # terms of e^x - 1's series the rank-1 rule sums at most (else it takes expm1 entry by entry)
+SERIES_MIN_ENTRIES = 2048  # below this many (copy, row, class) entries the entry-by-entry sum costs less
+
+
+def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
+                          rows: np.ndarray | None) -> np.ndarray | None:
+    """softmax_cross_entropy_change's per-row change for one-hot targets under rank-1 changes d = u wᵀ of (rows,
+    classes) logits (u = columns[k], w = matrix[j], j = picks[k]), with no pass over the K·rows·classes entries:
+    Σ_c p_c expm1(u w_c) = Σ_n u^n/n! Σ_c p_c w_c^n, whose moments Σ_c p_rc matrix[j, c]^n / n! depend on the
+    unperturbed logits and the matrix alone (computed once: derived).  With |u w_c| <= T, the terms after the
+    N-th sum to at most |u| Σ_c p_c |w_c| T^N e^T / (N+1)! (from |x|^(n+1) <= |x| T^n), and N is taken where that
+    is below eps/4 of |u| Σ_c p_c |w_c|, the scale the rounding of the entry-by-entry sum is relative to.  None
+    where T needs more than SERIES_TERMS terms (the caller then sums entry by entry).  ``rows``: copy k's row,
+    where the change's row axis is pinned."""
+    columns = outer.columns
+    if columns.size * outer.matrix.shape[1] < SERIES_MIN_ENTRIES:
+        return None
+    tables = derived(_RankOneTables, logits, outer.matrix, classes)
+    reach = float(np.max(np.abs(columns), initial=0.0)) * float(np.max(tables.largest[outer.picks], initial=0.0))
+    terms = _series_terms(reach)
+    if terms is None:
+        return None
+    if rows is None:
+        picked = tables.table(terms)[outer.picks]  # (K, 1 + terms, rows): w at each row's class, then the moments
+    else:
+        picked = tables.table(terms)[outer.picks, :, rows][:, :, None]
+    accumulated = columns * picked[:, terms]
+    for n in range(terms - 1, 0, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
+        accumulated += picked[:, n]
+        accumulated *= columns
+    per_row = np.log1p(accumulated, out=accumulated)
+    per_row -= columns * picked[:, 0]
+    return per_row
+
+
+def _series_terms(reach: float) -> int | None:
+    """The fewest terms N <= SERIES_TERMS of e^x - 1's series with reach^N e^reach / (N+1)! <= eps / 4."""
+    if not np.isfinite(reach):
+        return None
+    growth, bound = math.exp(reach), reach  # bound = reach^N / (N+1)! for N = 1 after the first division
+    for terms in range(1, SERIES_TERMS + 1):
+        if bound * growth / (terms + 1) <= MACHINE_EPS / 4:
+            return terms
+        bound *= reach / (terms + 1)
+    return None
+
+
+class _RankOneTables:
+    """For softmax_cross_entropy_change's rank-1 rule, of unperturbed logits, a matrix and one-hot classes:
+    ``largest[j]`` = max_c |matrix[j, c]|, and table(N) the (j, 1 + N, r) table of matrix[j, classes[r]] and the
+    moments Σ_c p_rc matrix[j, c]^n / n!, n = 1..N (one copy's rows in one contiguous block), p = softmax(logits),
+    each built the first time a batch needs that many terms (copies of what it reads: derived keeps no array)."""
+
+    def __init__(self, logits: np.ndarray, matrix: np.ndarray, classes: np.ndarray):
+        self.probabilities = derived(_softmax_last_axis, logits).copy()
+        self.matrix = np.array(matrix, dtype=np.float64)
+        self.at_class = self.matrix[:, classes]
+        self.largest = np.max(np.abs(self.matrix), axis=1, initial=0.0)
+        self.moments: list[np.ndarray] = []  # moments[n - 1]: (j, r)
+        self.tables: dict[int, np.ndarray] = {}
+
+    def table(self, terms: int) -> np.ndarray:
+        if terms not in self.tables:
+            power = self.matrix ** len(self.moments)
+            while len(self.moments) < terms:
+                power = power * self.matrix
+                n = len(self.moments) + 1
+                self.moments.append((power @ self.probabilities.T) / math.factorial(n))
+            self.tables[terms] = np.ascontiguousarray(np.stack([self.at_class, *self.moments[:terms]], axis=1))
+        return self.tables[terms]
 
 
 def _softmax_last_axis(logits: np.ndarray) -> np.ndarray:
@@ -416,10 +571,14 @@ def matmul_change(changes, out, a, b) -> Change | None:
     B = np.asarray(b)[:, None] if np.ndim(b) == 1 else np.asarray(b)
     change_a = _promoted(change_a, 0) if np.ndim(a) == 1 else change_a
     change_b = _promoted(change_b, 1) if np.ndim(b) == 1 else change_b
+    outer = None
     if change_a is not None:
         rows, inner = change_a.pins.get(0), change_a.pins.get(1)
         count, delta = change_a.count, change_a.delta
-        if inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
+        if inner is not None and np.ndim(a) == 2 and np.ndim(b) == 2 and delta.size * B.shape[1] >= SERIES_MIN_ENTRIES:
+            # dA[:, j] (outer) B[j, :], as factors (a block smaller than the rank-1 rule takes is written out at once)
+            outer, product = Outer(delta[:, :, 0], B, inner), None
+        elif inner is not None:   # dA has one column j per copy: dA[:, j] (outer) B[j, :]
             product = _outer(delta[:, :, 0], B[inner])
         else:                   # (K, n', k) @ (k, m) as one GEMM
             product = (delta.reshape(-1, B.shape[0]) @ B).reshape(count, delta.shape[1], B.shape[1])
@@ -436,7 +595,7 @@ def matmul_change(changes, out, a, b) -> Change | None:
     else:                       # neither argument changed: nothing to update incrementally
         return None
     shape = (A.shape[0], B.shape[1])
-    result = Change.make(shape, pins, product)
+    result = Change.make(shape, pins, product, outer)
     if np.ndim(b) == 1:
         result = Change.make(shape[:1], {a: p for a, p in result.pins.items() if a == 0}, result.delta[:, :, 0])
     if np.ndim(a) == 1:
