@@ -515,3 +515,36 @@ def test_a_column_change_through_matmul_is_kept_as_factors_and_written_out_on_de
     np.testing.assert_allclose(got.delta, expected, rtol=1e-13, atol=1e-14)
     assert got.copies(1, 2).is_zero() and not got.copies(0, 1).is_zero() and not got.is_zero()
     np.testing.assert_array_equal(got.copies(2, 3).delta, got.delta[2:3])
+
+
+def test_the_rank_one_cross_entropy_series_carries_a_complex_step(monkeypatch):
+    """complex-step's change of h's column j is u = i t v: through h @ W and + b it reaches cross_entropy as the
+    factors (u, W[j, :]), whose series is the same polynomial in a complex u; Im(change) / t is then the directional
+    derivative, Σ_r v_r Σ_c (p_rc - [c = class_r]) W[j, c] / rows (d CE / d z = (p - onehot) / rows), to rounding."""
+    from gradcheck.ops import changes, complexmath
+
+    def no_entry_by_entry(z):
+        raise AssertionError("the rank-1 series was not taken")
+
+    monkeypatch.setattr(changes, "SERIES_MIN_ENTRIES", 0)  # the factors and the series however few the entries
+    rng = np.random.default_rng(5)
+    h, weights, bias = rng.standard_normal((8, 6)), rng.uniform(-1, 1, (6, 5)), rng.standard_normal(5)
+    classes = rng.integers(0, 5, 8)
+    picks, t = np.array([0, 3, 5, 3]), 1e-20
+    directions = rng.standard_normal((picks.size, 8))
+    change = Change.make(h.shape, {1: picks}, (1j * t * directions)[:, :, None])
+    matmul, add, loss = BUILTIN_OPS["matmul"], BUILTIN_OPS["add"], BUILTIN_OPS["cross_entropy"]
+    product = h @ weights
+    logits = product + bias
+    logits_change = add.propagate([matmul.propagate([change, None], product, h, weights), None], logits, product, bias)
+    assert logits_change.outer is not None and logits_change.outer.columns.dtype.kind == "c"
+    out = loss.impl.forward(logits, classes)
+    monkeypatch.setattr(complexmath, "expm1", no_entry_by_entry)
+    got = loss.propagate([logits_change, None], out, logits, classes).delta
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    probabilities[np.arange(8), classes] -= 1.0
+    for k, j in enumerate(picks):
+        expected = float(directions[k] @ (probabilities @ weights[j])) / 8
+        scale = float(np.abs(directions[k]) @ (np.abs(probabilities) @ np.abs(weights[j]))) / 8
+        assert abs(got[k].imag / t - expected) <= 8 * np.finfo(float).eps * scale, (k, got[k].imag / t, expected)

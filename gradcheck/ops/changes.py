@@ -366,7 +366,7 @@ def softmax_cross_entropy_change(change: Change, logits, targets, samples: int, 
     rows = {a: p for a, p in change.pins.items() if a != class_axis}
     count, outer = change.count, change.outer
     per_row = None
-    if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind == "f":
+    if outer is not None and classes is not None and logits.ndim == 2 and outer.columns.dtype.kind in "fc":
         per_row = _rank_one_rows_change(outer, logits, classes, change.pins.get(0))
     if per_row is None:
         delta = change.delta
@@ -399,7 +399,8 @@ def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
     N-th sum to at most |u| Σ_c p_c |w_c| T^N e^T / (N+1)! (from |x|^(n+1) <= |x| T^n), and N is taken where that
     is below eps/4 of |u| Σ_c p_c |w_c|, the scale the rounding of the entry-by-entry sum is relative to.  None
     where T needs more than SERIES_TERMS terms (the caller then sums entry by entry).  ``rows``: copy k's row,
-    where the change's row axis is pinned."""
+    where the change's row axis is pinned.  For complex u (the complex-step pass's i h X[:, i]) the series is the
+    same polynomial in u, the bound the same in |u| (|u^n| = |u|^n), and its log1p complexmath's."""
     columns = outer.columns
     if columns.size * outer.matrix.shape[1] < SERIES_MIN_ENTRIES:
         return None
@@ -416,7 +417,7 @@ def _rank_one_rows_change(outer: Outer, logits: np.ndarray, classes: np.ndarray,
     for n in range(terms - 1, 0, -1):  # Horner: u (m_1 + u (m_2 + ... + u m_N))
         accumulated += picked[:, n]
         accumulated *= columns
-    per_row = np.log1p(accumulated, out=accumulated)
+    per_row = complexmath.log1p(accumulated) if accumulated.dtype.kind == "c" else np.log1p(accumulated, out=accumulated)
     per_row -= columns * picked[:, 0]
     return per_row
 
