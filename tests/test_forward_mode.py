@@ -302,11 +302,11 @@ def test_a_wrong_jvp_of_an_affine_built_in_op_is_still_checked_on_its_own(tmp_pa
 
 
 def test_a_jvp_moving_one_argument_gets_none_for_a_builtin_ops_others_and_zeros_for_a_custom_ops():
-    from gradcheck.judge.local import other_tangents_none
+    from gradcheck.judge.local import tangents_moving_one
 
     x, w, labels, tangent = np.ones((2, 3)), np.ones(3), np.array([1, 0]), np.full((2, 3), 0.5)
-    builtin = other_tangents_none([x, w, labels], 0, tangent, builtin=True)
+    builtin = tangents_moving_one([x, w, labels], 0, tangent, builtin=True)
     assert builtin[0] is tangent and builtin[1] is None and builtin[2] is None
-    custom = other_tangents_none([x, w, labels], 0, tangent, builtin=False)
+    custom = tangents_moving_one([x, w, labels], 0, tangent, builtin=False)
     assert custom[0] is tangent and custom[2] is None  # integer data has no tangent
     assert custom[1].shape == w.shape and not custom[1].any()  # a custom rule may expect an array: zeros

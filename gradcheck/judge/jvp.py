@@ -22,7 +22,7 @@ from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
 from .diagnosis import LocalEstimate, rule_source
 from .diagnosis import classify as diagnose
-from .local import SharedTangent, other_tangents_none, output_at, outputs_along
+from .local import SharedTangent, output_at, outputs_along, tangents_moving_one
 from .verdict import classify, outcome
 
 STEP = 1e-3  # relative to each element's scale; Richardson removes the h² term
@@ -98,7 +98,7 @@ class JvpCheck:
         """The rule's J·t in the pass's precision, or what went wrong with the rule."""
         node = self.node
         tangent = self.direction.astype(np.asarray(self.analytic_args[self.position]).dtype)
-        tangents = other_tangents_none(self.analytic_args, self.position, tangent, node.op_info.source == "builtin")
+        tangents = tangents_moving_one(self.analytic_args, self.position, tangent, node.op_info.source == "builtin")
         try:
             with np.errstate(all="ignore"):
                 value = node.op_info.impl.jvp(tangents, self.analytic_out, *self.analytic_args, **node.params)

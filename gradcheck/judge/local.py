@@ -568,7 +568,7 @@ class OpCheck:
         if not self.node.op_info.has_jvp:
             return ""
         builtin = self.node.op_info.source == "builtin"  # a built-in rule leaves its arguments as they are
-        tangents = other_tangents_none(self.args, position, direction, builtin)
+        tangents = tangents_moving_one(self.args, position, direction, builtin)
         try:
             copies = self.args if builtin else [np.array(a, copy=True) for a in self.args]
             out = self.out if builtin else self.out.copy()
@@ -593,7 +593,7 @@ class OpCheck:
         return ""
 
 
-def other_tangents_none(args: list, position: int, tangent: np.ndarray, builtin: bool) -> tuple:
+def tangents_moving_one(args: list, position: int, tangent: np.ndarray, builtin: bool) -> tuple:
     """A jvp's tangents moving argument ``position`` alone: None for the other arguments of a built-in op, whose rules
     all take None for "no tangent" (a zero tangent would only add zero terms, such as the convolution of a zero
     kernel), zeros for a custom op's other differentiable arguments (its rule may expect an array), None for data."""

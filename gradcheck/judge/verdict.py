@@ -35,7 +35,7 @@ def agrees(analytic, reference, tol: Tolerance, error_bound=0.0):
 def resolved(reference, tol: Tolerance, error_bound):
     """The reference's error bound is within the tolerance: its verdict can be trusted either way."""
     with np.errstate(invalid="ignore"):
-        return np.asarray(error_bound) <= tol.atol + tol.rtol * np.abs(reference)
+        return np.asarray(error_bound) <= allowed_error(reference, tol)
 
 
 def at_kink(analytic, slopes: Slopes, tol: Tolerance):
@@ -59,9 +59,8 @@ class Verdicts(NamedTuple):
 def classify(analytic, reference, tol: Tolerance, error_bound=0.0, slopes: Slopes | None = None) -> Verdicts:
     """The verdict on every element; without slopes no element is a kink."""
     with np.errstate(invalid="ignore"):
-        # agrees() and resolved() share the tolerance's part atol + rtol |n|
-        allowed = np.abs(reference) * tol.rtol
-        allowed += tol.atol
+        # agrees() and resolved() in one, sharing the tolerance's part atol + rtol |n|
+        allowed = allowed_error(reference, tol)
         ok = np.abs(analytic - reference) <= allowed + error_bound
         unresolved = ok & (np.asarray(error_bound) > allowed)
     if slopes is None:

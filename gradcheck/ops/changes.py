@@ -131,8 +131,8 @@ class Change(FrozenPlainData):
     def copies(self, start: int, stop: int) -> Change:
         """Copies start..stop-1 of this change, on the same box."""
         pins = {a: p[start:stop] for a, p in self.pins.items()}
-        if self.written is None and self.outer is not None:
-            outer = self.outer
+        if self.written is None:
+            outer = self._factors()
             return Change(self.shape, pins, None, Outer(outer.columns[start:stop], outer.matrix, outer.picks[start:stop]))
         return Change(self.shape, pins, self.delta[start:stop])
 
