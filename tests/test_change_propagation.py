@@ -118,6 +118,16 @@ def test_gather_reads_each_copys_pinned_indices():
     np.testing.assert_array_equal(gather(base, pins, 2)[:, 0, :, 0], [base[1, :, 3], base[0, :, 1]])
 
 
+def test_a_change_is_built_with_its_delta_by_position_or_by_keyword():
+    # a custom propagate rule returns Change(shape, pins, delta): both spellings must hold the same delta
+    delta = np.arange(6.0).reshape(2, 1, 3)
+    pins = {0: np.array([1, 0])}
+    for change in (Change((2, 3), pins, delta), Change((2, 3), pins, delta=delta),
+                   Change(shape=(2, 3), pins=pins, delta=delta)):
+        assert change.delta is delta and change.count == 2 and change.box == (1, 3)
+        assert np.array_equal(change.full(), [[[0, 0, 0], [0, 1, 2]], [[3, 4, 5], [0, 0, 0]]])
+
+
 def test_a_custom_op_without_a_rule_is_recomputed():
     from gradcheck.ops.registry import custom_op_info
 

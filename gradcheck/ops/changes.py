@@ -62,6 +62,15 @@ class Change(FrozenPlainData):
     written: np.ndarray | None  # the delta, or None until a rule reads it (``outer`` holds it until then)
     outer: Outer | None = None
 
+    def __init__(self, shape: tuple[int, ...], pins: dict[int, np.ndarray], delta: np.ndarray | None,
+                 outer: Outer | None = None) -> None:
+        # written by hand (dataclass keeps a class's own __init__) so that a custom propagate rule's
+        # Change(shape, pins, delta=...) still reads as the docs and the field's old name have it
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "pins", pins)
+        object.__setattr__(self, "written", delta)
+        object.__setattr__(self, "outer", outer)
+
     @staticmethod
     def make(shape, pins: dict[int, np.ndarray], delta: np.ndarray | None, outer: Outer | None = None) -> Change:
         """A change in canonical form: no pin on an axis of length 1 (there the box is the whole axis)."""
