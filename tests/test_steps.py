@@ -302,3 +302,26 @@ def test_one_element_complex_steps_take_their_nodes_scale_into_their_bound():
     batched = differ.gradient()
     assert np.all(np.abs(batched.values.reshape(-1).astype(extended) - exact.reshape(-1)) <= batched.error_bound)
     assert np.all(batched.error_bound <= 4e-15 * np.max(np.abs(batched.values)))   # still complex-step's accuracy
+
+
+def test_a_first_level_that_shows_only_round_off_near_the_floor_ends_the_search(monkeypatch):
+    # 0.1 exp(x) at |x| < 1: the first step's truncation estimate (h^2 f''' / 6 ~ 1e-12) is below the round-off it
+    # carries, and that level's error is within 3x of what central differences reach (eps^(2/3)): a longer step
+    # could only trade that round-off for a truncation hidden in the noise, so no further level is taken
+    from gradcheck.numeric.differentiator import NodeDifferentiator
+
+    levels = []
+    level = NodeDifferentiator.quotient_and_truncation
+
+    def counted(self, elements, method, steps):
+        levels.append(elements.size)
+        return level(self, elements, method, steps)
+
+    monkeypatch.setattr(NodeDifferentiator, "quotient_and_truncation", counted)
+    spec = {"inputs": {"x": [0.3, -0.2, 0.5, 0.7]}, "nodes": {"y": "sum(exp(x)) * 0.1"}}
+    result, numeric, bound = numeric_of(spec)
+    exact = 0.1 * np.exp(np.array(spec["inputs"]["x"]))
+    assert result.status == "pass"
+    assert len(levels) == 1
+    assert np.max(np.abs(numeric - exact)) <= FLOORS["central"]
+    assert_bounded(numeric, bound, exact)

@@ -305,6 +305,11 @@ class NodeDifferentiator:
                 # eps^(p / (p + 1)) (a linear objective would otherwise lengthen its step level after level)
                 reachable = MACHINE_EPS ** (order / (order + 1)) * np.maximum(1.0, np.abs(values[pending]))
                 at_floor = scores[pending] <= REACHED_FRACTION * reachable
+                # a level whose truncation estimate is round-off alone promises nothing but that round-off shrunk by
+                # the step's growth: an element already within SETTLED_NEAR_REACHED of what the scheme reaches keeps
+                # it (the longer step can gain no more than that factor, the margin a settled verdict accepts, and
+                # its truncation, hidden in the noise, may as well grow 2^p-fold per doubling)
+                at_floor |= noise_only & (scores[pending] <= SETTLED_NEAR_REACHED * reachable)
                 done = bounds[pending] <= enough[pending]
                 if settles is not None:
                     # a bound that settles the verdict ends the search only near what the scheme reaches: a
