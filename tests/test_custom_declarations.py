@@ -100,7 +100,7 @@ triple, triple_wrong, triple_rightly = Triple(), TripleAsTwice(), TripleRightly(
 """
 
 
-def write_spec(tmp_path, op: str, two_arguments: bool = True):
+def write_spec(tmp_path, op: str, two_arguments: bool = True, loss: str = "sum(y * y)"):
     (tmp_path / "claims.py").write_text(OPS)
     path = tmp_path / "spec.yaml"
     call = f"{op}(x, w)" if two_arguments else f"{op}(x * w)"
@@ -112,7 +112,7 @@ def write_spec(tmp_path, op: str, two_arguments: bool = True):
           w: {{shape: [5], init: normal}}
         nodes:
           y: {call}
-          loss: sum(y * y)
+          loss: {loss}
     """))
     return path
 
@@ -150,7 +150,9 @@ def claims_module(tmp_path):
 @pytest.mark.parametrize("op,two_arguments,counter", [("rows", True, ("CentredRows", "batched_calls")),
                                                       ("triple_rightly", False, ("TripleRightly", "propagated"))])
 def test_right_declarations_are_kept_and_leave_no_note(tmp_path, op, two_arguments, counter):
-    result = check(write_spec(tmp_path, op, two_arguments), mode="full")
+    # tanh's third derivative shows in the truncation estimates, so the step search takes a second sweep through
+    # the op after the one that verified its rule (sum(y * y)'s estimates are round-off alone: one sweep settles it)
+    result = check(write_spec(tmp_path, op, two_arguments, loss="sum(tanh(y))"), mode="full")
     assert result.status == "pass"
     assert not [n for n in result.notes if "set aside" in n]
     used = getattr(getattr(claims_module(tmp_path), counter[0]), counter[1])
