@@ -240,7 +240,9 @@ def test_a_bug_below_the_numeric_reference_is_an_internal_error_not_a_nan(tmp_pa
 
     monkeypatch.setattr(evaluator, "evaluate_node", buggy)
     # tanh and sum carry perturbations by their change rules, not by forward: a bug there must surface too
+    # (node by node, or several sources' copies at once: the joint sweep a one-level step search takes)
     monkeypatch.setattr(evaluator.Evaluator, "node_change", staticmethod(lambda *args: buggy(None, None, None)))
+    monkeypatch.setattr(evaluator.Evaluator, "boxed_change", staticmethod(lambda *args: buggy(None, None, None)))
     result = check_spec(write(tmp_path, "inputs: {x: [0.3, 1.2]}\nnodes: {f: sum(tanh(x))}\n"))
     assert result.status == "error"
     assert "internal error: TypeError" in result.error.message and "please report" in result.error.message
