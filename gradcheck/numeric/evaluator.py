@@ -250,8 +250,8 @@ class Evaluator:
         changes: dict[int, Change] = {}
         unit: dict[int, np.ndarray] = {}  # node -> its change per unit step, where every copy's is a multiple of it
 
-        def per_step(change: np.ndarray) -> Change:
-            return Change.dense(steps.reshape((-1,) + (1,) * np.ndim(change)) * change)
+        def stepped(change: np.ndarray) -> np.ndarray:
+            return steps.reshape((-1,) + (1,) * np.ndim(change)) * change
 
         with np.errstate(all="ignore"):
             for node in self.graph.nodes[first: self.graph.output + 1]:
@@ -270,7 +270,7 @@ class Evaluator:
                     elif hit:
                         for a in node.args:
                             if a in unit and a not in changes:
-                                changes[a] = per_step(unit[a])
+                                changes[a] = Change.dense(stepped(unit[a]))
                         changed = self.node_change(node, [changes.get(a) for a in node.args],
                                                    [self.values[a] for a in node.args], self.values[j])
                 except evaluation_failures(node):
@@ -279,7 +279,9 @@ class Evaluator:
                     if changed is None:
                         scaled = directions[j] if scaled is None else scaled + directions[j]
                     else:
-                        changed = Change.dense(changed.full() + per_step(directions[j]).delta)
+                        own = stepped(directions[j])
+                        own += changed.full()
+                        changed = Change.dense(own)
                 if scaled is not None:
                     unit[j] = scaled
                 elif changed is not None:
