@@ -141,11 +141,7 @@ def outputs_along(node: Node, args: list, position: int, x: np.ndarray, directio
     """The op's output at x + t·direction (argument ``position``) for every t in steps, (len(steps), *shape): one
     vectorised call where the op's batching rule allows it (gradcheck/batching.py), else one call per step; NaN
     where the op cannot be evaluated."""
-    stacked = np.empty((len(steps),) + x.shape)
-    for k, step in enumerate(steps):  # copy by copy, with a scalar operand: a quarter less than broadcasting
-        copy = stacked[k, ...]
-        np.multiply(direction, step, out=copy)
-        copy += x
+    stacked = stacked_along(x, direction, steps)
     args = list(args)
     args[position] = stacked
     batched = [i == position for i in range(len(args))]
@@ -158,6 +154,17 @@ def outputs_along(node: Node, args: list, position: int, x: np.ndarray, directio
         return np.asarray(values, dtype=np.float64)
     rows = [output_at(node, args, position, copy, shape) for copy in stacked]
     return np.stack([np.full(shape, np.nan) if row is None else row for row in rows])
+
+
+def stacked_along(x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...]) -> np.ndarray:
+    """x + t·direction for every t in steps, (len(steps), *x.shape): copy by copy with a scalar operand (a quarter
+    less time than broadcasting a column of steps)."""
+    stacked = np.empty((len(steps),) + x.shape)
+    for k, step in enumerate(steps):
+        copy = stacked[k, ...]  # a view also where x is a scalar
+        np.multiply(direction, step, out=copy)
+        copy += x
+    return stacked
 
 
 def random_signs(rng: np.random.Generator, magnitudes: np.ndarray) -> np.ndarray:
@@ -502,7 +509,7 @@ class OpCheck:
         step in one call for a built-in op whose forward (and so its decisions) broadcasts over leading axes."""
         op = self.node.op_info
         if op.source == "builtin" and op.batching == "broadcast":
-            stacked = x + np.reshape(steps, (-1,) + (1,) * x.ndim) * direction
+            stacked = stacked_along(x, direction, steps)
             rank = max(np.ndim(a) for a in self.args)
             args = list(self.args)
             args[position] = stacked.reshape((len(steps),) + (1,) * (rank - x.ndim) + x.shape)
@@ -545,7 +552,7 @@ class OpCheck:
         """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
         flat_d, flat_jd = direction.reshape(-1), jd.reshape(-1)
         abs_d = np.abs(flat_d)
-        atol_terms = self.tol.atol * float(np.sum(abs_d))
+        atol_terms = self.tol.atol * float(abs_d.sum())
         count = len(cotangents)
         own = count <= len(self.cotangents) and all(g is mine for g, mine in zip(cotangents, self.cotangents, strict=False))
         rows = self.cotangent_rows[:count] if own else np.stack([np.reshape(g, -1) for g in cotangents])
