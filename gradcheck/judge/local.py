@@ -175,9 +175,9 @@ def random_signs(rng: np.random.Generator, magnitudes: np.ndarray) -> np.ndarray
     signs = np.unpackbits(raw.view(np.uint8), count=size).astype(np.float64)
     signs *= -2.0
     signs += 1.0
-    signs = signs.reshape(magnitudes.shape)
-    signs *= magnitudes
-    return signs
+    signed = signs.reshape(magnitudes.shape)
+    signed *= magnitudes
+    return signed
 
 
 def uniform_cotangents(rng: np.random.Generator, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
