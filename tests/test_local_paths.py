@@ -10,6 +10,7 @@ import numpy as np
 from gradcheck import check_spec
 from gradcheck.judge import jvp as jvp_module
 from gradcheck.judge.local import OpCheck, random_signs, stacked_along, uniform_cotangents
+from gradcheck.numeric.stencils import ROW_BY_ROW_ELEMENTS
 from gradcheck.ops import BUILTIN_OPS
 
 from .test_linear_ops import standalone_check
@@ -32,6 +33,11 @@ def test_stacked_along_is_x_plus_each_step_times_the_direction_also_for_a_scalar
     assert stacked.shape == (3, 2, 2)
     assert np.array_equal(stacked, np.stack([x + 2.0 * d, x - 0.5 * d, x]))  # exact: dyadic values
     assert np.array_equal(stacked_along(np.array(3.0), np.array(0.5), (1.0, -4.0)), [3.5, 1.0])
+    # copies of ROW_BY_ROW_ELEMENTS and more are written one by one: the same values
+    large_x, large_d = np.tile(x, (20, 20)), np.tile(d, (20, 20))
+    assert large_x.size >= ROW_BY_ROW_ELEMENTS
+    expected = np.stack([large_x + 2.0 * large_d, large_x - 0.5 * large_d])
+    assert np.array_equal(stacked_along(large_x, large_d, (2.0, -0.5)), expected)
 
 
 def test_random_signs_are_the_magnitudes_with_independent_fair_signs():

@@ -18,7 +18,7 @@ from ..batching import batched_apply, beyond_rounding, declaration_holds, gap_te
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
 from ..ops.changes import Change, changed_difference, concatenated
-from .stencils import MACHINE_EPS
+from .stencils import MACHINE_EPS, ROW_BY_ROW_ELEMENTS
 
 MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 # glibc's malloc returns freed memory above 128 KB to the kernel (munmap, or trimming the heap's top), so each
@@ -251,7 +251,9 @@ class Evaluator:
         unit: dict[int, np.ndarray] = {}  # node -> its change per unit step, where every copy's is a multiple of it
 
         def stepped(change: np.ndarray) -> np.ndarray:
-            """steps[k] * change for every k, copy by copy (a scalar operand: a fifth less than broadcasting)."""
+            """steps[k] * change for every k: copy by copy with a scalar operand where a copy is large."""
+            if np.size(change) < ROW_BY_ROW_ELEMENTS:
+                return steps.reshape((-1,) + (1,) * np.ndim(change)) * change
             copies = np.empty((steps.size,) + np.shape(change), dtype=np.result_type(steps, change))
             for k, step in enumerate(steps):
                 np.multiply(change, step, out=copies[k, ...])  # (a view also where change is a scalar)
