@@ -62,13 +62,14 @@ class Change(FrozenPlainData):
     written: np.ndarray | None  # the delta, or None until a rule reads it (``outer`` holds it until then)
     outer: Outer | None = None
 
-    def __init__(self, shape: tuple[int, ...], pins: dict[int, np.ndarray], delta: np.ndarray | None,
-                 outer: Outer | None = None) -> None:
+    def __init__(self, shape: tuple[int, ...], pins: dict[int, np.ndarray], delta: np.ndarray | None = None,
+                 outer: Outer | None = None, *, written: np.ndarray | None = None) -> None:
         # written by hand (dataclass keeps a class's own __init__) so that a custom propagate rule's
-        # Change(shape, pins, delta=...) still reads as the docs and the field's old name have it
+        # Change(shape, pins, delta=...) still reads as the docs and the field's old name have it (the field's
+        # own name, written=, builds it too, as for any dataclass)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "pins", pins)
-        object.__setattr__(self, "written", delta)
+        object.__setattr__(self, "written", delta if written is None else written)
         object.__setattr__(self, "outer", outer)
 
     @staticmethod
