@@ -9,7 +9,8 @@ import numpy as np
 
 from gradcheck import check_spec
 from gradcheck.judge import jvp as jvp_module
-from gradcheck.judge.local import OpCheck, uniform_cotangents
+from gradcheck.judge.local import OpCheck, random_signs, stacked_along, uniform_cotangents
+from gradcheck.numeric.stencils import ROW_BY_ROW_ELEMENTS
 from gradcheck.ops import BUILTIN_OPS
 
 from .test_linear_ops import standalone_check
@@ -24,6 +25,31 @@ def test_uniform_cotangents_have_mean_zero_variance_one_and_their_range():
     n = draws.size
     assert abs(float(draws.mean())) < 5 / math.sqrt(n)
     assert abs(float((draws ** 2).mean()) - 1.0) < 5 * math.sqrt(9 / 5 - 1) / math.sqrt(n)
+
+
+def test_stacked_along_is_x_plus_each_step_times_the_direction_also_for_a_scalar():
+    x, d = np.array([[1.0, -2.0], [0.5, 4.0]]), np.array([[0.25, 1.0], [-1.0, 2.0]])
+    stacked = stacked_along(x, d, (2.0, -0.5, 0.0))
+    assert stacked.shape == (3, 2, 2)
+    assert np.array_equal(stacked, np.stack([x + 2.0 * d, x - 0.5 * d, x]))  # exact: dyadic values
+    assert np.array_equal(stacked_along(np.array(3.0), np.array(0.5), (1.0, -4.0)), [3.5, 1.0])
+    # copies of ROW_BY_ROW_ELEMENTS and more are written one by one: the same values
+    large_x, large_d = np.tile(x, (20, 20)), np.tile(d, (20, 20))
+    assert large_x.size >= ROW_BY_ROW_ELEMENTS
+    expected = np.stack([large_x + 2.0 * large_d, large_x - 0.5 * large_d])
+    assert np.array_equal(stacked_along(large_x, large_d, (2.0, -0.5)), expected)
+
+
+def test_random_signs_are_the_magnitudes_with_independent_fair_signs():
+    magnitudes = np.linspace(1.0, 2.0, 40_000).reshape(200, 200)
+    signed = random_signs(np.random.default_rng(3), magnitudes)
+    assert signed.shape == magnitudes.shape
+    assert np.array_equal(np.abs(signed), magnitudes)
+    negative = signed < 0
+    # a fair coin per element: the count of negatives is within 5 standard deviations (sqrt(n)/2) of n/2
+    assert abs(int(negative.sum()) - 20_000) < 5 * 100
+    # neighbours independent: a sign equals the next one's half of the time
+    assert abs(int((negative[:, 1:] == negative[:, :-1]).sum()) - 19_900) < 5 * math.sqrt(39_800) / 2
 
 
 def test_a_built_in_affine_argument_takes_one_evaluation_and_gives_the_exact_product(monkeypatch):

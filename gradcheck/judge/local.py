@@ -25,7 +25,7 @@ from ..batching import batched_forward
 from ..engine import BackwardPass, call_vjp, differentiable, evaluate_node, evaluation_failures, fault_rule, rule_failure
 from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, shared_scale
-from ..numeric.stencils import adaptive_derivative
+from ..numeric.stencils import ROW_BY_ROW_ELEMENTS, adaptive_derivative
 from ..plaindata import PlainData
 from ..results import Suspect
 from ..spec import Tolerance, stable_seed
@@ -141,9 +141,7 @@ def outputs_along(node: Node, args: list, position: int, x: np.ndarray, directio
     """The op's output at x + t·direction (argument ``position``) for every t in steps, (len(steps), *shape): one
     vectorised call where the op's batching rule allows it (gradcheck/batching.py), else one call per step; NaN
     where the op cannot be evaluated."""
-    stacked = np.empty((len(steps),) + x.shape)
-    np.multiply(np.reshape(steps, (-1,) + (1,) * x.ndim), direction, out=stacked)
-    stacked += x
+    stacked = stacked_along(x, direction, steps)
     args = list(args)
     args[position] = stacked
     batched = [i == position for i in range(len(args))]
@@ -158,15 +156,32 @@ def outputs_along(node: Node, args: list, position: int, x: np.ndarray, directio
     return np.stack([np.full(shape, np.nan) if row is None else row for row in rows])
 
 
-def random_signs(rng: np.random.Generator, shape: tuple) -> np.ndarray:
-    """±1 with equal chances, independently per element, from one random bit each (the generator's raw 64-bit
-    draws unpacked: a sixth of the time of drawing integers in [0, 2) on a large argument)."""
-    size = math.prod(shape)
+def stacked_along(x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...]) -> np.ndarray:
+    """x + t·direction for every t in steps, (len(steps), *x.shape): copy by copy with a scalar operand where a
+    copy is large (ROW_BY_ROW_ELEMENTS), else in one broadcast call."""
+    stacked = np.empty((len(steps),) + x.shape)
+    if x.size < ROW_BY_ROW_ELEMENTS:
+        np.multiply(np.reshape(steps, (-1,) + (1,) * x.ndim), direction, out=stacked)
+        stacked += x
+        return stacked
+    for k, step in enumerate(steps):
+        copy = stacked[k, ...]  # a view also where x is a scalar
+        np.multiply(direction, step, out=copy)
+        copy += x
+    return stacked
+
+
+def random_signs(rng: np.random.Generator, magnitudes: np.ndarray) -> np.ndarray:
+    """±magnitudes with equal chances, independently per element, from one random bit each (the generator's raw
+    64-bit draws unpacked: a sixth of the time of drawing integers in [0, 2) on a large argument)."""
+    size = magnitudes.size
     raw = np.asarray(rng.bit_generator.random_raw((size + 63) // 64), dtype=np.uint64)
     signs = np.unpackbits(raw.view(np.uint8), count=size).astype(np.float64)
     signs *= -2.0
     signs += 1.0
-    return signs.reshape(shape)
+    signed = signs.reshape(magnitudes.shape)
+    signed *= magnitudes
+    return signed
 
 
 def uniform_cotangents(rng: np.random.Generator, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
@@ -330,8 +345,7 @@ class OpCheck:
         self.transposition, self.kink_seen, self.shared = "", False, None
         declared = any((self.node.index, position) in d for _, d in vjps)
         for _ in range(LOCAL_DIRECTIONS):
-            direction = random_signs(self.rng, x.shape)
-            direction *= self.scale_of(position)
+            direction = random_signs(self.rng, self.scale_of(position))
             derivative = self.directional(position, x, direction)
             if derivative is None:
                 continue  # not differentiable along this direction here (a kink, a domain edge): no evidence
@@ -469,6 +483,9 @@ class OpCheck:
                     return None
             except evaluation_failures(self.node):
                 return None
+        # row by row with scalar operands (a broadcast operand of one value per row costs a third more), on
+        # flat rows (arrays also where the output is a scalar, for the operations in place)
+        shape, points = self.out.shape, points.reshape(len(points), -1)
         coarse = points[0] - points[1]
         coarse /= 2 * h
         fine = points[2] - points[3]
@@ -477,17 +494,18 @@ class OpCheck:
         jd -= coarse
         jd /= 15
         roundoff = np.abs(points[0])
-        roundoff += self.abs_out
+        roundoff += self.abs_out.reshape(-1)
         roundoff *= 16 * MACHINE_EPS / h  # 4 eps (|f(0)| + |f(h)|) / (h / 4)
         if self.node.op_info.branches is None and self.kinked(points, h, roundoff):
             self.kink_seen = True
             return None
-        error = np.abs(fine - coarse)
+        error = fine - coarse
+        np.abs(error, out=error)
         error /= 15
         error += roundoff
         if not np.isfinite(jd).all():
             return None
-        return jd, error
+        return jd.reshape(shape), error.reshape(shape)
 
     def decisions_move(self, position: int, x: np.ndarray, direction: np.ndarray, steps: tuple[float, ...],
                        reference: tuple[np.ndarray, ...]) -> bool:
@@ -495,7 +513,7 @@ class OpCheck:
         step in one call for a built-in op whose forward (and so its decisions) broadcasts over leading axes."""
         op = self.node.op_info
         if op.source == "builtin" and op.batching == "broadcast":
-            stacked = x + np.reshape(steps, (-1,) + (1,) * x.ndim) * direction
+            stacked = stacked_along(x, direction, steps)
             rank = max(np.ndim(a) for a in self.args)
             args = list(self.args)
             args[position] = stacked.reshape((len(steps),) + (1,) * (rank - x.ndim) + x.shape)
@@ -513,31 +531,35 @@ class OpCheck:
 
     def kinked(self, points: np.ndarray, h: float, roundoff: np.ndarray) -> bool:
         """Whether the op has a kink along the direction, for an op that declares no branch decisions; points
-        holds the output at steps h, -h, h/4, -h/4 and 0.
+        holds the output at steps h, -h, h/4, -h/4 and 0, one flat row each.
 
         The gap between the one-sided slopes of a smooth function, (f(h) - 2 f(0) + f(-h)) / h, is h·f'' and
         shrinks with the step; at a kink it is the jump in the derivative and stays (a central difference there
         is their average, and Richardson cannot tell)."""
-        # both gaps at once: rows (h, h/4) of f(s) + f(-s) - 2 f(0), over s
-        gaps = points[0:4:2] + points[1:4:2]
-        gaps -= 2 * points[4]
-        np.abs(gaps, out=gaps)
-        gaps /= np.reshape([h, h / 4], (2,) + (1,) * (gaps.ndim - 1))
-        gap, gap_quarter = gaps
-        stays = (gap_quarter > 0.5 * gap) & (gap_quarter > 10 * roundoff + self.tol.atol)
+        twice_at_zero = 2 * points[4]
+        gap = points[0] + points[1]
+        gap -= twice_at_zero
+        np.abs(gap, out=gap)
+        gap /= h
+        gap_quarter = points[2] + points[3]
+        gap_quarter -= twice_at_zero
+        np.abs(gap_quarter, out=gap_quarter)
+        gap_quarter /= h / 4
+        gap *= 0.5
+        stays = gap_quarter > gap  # the quarter step's gap above half the whole step's
+        if not stays.any():  # a smooth op's gaps shrink by 4: the common case, decided here
+            return False
+        stays &= gap_quarter > 10 * roundoff + self.tol.atol
         return bool(stays.any())
 
     def compare(self, passed: list[np.ndarray], cotangents: list[np.ndarray], direction, jd, error) -> str:
         """<vjp(g), d> against <g, J d> for each cotangent g and the gradient passed for it, in turn."""
         flat_d, flat_jd = direction.reshape(-1), jd.reshape(-1)
         abs_d = np.abs(flat_d)
-        atol_terms = self.tol.atol * float(np.sum(abs_d))
+        atol_terms = self.tol.atol * float(abs_d.sum())
         count = len(cotangents)
-        if count <= len(self.cotangents) and all(g is own for g, own in zip(cotangents, self.cotangents, strict=False)):
-            rows, abs_rows = self.cotangent_rows[:count], self.abs_cotangent_rows[:count]
-        else:
-            rows = np.stack([np.reshape(g, -1) for g in cotangents])
-            abs_rows = np.abs(rows)
+        own = count <= len(self.cotangents) and all(g is mine for g, mine in zip(cotangents, self.cotangents, strict=False))
+        rows = self.cotangent_rows[:count] if own else np.stack([np.reshape(g, -1) for g in cotangents])
         numerics = rows @ flat_jd
         flat_grads = [grad.reshape(-1) for grad in passed]
         analytics = [float(flat_grad @ flat_d) for flat_grad in flat_grads]
@@ -545,6 +567,7 @@ class OpCheck:
         # the common case decided from two inner products per cotangent (a NaN gap goes on to the whole bound)
         if all(abs(analytic - float(numeric)) <= atol_terms for analytic, numeric in zip(analytics, numerics, strict=True)):
             return ""
+        abs_rows = self.abs_cotangent_rows[:count] if own else np.abs(rows)
         # the bound's terms on the output's side, |g|·|J d| and |g|·error, for every cotangent in one product
         numeric_terms_all, error_terms = (abs_rows @ np.stack([np.abs(flat_jd), error.reshape(-1)], axis=1)).T
         for number, (flat_grad, analytic) in enumerate(zip(flat_grads, analytics, strict=True)):

@@ -709,7 +709,7 @@ class Comparator:
             # a probe through an element at a kink no op declares measures the average of its slopes: a kink
             # question for every element (the element test finds which)
             return None, None
-        singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)]
+        singles = [int(flat) for flat in np.flatnonzero(plan.at_kink)] if plan.kinks else []
         probes = f"checked by {count} random directional probe{'s' if count != 1 else ''}"
         if unresolved:
             checked = (f"{probes} that cannot resolve one element's tolerance (their error bound {unresolved:.3g} is "

@@ -18,7 +18,7 @@ from ..batching import batched_apply, beyond_rounding, declaration_holds, gap_te
 from ..engine import evaluate_node, evaluation_failures
 from ..graph import Graph
 from ..ops.changes import Change, changed_difference, concatenated
-from .stencils import MACHINE_EPS
+from .stencils import MACHINE_EPS, ROW_BY_ROW_ELEMENTS
 
 MAX_CHANGE_FLOATS = 250_000  # the changes of one batch of copies are capped at ~2 MB of floats
 # glibc's malloc returns freed memory above 128 KB to the kernel (munmap, or trimming the heap's top), so each
@@ -250,8 +250,14 @@ class Evaluator:
         changes: dict[int, Change] = {}
         unit: dict[int, np.ndarray] = {}  # node -> its change per unit step, where every copy's is a multiple of it
 
-        def per_step(change: np.ndarray) -> Change:
-            return Change.dense(steps.reshape((-1,) + (1,) * np.ndim(change)) * change)
+        def stepped(change: np.ndarray) -> np.ndarray:
+            """steps[k] * change for every k: copy by copy with a scalar operand where a copy is large."""
+            if np.size(change) < ROW_BY_ROW_ELEMENTS:
+                return steps.reshape((-1,) + (1,) * np.ndim(change)) * change
+            copies = np.empty((steps.size,) + np.shape(change), dtype=np.result_type(steps, change))
+            for k, step in enumerate(steps):
+                np.multiply(change, step, out=copies[k, ...])  # (a view also where change is a scalar)
+            return copies
 
         with np.errstate(all="ignore"):
             for node in self.graph.nodes[first: self.graph.output + 1]:
@@ -270,7 +276,7 @@ class Evaluator:
                     elif hit:
                         for a in node.args:
                             if a in unit and a not in changes:
-                                changes[a] = per_step(unit[a])
+                                changes[a] = Change.dense(stepped(unit[a]))
                         changed = self.node_change(node, [changes.get(a) for a in node.args],
                                                    [self.values[a] for a in node.args], self.values[j])
                 except evaluation_failures(node):
@@ -279,7 +285,9 @@ class Evaluator:
                     if changed is None:
                         scaled = directions[j] if scaled is None else scaled + directions[j]
                     else:
-                        changed = Change.dense(changed.full() + per_step(directions[j]).delta)
+                        own = stepped(directions[j])
+                        own += changed.full()
+                        changed = Change.dense(own)
                 if scaled is not None:
                     unit[j] = scaled
                 elif changed is not None:

@@ -15,6 +15,9 @@ BASE_STEP = {
     "richardson": MACHINE_EPS ** (1 / 7),    # two Richardson levels on central differences: error O(h^6)
     "complex-step": 1e-20,                   # no cancellation: any tiny step is exact to rounding
 }
+# stacked copies x + t·d of at least this many elements each are written one by one with a scalar operand, which
+# costs a quarter less than broadcasting a column of steps; smaller ones in one broadcast call (fewer calls)
+ROW_BY_ROW_ELEMENTS = 1024
 REFINE_STEP = 1e-3  # relative step of the Richardson refinement used to re-check a failing element
 # difference quotients as sum_k weight_k * f(x + offset_k * h) / h; offset 0 is the unperturbed objective
 STENCILS = {
