@@ -72,7 +72,7 @@ def dataclass(cls: type | None = None, /, **options: Any) -> Any:
         made: Any = dataclasses.dataclass(cls, **{**options, "init": False, "frozen": False})
         if frozen:
             _freeze(made)
-        if not options.get("init", True):
+        if not options.get("init", True) or "__init__" in cls.__dict__:  # dataclass keeps a class's own __init__
             return made
 
         def compile_init() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradcheck import discovery, errors, expr, isolation, pipeline, plaindata, report, results, sizing, spec, yamlsource
@@ -591,3 +592,14 @@ def test_the_process_is_left_to_the_interpreter_s_exit_where_it_could_end_otherw
     ended_there = not setting and code == 3
     assert ("RETURNED" in done.stdout) is not ended_there
     assert done.returncode == (3 if ended_there else 0)
+
+
+def test_the_changes_of_change_propagation_compile_no_methods_and_change_keeps_its_own_init():
+    for cls in (changes.Change, changes.Outer):
+        assert vars(cls)["__setattr__"].__code__.co_filename == plaindata.__file__, cls
+        assert cls.__dataclass_params__.frozen
+    assert changes.Change.__init__.__code__.co_filename == changes.__file__  # written by hand, kept
+    made = changes.Change((3,), {}, delta=np.ones((1, 3)))
+    assert made.written is made.delta and made.outer is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.shape = (4,)
