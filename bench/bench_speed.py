@@ -241,7 +241,7 @@ def process_ms(commands: dict[str, list[str]], runs: int = 20) -> tuple[dict[str
 # first draws) is imported as a stage of its own, just before; off a terminal the table is laid out without rich,
 # so rich is not imported at all (the process's stdout is a pipe here).  With STOP_AT=k in its environment the
 # process ends (os._exit, output flushed) at its k-th mark: the instructions of each prefix of the run, whose
-# differences are the stages'.
+# differences are the stages'.  It ends as the entry ends it (after the exit handlers, without the teardown).
 STAGED_RUN = r"""
 import gc, os, sys, time
 marks = [("start", time.time())]
@@ -278,17 +278,20 @@ pipeline.run_loaded = staged(run_loaded, "set-up (discovery, options, limits)", 
 cli._render = staged(render, "the result, the report's options", "render the table",
                      ("gradcheck.report.table",))
 sys.argv = ["gradcheck", "run", sys.argv[1]]
+code = 0
 try:
     cli.main()
-except SystemExit:
-    pass
+except SystemExit as stop:
+    code = stop.code
 gc.freeze()
 mark("(end)")
 sys.__stderr__.write("STAGES " + repr(marks) + "\n")
+from gradcheck.entry import _end_process
+_end_process(code)  # as the entry ends the process (the interpreter's own exit where it must)
 """
 
 INTERPRETER = "interpreter start-up (to the first line)"
-EXIT = "exit (summary, sys.exit, interpreter shutdown)"
+EXIT = "exit (summary, exit handlers, the process's end)"
 SHARE = "gradcheck's share (the whole - interpreter - numpy)"
 
 

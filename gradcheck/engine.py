@@ -14,7 +14,6 @@ import numpy as np
 from . import sizing
 from .errors import SpecError, clip, first_position
 from .graph import Graph, Node
-from .ops.conventions import RuleFault
 from .plaindata import PlainData
 from .spec import MAX_TOTAL_ELEMENTS, stable_seed
 
@@ -348,6 +347,8 @@ def _gradient_problem(grad, arg) -> str:
 
 def rule_failure(rule: str, error: BaseException) -> str:
     """What an op's vjp or jvp did instead of returning (its exceptions are reported, never raised)."""
+    from .ops.conventions import RuleFault  # here: only a custom op's adapter raises it
+
     if isinstance(error, RuleFault):  # an adapter's own finding, already worded
         return str(error)
     if isinstance(error, SystemExit):

@@ -14,7 +14,6 @@ import numpy as np
 from .errors import Location, SpecError, clip, did_you_mean
 from .expr import INDEX_ARRAY, INDEX_OP, Call, Constant, ExpressionParser, Name
 from .ops import OpArgumentError, OpInfo
-from .ops.custom import load_custom_op
 from .ops.registry import OpTable
 from .plaindata import PlainData
 from .spec import Spec, Tolerance
@@ -115,6 +114,8 @@ class Graph(PlainData):
 
 
 def build_graph(spec: Spec) -> Graph:
+    if spec.ops:
+        from .ops.custom import load_custom_op  # here: a spec of built-in ops never loads the custom-op loader
     ops = OpTable({op_name: load_custom_op(op_name, reference, spec.base_dir, location)
                    for op_name, (reference, location) in spec.ops.items()})
     builder = _Builder(spec, ops)

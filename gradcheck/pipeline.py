@@ -24,15 +24,10 @@ from .errors import INTERRUPTS, SpecError, clip, one_line
 from .graph import Graph, build_graph
 from .isolation import Contained, Limits, contain, describe_fault, in_a_child, memory_cap
 from .judge import CheckOptions
-from .judge.diagnosis import diagnose_suspects
-from .judge.expect import check_expectations
 from .judge.jvp import check_jvps
 from .judge.local import check_ops_locally, needs_gradient
 from .judge.nodes import Comparator
 from .judge.suspects import find_suspects
-from .judge.taylor import taylor_tests
-from .ops import frameworks
-from .ops.custom import local_module_file
 from .plaindata import PlainData
 from .results import RunResult, SpecResult, Status
 from .sizing import node_shapes, refuse_over_budget
@@ -169,6 +164,8 @@ def files_named(path, overrides: Overrides = DEFAULT_OVERRIDES) -> list[str]:
     except BaseException:  # the check itself reports why, located
         return [str(path)]
     files = [str(path)] + [str(entry.data_file) for entry in spec.inputs.values() if entry.data_file is not None]
+    if spec.ops:
+        from .ops.custom import local_module_file  # here: a spec of built-in ops never loads the custom-op loader
     for reference, _ in spec.ops.values():
         for module_reference in _module_references(reference):
             module_file = local_module_file(module_reference.split(":")[0], spec.base_dir)
@@ -188,6 +185,10 @@ def _module_references(reference) -> list[str]:
 
 def skipped_result(spec: Spec) -> SpecResult | None:
     """The SKIP result of a spec whose ``requires:`` names a module that is not installed here, else None."""
+    if not spec.requires:
+        return None
+    from .ops import frameworks
+
     missing = [module for module in spec.requires if not frameworks.is_installed(module)]
     if not missing:
         return None
@@ -309,10 +310,15 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
                                 tolerance_of=tolerance_of, local_checks=local)
         nodes = comparator.compare_all()
         suspects = find_suspects(graph, grads, reference.values, nodes, local.suspects, tolerance_of)
-        suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)
+        if suspects:  # a diagnosis (and its module) only for a wrong gradient
+            from .judge.diagnosis import diagnose_suspects
+
+            suspects = diagnose_suspects(graph, grads, reference.values, suspects, tolerance_of)
         jvps = check_jvps(graph, analytic_fwd, reference, grads, tolerance_of, local.tangents)
         taylor = []
         if options.taylor:
+            from .judge.taylor import taylor_tests
+
             statuses = {r.name: r.status for r in nodes}
             inputs = [n.index for n in graph.nodes if n.kind == "input" and statuses[n.name] != Status.SKIP]
             taylor = taylor_tests(graph, comparator.evaluator, grads.adjoints, inputs)
@@ -335,6 +341,8 @@ def judge_passes(graph: Graph, analytic_fwd: ForwardPass, grads: BackwardPass, r
     for name, _, message in transposes:
         result.notes.append(f"node '{name}': {message}")
     if spec.expect is not None:
+        from .judge.expect import check_expectations
+
         result.expectations = check_expectations(graph, spec.expect, analytic_fwd, grads)
     failed = (any(n.status == Status.FAIL for n in nodes) or any(not e.ok for e in result.expectations)
               or any(j.status in (Status.FAIL, Status.ERROR) for j in jvps) or bool(local.suspects)

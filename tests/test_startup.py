@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradcheck import discovery, errors, expr, isolation, pipeline, plaindata, report, results, sizing, spec, yamlsource
@@ -21,24 +22,27 @@ from gradcheck.plaindata import FrozenPlainData, PlainData
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# the command's own entry, as the console script runs it; then the modules it loaded, on the real stdout
+# the command's own entry, as the console script runs it; then, from an exit handler (the entry runs those before
+# it ends the process), the modules it loaded, on the real stdout; the exit code is the process's
 LOADED_BY_A_RUN = """
-import json, sys
+import atexit, json, sys
+
+
+def loaded():
+    yaml = sys.modules.get("yaml")
+    spelling = yaml.reader.Reader.NON_PRINTABLE.pattern if yaml else None  # PyYAML's reader's pattern, as compiled
+    results = sys.modules.get("gradcheck.results")
+    compiled = sorted(name for name, value in vars(results).items() if isinstance(value, type)
+                      and "__init__" in vars(value) and not value.__init__.__code__.co_filename.endswith("plaindata.py")
+                      and value.__module__ == results.__name__) if results else []
+    sys.__stdout__.write("\\nMODULES " + json.dumps({"modules": sorted(sys.modules), "non_printable": spelling,
+                                                    "compiled_inits": compiled}) + "\\n")
+
+
+atexit.register(loaded)
 sys.argv = ["gradcheck", *sys.argv[1:]]
 from gradcheck.entry import main
-code = 0  # --help and --version return from click without exiting
-try:
-    main()
-except SystemExit as stop:
-    code = stop.code
-yaml = sys.modules.get("yaml")
-spelling = yaml.reader.Reader.NON_PRINTABLE.pattern if yaml else None  # PyYAML's reader's pattern, as compiled
-results = sys.modules.get("gradcheck.results")
-compiled = sorted(name for name, value in vars(results).items() if isinstance(value, type)
-                  and "__init__" in vars(value) and not value.__init__.__code__.co_filename.endswith("plaindata.py")
-                  and value.__module__ == results.__name__) if results else []
-sys.__stdout__.write("\\nMODULES " + json.dumps({"exit": code, "modules": sorted(sys.modules),
-                                                "non_printable": spelling, "compiled_inits": compiled}) + "\\n")
+main()
 """
 
 
@@ -53,7 +57,7 @@ def run_loaded(*arguments: str, extra_env: dict[str, str] | None = None) -> dict
                           stdin=subprocess.DEVNULL, env=env, timeout=120)  # stdout and stderr are pipes: no terminal
     marker = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
     assert marker, done.stdout + done.stderr
-    return json.loads(marker[-1].removeprefix("MODULES "))
+    return {"exit": done.returncode, **json.loads(marker[-1].removeprefix("MODULES "))}
 
 
 def modules_loaded_by(*arguments: str, extra_env: dict[str, str] | None = None) -> tuple[int, set[str]]:
@@ -113,7 +117,9 @@ def test_a_run_off_a_terminal_loads_no_framework_no_progress_display_and_no_rich
     code, modules = modules_loaded_by("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
     assert code == 0
     assert "gradcheck.pipeline" in modules and "gradcheck.report.table" in modules  # it did check and draw the table
-    for never in ("torch", "jax", "rich", "rich.console", "rich.progress", "gradcheck.progress"):
+    for never in ("torch", "jax", "rich", "rich.console", "rich.progress", "gradcheck.progress",
+                  "gradcheck.ops.custom", "gradcheck.ops.conventions", "gradcheck.ops.frameworks",  # custom ops'
+                  "gradcheck.judge.taylor", "gradcheck.judge.diagnosis"):  # --taylor's; a wrong gradient's
         assert never not in modules, never
 
 
@@ -221,8 +227,20 @@ def stock_twin(cls: type) -> type:
     return twin
 
 
+def has_own_init(cls: type) -> bool:
+    """Whether the class writes its own __init__ (which dataclass keeps), not dataclass's."""
+    return getattr(cls.__init__, "__code__", None) is not None and \
+        cls.__init__.__code__.co_filename == sys.modules[cls.__module__].__file__
+
+
 def filled(cls: type, **changed):
-    return cls(**{item.name: changed.get(item.name, f"{item.name}-value") for item in dataclasses.fields(cls)})
+    values = {item.name: changed.get(item.name, f"{item.name}-value") for item in dataclasses.fields(cls)}
+    if not has_own_init(cls):
+        return cls(**values)
+    made = object.__new__(cls)  # its own __init__ takes other arguments: the fields set as dataclass's would
+    for name, value in values.items():
+        object.__setattr__(made, name, value)
+    return made
 
 
 def test_the_plain_data_classes_share_their_equality_and_text_instead_of_compiling_their_own():
@@ -251,7 +269,8 @@ def test_a_plain_data_class_compares_prints_and_hashes_as_the_dataclass_it_was(c
     else:
         with pytest.raises(TypeError):
             hash(filled(cls))
-    assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
+    if not has_own_init(cls):  # replace calls __init__ with the fields
+        assert dataclasses.replace(filled(cls), **{last: 0}) == filled(cls, **{last: 0})
 
 
 def test_a_passing_run_compiles_the_init_of_only_the_results_it_makes():
@@ -300,6 +319,79 @@ def test_a_class_whose_init_is_compiled_on_first_use_is_made_as_the_stock_datacl
     if frozen:
         with pytest.raises(dataclasses.FrozenInstanceError):
             made.first = 2
+
+
+def frozen_pair(decorator, **options):
+    @decorator(frozen=True, eq=False, repr=False, **options)
+    class Point(FrozenPlainData):
+        x: float
+        y: float = 0.0
+
+        if not options.get("init", True):
+            def __init__(self, x: float, y: float = 0.0) -> None:  # written by hand, as ops.changes.Change is
+                object.__setattr__(self, "x", x)
+                object.__setattr__(self, "y", y)
+
+    return Point
+
+
+def raised(action) -> tuple[type, str] | None:
+    try:
+        action()
+    except Exception as error:  # noqa: BLE001 - the type and text are what is compared
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("init", [True, False])
+def test_a_frozen_plain_data_class_compiles_no_setattr_and_refuses_what_dataclass_s_refuses(init):
+    lazy, stock = frozen_pair(plaindata.dataclass, init=init), frozen_pair(dataclasses.dataclass, init=init)
+    for method in ("__setattr__", "__delattr__"):
+        assert vars(lazy)[method].__code__.co_filename == plaindata.__file__  # a closure: nothing compiled
+        assert vars(lazy)[method].__qualname__ == vars(stock)[method].__qualname__
+    assert lazy.__dataclass_params__.frozen and stock.__dataclass_params__.frozen
+    assert vars(lazy(1.0)) == vars(stock(1.0)) == {"x": 1.0, "y": 0.0}
+
+    def attempts(cls):
+        point = cls(1.0, 2.0)
+
+        class Plain(cls):  # not a dataclass: its own attributes may be set, its fields not
+            pass
+
+        other = Plain(1.0)
+        other.extra = 5
+        return [raised(lambda: setattr(point, "x", 3.0)), raised(lambda: delattr(point, "y")),
+                raised(lambda: setattr(point, "extra", 1)), raised(lambda: setattr(other, "x", 2.0)),
+                raised(lambda: delattr(other, "extra")), other.__dict__, hash(point) == hash(cls(1.0, 2.0))]
+
+    found = attempts(lazy)
+    assert found == attempts(stock)
+    assert found[0] == (dataclasses.FrozenInstanceError, "cannot assign to field 'x'")
+    assert found[4] is None and found[5] == {"x": 1.0, "y": 0.0}
+    assert dataclasses.replace(lazy(1.0, 2.0), y=4.0) == lazy(1.0, 4.0)
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        dataclasses.dataclass(type("Thawed", (lazy,), {"__annotations__": {"z": int}, "z": 0}))
+    refrozen = dataclasses.dataclass(frozen=True)(type("Refrozen", (lazy,), {"__annotations__": {"z": int}, "z": 0}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        refrozen(1.0, 2.0, 3).z = 4
+
+
+def test_a_frozen_class_dataclass_must_build_itself_is_left_to_dataclass():
+    # over a dataclass base (whose frozenness dataclass checks), with eq=True (dataclass's field hash) or its own
+    # __setattr__ (which dataclass refuses to replace): dataclass's own answer, error or class
+    @dataclasses.dataclass(frozen=True)
+    class Base:
+        a: int
+
+    derived = plaindata.dataclass(frozen=True, eq=False)(type("Derived", (Base,), {"__annotations__": {"b": int}}))
+    assert vars(derived)["__setattr__"].__code__.co_filename != plaindata.__file__
+    with pytest.raises(TypeError, match="cannot inherit"):
+        plaindata.dataclass(eq=False)(type("Thawed", (Base,), {"__annotations__": {"b": int}}))
+    hashed = plaindata.dataclass(frozen=True)(type("Hashed", (), {"__annotations__": {"a": int}}))
+    assert hash(hashed(1)) == hash(hashed(1)) and hashed(1) == hashed(1)
+    with pytest.raises(TypeError, match="Cannot overwrite attribute __setattr__"):
+        plaindata.dataclass(frozen=True, eq=False)(type("Own", (), {"__annotations__": {"a": int},
+                                                                   "__setattr__": object.__setattr__}))
 
 
 def test_plain_data_leaves_out_what_its_fields_leave_out_and_prints_a_cycle_once():
@@ -357,13 +449,48 @@ def python_says(code: str) -> list:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def installed_pyyaml_spelling() -> str | None:
+    """The text yaml/reader.py of the installed PyYAML gives re.compile for Reader.NON_PRINTABLE, read from its
+    source (PyYAML is not imported); None where it is not written as ``NON_PRINTABLE = re.compile("...")``."""
+    import ast
+    import importlib.util
+
+    found = importlib.util.find_spec("yaml")
+    assert found is not None and found.submodule_search_locations
+    reader = Path(list(found.submodule_search_locations)[0]) / "reader.py"
+    for node in ast.walk(ast.parse(reader.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ClassDef) and node.name == "Reader":
+            for statement in node.body:
+                if (isinstance(statement, ast.Assign) and [getattr(target, "id", None) for target in statement.targets]
+                        == ["NON_PRINTABLE"] and isinstance(statement.value, ast.Call) and statement.value.args
+                        and isinstance(statement.value.args[0], ast.Constant)):
+                    return statement.value.args[0].value
+    return None
+
+
+def skip_unless_pyyaml_spells_it_as_gradcheck_expects() -> None:
+    if installed_pyyaml_spelling() != yamlsource.PYYAML_NON_PRINTABLE:
+        pytest.skip("the installed PyYAML spells Reader.NON_PRINTABLE otherwise: gradcheck leaves it to compile its "
+                    "own (as the fallback test checks), correct but as slow as without gradcheck's spelling")
+
+
 def test_the_installed_pyyaml_spells_its_non_printable_pattern_as_gradcheck_expects():
-    # where it does not, the import still works, only as slowly as before (the next test): update the spelling
+    # where it does not, the import still works, only as slowly as before (the fallback test): update the spelling
+    skip_unless_pyyaml_spells_it_as_gradcheck_expects()
     assert python_says("import json, yaml; print(json.dumps([yaml.reader.Reader.NON_PRINTABLE.pattern]))") == \
         [yamlsource.PYYAML_NON_PRINTABLE]
 
 
+def test_the_installed_pyyaml_refuses_the_very_characters_gradcheck_refuses_however_it_spells_them():
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    refused = python_says("import json, sys, yaml\n"  # PyYAML's own compile: gradcheck not imported
+                          "every = ''.join(map(chr, range(sys.maxunicode + 1)))\n"
+                          "print(json.dumps([m.start() for m in yaml.reader.Reader.NON_PRINTABLE.finditer(every)]))")
+    assert refused == [match.start() for match in yamlsource.non_printable().finditer(every)]
+
+
 def test_a_run_imports_pyyaml_with_the_cheap_spelling_and_leaves_python_s_cache_as_it_was():
+    skip_unless_pyyaml_spells_it_as_gradcheck_expects()
     loaded = run_loaded("run", "--format", "json", str(ROOT / "specs" / "neuron_sigmoid.yaml"))
     assert loaded["exit"] == 0 and loaded["non_printable"] == yamlsource.NON_PRINTABLE
     assert python_says("import json, re\n"
@@ -385,6 +512,94 @@ def test_a_pyyaml_that_spells_its_pattern_otherwise_compiles_its_own_and_control
                        "seeds = [key for key in re._cache if key[1] == '[^ -~]']\n"
                        "print(json.dumps([yaml.reader.Reader.NON_PRINTABLE.pattern, seeds, refused]))")
     pattern, seeds, (message, line, column) = said
-    assert pattern == "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    assert pattern != yamlsource.NON_PRINTABLE  # not gradcheck's spelling: the one yaml/reader.py compiles
+    if installed_pyyaml_spelling() is not None:
+        assert pattern == installed_pyyaml_spelling()
     assert seeds == []
     assert "control character U+0007" in message and (line, column) == (2, 6)
+
+
+# ---------------------------------------------------------------------------------------------- the process's end
+TEARDOWN_PROBE = """
+import sys, types
+
+
+class Probe:
+    def __del__(self):  # runs when the interpreter's exit clears this module
+        sys.__stdout__.write("TORN DOWN\\n")
+        sys.__stdout__.flush()
+
+
+probe = types.ModuleType("teardown_probe")
+probe.held = Probe()
+sys.modules["teardown_probe"] = probe
+del Probe
+"""
+
+
+def run_probed(*arguments: str, before: str = "") -> subprocess.CompletedProcess:
+    """A gradcheck command run as its console script runs it, in a process whose teardown would print TORN DOWN."""
+    script = TEARDOWN_PROBE + before + "\nsys.argv = ['gradcheck', *sys.argv[1:]]\nfrom gradcheck.entry import main\nmain()\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env=env, timeout=120)
+
+
+def test_the_probe_sees_the_interpreter_s_own_exit():
+    done = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "TORN DOWN\n"
+
+
+def test_a_run_ends_with_its_exit_code_and_its_report_without_tearing_down_the_modules(tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("inputs:\n  x: 2.0\nnodes:\n  y: x * x\nexpect:\n  grad: {x: 5.0}\n")  # dy/dx = 4
+    for spec_file, code, verdict in ((ROOT / "specs" / "neuron_sigmoid.yaml", 0, "1 passed"), (wrong, 1, "1 failed")):
+        done = run_probed("run", str(spec_file))
+        assert done.returncode == code, done.stderr
+        assert verdict in done.stdout and "TORN DOWN" not in done.stdout
+    usage = run_probed("run", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr and "TORN DOWN" not in usage.stdout
+
+
+def test_the_exit_handlers_run_before_the_process_ends():
+    done = run_probed("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"),
+                      before="import atexit\natexit.register(lambda: print('EXIT HANDLER RAN', flush=True))\n")
+    assert done.returncode == 0 and "EXIT HANDLER RAN" in done.stdout and "TORN DOWN" not in done.stdout
+
+
+def test_with_another_thread_alive_the_interpreter_exits_as_always_and_waits_for_it():
+    waiting = ("import threading, time\n"
+               "threading.Thread(target=lambda: (time.sleep(0.5), print('THREAD DONE', flush=True))).start()\n")
+    done = run_probed("run", str(ROOT / "specs" / "neuron_sigmoid.yaml"), before=waiting)
+    assert done.returncode == 0 and "THREAD DONE" in done.stdout and "TORN DOWN" in done.stdout
+
+
+@pytest.mark.parametrize("setting", ["sys.stdout = Unflushable()", "import gradcheck.ops.custom", ""])
+@pytest.mark.parametrize("code", [3, "a message"])
+def test_the_process_is_left_to_the_interpreter_s_exit_where_it_could_end_otherwise(setting, code):
+    # a stream that does not flush (the interpreter reports it), a custom op's module (which may hold open files
+    # for the teardown to close), an exit message to print: the entry returns; else it ends the process there
+    done = subprocess.run([sys.executable, "-c", "import io, sys\n"
+                           "class Unflushable(io.StringIO):\n"
+                           "    def flush(self):\n"
+                           "        raise OSError('unflushable')\n"
+                           f"{setting}\n"
+                           "from gradcheck.entry import _end_process\n"
+                           f"_end_process({code!r})\n"
+                           "sys.__stdout__.write('RETURNED')\n"
+                           "sys.stdout = sys.__stdout__\n"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    ended_there = not setting and code == 3
+    assert ("RETURNED" in done.stdout) is not ended_there
+    assert done.returncode == (3 if ended_there else 0)
+
+
+def test_the_changes_of_change_propagation_compile_no_methods_and_change_keeps_its_own_init():
+    for cls in (changes.Change, changes.Outer):
+        assert vars(cls)["__setattr__"].__code__.co_filename == plaindata.__file__, cls
+        assert cls.__dataclass_params__.frozen
+    assert changes.Change.__init__.__code__.co_filename == changes.__file__  # written by hand, kept
+    made = changes.Change((3,), {}, delta=np.ones((1, 3)))
+    assert made.written is made.delta and made.outer is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.shape = (4,)

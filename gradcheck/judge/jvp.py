@@ -20,8 +20,6 @@ from ..graph import Graph, Node
 from ..numeric import MACHINE_EPS, Slopes, one_sided_slopes, richardson_central, shared_scale
 from ..results import JvpResult, Status
 from ..spec import Tolerance, stable_seed
-from .diagnosis import LocalEstimate, rule_source
-from .diagnosis import classify as diagnose
 from .local import SharedTangent, output_at, outputs_along, tangents_moving_one
 from .verdict import classify, outcome
 
@@ -66,6 +64,8 @@ class JvpCheck:
         else:
             rng = np.random.default_rng(stable_seed(graph.spec.seed, "jvp", node.name, str(position)))
             self.direction = rng.choice([-1.0, 1.0], size=x.shape) * shared_scale(x)
+        from .diagnosis import rule_source  # here: a spec without jvp rules never loads the diagnosis
+
         self.template = JvpResult(node=node.name, op=node.op_name, argument=position,
                                   argument_node=graph.nodes[node.args[position]].name,
                                   shape=tuple(np.shape(self.analytic_out)), atol=tol.atol, rtol=tol.rtol,
@@ -156,6 +156,9 @@ class JvpCheck:
             found.worst_index, found.worst_analytic, found.worst_numeric = (), None, None
         diagnosis = None
         if found.status == Status.FAIL:
+            from .diagnosis import LocalEstimate
+            from .diagnosis import classify as diagnose
+
             estimates: list[LocalEstimate | None] = [None] * len(self.reference_args)
             estimates[self.position] = LocalEstimate(np.asarray(numeric, dtype=np.float64),
                                                      np.broadcast_to(error_bound, np.shape(numeric)))

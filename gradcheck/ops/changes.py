@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..plaindata import FrozenPlainData
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same, compiling no __setattr__/__delattr__ (and Outer's __init__ only when first made)
+    from ..plaindata import dataclass
 from . import complexmath
 from .base import normalize_axes, real_part
 
