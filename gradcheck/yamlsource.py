@@ -201,8 +201,8 @@ class _Readers(NamedTuple):
 @functools.cache
 def _readers() -> _Readers:
     """The loader classes, built when the first spec is read: importing PyYAML compiles its reader's and resolver's
-    regular expressions (about 90 M instructions, a sixth of gradcheck's share of a one-spec run), which
-    `gradcheck --help`, `ops` and `schema` never need."""
+    regular expressions (about 34 M instructions with its reader's pattern seeded by pyyaml(), an eighth of
+    gradcheck's share of a one-spec run), which `gradcheck --help`, `ops` and `schema` never need."""
     pyyaml()
     import yaml
     from yaml.composer import Composer

@@ -354,7 +354,7 @@ def test_a_frozen_plain_data_class_compiles_no_setattr_and_refuses_what_dataclas
 
     found = attempts(lazy)
     assert found == attempts(stock)
-    assert found[0] == (dataclasses.FrozenInstanceError, "cannot assign to field 'x'")
+    assert found[0][0] is dataclasses.FrozenInstanceError  # its message is stock's (above), not ours to spell
     assert found[4] is None and found[5] == {"x": 1.0, "y": 0.0}
     assert dataclasses.replace(lazy(1.0, 2.0), y=4.0) == lazy(1.0, 4.0)
     with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
@@ -546,7 +546,7 @@ def test_a_run_ends_with_its_exit_code_and_its_report_without_tearing_down_the_m
         assert done.returncode == code, done.stderr
         assert verdict in done.stdout and "TORN DOWN" not in done.stdout
     usage = run_probed("run", "--no-such-option")
-    assert usage.returncode == 2 and "No such option" in usage.stderr and "TORN DOWN" not in usage.stdout
+    assert usage.returncode == 2 and "--no-such-option" in usage.stderr and "TORN DOWN" not in usage.stdout
 
 
 def test_the_exit_handlers_run_before_the_process_ends():
